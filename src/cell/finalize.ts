@@ -1,0 +1,114 @@
+/**
+ * Finalize: exports out, caches back, ownership to the invoking user, cleanup policy.
+ *
+ * Exports are read through the cell's own view of its filesystem (/proc/PID/root of the still
+ * alive, quiescent cell), walking each path component without following symlinks: a symlink
+ * the build planted (to /etc, to /) can never make the engine copy host content out. Export
+ * destinations were resolved on the host before the cell ran, so the cell cannot redirect them.
+ */
+import { lchown, lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { covers, relativeTo } from '../spec/paths.js';
+import type { BuildCellSpec } from '../spec/types.js';
+import { CellSetupError, UserError, show } from '../util/errors.js';
+import { copyTree } from './stage.js';
+import type { ScratchLayout } from './plan.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** Resolve each export's host destination before the run: parent created, symlinks in it resolved now. */
+export async function resolveExportDestinations(spec: BuildCellSpec): Promise<string[]> {
+  const out: string[] = [];
+  for (const [i, e] of spec.exports.entries()) {
+    const parent = dirname(e.destination);
+    await mkdir(parent, { recursive: true });
+    const real = await realpath(parent);
+    for (const c of spec.caches) {
+      if (covers(c.source, join(real, basename(e.destination)))) {
+        throw new UserError(`exports[${i}].destination`, `${show(e.destination)} lies inside the cache ${show(c.source)}, which the cell writes`);
+      }
+    }
+    out.push(join(real, basename(e.destination)));
+  }
+  return out;
+}
+
+/**
+ * Find `cellPath` under `viewRoot` (the cell's `/`) without following any symlink on the
+ * way; the last component may itself be a symlink (it is copied as one). Undefined: missing.
+ */
+export async function resolveInCell(viewRoot: string, cellPath: string, field: string): Promise<string | undefined> {
+  const parts = relativeTo('/', cellPath).split('/').filter(Boolean);
+  let current = viewRoot;
+  for (const [i, part] of parts.entries()) {
+    current = join(current, part);
+    const info = await lstat(current).catch(() => undefined);
+    if (!info) return undefined;
+    if (i < parts.length - 1) {
+      if (info.isSymbolicLink()) throw new CellSetupError(`${field}: ${cellPath} passes through a symlink at /${parts.slice(0, i + 1).join('/')}; exports never follow symlinks`);
+      if (!info.isDirectory()) return undefined;
+    }
+  }
+  return current;
+}
+
+export async function copyExports(spec: BuildCellSpec, cellRoot: string, destinations: string[], commandSucceeded: boolean, owner?: Owner): Promise<Array<{ source: string; destination: string; bytes: number }>> {
+  const copied = [];
+  for (const [i, e] of spec.exports.entries()) {
+    const field = `exports[${i}].source`;
+    const source = await resolveInCell(cellRoot, e.source, field);
+    if (!source) {
+      if (commandSucceeded) throw new CellSetupError(`${field}: the command succeeded but ${e.source} does not exist in the cell`);
+      continue;
+    }
+    const destination = destinations[i]!;
+    await replaceWithCopy(source, destination, `export ${e.source}`);
+    if (owner) await chownTree(destination, owner);
+    copied.push({ source: e.source, destination, bytes: await treeSize(destination) });
+  }
+  return copied;
+}
+
+/** Sync each staged cache back to its host directory (also after a failed command). */
+export async function syncCaches(spec: BuildCellSpec, layout: ScratchLayout, owner?: Owner): Promise<void> {
+  for (const [i, c] of spec.caches.entries()) {
+    await mkdir(dirname(c.source), { recursive: true });
+    await replaceWithCopy(layout.cachePath(i), c.source, `sync cache ${c.destination} back to ${c.source}`);
+    if (owner) await chownTree(c.source, owner);
+  }
+}
+
+/** Copy `source` next to `destination`, then swap it in: a failed copy never leaves half a tree. */
+async function replaceWithCopy(source: string, destination: string, what: string): Promise<void> {
+  const temp = join(dirname(destination), `.${basename(destination)}.build-cell-${process.pid}`);
+  await rm(temp, { recursive: true, force: true });
+  try {
+    await copyTree(source, temp, what);
+    await rm(destination, { recursive: true, force: true });
+    await rename(temp, destination);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+async function chownTree(path: string, owner: Owner): Promise<void> {
+  await lchown(path, owner.uid, owner.gid);
+  const info = await lstat(path);
+  if (!info.isDirectory()) return;
+  for (const name of await readdir(path)) await chownTree(join(path, name), owner);
+}
+
+async function treeSize(path: string): Promise<number> {
+  const info = await lstat(path);
+  if (!info.isDirectory()) return info.size;
+  let total = 0;
+  for (const name of await readdir(path)) total += await treeSize(join(path, name));
+  return total;
+}
+
+export function scratchPreserved(policy: BuildCellSpec['cleanup'], succeeded: boolean): boolean {
+  return policy === 'never' || (policy === 'preserve-on-failure' && !succeeded);
+}

@@ -1,0 +1,119 @@
+#!/bin/sh
+# build-cell inner helper: see the header of src/cell/helper-script.ts (generated from this file by scripts/embed-helper.mjs).
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+global_rule=
+
+report() { printf '%s\n' "$*" >&4 2>/dev/null || :; }
+fail() {
+  printf 'error %s\n' "$*" >&4 2>/dev/null || printf 'build-cell: %s\n' "$*" >&2
+  unregister_global
+  exit 125
+}
+unregister_global() {
+  if [ -n "$global_rule" ] && [ -e "$global_rule" ]; then printf -- '-1' > "$global_rule" 2>/dev/null || :; fi
+  global_rule=
+}
+# Run a setup command; on failure report it with its output.
+run() {
+  out=$("$@" 2>&1) || fail "$* failed: $out"
+}
+need() { [ "$#" -ge "$1" ] || fail "internal: operation $op needs $(( $1 - 1 )) arguments"; }
+
+while [ "$#" -gt 0 ]; do
+  op=$1
+  case $op in
+    ns-check)
+      need 2 "$@"
+      self=$(readlink /proc/self/ns/mnt) || fail "cannot read /proc/self/ns/mnt"
+      init=$(readlink /proc/1/ns/mnt 2>/dev/null) || init=
+      if [ "$self" = "$2" ] || [ "$self" = "$init" ]; then fail "refusing to run in the host mount namespace"; fi
+      shift 2 ;;
+    root-check)
+      need 3 "$@"
+      case "$3/" in "$2"/*) ;; *) fail "refusing to run outside the runtime prefix: $3 is not under $2" ;; esac
+      [ -d "$3" ] && [ ! -L "$3" ] || fail "container root $3 is not a directory"
+      [ -f "$3/.build-cell-root" ] && [ ! -L "$3/.build-cell-root" ] || fail "missing runtime root sentinel $3/.build-cell-root"
+      [ "$(cat "$3/.build-cell-root")" = "$2" ] || fail "runtime root sentinel $3/.build-cell-root does not match the runtime prefix $2"
+      shift 3 ;;
+    wait-go)
+      IFS= read -r go <&3 || go=
+      [ "$go" = go ] || fail "the engine did not start the cell"
+      shift ;;
+    private) run mount --make-rprivate /; shift ;;
+    overlay)
+      need 5 "$@"
+      run mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5"
+      shift 5 ;;
+    bind) need 3 "$@"; run mount --bind "$2" "$3"; shift 3 ;;
+    bind-ro)
+      need 3 "$@"
+      run mount --bind "$2" "$3"
+      run mount -o remount,bind,ro "$3"
+      shift 3 ;;
+    proc) need 2 "$@"; run mount -t proc -o nosuid,nodev,noexec proc "$2"; shift 2 ;;
+    # mkdir/touch/symlink only ever act inside the fresh /dev tmpfs.
+    mkdir) need 2 "$@"; run mkdir "$2"; shift 2 ;;
+    touch) need 2 "$@"; : > "$2" || fail "cannot create $2"; shift 2 ;;
+    symlink) need 3 "$@"; run ln -s "$2" "$3"; shift 3 ;;
+    # Best effort: a private devpts instance for programs that want a pty.
+    devpts) need 2 "$@"; mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$2" 2>/dev/null || :; shift 2 ;;
+    tmpfs) need 3 "$@"; run mount -t tmpfs -o "$3" tmpfs "$2"; shift 3 ;;
+    binfmt-mount) need 2 "$@"; run mount -t binfmt_misc binfmt_misc "$2"; shift 2 ;;
+    binfmt-register)
+      need 5 "$@"
+      [ ! -e "$2/$3" ] || fail "binfmt_misc rule $3 already exists"
+      printf '%s' "$4" > "$2/register" 2>/dev/null || fail "cannot register the binfmt_misc rule $3 in $2"
+      [ "$5" = global ] && global_rule="$2/$3"
+      # Some registrars fail silently: read the rule back.
+      grep -qx enabled "$2/$3" 2>/dev/null || fail "binfmt_misc rule $3 did not register"
+      shift 5 ;;
+    cgroup) need 2 "$@"; echo "$$" > "$2/cgroup.procs" 2>/dev/null || fail "cannot join cgroup $2"; shift 2 ;;
+    loopback) if command -v ip >/dev/null; then run ip link set dev lo up; fi; shift ;;
+    hostname) need 2 "$@"; if command -v hostname >/dev/null; then run hostname "$2"; fi; shift 2 ;;
+    exec) break ;;
+    *) fail "internal: unknown operation $op" ;;
+  esac
+done
+[ "$1" = exec ] && [ "$#" -ge 7 ] || fail "internal: no exec operation"
+cwd=$2 cpu=$3 as=$4 nproc=$5 root=$6
+shift 6
+ncmd=$#
+
+# Host tools by absolute path: after "env -i" the command's own PATH applies.
+env_bin=$(command -v env) && prlimit_bin=$(command -v prlimit) && unshare_bin=$(command -v unshare) \
+  || fail "env, prlimit and unshare (util-linux) are needed on the host"
+
+# The command's environment, exactly as given: appended after the command, then rotated in front.
+set -- "$@" "$env_bin" -i --
+while IFS= read -r entry <&3 && [ -n "$entry" ]; do
+  value=$(printf '%bx' "$entry")
+  set -- "$@" "${value%x}"
+done
+set -- "$@" "$prlimit_bin"
+[ "$cpu" = - ] || set -- "$@" "--cpu=$cpu:$cpu"
+[ "$as" = - ] || set -- "$@" "--as=$as:$as"
+[ "$nproc" = - ] || set -- "$@" "--nproc=$nproc:$nproc"
+set -- "$@" -- "$unshare_bin" "--root=$root" "--wd=$cwd" --
+while [ "$ncmd" -gt 0 ]; do set -- "$@" "$1"; shift; ncmd=$((ncmd - 1)); done
+
+# Stay PID 1 of the cell so the command is an ordinary process: it can signal itself and
+# gets the usual signal semantics. Background jobs get /dev/null as stdin unless told otherwise.
+exec 5<&0
+"$@" <&5 5<&- 3<&- 4>&- &
+child=$!
+exec 5<&-
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
+while :; do
+  wait "$child" 2>/dev/null
+  rc=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+unregister_global
+# Nothing of the cell may run on while the engine copies exports out of it.
+kill -KILL -1 2>/dev/null
+# dash's job table tells an exit ("Done(N)") from a signal ("Killed", ...): the engine reads it.
+{ printf 'exit %s\n' "$rc"; jobs; printf 'ready\n'; } >&4 2>/dev/null
+# Keep the mount namespace alive until the engine has read the exports (it closes fd 3).
+while IFS= read -r _ <&3; do :; done
+exit "$rc"

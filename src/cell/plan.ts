@@ -1,0 +1,234 @@
+/**
+ * The cell plan: spec + run context -> the scratch layout, the mount targets to create, and
+ * the ordered setup operations the inner helper applies. A pure function: the plan is data,
+ * so every ordering and safety property here is unit-tested without root.
+ */
+import { join } from 'node:path';
+import type { ArchInfo } from '../emulation/arch.js';
+import { covers, relativeTo } from '../spec/paths.js';
+import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
+import { REQUEST_FILE } from '../spec/request.js';
+
+/** Where each staged input lives inside the scratch dir. */
+export interface ScratchLayout {
+  scratch: string;
+  request: string;
+  workspace: string;
+  importsDir: string;
+  cachesDir: string;
+  upper: string;
+  work: string;
+  /** The overlay mount point: the cell's `/`. Exists only inside the cell's mount namespace. */
+  merged: string;
+  importPath(index: number): string;
+  cachePath(index: number): string;
+}
+
+export function scratchLayout(scratch: string): ScratchLayout {
+  return {
+    scratch,
+    request: join(scratch, REQUEST_FILE),
+    workspace: join(scratch, 'workspace'),
+    importsDir: join(scratch, 'imports'),
+    cachesDir: join(scratch, 'caches'),
+    upper: join(scratch, 'overlay', 'upper'),
+    work: join(scratch, 'overlay', 'work'),
+    merged: join(scratch, 'root'),
+    importPath: (i) => join(scratch, 'imports', String(i)),
+    cachePath: (i) => join(scratch, 'caches', String(i)),
+  };
+}
+
+export interface Emulation {
+  arch: ArchInfo;
+  /** Host path of the qemu-*-static binary. */
+  qemuPath: string;
+  /** private: a binfmt_misc instance in the cell's own user namespace; global: a uniquely named host rule, removed afterwards. */
+  binfmt: 'private' | 'global';
+  ruleName: string;
+}
+
+export interface RunContext {
+  /** Canonical runtime prefix (the state dir); root and scratch live below it. */
+  prefix: string;
+  /** `readlink /proc/self/ns/mnt` of the engine: the helper refuses to run there. */
+  hostMountNs: string;
+  emulation?: Emulation;
+  /** A cgroup (pids controller) the cell joins to enforce maxProcesses, also for root. */
+  cgroupDir?: string;
+  /** Host resolv.conf bound into the cell when the network is enabled (absent: none). */
+  hostResolvConf?: string;
+  hostname: string;
+  /** Whether each import source is a directory or a file (its mount target must match). */
+  importKinds?: Array<'dir' | 'file'>;
+}
+
+/** A mount point the engine creates before the cell starts, without following symlinks. */
+export interface MountTarget {
+  cellPath: string;
+  kind: 'dir' | 'file';
+  /** An image symlink at the final component is replaced (shadowed in the overlay) instead of refused. */
+  replaceSymlink?: boolean;
+}
+
+export type SetupOp =
+  | { op: 'ns-check'; hostMountNs: string }
+  | { op: 'root-check'; prefix: string; root: string }
+  | { op: 'wait-go' }
+  | { op: 'private' }
+  | { op: 'overlay'; lower: string; upper: string; work: string; target: string }
+  | { op: 'bind' | 'bind-ro'; source: string; target: string }
+  | { op: 'proc'; target: string }
+  | { op: 'tmpfs'; target: string; options: string }
+  | { op: 'mkdir' | 'touch'; target: string }
+  | { op: 'symlink'; value: string; target: string }
+  | { op: 'devpts'; target: string }
+  | { op: 'binfmt-mount'; target: string }
+  | { op: 'binfmt-register'; dir: string; name: string; rule: string; scope: 'private' | 'global' }
+  | { op: 'cgroup'; dir: string }
+  | { op: 'loopback' }
+  | { op: 'hostname'; name: string };
+
+export interface ExecStep {
+  cwd: string;
+  cpuTimeSeconds?: number;
+  memoryBytes?: number;
+  maxProcesses?: number;
+  root: string;
+  executable: string;
+  argv: string[];
+}
+
+export interface CellPlan {
+  layout: ScratchLayout;
+  targets: MountTarget[];
+  ops: SetupOp[];
+  exec: ExecStep;
+}
+
+/** Where the qemu binary appears inside the cell. */
+export const HELPER_DIR = '/.build-cell';
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: Emulation, interpreter: string) => string): CellPlan {
+  const layout = scratchLayout(spec.scratch);
+  const inCell = (cellPath: string) => join(layout.merged, cellPath);
+  const userMounts = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)];
+  const targets: MountTarget[] = [
+    { cellPath: '/proc', kind: 'dir' },
+    { cellPath: '/dev', kind: 'dir' },
+    { cellPath: spec.workspacePath, kind: 'dir' },
+    ...spec.imports.map((m, i): MountTarget => ({ cellPath: m.destination, kind: ctx.importKinds?.[i] ?? 'dir' })),
+    ...spec.caches.map((m): MountTarget => ({ cellPath: m.destination, kind: 'dir' })),
+  ];
+  const ops: SetupOp[] = [
+    { op: 'ns-check', hostMountNs: ctx.hostMountNs },
+    { op: 'root-check', prefix: ctx.prefix, root: spec.root },
+    { op: 'wait-go' },
+    { op: 'private' },
+    { op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: layout.merged },
+    { op: 'proc', target: inCell('/proc') },
+    // A fresh /dev: nothing the image planted there is used.
+    { op: 'tmpfs', target: inCell('/dev'), options: 'mode=755,nosuid,size=65536k' },
+    ...DEVICES.flatMap((d): SetupOp[] => [
+      { op: 'touch', target: inCell(`/dev/${d}`) },
+      { op: 'bind', source: `/dev/${d}`, target: inCell(`/dev/${d}`) },
+    ]),
+    { op: 'mkdir', target: inCell('/dev/shm') },
+    { op: 'mkdir', target: inCell('/dev/pts') },
+    { op: 'devpts', target: inCell('/dev/pts') },
+    { op: 'symlink', value: 'pts/ptmx', target: inCell('/dev/ptmx') },
+    { op: 'symlink', value: '/proc/self/fd', target: inCell('/dev/fd') },
+    { op: 'symlink', value: '/proc/self/fd/0', target: inCell('/dev/stdin') },
+    { op: 'symlink', value: '/proc/self/fd/1', target: inCell('/dev/stdout') },
+    { op: 'symlink', value: '/proc/self/fd/2', target: inCell('/dev/stderr') },
+    { op: 'bind', source: layout.workspace, target: inCell(spec.workspacePath) },
+    ...spec.imports.map((m, i): SetupOp => ({ op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) })),
+    ...spec.caches.map((m, i): SetupOp => ({ op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) })),
+  ];
+  if (ctx.hostResolvConf && spec.network === 'enabled' && !userMounts.some((m) => covers(m, '/etc/resolv.conf'))) {
+    targets.push({ cellPath: '/etc/resolv.conf', kind: 'file', replaceSymlink: true });
+    ops.push({ op: 'bind-ro', source: ctx.hostResolvConf, target: inCell('/etc/resolv.conf') });
+  }
+  const emulation = ctx.emulation;
+  if (emulation) {
+    const cellQemu = `${HELPER_DIR}/${emulation.arch.qemu}`;
+    targets.push({ cellPath: HELPER_DIR, kind: 'dir' }, { cellPath: cellQemu, kind: 'file' });
+    const binfmtDir = inCell('/proc/sys/fs/binfmt_misc');
+    const interpreter = inCell(cellQemu);
+    ops.push(
+      { op: 'bind-ro', source: emulation.qemuPath, target: interpreter },
+      { op: 'binfmt-mount', target: binfmtDir },
+      {
+        op: 'binfmt-register', dir: binfmtDir, name: emulation.ruleName, scope: emulation.binfmt,
+        rule: binfmtRule ? binfmtRule(emulation, interpreter) : '',
+      },
+    );
+  }
+  if (ctx.cgroupDir) ops.push({ op: 'cgroup', dir: ctx.cgroupDir });
+  if (spec.network === 'disabled') ops.push({ op: 'loopback' });
+  ops.push({ op: 'hostname', name: ctx.hostname });
+
+  if (spec.script !== undefined) targets.push({ cellPath: SCRIPT_PATH, kind: 'file' });
+  // Like a Dockerfile WORKDIR, a missing working directory is created (inside the cell only).
+  if (!userMounts.includes(spec.command.cwd) && spec.command.cwd !== '/') {
+    targets.push({ cellPath: spec.command.cwd, kind: 'dir' });
+  }
+  return {
+    layout,
+    targets,
+    ops,
+    exec: {
+      cwd: spec.command.cwd,
+      cpuTimeSeconds: spec.limits.cpuTimeSeconds,
+      memoryBytes: spec.limits.memoryBytes,
+      maxProcesses: spec.limits.maxProcesses,
+      root: layout.merged,
+      executable: spec.command.executable,
+      argv: spec.command.argv,
+    },
+  };
+}
+
+/** The helper's argv: each operation and its arguments, then `exec`. */
+export function helperArgv(plan: CellPlan): string[] {
+  const argv: string[] = [];
+  for (const op of plan.ops) {
+    switch (op.op) {
+      case 'ns-check': argv.push(op.op, op.hostMountNs); break;
+      case 'root-check': argv.push(op.op, op.prefix, op.root); break;
+      case 'wait-go': case 'private': case 'loopback': argv.push(op.op); break;
+      case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target); break;
+      case 'bind': case 'bind-ro': argv.push(op.op, op.source, op.target); break;
+      case 'proc': case 'mkdir': case 'touch': case 'devpts': case 'binfmt-mount': argv.push(op.op, op.target); break;
+      case 'tmpfs': argv.push(op.op, op.target, op.options); break;
+      case 'symlink': argv.push(op.op, op.value, op.target); break;
+      case 'binfmt-register': argv.push(op.op, op.dir, op.name, op.rule, op.scope); break;
+      case 'cgroup': argv.push(op.op, op.dir); break;
+      case 'hostname': argv.push(op.op, op.name); break;
+    }
+  }
+  const e = plan.exec;
+  const limit = (n: number | undefined) => (n === undefined ? '-' : String(n));
+  argv.push('exec', e.cwd, limit(e.cpuTimeSeconds), limit(e.memoryBytes), limit(e.maxProcesses), e.root, e.executable, ...e.argv);
+  return argv;
+}
+
+/**
+ * For a cell path, the host directory that holds it before the cell starts, and the path below
+ * it. A mount point itself lives in whatever is mounted below it (so it is not its own mount).
+ */
+export function hostLocation(spec: BuildCellSpec, layout: ScratchLayout, cellPath: string, mountPoint = false): { base: 'rootfs' | 'staged'; dir: string; rel: string } {
+  const mounts = [
+    { cell: spec.workspacePath, host: layout.workspace },
+    ...spec.imports.map((m, i) => ({ cell: m.destination, host: layout.importPath(i) })),
+    ...spec.caches.map((m, i) => ({ cell: m.destination, host: layout.cachePath(i) })),
+  ];
+  let best: { cell: string; host: string } | undefined;
+  for (const m of mounts) {
+    if (mountPoint && m.cell === cellPath) continue;
+    if (covers(m.cell, cellPath) && (!best || m.cell.length > best.cell.length)) best = m;
+  }
+  if (best) return { base: 'staged', dir: best.host, rel: relativeTo(best.cell, cellPath) };
+  return { base: 'rootfs', dir: layout.upper, rel: relativeTo('/', cellPath) };
+}

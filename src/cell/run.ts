@@ -1,0 +1,167 @@
+/**
+ * The namespace runner: starts the inner helper as PID 1 of fresh namespaces,
+ *   setpriv --pdeathsig KILL -- unshare [--user] --fork --kill-child --pid --mount --uts --ipc [--net] -- sh HELPER OPS...
+ * feeds it "go" and the environment over fd 3, and reads the outcome from fd 4.
+ * --pdeathsig and --kill-child tie the cell's life to the engine's: if the engine dies, even by
+ * SIGKILL, every process of the cell dies and its mounts vanish with its mount namespace.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readlinkSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { CellSetupError } from '../util/errors.js';
+import { tool, which } from '../util/which.js';
+import { HELPER_SCRIPT } from './helper-script.js';
+import { helperArgv, type CellPlan } from './plan.js';
+
+export interface CellOutcome {
+  exitCode: number;
+  signal?: number;
+}
+
+export interface NamespaceOptions {
+  network: 'enabled' | 'disabled';
+  /** A user namespace with an identity uid/gid map (root): needed for a private binfmt_misc instance. */
+  userNamespace: boolean;
+}
+
+/** Write the helper once per content into STATE/helper/, root-owned and read-only. */
+export async function installHelper(stateDir: string): Promise<string> {
+  const hash = createHash('sha256').update(HELPER_SCRIPT).digest('hex').slice(0, 16);
+  const dir = join(stateDir, 'helper');
+  const path = join(dir, `helper-${hash}.sh`);
+  const current = await readFile(path, 'utf8').catch(() => undefined);
+  if (current !== HELPER_SCRIPT) {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await writeFile(`${path}.tmp`, HELPER_SCRIPT, { mode: 0o755 });
+    await chmod(`${path}.tmp`, 0o755);
+    const { rename } = await import('node:fs/promises');
+    await rename(`${path}.tmp`, path);
+  }
+  return path;
+}
+
+/** Escape one NAME=VALUE for the helper's `read -r` + `printf %b`. */
+export function encodeEnvEntry(name: string, value: string): string {
+  return `${name}=${value}`.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+export function unshareArgs(options: NamespaceOptions): string[] {
+  return [
+    ...(options.userNamespace ? ['--user'] : []),
+    '--fork', '--kill-child', '--pid', '--mount', '--uts', '--ipc',
+    ...(options.network === 'disabled' ? ['--net'] : []),
+  ];
+}
+
+/** Parse the helper's status channel. Pure. */
+export function parseStatus(text: string): CellOutcome | { error: string } | undefined {
+  const lines = text.split('\n');
+  const error = lines.find((l) => l.startsWith('error '));
+  if (error) return { error: error.slice('error '.length) };
+  const exit = lines.find((l) => l.startsWith('exit '));
+  if (!exit) return undefined;
+  const code = Number(exit.slice('exit '.length));
+  if (!Number.isInteger(code)) return undefined;
+  const job = lines.slice(lines.indexOf(exit) + 1).filter((l) => l.trim() && l !== 'ready').join('\n');
+  // dash says "Done" or "Done(N)" for an exit; anything else (Killed, Terminated, ...) is a signal.
+  if (code > 128 && job && !job.includes('Done')) return { exitCode: code, signal: code - 128 };
+  return { exitCode: code };
+}
+
+export interface RunningCell {
+  /** Resolves once the command has ended and the cell is quiescent (or rejects on a setup failure). */
+  outcome: Promise<CellOutcome>;
+  /** The cell's filesystem as its processes saw it, reachable from the host until release(). */
+  viewRoot: string;
+  /** Let the helper exit: the namespaces and their mounts vanish. */
+  release(): Promise<void>;
+  /** Kill every process of the cell now. */
+  kill(): void;
+}
+
+export function startCell(plan: CellPlan, env: Array<[string, string]>, helperPath: string, options: NamespaceOptions): RunningCell {
+  const setpriv = tool('setpriv');
+  const unshare = tool('unshare');
+  // dash reports how a job ended; other shells run the helper too, but cannot tell a signal from exit 128+N.
+  const shell = which('dash') ?? '/bin/sh';
+  const args = ['--pdeathsig', 'KILL', '--', unshare, ...unshareArgs(options), '--', shell, helperPath, ...helperArgv(plan)];
+  const child = spawn(setpriv, args, {
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'],
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+  });
+  const control = child.stdio[3] as Writable;
+  const status = child.stdio[4] as Readable;
+  control.on('error', () => undefined);
+  let statusText = '';
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+
+  const outcome = new Promise<CellOutcome>((resolve, reject) => {
+    child.on('error', (error) => reject(new CellSetupError(`cannot start the cell with ${setpriv}: ${error.message}`)));
+    status.on('data', (chunk: Buffer) => {
+      statusText += chunk.toString();
+      if (!/^ready$/m.test(statusText)) return;
+      const parsed = parseStatus(statusText);
+      if (parsed && !('error' in parsed)) resolve(parsed);
+    });
+    void closed.then(({ code, signal }) => {
+      const parsed = parseStatus(statusText);
+      if (parsed && 'error' in parsed) reject(new CellSetupError(`cell setup failed: ${parsed.error}`));
+      else if (parsed) resolve(parsed);
+      else reject(new CellSetupError(`the cell ended before its command ran (unshare ${signal ? `killed by ${signal}` : `exited with ${code}`}); see the messages above`));
+    });
+  });
+
+  const go = async () => {
+    if (options.userNamespace) await mapIdentity(child.pid!);
+    control.write('go\n');
+    for (const [name, value] of env) control.write(`${encodeEnvEntry(name, value)}\n`);
+    control.write('\n');
+  };
+  go().catch(() => child.kill('SIGKILL'));
+
+  return {
+    outcome,
+    viewRoot: `/proc/${child.pid}/root`,
+    release: async () => {
+      control.end();
+      await closed;
+    },
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
+/**
+ * Map every uid and gid to itself in the cell's user namespace. Only a process in the parent
+ * namespace may write such a map, so the engine does it from outside, then says "go".
+ */
+async function mapIdentity(pid: number): Promise<void> {
+  const own = readlinkSync('/proc/self/ns/user');
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    let theirs: string | undefined;
+    try {
+      theirs = readlinkSync(`/proc/${pid}/ns/user`);
+    } catch {
+      throw new CellSetupError('the cell exited before its user namespace was set up');
+    }
+    if (theirs !== own) break;
+    if (Date.now() > deadline) throw new CellSetupError('timed out waiting for the cell to create its user namespace');
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await writeFile(`/proc/${pid}/uid_map`, '0 0 4294967295\n');
+  await writeFile(`/proc/${pid}/gid_map`, '0 0 4294967295\n');
+}
+
+/** `readlink /proc/self/ns/mnt` of this process. */
+export function ownMountNamespace(): string {
+  return readlinkSync('/proc/self/ns/mnt');
+}
+
+export function hostResolvConf(): string | undefined {
+  return existsSync('/etc/resolv.conf') ? '/etc/resolv.conf' : undefined;
+}

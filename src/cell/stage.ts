@@ -1,0 +1,100 @@
+/**
+ * Staging: a fresh scratch dir holding the workspace seed, copies of the imports and caches,
+ * the overlay's upper and work dirs, the mount points, and the (redacted) request file.
+ * Copies use `cp -a` (ownership, modes, times, symlinks as symlinks, reflinks where the
+ * filesystem has them); archives are unpacked with node-tar, refusing unsafe entries.
+ */
+import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { extract } from 'tar';
+import { isWorkspaceArchive } from '../spec/validate.js';
+import { specToJson } from '../spec/request.js';
+import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
+import { CellSetupError, UserError, show } from '../util/errors.js';
+import { exec } from '../util/exec.js';
+import { hostLocation, type CellPlan } from './plan.js';
+import { prepareTarget } from './mount-targets.js';
+
+export async function stageCell(spec: BuildCellSpec, plan: CellPlan): Promise<void> {
+  const { layout } = plan;
+  await rm(layout.scratch, { recursive: true, force: true });
+  for (const dir of [layout.scratch, layout.workspace, layout.importsDir, layout.cachesDir, layout.upper, layout.work, layout.merged]) {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+  }
+  await writeFile(layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 });
+
+  const seed = spec.workspaceSeed;
+  if (seed.kind === 'snapshot') {
+    const info = await lstat(seed.path).catch(() => undefined);
+    if (!info?.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is not a directory`);
+    await copyTree(`${seed.path}/.`, layout.workspace, 'stage the workspace');
+  } else if (seed.kind === 'archive') {
+    await unpackArchive(seed.path, layout.workspace);
+  }
+  for (const [i, m] of spec.imports.entries()) {
+    if (!(await lstat(m.source).catch(() => undefined))) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
+    await copyTree(m.source, layout.importPath(i), `stage import ${m.source}`);
+  }
+  for (const [i, m] of spec.caches.entries()) {
+    const info = await lstat(m.source).catch(() => undefined);
+    if (info && !info.isDirectory()) throw new UserError(`caches[${i}].source`, `${show(m.source)} is not a directory`);
+    if (info) await copyTree(m.source, layout.cachePath(i), `stage cache ${m.source}`);
+    else await mkdir(layout.cachePath(i), { mode: 0o755 });
+  }
+  for (const target of plan.targets) {
+    const where = hostLocation(spec, layout, target.cellPath, true);
+    await prepareTarget({
+      lower: where.base === 'rootfs' ? spec.root : undefined,
+      upper: where.dir,
+      rel: where.rel,
+      kind: target.kind,
+      replaceSymlink: target.replaceSymlink,
+      cellPath: target.cellPath,
+    });
+  }
+  if (spec.script !== undefined) await writeFile(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
+}
+
+/** `cp -a SOURCE DEST`: a faithful copy; DEST must not exist (or, for `dir/.`, be a directory). */
+export async function copyTree(source: string, destination: string, what: string): Promise<void> {
+  await exec('cp', ['-a', '--reflink=auto', '--', source, destination], `cannot ${what}`);
+}
+
+/**
+ * Unpack a workspace archive. Unlike the seed, this also refuses entries that would be written
+ * through a symlink created by an earlier entry (node-tar checks every path component), and
+ * hard links that point outside the archive.
+ */
+export async function unpackArchive(archive: string, destination: string): Promise<void> {
+  if (!isWorkspaceArchive(archive)) throw new UserError('workspace', `unsupported archive ${show(archive)}: accepted are .tar, .tar.gz and .tgz`);
+  if (!(await lstat(archive).catch(() => undefined))?.isFile()) throw new UserError('workspace', `archive ${show(archive)} does not exist`);
+  const problems: string[] = [];
+  const unsafe = (p: string) => p.startsWith('/') || p.split('/').includes('..');
+  try {
+    await extract({
+      file: archive,
+      cwd: destination,
+      strict: true,
+      preservePaths: false,
+      filter: (path, entry) => {
+        const link = 'linkpath' in entry ? (entry.linkpath as string | undefined) : undefined;
+        if (unsafe(path)) problems.push(`unsafe path ${show(path)}`);
+        else if ((entry as { type?: string }).type === 'Link' && link && unsafe(link)) problems.push(`hard link ${show(path)} points outside the archive (${show(link)})`);
+        else return true;
+        return false;
+      },
+      onwarn: (code, message) => {
+        problems.push(`${code}: ${message}`);
+      },
+    });
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  if (problems.length) {
+    throw new CellSetupError(`workspace archive ${archive} was refused: ${problems.slice(0, 5).join('; ')}`);
+  }
+}
+
+export async function removeScratch(scratch: string): Promise<void> {
+  await rm(join(scratch), { recursive: true, force: true });
+}

@@ -1,0 +1,275 @@
+/**
+ * The CLI's flags -> a typed, validated command. Pure: no I/O beyond reading the given
+ * environment and working directory, so every error is tested without root.
+ */
+import { parseArgs } from 'node:util';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
+import { PULL_POLICIES, type PullPolicy } from '../image/prepare.js';
+import { parseReference, type ImageReference } from '../image/reference.js';
+import type { RegistryOptions } from '../image/registry-auth.js';
+import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, type NetworkPolicy, type WorkspaceSeed } from '../spec/types.js';
+import { isWorkspaceArchive } from '../spec/validate.js';
+import type { CellSpecInput } from '../engine.js';
+import { UserError, show } from '../util/errors.js';
+
+export const PRIVILEGES = ['auto', 'root', 'sudo'] as const;
+export type Privilege = (typeof PRIVILEGES)[number];
+
+export interface CommonOptions {
+  image: { ref: ImageReference; arch: ArchInfo; pull: PullPolicy; registry: RegistryOptions };
+  stateDir: string;
+  privilege: Privilege;
+  verbose: boolean;
+}
+
+export type CliCommand =
+  | { kind: 'help'; text: string }
+  | { kind: 'version' }
+  | ({ kind: 'prepare' } & CommonOptions)
+  | ({ kind: 'run'; spec: CellSpecInput; resultFile?: string } & CommonOptions)
+  | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean };
+
+export const USAGE = `Usage:
+  build-cell run --image REF [--arch ARCH] [--workspace HOSTDIR|ARCHIVE] [--workspace-path /workspace]
+     [--cwd CELLPATH] [--env K=V]... [--import HOST:CELL]... [--cache HOST:CELL]... [--export CELL:HOST]...
+     [--network enabled|disabled] [--cpu-time SECONDS] [--memory SIZE(K|M|G)] [--max-processes N]
+     [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
+     [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
+     [--privilege auto|root|sudo] [--result-file FILE] [--verbose]
+     ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
+  build-cell prepare --image REF [--arch ARCH] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
+  build-cell demo [--state-dir DIR]
+  build-cell --help | --version
+
+Exit code: the command's own; 128+N when it was killed by signal N; 125 when build-cell itself failed.`;
+
+const IMAGE_OPTIONS = {
+  image: { type: 'string' },
+  arch: { type: 'string' },
+  'tls-verify': { type: 'string' },
+  pull: { type: 'string' },
+  'state-dir': { type: 'string' },
+  'registry-username': { type: 'string' },
+  'registry-password-stdin': { type: 'boolean' },
+  authfile: { type: 'string' },
+  privilege: { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const RUN_OPTIONS = {
+  ...IMAGE_OPTIONS,
+  workspace: { type: 'string' },
+  'workspace-path': { type: 'string' },
+  cwd: { type: 'string' },
+  env: { type: 'string', multiple: true },
+  import: { type: 'string', multiple: true },
+  cache: { type: 'string', multiple: true },
+  export: { type: 'string', multiple: true },
+  network: { type: 'string' },
+  'cpu-time': { type: 'string' },
+  memory: { type: 'string' },
+  'max-processes': { type: 'string' },
+  cleanup: { type: 'string' },
+  run: { type: 'string' },
+  'result-file': { type: 'string' },
+} as const;
+
+export interface CliEnvironment {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  uid: number;
+  /** Read the password for --registry-password-stdin. */
+  readStdin?: () => string;
+}
+
+export function parseCli(argv: string[], environment: CliEnvironment): CliCommand {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') return { kind: 'help', text: USAGE };
+  if (command === '--version' || command === 'version') return { kind: 'version' };
+  const dashDash = rest.indexOf('--');
+  const flags = dashDash >= 0 ? rest.slice(0, dashDash) : rest;
+  const trailing = dashDash >= 0 ? rest.slice(dashDash + 1) : [];
+  switch (command) {
+    case 'run':
+      return parseRun(flags, trailing, environment);
+    case 'prepare': {
+      if (dashDash >= 0) throw new UserError('prepare', 'takes no command');
+      const values = parse(flags, IMAGE_OPTIONS);
+      if (values.help) return { kind: 'help', text: USAGE };
+      return { kind: 'prepare', ...common(values, environment) };
+    }
+    case 'demo': {
+      const values = parse(flags, { 'state-dir': { type: 'string' }, privilege: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } });
+      return { kind: 'demo', stateDir: stateDir(values['state-dir'] as string | undefined, environment), privilege: privilege(values.privilege as string | undefined), verbose: !!values.verbose };
+    }
+    default:
+      throw new UserError('command', `unknown command ${show(command)}: accepted are run, prepare, demo`);
+  }
+}
+
+type OptionsConfig = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+
+function parse(args: string[], options: OptionsConfig): Record<string, string | boolean | string[] | undefined> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | string[] | undefined>;
+  } catch (error) {
+    const message = (error as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, '');
+    throw new UserError('arguments', `${message} (put the command after --, see build-cell --help)`);
+  }
+}
+
+function parseRun(flags: string[], trailing: string[], environment: CliEnvironment): CliCommand {
+  const v = parse(flags, RUN_OPTIONS);
+  if (v.help) return { kind: 'help', text: USAGE };
+  const base = common(v, environment);
+  const str = (name: string) => v[name] as string | undefined;
+  const list = (name: string) => (v[name] as string[] | undefined) ?? [];
+
+  const workspacePath = cellPath(str('workspace-path') ?? '/workspace', '--workspace-path');
+  const script = str('run');
+  if (script !== undefined && trailing.length) throw new UserError('--run', 'give either --run SCRIPT or -- EXECUTABLE [ARG...], not both');
+  if (script === undefined && !trailing.length) throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
+  if (script !== undefined && script.includes('\0')) throw new UserError('--run', 'must not contain a NUL byte');
+  const command = script !== undefined
+    ? { executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] }
+    : { executable: trailing[0]!, argv: trailing.slice(1) };
+
+  const spec: CellSpecInput = {
+    workspacePath,
+    workspaceSeed: workspaceSeed(str('workspace'), environment.cwd),
+    imports: list('import').map((m, i) => hostToCell(m, `--import #${i + 1}`, environment.cwd)),
+    caches: list('cache').map((m, i) => hostToCell(m, `--cache #${i + 1}`, environment.cwd)),
+    exports: list('export').map((m, i) => cellToHost(m, `--export #${i + 1}`, environment.cwd)),
+    command: { cwd: cellPath(str('cwd') ?? workspacePath, '--cwd'), ...command },
+    env: list('env').map((e) => envEntry(e, environment.env)),
+    network: oneOf(str('network') ?? 'enabled', NETWORK_POLICIES, '--network') as NetworkPolicy,
+    limits: {
+      cpuTimeSeconds: optionalInt(str('cpu-time'), '--cpu-time', 'a whole number of seconds, at least 1'),
+      memoryBytes: optionalSize(str('memory'), '--memory'),
+      maxProcesses: optionalInt(str('max-processes'), '--max-processes', 'a whole number of processes, at least 1'),
+    },
+    cleanup: oneOf(str('cleanup') ?? 'always', CLEANUP_POLICIES, '--cleanup') as CleanupPolicy,
+    ...(script !== undefined ? { script } : {}),
+  };
+  const resultFile = str('result-file');
+  return { kind: 'run', ...base, spec, ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}) };
+}
+
+function common(v: Record<string, unknown>, environment: CliEnvironment): CommonOptions {
+  const imageValue = v.image as string | undefined;
+  if (imageValue === undefined) throw new UserError('--image', 'is required: an image reference such as debian:bookworm, docker://host/repo@sha256:..., oci:/path:tag');
+  const ref = parseReference(imageValue, '--image');
+  const arch = v.arch === undefined ? hostArch() : resolveArch(v.arch as string, '--arch');
+  const username = v['registry-username'] as string | undefined;
+  let password: string | undefined;
+  if (v['registry-password-stdin']) {
+    if (!username) throw new UserError('--registry-password-stdin', 'needs --registry-username');
+    password = (environment.readStdin?.() ?? '').replace(/\r?\n$/, '');
+  } else if (username) {
+    password = environment.env.BUILD_CELL_REGISTRY_PASSWORD;
+    if (password === undefined) throw new UserError('--registry-username', 'needs a password: --registry-password-stdin, or BUILD_CELL_REGISTRY_PASSWORD in the environment');
+  }
+  const authFile = v.authfile === undefined ? undefined : resolve(environment.cwd, v.authfile as string);
+  return {
+    image: {
+      ref,
+      arch,
+      pull: oneOf((v.pull as string | undefined) ?? 'missing', PULL_POLICIES, '--pull') as PullPolicy,
+      registry: { tlsVerify: bool((v['tls-verify'] as string | undefined) ?? 'true', '--tls-verify'), username, password, authFile },
+    },
+    stateDir: stateDir(v['state-dir'] as string | undefined, environment),
+    privilege: privilege(v.privilege as string | undefined),
+    verbose: !!v.verbose,
+  };
+}
+
+export function stateDir(value: string | undefined, environment: CliEnvironment): string {
+  if (value !== undefined) {
+    if (!value.trim()) throw new UserError('--state-dir', 'must not be empty');
+    return resolve(environment.cwd, value);
+  }
+  if (environment.uid === 0) return '/var/lib/build-cell';
+  const cache = environment.env.XDG_CACHE_HOME || resolve(environment.env.HOME || homedir(), '.cache');
+  return resolve(cache, 'build-cell');
+}
+
+function privilege(value: string | undefined): Privilege {
+  return oneOf(value ?? 'auto', PRIVILEGES, '--privilege') as Privilege;
+}
+
+export function oneOf<T extends string>(value: string, accepted: readonly T[], field: string): T {
+  const normalized = value.trim().toLowerCase();
+  const found = accepted.find((a) => a === normalized);
+  if (!found) throw new UserError(field, `unknown value ${show(value)}: accepted are ${accepted.join(', ')}`);
+  return found;
+}
+
+export function bool(value: string, field: string): boolean {
+  const normalized = value.trim().toLowerCase();
+  if (normalized === 'true') return true;
+  if (normalized === 'false') return false;
+  throw new UserError(field, `must be true or false, got ${show(value)}`);
+}
+
+export function optionalInt(value: string | undefined, field: string, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)) || Number(value) < 1) {
+    throw new UserError(field, `must be ${what}, got ${show(value)}`);
+  }
+  return Number(value);
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** `512M`, `2G`, `1048576` (bytes); K/M/G/T are binary units, case-insensitive, optional trailing B/iB. */
+export function optionalSize(value: string | undefined, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(value.trim());
+  const bytes = match ? Number(match[1]) * UNITS[match[2]!.toLowerCase()]! : NaN;
+  if (!match || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024) {
+    throw new UserError(field, `must be a size of at least 1M such as 512M or 2G (units K, M, G, T), got ${show(value)}`);
+  }
+  return bytes;
+}
+
+function cellPath(value: string, field: string): string {
+  if (!value.startsWith('/')) throw new UserError(field, `must be an absolute path inside the cell, got ${show(value)}`);
+  return value;
+}
+
+function workspaceSeed(value: string | undefined, cwd: string): WorkspaceSeed {
+  if (value === undefined || value === '' || value === 'none') return { kind: 'empty' };
+  const path = resolve(cwd, value);
+  return isWorkspaceArchive(path) ? { kind: 'archive', path } : { kind: 'snapshot', path };
+}
+
+/** `HOST:CELL`: the cell path is the part after the last `:` that starts an absolute path. */
+export function hostToCell(value: string, field: string, cwd: string): { source: string; destination: string } {
+  const at = value.lastIndexOf(':/');
+  if (at <= 0) throw new UserError(field, `must be HOST:CELL with an absolute cell path (e.g. ./src:/src), got ${show(value)}`);
+  return { source: resolve(cwd, value.slice(0, at)), destination: value.slice(at + 1) };
+}
+
+/** `CELL:HOST`: split at the first `:`; the host path may be relative to the working directory. */
+export function cellToHost(value: string, field: string, cwd: string): { source: string; destination: string } {
+  const at = value.indexOf(':');
+  if (at <= 0 || at === value.length - 1) throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:./out), got ${show(value)}`);
+  const source = value.slice(0, at);
+  if (!source.startsWith('/')) throw new UserError(field, `the cell path must be absolute, got ${show(source)}`);
+  return { source, destination: resolve(cwd, value.slice(at + 1)) };
+}
+
+/** `NAME=VALUE`, or `NAME` alone to pass this process's value on (as docker run -e does). */
+export function envEntry(value: string, env: NodeJS.ProcessEnv): [string, string] {
+  const eq = value.indexOf('=');
+  if (eq === 0) throw new UserError('--env', `the name must not be empty in ${show(value)}`);
+  if (eq < 0) {
+    const inherited = env[value];
+    if (inherited === undefined) throw new UserError('--env', `${show(value)} has no =VALUE and is not set in this environment`);
+    return [value, inherited];
+  }
+  return [value.slice(0, eq), value.slice(eq + 1)];
+}

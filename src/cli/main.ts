@@ -1,0 +1,130 @@
+/**
+ * The CLI: parse, get root (directly or through sudo), run the engine, map the outcome to an
+ * exit code. Errors of build-cell itself are one `build-cell: ...` line on stderr and exit 125.
+ */
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { constants } from 'node:os';
+import { ensureDemoImage } from '../demo/busybox-image.js';
+import { hostArch } from '../emulation/arch.js';
+import { parseReference } from '../image/reference.js';
+import { prepare, runBuildCell, type CellRunResult } from '../engine.js';
+import { SCRIPT_PATH } from '../spec/types.js';
+import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
+import { parseCli, USAGE, type CliCommand } from './args.js';
+import { chooseMode, runUnderSudo } from './privilege.js';
+
+declare const BUILD_CELL_VERSION: string | undefined;
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv);
+  } catch (error) {
+    process.stderr.write(`build-cell: ${oneLine(errorMessage(error))}\n`);
+    return EXIT_BUILD_CELL_ERROR;
+  }
+}
+
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, ' | ');
+}
+
+async function dispatch(argv: string[]): Promise<number> {
+  const uid = process.getuid?.() ?? 0;
+  const command = parseCli(argv, { cwd: process.cwd(), env: process.env, uid, readStdin: () => readFileSync(0, 'utf8') });
+  if (command.kind === 'help') {
+    process.stdout.write(`${command.text}\n`);
+    return 0;
+  }
+  if (command.kind === 'version') {
+    process.stdout.write(`build-cell ${typeof BUILD_CELL_VERSION === 'string' ? BUILD_CELL_VERSION : 'dev'}\n`);
+    return 0;
+  }
+  if (chooseMode(command.privilege, uid) === 'sudo') return reexecUnderSudo(argv, command);
+
+  const log = (message: string) => {
+    if (command.verbose) process.stderr.write(`build-cell: ${message}\n`);
+  };
+  switch (command.kind) {
+    case 'prepare': {
+      const image = await prepare(command.stateDir, command.image);
+      process.stdout.write(`${image.digest} ${image.rootfs}\n`);
+      log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
+      return 0;
+    }
+    case 'demo': {
+      const ref = await ensureDemoImage(join(command.stateDir, 'demo'));
+      process.stderr.write(`build-cell: demo image ${ref}\n`);
+      return runCommand({
+        kind: 'run', verbose: command.verbose, privilege: command.privilege, stateDir: command.stateDir,
+        image: { ref: parseReference(ref), arch: hostArch(), pull: 'missing', registry: { tlsVerify: true } },
+        spec: {
+          workspacePath: '/workspace', workspaceSeed: { kind: 'empty' }, imports: [], caches: [], exports: [],
+          command: { cwd: '/workspace', executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] },
+          script: 'echo "Hello from a build cell: $(uname -sm), hostname $(hostname), pid $$"\n. /etc/os-release && echo "image: $PRETTY_NAME"\necho "processes visible: $(ls -d /proc/[0-9]* | wc -l)"\n',
+          env: [], network: 'disabled', limits: {}, cleanup: 'always',
+        },
+      }, log);
+    }
+    case 'run':
+      return runCommand(command, log);
+  }
+}
+
+async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m: string) => void): Promise<number> {
+  const controller = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    received = signal;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  try {
+    const owner = sudoOwner();
+    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true }, controller.signal);
+    report(result, log);
+    if (command.resultFile) await writeFile(command.resultFile, `${JSON.stringify(result, null, 2)}\n`);
+    return result.exitCode;
+  } catch (error) {
+    if (received) {
+      process.stderr.write(`build-cell: received ${received}: the cell was stopped and cleaned up\n`);
+      return 128 + (constants.signals[received] ?? 15);
+    }
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+  }
+}
+
+function report(result: CellRunResult, log: (m: string) => void): void {
+  if (result.signal) {
+    const name = Object.entries(constants.signals).find(([, n]) => n === result.signal)?.[0] ?? `signal ${result.signal}`;
+    process.stderr.write(`build-cell: the command was killed by ${name} (exit code ${result.exitCode})\n`);
+  }
+  if (result.scratchPreserved) process.stderr.write(`build-cell: scratch preserved at ${result.scratch}\n`);
+  log(`image ${result.image.digest} (${result.arch}${result.emulated ? ', emulated' : ''}); timings ms ${JSON.stringify(result.timings)}`);
+}
+
+/** The user behind `sudo`, who should own exports and caches. */
+function sudoOwner(): { uid: number; gid: number } | undefined {
+  const uid = Number(process.env.SUDO_UID);
+  const gid = Number(process.env.SUDO_GID);
+  return process.getuid?.() === 0 && Number.isInteger(uid) && uid > 0 && Number.isInteger(gid) ? { uid, gid } : undefined;
+}
+
+function reexecUnderSudo(argv: string[], command: Exclude<CliCommand, { kind: 'help' | 'version' }>): Promise<number> {
+  // Pin what depends on who runs: the state dir, and a password read from stdin.
+  const args = argv.filter((a) => a !== '--registry-password-stdin');
+  const dashDash = args.indexOf('--');
+  const pinned = ['--state-dir', command.stateDir, '--privilege', 'root'];
+  const withPins = dashDash >= 0 ? [...args.slice(0, dashDash), ...pinned, ...args.slice(dashDash)] : [...args, ...pinned];
+  const password = 'image' in command ? command.image.registry.password : undefined;
+  return runUnderSudo(withPins, password !== undefined ? { BUILD_CELL_REGISTRY_PASSWORD: password } : {});
+}
+
+export { USAGE };

@@ -1,0 +1,45 @@
+/**
+ * Foreign-architecture support: which qemu-*-static to use and how to register it.
+ *
+ * On Linux 6.7 and later a binfmt_misc instance can be mounted inside a user namespace, so
+ * the handler exists only for that cell and the host's /proc/sys/fs/binfmt_misc is never
+ * touched. On older kernels the fallback is a uniquely named global rule that the helper
+ * removes when the command ends (and the engine removes if the helper was killed).
+ */
+import { release } from 'node:os';
+import { CellSetupError } from '../util/errors.js';
+import { exec } from '../util/exec.js';
+import { which } from '../util/which.js';
+import type { ArchInfo } from './arch.js';
+
+export function kernelVersion(text: string = release()): [number, number] {
+  const match = /^(\d+)\.(\d+)/.exec(text);
+  return match ? [Number(match[1]), Number(match[2])] : [0, 0];
+}
+
+/** Whether binfmt_misc can be mounted per user namespace (Linux >= 6.7). */
+export function kernelHasPrivateBinfmt(text?: string): boolean {
+  const [major, minor] = kernelVersion(text);
+  return major > 6 || (major === 6 && minor >= 7);
+}
+
+/** The binfmt mode to use: BUILD_CELL_BINFMT=global|private overrides the kernel check (tests). */
+export function binfmtMode(): 'private' | 'global' {
+  const forced = process.env.BUILD_CELL_BINFMT;
+  if (forced === 'global' || forced === 'private') return forced;
+  return kernelHasPrivateBinfmt() ? 'private' : 'global';
+}
+
+export function findQemu(arch: ArchInfo): string {
+  const found = which(arch.qemu);
+  if (!found) {
+    throw new CellSetupError(`running ${arch.name} code on this ${process.arch} host needs ${arch.qemu} on PATH: install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static)`);
+  }
+  return found;
+}
+
+/** Remove a global rule a killed helper may have left (run in a private mount namespace). */
+export async function removeGlobalRule(ruleName: string): Promise<void> {
+  const script = 'd=/proc/sys/fs/binfmt_misc; [ -e "$d/register" ] || mount -t binfmt_misc binfmt_misc "$d" 2>/dev/null; [ ! -e "$d/$1" ] || printf -- -1 > "$d/$1"';
+  await exec('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ruleName], `cannot remove binfmt_misc rule ${ruleName}`, { allowFailure: true });
+}

@@ -1,0 +1,161 @@
+/**
+ * The engine: one cell run, from a validated request to a result. Shared by the CLI and the
+ * action. Phases: validate -> image -> stage -> run -> exports -> caches -> cleanup.
+ * Whatever fails, the cell's processes are killed, its namespaces (and so its mounts and
+ * private binfmt rule) vanish, cgroups and global binfmt rules are removed, and the scratch
+ * is kept only as the cleanup policy says.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { binfmtRule, hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
+import { binfmtMode, findQemu, removeGlobalRule } from './emulation/binfmt.js';
+import { prepareImage, type PreparedImage, type PullPolicy } from './image/prepare.js';
+import type { ImageReference } from './image/reference.js';
+import type { RegistryOptions } from './image/registry-auth.js';
+import { Store } from './image/store.js';
+import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
+import { copyExports, resolveExportDestinations, scratchPreserved, syncCaches, type Owner } from './cell/finalize.js';
+import { planCell, type Emulation, type RunContext } from './cell/plan.js';
+import { hostResolvConf, installHelper, ownMountNamespace, startCell, type RunningCell } from './cell/run.js';
+import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
+import { removeScratch, stageCell } from './cell/stage.js';
+import { normalizeSpec, validateSpec } from './spec/validate.js';
+import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
+import type { BuildCellSpec } from './spec/types.js';
+import { BuildCellError, CellSetupError } from './util/errors.js';
+
+export interface ImageRequest {
+  ref: ImageReference;
+  arch: ArchInfo;
+  pull: PullPolicy;
+  registry: RegistryOptions;
+}
+
+/** A spec without root and scratch: the engine fills those in from the image and the state dir. */
+export type CellSpecInput = Omit<BuildCellSpec, 'root' | 'scratch'>;
+
+export interface CellRequest {
+  stateDir: string;
+  image: ImageRequest;
+  spec: CellSpecInput;
+  /** Who gets the exports and caches (the user behind sudo). */
+  owner?: Owner;
+  /** Start the environment from defaults (PATH, HOME) and the image's config Env, as docker does. */
+  inheritImageEnv?: boolean;
+}
+
+export type Phase = 'image' | 'stage' | 'run' | 'export' | 'cache' | 'cleanup';
+
+export interface CellRunResult {
+  exitCode: number;
+  signal?: number;
+  image: PreparedImage;
+  arch: string;
+  emulated: boolean;
+  scratch: string;
+  scratchPreserved: boolean;
+  exports: Array<{ source: string; destination: string; bytes: number }>;
+  timings: Partial<Record<Phase, number>>;
+}
+
+export class CancelledError extends BuildCellError {
+  override name = 'CancelledError';
+}
+
+/** Validate a request fully, touching nothing on the host. */
+export function validateRequest(request: CellRequest): BuildCellSpec {
+  const pending = `${request.stateDir}/images/rootfs/pending`;
+  const spec: BuildCellSpec = { ...request.spec, root: pending, scratch: `${request.stateDir}/cells/pending` };
+  validateSpec(spec);
+  return normalizeSpec(spec);
+}
+
+export async function prepare(stateDir: string, image: ImageRequest): Promise<PreparedImage> {
+  const prefix = await canonicalPrefix(stateDir);
+  return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0 });
+}
+
+export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
+  validateRequest(request);
+  const timings: CellRunResult['timings'] = {};
+  const timed = async <T>(phase: Phase, fn: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[phase] = Math.round((timings[phase] ?? 0) + performance.now() - start);
+    }
+  };
+
+  const prefix = await canonicalPrefix(request.stateDir);
+  const image = await timed('image', () => prepare(prefix, request.image));
+  const id = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  const scratch = join(prefix, 'cells', id);
+  const env = request.inheritImageEnv ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env) : request.spec.env;
+  const spec = normalizeSpec({ ...request.spec, env, root: image.rootfs, scratch });
+  validateSpec(spec);
+  await checkRuntimeRoot(prefix, spec.root);
+
+  const host = hostArch();
+  const guest = request.image.arch;
+  let emulation: Emulation | undefined;
+  if (needsEmulation(host, guest)) {
+    emulation = { arch: guest, qemuPath: findQemu(guest), binfmt: binfmtMode(), ruleName: `build-cell-${guest.name}-${id}` };
+  }
+  const destinations = await resolveExportDestinations(spec);
+
+  let cell: RunningCell | undefined;
+  let cgroupDir: string | undefined;
+  let succeeded = false;
+  let preserved = false;
+  const onAbort = () => cell?.kill();
+  signal?.addEventListener('abort', onAbort);
+  try {
+    await prepareDirUnder(prefix, scratch, 'scratch');
+    const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
+    if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
+    const importKinds = await Promise.all(spec.imports.map(async (m) => ((await lstat(m.source).catch(() => undefined))?.isDirectory() === false ? 'file' as const : 'dir' as const)));
+    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds };
+    const plan = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
+    await timed('stage', () => stageCell(spec, plan));
+    const helper = await installHelper(prefix);
+
+    if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
+    const running = startCell(plan, spec.env, helper, { network: spec.network, userNamespace: emulation?.binfmt === 'private' });
+    cell = running;
+    const outcome = await timed('run', () => running.outcome);
+    if (signal?.aborted) throw new CancelledError('cancelled: every process of the cell was killed');
+    succeeded = outcome.exitCode === 0;
+    let exports: CellRunResult['exports'] = [];
+    try {
+      exports = await timed('export', () => copyExports(spec, join(running.viewRoot, plan.layout.merged), destinations, succeeded, request.owner));
+    } finally {
+      await running.release();
+      cell = undefined;
+      // Caches are synced back even when the command or an export failed.
+      await timed('cache', () => syncCaches(spec, plan.layout, request.owner));
+    }
+    preserved = scratchPreserved(spec.cleanup, succeeded);
+    return {
+      exitCode: outcome.exitCode, signal: outcome.signal, image, arch: guest.name, emulated: !!emulation,
+      scratch, scratchPreserved: preserved, exports, timings,
+    };
+  } catch (error) {
+    if (signal?.aborted && !(error instanceof CancelledError)) throw new CancelledError('cancelled: every process of the cell was killed');
+    throw error;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (cell) {
+      cell.kill();
+      await cell.release().catch(() => undefined);
+    }
+    await timed('cleanup', async () => {
+      if (cgroupDir) await removeCgroup(cgroupDir).catch(() => undefined);
+      if (emulation?.binfmt === 'global') await removeGlobalRule(emulation.ruleName);
+      if (!scratchPreserved(spec.cleanup, succeeded)) await removeScratch(scratch);
+    });
+  }
+}
+
+export { CellSetupError };

@@ -1,0 +1,182 @@
+/**
+ * Image preparation: reference -> pristine rootfs in the store, reused across cells.
+ *
+ * pull "missing": a reference already resolved in the store is used with no network at all.
+ * pull "always":  the reference is re-resolved (one manifest request); an unchanged digest
+ *                 reuses the stored layout and rootfs.
+ * pull "never":   only the store is used.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
+import { CellSetupError, UserError, show } from '../util/errors.js';
+import { exec } from '../util/exec.js';
+import { withLock } from '../util/lock.js';
+import { tool } from '../util/which.js';
+import { dockerReferenceByDigest, type ImageReference } from './reference.js';
+import { withRegistryArgs, type RegistryOptions } from './registry-auth.js';
+import { LAYOUT_RECORD, LAYOUT_TAG, ROOT_SENTINEL, Store, type LayoutRecord } from './store.js';
+
+export type PullPolicy = 'missing' | 'always' | 'never';
+export const PULL_POLICIES: readonly PullPolicy[] = ['missing', 'always', 'never'];
+
+export interface PrepareRequest {
+  ref: ImageReference;
+  arch: ArchInfo;
+  pull: PullPolicy;
+  registry: RegistryOptions;
+  /** Unpack without root (umoci --rootless): files are owned by the invoking user. */
+  rootless?: boolean;
+}
+
+export interface PreparedImage {
+  rootfs: string;
+  layoutDir: string;
+  digest: string;
+  /** Which steps ran: none of them on a warm run. */
+  resolved: boolean;
+  copied: boolean;
+  unpacked: boolean;
+  /** From the image config: its environment (NAME=VALUE) and working directory. */
+  config: ImageConfig;
+}
+
+export interface ImageConfig {
+  env: string[];
+  workingDir?: string;
+}
+
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+
+export async function prepareImage(store: Store, request: PrepareRequest): Promise<PreparedImage> {
+  const { ref, arch } = request;
+  const known = await store.readRef(ref.full, arch);
+  let digest = known?.digest;
+  let resolved = false;
+  if (request.pull === 'never' && !digest) {
+    throw new UserError('pull', `image ${show(ref.original)} (${arch.name}) is not in the store ${store.stateDir} and pull is "never"`);
+  }
+  if (request.pull === 'always' || !digest) {
+    digest = await resolveDigest(ref, arch, request.registry);
+    resolved = true;
+  }
+  const layoutDir = store.layoutDir(arch, digest);
+  const rootfs = store.rootfsDir(arch, digest);
+  let copied = false;
+  let unpacked = false;
+  await withLock(store.lockDir(`image-${store.entryName(arch, digest)}`), async () => {
+    if (!(await store.readLayout(arch, digest!))) {
+      if (request.pull === 'never') throw new UserError('pull', `the layout of ${show(ref.original)} is missing from the store and pull is "never"`);
+      await copyLayout(store, request, digest!);
+      copied = true;
+    }
+    if (!store.hasRootfs(arch, digest!)) {
+      await unpackRootfs(store, layoutDir, rootfs, !!request.rootless);
+      unpacked = true;
+    }
+  }, { what: `preparing ${ref.original}` });
+  if (!known || known.digest !== digest) {
+    await store.writeRef({ reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() }, arch);
+  }
+  return { rootfs, layoutDir, digest, resolved, copied, unpacked, config: await readImageConfig(layoutDir) };
+}
+
+/** The manifest digest for `arch`: one raw manifest request, no blobs. */
+export async function resolveDigest(ref: ImageReference, arch: ArchInfo, registry: RegistryOptions): Promise<string> {
+  const skopeo = tool('skopeo');
+  const raw = await withRegistryArgs(ref, registry, '--', (args) =>
+    exec(skopeo, ['inspect', '--raw', ...args, ref.full], `cannot read the manifest of ${ref.original}`, { secrets: secretsOf(registry) }),
+  );
+  return pickDigest(ref, arch, raw.stdout);
+}
+
+/** From a raw manifest or index, the digest of the manifest for `arch`. Pure. */
+export function pickDigest(ref: ImageReference, arch: ArchInfo, rawManifest: string): string {
+  let manifest: { mediaType?: string; manifests?: Array<{ digest: string; platform?: { architecture?: string; os?: string; variant?: string } }> };
+  try {
+    manifest = JSON.parse(rawManifest);
+  } catch {
+    throw new CellSetupError(`the registry answered for ${ref.original} with something that is not a manifest: ${show(rawManifest.slice(0, 120))}`);
+  }
+  if (Array.isArray(manifest.manifests) || INDEX_TYPES.has(manifest.mediaType ?? '')) {
+    const entries = manifest.manifests ?? [];
+    const matches = entries.filter((m) => m.platform?.os === 'linux' && m.platform.architecture === arch.ociArch);
+    const exact = matches.find((m) => (m.platform?.variant ?? '') === (arch.ociVariant ?? ''))
+      ?? (arch.ociArch === 'arm64' ? matches.find((m) => m.platform?.variant === 'v8') : undefined)
+      ?? matches.find((m) => !m.platform?.variant);
+    if (!exact) {
+      const available = entries.map((m) => [m.platform?.os, m.platform?.architecture, m.platform?.variant].filter(Boolean).join('/')).join(', ');
+      throw new UserError('arch', `image ${show(ref.original)} has no linux/${arch.name} variant; it has: ${available || 'none'} (accepted arch names: ${ACCEPTED_ARCH_NAMES.join(', ')})`);
+    }
+    if (!/^sha256:[a-f0-9]{64}$/.test(exact.digest)) throw new CellSetupError(`malformed digest in the index of ${ref.original}: ${show(exact.digest)}`);
+    return exact.digest;
+  }
+  if (ref.pinnedDigest) return ref.pinnedDigest;
+  return `sha256:${createHash('sha256').update(rawManifest).digest('hex')}`;
+}
+
+async function copyLayout(store: Store, request: PrepareRequest, digest: string): Promise<void> {
+  const { ref, arch, registry } = request;
+  const skopeo = tool('skopeo');
+  const temp = await store.tempDir('layout');
+  try {
+    // Copy exactly the resolved manifest, so a tag that moves meanwhile cannot swap the image.
+    const source = ref.transport === 'docker' ? dockerReferenceByDigest(ref, digest) : ref.full;
+    const platform = ['--override-os', 'linux', '--override-arch', arch.ociArch, ...(arch.ociVariant ? ['--override-variant', arch.ociVariant] : [])];
+    await withRegistryArgs(ref, registry, '--src-', (args) =>
+      exec(skopeo, ['copy', '--quiet', ...args, ...platform, source, `oci:${temp}:${LAYOUT_TAG}`], `cannot copy ${ref.original} (${arch.name})`, { secrets: secretsOf(registry) }),
+    );
+    const index = JSON.parse(await readFile(join(temp, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    const layoutDigest = index.manifests[0]?.digest;
+    if (!layoutDigest) throw new CellSetupError(`skopeo copied ${ref.original} but the layout ${temp} lists no manifest`);
+    await checkPlatform(temp, layoutDigest, request);
+    const record: LayoutRecord = { reference: ref.full, arch: arch.name, digest, layoutDigest, resolvedAt: new Date().toISOString() };
+    await writeFile(join(temp, LAYOUT_RECORD), `${JSON.stringify(record, null, 2)}\n`);
+    await store.commit(temp, store.layoutDir(arch, digest));
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+function blobPath(layout: string, digest: string): string {
+  return join(layout, 'blobs', ...digest.split(':'));
+}
+
+async function readManifestConfig(layout: string, manifestDigest: string): Promise<{ architecture?: string; os?: string; config?: { Env?: string[]; WorkingDir?: string } } | undefined> {
+  const manifest = JSON.parse(await readFile(blobPath(layout, manifestDigest), 'utf8')) as { config?: { digest: string } };
+  if (!manifest.config) return undefined;
+  return JSON.parse(await readFile(blobPath(layout, manifest.config.digest), 'utf8'));
+}
+
+export async function readImageConfig(layout: string): Promise<ImageConfig> {
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+  const config = await readManifestConfig(layout, index.manifests[0]!.digest);
+  return { env: config?.config?.Env ?? [], workingDir: config?.config?.WorkingDir || undefined };
+}
+
+/** A single-platform image must actually be for the requested architecture. */
+async function checkPlatform(layout: string, manifestDigest: string, request: PrepareRequest): Promise<void> {
+  const config = await readManifestConfig(layout, manifestDigest);
+  if (config?.architecture && config.architecture !== request.arch.ociArch) {
+    throw new UserError('arch', `image ${show(request.ref.original)} is built for ${config.os ?? 'linux'}/${config.architecture}, not ${request.arch.name}`);
+  }
+}
+
+async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, rootless: boolean): Promise<void> {
+  const umoci = tool('umoci');
+  const temp = await store.tempDir('rootfs');
+  try {
+    const target = join(temp, 'rootfs');
+    await exec(umoci, ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layoutDir}:${LAYOUT_TAG}`, target], `cannot unpack ${layoutDir}`);
+    // The sentinel ties the rootfs to this state dir (the runtime prefix); see cell/runtime-root.ts.
+    await writeFile(join(target, ROOT_SENTINEL), store.stateDir, { mode: 0o444 });
+    await store.commit(target, rootfs);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+function secretsOf(registry: RegistryOptions): string[] {
+  return registry.password ? [registry.password] : [];
+}

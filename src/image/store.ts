@@ -1,0 +1,121 @@
+/**
+ * The on-disk store under the state dir. Every entry is written to a temporary name and
+ * renamed into place when complete, so a killed download or unpack never leaves a
+ * half-written entry that a later run would use.
+ *
+ *   STATE/images/refs/<sha256(reference, arch)>.json   what a reference resolved to
+ *   STATE/images/layouts/<arch>-<digest hex>/          OCI layout of one image (tag "image")
+ *   STATE/images/rootfs/<arch>-<digest hex>/           its unpacked, pristine rootfs
+ *   STATE/cells/<id>/                                  one cell's scratch
+ *   STATE/locks/, STATE/tmp/
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ArchInfo } from '../emulation/arch.js';
+
+export const LAYOUT_TAG = 'image';
+export const LAYOUT_RECORD = 'build-cell.json';
+/** Written into each prepared rootfs: it holds the runtime prefix (the state dir) it belongs to. */
+export const ROOT_SENTINEL = '.build-cell-root';
+
+export interface RefRecord {
+  reference: string;
+  arch: string;
+  /** Digest of the image manifest (for the requested platform) at the source. */
+  digest: string;
+  resolvedAt: string;
+}
+
+export interface LayoutRecord extends RefRecord {
+  /** Digest of the manifest as stored in the layout (differs when skopeo converted formats). */
+  layoutDigest: string;
+}
+
+export class Store {
+  constructor(readonly stateDir: string) {}
+
+  get imagesDir() { return join(this.stateDir, 'images'); }
+  get cellsDir() { return join(this.stateDir, 'cells'); }
+  get locksDir() { return join(this.stateDir, 'locks'); }
+  get tmpDir() { return join(this.stateDir, 'tmp'); }
+
+  archKey(arch: ArchInfo): string {
+    return arch.ociVariant ? `${arch.ociArch}-${arch.ociVariant}` : arch.ociArch;
+  }
+
+  refKey(reference: string, arch: ArchInfo): string {
+    return createHash('sha256').update(`${reference}\narch=${this.archKey(arch)}`).digest('hex');
+  }
+
+  refFile(reference: string, arch: ArchInfo): string {
+    return join(this.imagesDir, 'refs', `${this.refKey(reference, arch)}.json`);
+  }
+
+  entryName(arch: ArchInfo, digest: string): string {
+    return `${this.archKey(arch)}-${digest.replace(/^sha256:/, '')}`;
+  }
+
+  layoutDir(arch: ArchInfo, digest: string): string {
+    return join(this.imagesDir, 'layouts', this.entryName(arch, digest));
+  }
+
+  rootfsDir(arch: ArchInfo, digest: string): string {
+    return join(this.imagesDir, 'rootfs', this.entryName(arch, digest));
+  }
+
+  lockDir(name: string): string {
+    return join(this.locksDir, `${name}.lock`);
+  }
+
+  async readRef(reference: string, arch: ArchInfo): Promise<RefRecord | undefined> {
+    return readJson<RefRecord>(this.refFile(reference, arch));
+  }
+
+  async writeRef(record: RefRecord, arch: ArchInfo): Promise<void> {
+    await writeAtomic(this.refFile(record.reference, arch), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
+  async readLayout(arch: ArchInfo, digest: string): Promise<LayoutRecord | undefined> {
+    return readJson<LayoutRecord>(join(this.layoutDir(arch, digest), LAYOUT_RECORD));
+  }
+
+  hasRootfs(arch: ArchInfo, digest: string): boolean {
+    return existsSync(join(this.rootfsDir(arch, digest), ROOT_SENTINEL));
+  }
+
+  /** A fresh directory under STATE/tmp, to be renamed into place. */
+  async tempDir(prefix: string): Promise<string> {
+    const dir = join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  /** Move a finished temporary entry into place; if another process won the race, keep theirs. */
+  async commit(tempPath: string, finalPath: string): Promise<void> {
+    await mkdir(join(finalPath, '..'), { recursive: true });
+    try {
+      await rename(tempPath, finalPath);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      await rm(tempPath, { recursive: true, force: true });
+    }
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeAtomic(file: string, content: string, mode = 0o644): Promise<void> {
+  await mkdir(join(file, '..'), { recursive: true });
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(temp, content, { mode });
+  await rename(temp, file);
+}

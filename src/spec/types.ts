@@ -1,0 +1,77 @@
+/**
+ * The build-cell spec: everything one cell run needs, as plain data.
+ * Host paths are absolute paths on the machine; cell paths are absolute paths inside the cell.
+ * Field names follow the seed's `BuildCellSpec` (see README "The spec").
+ */
+
+export type WorkspaceSeed =
+  | { kind: 'empty' }
+  /** A host directory copied into the cell (the host copy is never modified). */
+  | { kind: 'snapshot'; path: string }
+  /** A `.tar`, `.tar.gz` or `.tgz` archive unpacked into the workspace. */
+  | { kind: 'archive'; path: string };
+
+/** Host `source` staged into the cell at `destination` (imports read-only, caches read-write and synced back). */
+export interface HostToCell {
+  source: string;
+  destination: string;
+}
+
+/** Cell `source` copied out to host `destination` after the run. */
+export interface CellToHost {
+  source: string;
+  destination: string;
+}
+
+export interface CommandSpec {
+  cwd: string;
+  /** An absolute cell path, or a bare name looked up in the cell's PATH. */
+  executable: string;
+  argv: string[];
+}
+
+export type NetworkPolicy = 'enabled' | 'disabled';
+export type CleanupPolicy = 'always' | 'preserve-on-failure' | 'never';
+
+export interface ResourceLimits {
+  cpuTimeSeconds?: number;
+  memoryBytes?: number;
+  maxProcesses?: number;
+}
+
+export interface BuildCellSpec {
+  /** The image rootfs. It is the read-only lower layer: the cell writes to its own overlay. */
+  root: string;
+  /** The cell's private scratch directory: staged inputs, overlay upper layer, request file. */
+  scratch: string;
+  workspacePath: string;
+  workspaceSeed: WorkspaceSeed;
+  imports: HostToCell[];
+  caches: HostToCell[];
+  exports: CellToHost[];
+  command: CommandSpec;
+  /** Exactly the environment the command sees, in order. */
+  env: Array<[string, string]>;
+  network: NetworkPolicy;
+  limits: ResourceLimits;
+  cleanup: CleanupPolicy;
+  /**
+   * A shell script (the CLI's --run, the action's `run`): written to /.build-cell/run.sh in the
+   * cell's private layer, for the command to execute. Not part of the seed's spec.
+   */
+  script?: string;
+}
+
+/** Where `script` appears inside the cell. */
+export const SCRIPT_PATH = '/.build-cell/run.sh';
+
+export const NETWORK_POLICIES: readonly NetworkPolicy[] = ['enabled', 'disabled'];
+export const CLEANUP_POLICIES: readonly CleanupPolicy[] = ['always', 'preserve-on-failure', 'never'];
+
+export interface BuildCellResult {
+  /** The command's exit code, or 128+N when it was killed by signal N. */
+  exitCode: number;
+  /** Set when the command was killed by a signal. */
+  signal?: number;
+  scratchPreserved: boolean;
+}

@@ -1,0 +1,152 @@
+/**
+ * Every check the seed makes on a spec, as a pure function: it throws a UserError naming the
+ * field before anything touches the host. Checks that need the filesystem (runtime prefix,
+ * sentinel, symlinks) live in cell/runtime-root.ts and run right after this one.
+ */
+import { UserError, show } from '../util/errors.js';
+import { checkAbsoluteNotRoot, checkAbsolutePath, covers, normalizeAbsolute, overlaps } from './paths.js';
+import { CLEANUP_POLICIES, NETWORK_POLICIES, type BuildCellSpec, type ResourceLimits } from './types.js';
+
+export function validateSpec(spec: BuildCellSpec): void {
+  checkAbsoluteNotRoot(spec.root, 'root');
+  checkAbsoluteNotRoot(spec.scratch, 'scratch');
+  if (overlaps(spec.root, spec.scratch)) {
+    throw new UserError('scratch', `${show(spec.scratch)} must not overlap the root ${show(spec.root)}`);
+  }
+  checkAbsoluteNotRoot(spec.workspacePath, 'workspacePath');
+
+  const seed = spec.workspaceSeed;
+  if (seed.kind === 'snapshot') checkAbsoluteNotRoot(seed.path, 'workspaceSeed.path');
+  else if (seed.kind === 'archive') {
+    checkAbsoluteNotRoot(seed.path, 'workspaceSeed.path');
+    if (!isWorkspaceArchive(seed.path)) {
+      throw new UserError('workspaceSeed.path', `unsupported archive ${show(seed.path)}: accepted are .tar, .tar.gz and .tgz`);
+    }
+  } else if (seed.kind !== 'empty') {
+    throw new UserError('workspaceSeed.kind', `unknown seed ${show((seed as { kind: string }).kind)}: accepted are empty, snapshot, archive`);
+  }
+
+  spec.imports.forEach((m, i) => {
+    checkAbsoluteNotRoot(m.source, `imports[${i}].source`);
+    checkAbsoluteNotRoot(m.destination, `imports[${i}].destination`);
+  });
+  spec.caches.forEach((m, i) => {
+    checkAbsoluteNotRoot(m.source, `caches[${i}].source`);
+    checkAbsoluteNotRoot(m.destination, `caches[${i}].destination`);
+  });
+  spec.exports.forEach((m, i) => {
+    checkAbsoluteNotRoot(m.source, `exports[${i}].source`);
+    checkAbsoluteNotRoot(m.destination, `exports[${i}].destination`);
+  });
+  checkMountDestinations(spec);
+
+  checkAbsolutePath(spec.command.cwd, 'command.cwd');
+  checkExecutable(spec.command.executable);
+  spec.command.argv.forEach((arg, i) => {
+    if (typeof arg !== 'string' || arg.includes('\0')) throw new UserError(`command.argv[${i}]`, 'must be a string without NUL bytes');
+  });
+  checkEnv(spec.env);
+  if (!NETWORK_POLICIES.includes(spec.network)) {
+    throw new UserError('network', `unknown policy ${show(spec.network)}: accepted are ${NETWORK_POLICIES.join(', ')}`);
+  }
+  if (!CLEANUP_POLICIES.includes(spec.cleanup)) {
+    throw new UserError('cleanup', `unknown policy ${show(spec.cleanup)}: accepted are ${CLEANUP_POLICIES.join(', ')}`);
+  }
+  checkLimits(spec.limits);
+}
+
+export function isWorkspaceArchive(path: string): boolean {
+  return /\.(tar|tar\.gz|tgz)$/.test(path);
+}
+
+/** Import and cache destinations must not cover one another, nor the workspace. */
+function checkMountDestinations(spec: BuildCellSpec): void {
+  const destinations = [
+    ...spec.imports.map((m, i) => ({ field: `imports[${i}].destination`, path: m.destination })),
+    ...spec.caches.map((m, i) => ({ field: `caches[${i}].destination`, path: m.destination })),
+  ];
+  for (let i = 0; i < destinations.length; i++) {
+    const left = destinations[i]!;
+    if (overlaps(left.path, spec.workspacePath)) {
+      throw new UserError(left.field, `${show(left.path)} conflicts with the workspace path ${show(spec.workspacePath)}`);
+    }
+    for (let j = i + 1; j < destinations.length; j++) {
+      const right = destinations[j]!;
+      if (overlaps(left.path, right.path)) {
+        throw new UserError(right.field, `${show(right.path)} conflicts with ${left.field} ${show(left.path)}: mount destinations must not cover one another`);
+      }
+    }
+  }
+  // The cell's own helper directory and the kernel filesystems are not user mount points.
+  for (const d of destinations) {
+    for (const reserved of RESERVED_CELL_PATHS) {
+      if (covers(d.path, reserved) || covers(reserved, d.path)) {
+        throw new UserError(d.field, `${show(d.path)} would cover ${reserved}, which build-cell mounts itself`);
+      }
+    }
+  }
+  for (const reserved of RESERVED_CELL_PATHS) {
+    if (covers(spec.workspacePath, reserved) || covers(reserved, spec.workspacePath)) {
+      throw new UserError('workspacePath', `${show(spec.workspacePath)} would cover ${reserved}, which build-cell mounts itself`);
+    }
+  }
+}
+
+/** Cell paths build-cell mounts itself. */
+export const RESERVED_CELL_PATHS = ['/proc', '/dev', '/.build-cell'];
+
+function checkExecutable(executable: string): void {
+  if (typeof executable !== 'string' || executable.length === 0) {
+    throw new UserError('command.executable', 'must be an absolute cell path or a bare command name, got an empty value');
+  }
+  if (executable.includes('\0')) throw new UserError('command.executable', 'must not contain a NUL byte');
+  if (executable.startsWith('/')) {
+    checkAbsoluteNotRoot(executable, 'command.executable');
+    return;
+  }
+  if (executable.includes('/')) {
+    throw new UserError('command.executable', `must be an absolute cell path or a bare command name (no '/'): ${show(executable)}`);
+  }
+  if (executable === '.' || executable === '..') {
+    throw new UserError('command.executable', `must be an absolute cell path or a bare command name: ${show(executable)}`);
+  }
+}
+
+export function checkEnv(env: ReadonlyArray<readonly [string, string]>, field = 'env'): void {
+  for (const [key, value] of env) {
+    if (typeof key !== 'string' || key.length === 0) throw new UserError(field, 'keys must not be empty');
+    if (key.includes('=')) throw new UserError(field, `key ${show(key)} must not contain '='`);
+    if (key.includes('\0')) throw new UserError(field, `key ${show(key)} must not contain a NUL byte`);
+    if (typeof value !== 'string') throw new UserError(`${field}.${key}`, 'value must be a string');
+    if (value.includes('\0')) throw new UserError(`${field}.${key}`, 'value must not contain a NUL byte');
+  }
+}
+
+function checkLimits(limits: ResourceLimits): void {
+  const check = (value: number | undefined, field: string, min: number) => {
+    if (value === undefined) return;
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new UserError(field, `must be a whole number of at least ${min}, got ${show(value)}`);
+    }
+  };
+  check(limits.cpuTimeSeconds, 'limits.cpuTimeSeconds', 1);
+  check(limits.memoryBytes, 'limits.memoryBytes', 1024 * 1024);
+  check(limits.maxProcesses, 'limits.maxProcesses', 1);
+}
+
+/** A copy of the spec with every path normalized (`/a//b/.` -> `/a/b`). Call after validateSpec. */
+export function normalizeSpec(spec: BuildCellSpec): BuildCellSpec {
+  const seed = spec.workspaceSeed.kind === 'empty' ? spec.workspaceSeed : { ...spec.workspaceSeed, path: normalizeAbsolute(spec.workspaceSeed.path) };
+  const pair = <T extends { source: string; destination: string }>(m: T): T => ({ ...m, source: normalizeAbsolute(m.source), destination: normalizeAbsolute(m.destination) });
+  return {
+    ...spec,
+    root: normalizeAbsolute(spec.root),
+    scratch: normalizeAbsolute(spec.scratch),
+    workspacePath: normalizeAbsolute(spec.workspacePath),
+    workspaceSeed: seed,
+    imports: spec.imports.map(pair),
+    caches: spec.caches.map(pair),
+    exports: spec.exports.map(pair),
+    command: { ...spec.command, cwd: normalizeAbsolute(spec.command.cwd) },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The one way build-cell runs a helper program (skopeo, umoci, mount, ...): arguments as an
+ * array (never a shell string), output captured, and failures reported with the command line
+ * and the tail of its stderr so that a user can reproduce them.
+ */
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { CellSetupError } from './errors.js';
+
+export interface ExecOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Bytes written to the child's stdin (e.g. a password), never placed in argv. */
+  input?: string;
+  /** Do not throw on a non-zero exit; the caller inspects `code`. */
+  allowFailure?: boolean;
+  /** Words to replace by *** in error messages and debug logs. */
+  secrets?: string[];
+}
+
+export interface ExecResult {
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class ExecError extends CellSetupError {
+  override name = 'ExecError';
+  constructor(
+    readonly command: string,
+    readonly result: ExecResult,
+    what: string,
+  ) {
+    const status = result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`;
+    const tail = tailLines(result.stderr || result.stdout, 8);
+    super(`${what}: \`${command}\` ${status}${tail ? `: ${tail}` : ''}`);
+  }
+}
+
+const debugEnabled = () => process.env.BUILD_CELL_DEBUG === '1' || process.env.RUNNER_DEBUG === '1';
+
+export function tailLines(text: string, lines: number): string {
+  return text.trim().split('\n').slice(-lines).join('\n').trim();
+}
+
+export function commandLine(file: string, args: readonly string[], secrets: string[] = []): string {
+  const quoted = [file, ...args].map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
+  return redact(quoted.join(' '), secrets);
+}
+
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret) out = out.split(secret).join('***');
+  return out;
+}
+
+/** Run `file args`, capture its output, and throw an ExecError naming `what` on failure. */
+export function exec(file: string, args: readonly string[], what: string, options: ExecOptions = {}): Promise<ExecResult> {
+  const line = commandLine(file, args, options.secrets);
+  if (debugEnabled()) process.stderr.write(`build-cell: debug: ${line}\n`);
+  const spawnOptions: SpawnOptions = { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] };
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [...args], spawnOptions);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', (error) => reject(new CellSetupError(`${what}: cannot run \`${line}\`: ${error.message}`)));
+    child.on('close', (code, signal) => {
+      const result: ExecResult = {
+        code: code ?? 128,
+        signal,
+        stdout: Buffer.concat(out).toString(),
+        stderr: redact(Buffer.concat(err).toString(), options.secrets ?? []),
+      };
+      if ((code !== 0 || signal) && !options.allowFailure) reject(new ExecError(line, result, what));
+      else resolve(result);
+    });
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(options.input ?? '');
+  });
+}

@@ -1,0 +1,79 @@
+/**
+ * Drive the built CLI (dist/cli.js) exactly as users and the acceptance tests do, and check
+ * that a run left the host as it was.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from './fixtures.js';
+
+export const CLI = join(REPO_ROOT, 'dist', 'cli.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; node?: string; signalAfterMs?: { signal: NodeJS.Signals; ms: number } } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(options.node ?? process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? REPO_ROOT,
+      env: options.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    if (options.signalAfterMs) setTimeout(() => child.kill(options.signalAfterMs!.signal), options.signalAfterMs.ms);
+    child.on('close', (code, signal) => resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export function tempDir(prefix = 'bc-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** What a run must not change on the host. */
+export interface HostSnapshot {
+  mounts: string;
+  binfmt: string;
+  cgroups: string[];
+}
+
+function binfmtState(): string {
+  const dir = '/proc/sys/fs/binfmt_misc';
+  if (!existsSync(join(dir, 'status'))) return 'unmounted';
+  return readdirSync(dir).sort().map((name) => `${name}:${readFileSync(join(dir, name), 'utf8')}`).join('\n');
+}
+
+function buildCellCgroups(): string[] {
+  return ['/sys/fs/cgroup/pids', '/sys/fs/cgroup'].flatMap((d) => (existsSync(d) ? readdirSync(d).filter((n) => n.startsWith('build-cell-')) : []));
+}
+
+export function snapshotHost(): HostSnapshot {
+  return { mounts: readFileSync('/proc/self/mountinfo', 'utf8'), binfmt: binfmtState(), cgroups: buildCellCgroups() };
+}
+
+/** Processes whose command line mentions the state dir (cells that outlived their run). */
+export function strayProcesses(marker: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(marker) && Number(pid) !== process.pid) out.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
