@@ -23,13 +23,17 @@ import { removeScratch, stageCell } from './cell/stage.js';
 import { normalizeSpec, validateSpec } from './spec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
 import type { BuildCellSpec } from './spec/types.js';
-import { BuildCellError, CellSetupError } from './util/errors.js';
+import { BuildCellError, CellSetupError, UserError, show } from './util/errors.js';
 
 export interface ImageRequest {
   ref: ImageReference;
   arch: ArchInfo;
   pull: PullPolicy;
   registry: RegistryOptions;
+  /** Already resolved manifest digest for `arch` (the action resolves it for its cache key). */
+  digest?: string;
+  /** Where the Actions cache restores layouts to and saves them from (see image/prepare.ts). */
+  cacheDir?: string;
 }
 
 /** A spec without root and scratch: the engine fills those in from the image and the state dir. */
@@ -45,7 +49,7 @@ export interface CellRequest {
   inheritImageEnv?: boolean;
 }
 
-export type Phase = 'image' | 'stage' | 'run' | 'export' | 'cache' | 'cleanup';
+export type Phase = 'resolve' | 'pull' | 'unpack' | 'stage' | 'run' | 'export' | 'cache' | 'cleanup';
 
 export interface CellRunResult {
   exitCode: number;
@@ -71,13 +75,31 @@ export function validateRequest(request: CellRequest): BuildCellSpec {
   return normalizeSpec(spec);
 }
 
-export async function prepare(stateDir: string, image: ImageRequest): Promise<PreparedImage> {
+export async function prepare(stateDir: string, image: ImageRequest, owner?: Owner): Promise<PreparedImage> {
   const prefix = await canonicalPrefix(stateDir);
-  return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0 });
+  return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0, cacheOwner: owner });
+}
+
+/** The host inputs must exist: checked (read-only) before anything is written. */
+async function checkHostInputs(spec: BuildCellSpec): Promise<void> {
+  const seed = spec.workspaceSeed;
+  if (seed.kind !== 'empty') {
+    const info = await lstat(seed.path).catch(() => undefined);
+    if (!info) throw new UserError('workspace', `${show(seed.path)} does not exist`);
+    if (seed.kind === 'snapshot' && !info.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is neither a directory nor a .tar/.tar.gz/.tgz archive`);
+    if (seed.kind === 'archive' && !info.isFile()) throw new UserError('workspace', `archive ${show(seed.path)} is not a file`);
+  }
+  for (const [i, m] of spec.imports.entries()) {
+    if (!(await lstat(m.source).catch(() => undefined))) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
+  }
+  for (const [i, m] of spec.caches.entries()) {
+    const info = await lstat(m.source).catch(() => undefined);
+    if (info && !info.isDirectory()) throw new UserError(`caches[${i}].source`, `${show(m.source)} is not a directory`);
+  }
 }
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
-  validateRequest(request);
+  await checkHostInputs(validateRequest(request));
   const timings: CellRunResult['timings'] = {};
   const timed = async <T>(phase: Phase, fn: () => Promise<T>): Promise<T> => {
     const start = performance.now();
@@ -89,7 +111,8 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   };
 
   const prefix = await canonicalPrefix(request.stateDir);
-  const image = await timed('image', () => prepare(prefix, request.image));
+  const image = await prepare(prefix, request.image, request.owner);
+  Object.assign(timings, image.timings);
   const id = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const scratch = join(prefix, 'cells', id);
   const env = request.inheritImageEnv ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env) : request.spec.env;
@@ -103,7 +126,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   if (needsEmulation(host, guest)) {
     emulation = { arch: guest, qemuPath: findQemu(guest), binfmt: binfmtMode(), ruleName: `build-cell-${guest.name}-${id}` };
   }
-  const destinations = await resolveExportDestinations(spec);
+  const destinations = await resolveExportDestinations(spec, request.owner);
 
   let cell: RunningCell | undefined;
   let cgroupDir: string | undefined;

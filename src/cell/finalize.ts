@@ -6,25 +6,23 @@
  * the build planted (to /etc, to /) can never make the engine copy host content out. Export
  * destinations were resolved on the host before the cell ran, so the cell cannot redirect them.
  */
-import { lchown, lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
+import { lstat, realpath, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { covers, relativeTo } from '../spec/paths.js';
 import type { BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { copyTree } from './stage.js';
+import { chownTree, mkdirOwned, treeSize, type Owner } from '../util/fs.js';
 import type { ScratchLayout } from './plan.js';
 
-export interface Owner {
-  uid: number;
-  gid: number;
-}
+export type { Owner } from '../util/fs.js';
 
 /** Resolve each export's host destination before the run: parent created, symlinks in it resolved now. */
-export async function resolveExportDestinations(spec: BuildCellSpec): Promise<string[]> {
+export async function resolveExportDestinations(spec: BuildCellSpec, owner?: Owner): Promise<string[]> {
   const out: string[] = [];
   for (const [i, e] of spec.exports.entries()) {
     const parent = dirname(e.destination);
-    await mkdir(parent, { recursive: true });
+    await mkdirOwned(parent, owner);
     const real = await realpath(parent);
     for (const c of spec.caches) {
       if (covers(c.source, join(real, basename(e.destination)))) {
@@ -75,7 +73,7 @@ export async function copyExports(spec: BuildCellSpec, cellRoot: string, destina
 /** Sync each staged cache back to its host directory (also after a failed command). */
 export async function syncCaches(spec: BuildCellSpec, layout: ScratchLayout, owner?: Owner): Promise<void> {
   for (const [i, c] of spec.caches.entries()) {
-    await mkdir(dirname(c.source), { recursive: true });
+    await mkdirOwned(dirname(c.source), owner);
     await replaceWithCopy(layout.cachePath(i), c.source, `sync cache ${c.destination} back to ${c.source}`);
     if (owner) await chownTree(c.source, owner);
   }
@@ -92,21 +90,6 @@ async function replaceWithCopy(source: string, destination: string, what: string
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
-}
-
-async function chownTree(path: string, owner: Owner): Promise<void> {
-  await lchown(path, owner.uid, owner.gid);
-  const info = await lstat(path);
-  if (!info.isDirectory()) return;
-  for (const name of await readdir(path)) await chownTree(join(path, name), owner);
-}
-
-async function treeSize(path: string): Promise<number> {
-  const info = await lstat(path);
-  if (!info.isDirectory()) return info.size;
-  let total = 0;
-  for (const name of await readdir(path)) total += await treeSize(join(path, name));
-  return total;
 }
 
 export function scratchPreserved(policy: BuildCellSpec['cleanup'], succeeded: boolean): boolean {

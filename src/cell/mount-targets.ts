@@ -6,7 +6,7 @@
  * lower. Missing components are created in upper (directories copied up with the lower one's
  * mode and owner), never in the pristine image, and never through a symlink.
  */
-import { chmod, chown, lstat, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { CellSetupError } from '../util/errors.js';
@@ -48,8 +48,10 @@ export async function prepareTarget(request: TargetRequest): Promise<void> {
     const found = inUpper ?? inLower;
     if (found?.isSymbolicLink()) {
       if (last && request.replaceSymlink && request.kind === 'file') {
-        // Shadow the image's symlink with a regular file in the upper layer: strictly inside the cell.
-        await writeFile(upperPath, '', { mode: 0o644 });
+        // Shadow the image's symlink with a regular file in the upper layer: strictly inside the cell,
+        // never writing through the link.
+        if (inUpper) await rm(upperPath, { force: true });
+        await writeFile(upperPath, '', { mode: 0o644, flag: 'wx' });
         return;
       }
       fail(`traverses a symlink at /${rel}`);

@@ -61,10 +61,9 @@ export function parseStatus(text: string): CellOutcome | { error: string } | und
   const lines = text.split('\n');
   const error = lines.find((l) => l.startsWith('error '));
   if (error) return { error: error.slice('error '.length) };
-  const exit = lines.find((l) => l.startsWith('exit '));
+  const exit = lines.find((l) => /^exit \d+$/.test(l));
   if (!exit) return undefined;
   const code = Number(exit.slice('exit '.length));
-  if (!Number.isInteger(code)) return undefined;
   const job = lines.slice(lines.indexOf(exit) + 1).filter((l) => l.trim() && l !== 'ready').join('\n');
   // dash says "Done" or "Done(N)" for an exit; anything else (Killed, Terminated, ...) is a signal.
   if (code > 128 && job && !job.includes('Done')) return { exitCode: code, signal: code - 128 };

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
 import { PULL_POLICIES, type PullPolicy } from '../image/prepare.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
@@ -13,6 +13,9 @@ import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, ty
 import { isWorkspaceArchive } from '../spec/validate.js';
 import type { CellSpecInput } from '../engine.js';
 import { UserError, show } from '../util/errors.js';
+import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../spec/text.js';
+
+export { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize };
 
 export const PRIVILEGES = ['auto', 'root', 'sudo'] as const;
 export type Privilege = (typeof PRIVILEGES)[number];
@@ -192,47 +195,14 @@ export function stateDir(value: string | undefined, environment: CliEnvironment)
     return resolve(environment.cwd, value);
   }
   if (environment.uid === 0) return '/var/lib/build-cell';
-  const cache = environment.env.XDG_CACHE_HOME || resolve(environment.env.HOME || homedir(), '.cache');
+  // The XDG spec says a relative XDG_CACHE_HOME is to be ignored.
+  const xdg = environment.env.XDG_CACHE_HOME;
+  const cache = xdg && isAbsolute(xdg) ? xdg : resolve(environment.env.HOME || homedir(), '.cache');
   return resolve(cache, 'build-cell');
 }
 
 function privilege(value: string | undefined): Privilege {
   return oneOf(value ?? 'auto', PRIVILEGES, '--privilege') as Privilege;
-}
-
-export function oneOf<T extends string>(value: string, accepted: readonly T[], field: string): T {
-  const normalized = value.trim().toLowerCase();
-  const found = accepted.find((a) => a === normalized);
-  if (!found) throw new UserError(field, `unknown value ${show(value)}: accepted are ${accepted.join(', ')}`);
-  return found;
-}
-
-export function bool(value: string, field: string): boolean {
-  const normalized = value.trim().toLowerCase();
-  if (normalized === 'true') return true;
-  if (normalized === 'false') return false;
-  throw new UserError(field, `must be true or false, got ${show(value)}`);
-}
-
-export function optionalInt(value: string | undefined, field: string, what: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)) || Number(value) < 1) {
-    throw new UserError(field, `must be ${what}, got ${show(value)}`);
-  }
-  return Number(value);
-}
-
-const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-
-/** `512M`, `2G`, `1048576` (bytes); K/M/G/T are binary units, case-insensitive, optional trailing B/iB. */
-export function optionalSize(value: string | undefined, field: string): number | undefined {
-  if (value === undefined) return undefined;
-  const match = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(value.trim());
-  const bytes = match ? Number(match[1]) * UNITS[match[2]!.toLowerCase()]! : NaN;
-  if (!match || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024) {
-    throw new UserError(field, `must be a size of at least 1M such as 512M or 2G (units K, M, G, T), got ${show(value)}`);
-  }
-  return bytes;
 }
 
 function cellPath(value: string, field: string): string {
@@ -244,22 +214,6 @@ function workspaceSeed(value: string | undefined, cwd: string): WorkspaceSeed {
   if (value === undefined || value === '' || value === 'none') return { kind: 'empty' };
   const path = resolve(cwd, value);
   return isWorkspaceArchive(path) ? { kind: 'archive', path } : { kind: 'snapshot', path };
-}
-
-/** `HOST:CELL`: the cell path is the part after the last `:` that starts an absolute path. */
-export function hostToCell(value: string, field: string, cwd: string): { source: string; destination: string } {
-  const at = value.lastIndexOf(':/');
-  if (at <= 0) throw new UserError(field, `must be HOST:CELL with an absolute cell path (e.g. ./src:/src), got ${show(value)}`);
-  return { source: resolve(cwd, value.slice(0, at)), destination: value.slice(at + 1) };
-}
-
-/** `CELL:HOST`: split at the first `:`; the host path may be relative to the working directory. */
-export function cellToHost(value: string, field: string, cwd: string): { source: string; destination: string } {
-  const at = value.indexOf(':');
-  if (at <= 0 || at === value.length - 1) throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:./out), got ${show(value)}`);
-  const source = value.slice(0, at);
-  if (!source.startsWith('/')) throw new UserError(field, `the cell path must be absolute, got ${show(source)}`);
-  return { source, destination: resolve(cwd, value.slice(at + 1)) };
 }
 
 /** `NAME=VALUE`, or `NAME` alone to pass this process's value on (as docker run -e does). */

@@ -3,7 +3,7 @@
  * exit code. Errors of build-cell itself are one `build-cell: ...` line on stderr and exit 125.
  */
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { ensureDemoImage } from '../demo/busybox-image.js';
@@ -11,7 +11,8 @@ import { hostArch } from '../emulation/arch.js';
 import { parseReference } from '../image/reference.js';
 import { prepare, runBuildCell, type CellRunResult } from '../engine.js';
 import { SCRIPT_PATH } from '../spec/types.js';
-import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
+import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
+import { readEngineRequest, type EngineOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { chooseMode, runUnderSudo } from './privilege.js';
 
@@ -32,6 +33,7 @@ function oneLine(text: string): string {
 
 async function dispatch(argv: string[]): Promise<number> {
   const uid = process.getuid?.() ?? 0;
+  if (argv[0] === INTERNAL_RUN) return internalRun(argv.slice(1));
   const command = parseCli(argv, { cwd: process.cwd(), env: process.env, uid, readStdin: () => readFileSync(0, 'utf8') });
   if (command.kind === 'help') {
     process.stdout.write(`${command.text}\n`);
@@ -99,6 +101,26 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
   }
+}
+
+/** Hidden command: run an engine request file for the action (as root, through sudo). */
+export const INTERNAL_RUN = 'internal-run';
+
+async function internalRun([requestFile, resultFile]: string[]): Promise<number> {
+  if (!requestFile || !resultFile || process.getuid?.() !== 0) throw new UserError('internal-run', 'usage: internal-run REQUEST RESULT, as root');
+  const request = await readEngineRequest(requestFile);
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, abort);
+  let outcome: EngineOutcome;
+  try {
+    outcome = { ok: true, result: await runBuildCell(request, controller.signal) };
+  } catch (error) {
+    outcome = { ok: false, error: errorMessage(error), cancelled: controller.signal.aborted };
+  }
+  await writeFile(resultFile, JSON.stringify(outcome), { mode: 0o600 });
+  if (request.owner) await chown(resultFile, request.owner.uid, request.owner.gid);
+  return outcome.ok ? outcome.result.exitCode : EXIT_BUILD_CELL_ERROR;
 }
 
 function report(result: CellRunResult, log: (m: string) => void): void {

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile, rm } from 'node:fs/promises';
+import { chownTree } from '../util/fs.js';
 import { join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
@@ -28,6 +29,15 @@ export interface PrepareRequest {
   registry: RegistryOptions;
   /** Unpack without root (umoci --rootless): files are owned by the invoking user. */
   rootless?: boolean;
+  /** The manifest digest for `arch`, when the caller already resolved it (the action does, for its cache key). */
+  digest?: string;
+  /**
+   * A second store (same layout as STATE/images) that the Actions cache restores into and
+   * saves from: layouts missing from the store are taken from it, and new ones are put there.
+   */
+  cacheDir?: string;
+  /** Owner of what is written to cacheDir (the runner user behind sudo). */
+  cacheOwner?: { uid: number; gid: number };
 }
 
 export interface PreparedImage {
@@ -38,6 +48,9 @@ export interface PreparedImage {
   resolved: boolean;
   copied: boolean;
   unpacked: boolean;
+  /** The layout came from cacheDir (the Actions cache) rather than the registry. */
+  fromCache: boolean;
+  timings: { resolve?: number; pull?: number; unpack?: number };
   /** From the image config: its environment (NAME=VALUE) and working directory. */
   config: ImageConfig;
 }
@@ -51,42 +64,84 @@ const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'applica
 
 export async function prepareImage(store: Store, request: PrepareRequest): Promise<PreparedImage> {
   const { ref, arch } = request;
-  const known = await store.readRef(ref.full, arch);
-  let digest = known?.digest;
+  const cache = request.cacheDir ? new Store(request.cacheDir) : undefined;
+  const timings: PreparedImage['timings'] = {};
+  const timed = async <T>(name: keyof PreparedImage['timings'], fn: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[name] = Math.round(performance.now() - start);
+    }
+  };
+  const known = (await store.readRef(ref.full, arch)) ?? (await cache?.readRef(ref.full, arch));
+  let digest = request.digest ?? known?.digest;
   let resolved = false;
   if (request.pull === 'never' && !digest) {
     throw new UserError('pull', `image ${show(ref.original)} (${arch.name}) is not in the store ${store.stateDir} and pull is "never"`);
   }
-  if (request.pull === 'always' || !digest) {
-    digest = await resolveDigest(ref, arch, request.registry);
+  if (!digest || (request.pull === 'always' && !request.digest)) {
+    digest = await timed('resolve', () => resolveDigest(ref, arch, request.registry));
     resolved = true;
   }
   const layoutDir = store.layoutDir(arch, digest);
   const rootfs = store.rootfsDir(arch, digest);
   let copied = false;
   let unpacked = false;
+  let fromCache = false;
   await withLock(store.lockDir(`image-${store.entryName(arch, digest)}`), async () => {
+    await store.removeStaleTemps();
     if (!(await store.readLayout(arch, digest!))) {
-      if (request.pull === 'never') throw new UserError('pull', `the layout of ${show(ref.original)} is missing from the store and pull is "never"`);
-      await copyLayout(store, request, digest!);
-      copied = true;
+      if (cache && (await cache.readLayout(arch, digest!))) {
+        await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest!), layoutDir));
+        fromCache = true;
+      } else {
+        if (request.pull === 'never') throw new UserError('pull', `the layout of ${show(ref.original)} is missing from the store and pull is "never"`);
+        await timed('pull', () => copyLayout(store, request, digest!));
+        copied = true;
+      }
     }
     if (!store.hasRootfs(arch, digest!)) {
-      await unpackRootfs(store, layoutDir, rootfs, !!request.rootless);
+      try {
+        await timed('unpack', () => unpackRootfs(store, layoutDir, rootfs, !!request.rootless));
+      } catch (error) {
+        // A layout that cannot be unpacked must not be reused by the next run.
+        await rm(layoutDir, { recursive: true, force: true });
+        throw new CellSetupError(`cannot prepare ${ref.original} (${arch.name}): ${(error as Error).message}`);
+      }
       unpacked = true;
     }
   }, { what: `preparing ${ref.original}` });
-  if (!known || known.digest !== digest) {
-    await store.writeRef({ reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() }, arch);
+  const record = { reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() };
+  if (known?.digest !== digest) await store.writeRef(record, arch);
+  if (cache && !fromCache && !(await cache.readLayout(arch, digest))) {
+    // Hand the layout to the Actions cache: a copy owned by the runner user.
+    await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest), request.cacheOwner);
+    await cache.writeRef(record, arch);
+    if (request.cacheOwner) await chownTree(cache.imagesDir, request.cacheOwner);
   }
-  return { rootfs, layoutDir, digest, resolved, copied, unpacked, config: await readImageConfig(layoutDir) };
+  return { rootfs, layoutDir, digest, resolved, copied, unpacked, fromCache, timings, config: await readImageConfig(layoutDir) };
+}
+
+/** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */
+async function copyEntry(into: Store, source: string, destination: string, owner?: { uid: number; gid: number }): Promise<void> {
+  const temp = await into.tempDir('layout');
+  try {
+    await exec('cp', ['-a', '--reflink=auto', '--', `${source}/.`, temp], `cannot copy the image layout ${source}`);
+    if (owner) await chownTree(temp, owner);
+    await into.commit(temp, destination);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
 }
 
 /** The manifest digest for `arch`: one raw manifest request, no blobs. */
 export async function resolveDigest(ref: ImageReference, arch: ArchInfo, registry: RegistryOptions): Promise<string> {
   const skopeo = tool('skopeo');
+  // skopeo refuses name:tag@digest; the digest is what counts.
+  const target = ref.transport === 'docker' && ref.pinnedDigest ? dockerReferenceByDigest(ref, ref.pinnedDigest) : ref.full;
   const raw = await withRegistryArgs(ref, registry, '--', (args) =>
-    exec(skopeo, ['inspect', '--raw', ...args, ref.full], `cannot read the manifest of ${ref.original}`, { secrets: secretsOf(registry) }),
+    exec(skopeo, ['inspect', '--raw', ...args, target], `cannot read the manifest of ${ref.original}`, { secrets: secretsOf(registry), dieWithParent: true }),
   );
   return pickDigest(ref, arch, raw.stdout);
 }
@@ -94,11 +149,13 @@ export async function resolveDigest(ref: ImageReference, arch: ArchInfo, registr
 /** From a raw manifest or index, the digest of the manifest for `arch`. Pure. */
 export function pickDigest(ref: ImageReference, arch: ArchInfo, rawManifest: string): string {
   let manifest: { mediaType?: string; manifests?: Array<{ digest: string; platform?: { architecture?: string; os?: string; variant?: string } }> };
+  const notAManifest = () => new CellSetupError(`the registry answered for ${ref.original} with something that is not a manifest: ${show(rawManifest.slice(0, 120))}`);
   try {
     manifest = JSON.parse(rawManifest);
   } catch {
-    throw new CellSetupError(`the registry answered for ${ref.original} with something that is not a manifest: ${show(rawManifest.slice(0, 120))}`);
+    throw notAManifest();
   }
+  if (!manifest || typeof manifest !== 'object' || Array.isArray(manifest)) throw notAManifest();
   if (Array.isArray(manifest.manifests) || INDEX_TYPES.has(manifest.mediaType ?? '')) {
     const entries = manifest.manifests ?? [];
     const matches = entries.filter((m) => m.platform?.os === 'linux' && m.platform.architecture === arch.ociArch);
@@ -125,7 +182,7 @@ async function copyLayout(store: Store, request: PrepareRequest, digest: string)
     const source = ref.transport === 'docker' ? dockerReferenceByDigest(ref, digest) : ref.full;
     const platform = ['--override-os', 'linux', '--override-arch', arch.ociArch, ...(arch.ociVariant ? ['--override-variant', arch.ociVariant] : [])];
     await withRegistryArgs(ref, registry, '--src-', (args) =>
-      exec(skopeo, ['copy', '--quiet', ...args, ...platform, source, `oci:${temp}:${LAYOUT_TAG}`], `cannot copy ${ref.original} (${arch.name})`, { secrets: secretsOf(registry) }),
+      exec(skopeo, ['copy', '--quiet', ...args, ...platform, source, `oci:${temp}:${LAYOUT_TAG}`], `cannot copy ${ref.original} (${arch.name})`, { secrets: secretsOf(registry), dieWithParent: true }),
     );
     const index = JSON.parse(await readFile(join(temp, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
     const layoutDigest = index.manifests[0]?.digest;
@@ -143,22 +200,33 @@ function blobPath(layout: string, digest: string): string {
   return join(layout, 'blobs', ...digest.split(':'));
 }
 
-async function readManifestConfig(layout: string, manifestDigest: string): Promise<{ architecture?: string; os?: string; config?: { Env?: string[]; WorkingDir?: string } } | undefined> {
-  const manifest = JSON.parse(await readFile(blobPath(layout, manifestDigest), 'utf8')) as { config?: { digest: string } };
-  if (!manifest.config) return undefined;
-  return JSON.parse(await readFile(blobPath(layout, manifest.config.digest), 'utf8'));
+type ImageConfigBlob = { architecture?: string; os?: string; config?: { Env?: string[]; WorkingDir?: string } };
+
+/** The image config of a manifest; anything that is not an image manifest with a config and layers is refused. */
+async function readManifestConfig(layout: string, manifestDigest: string, what = layout): Promise<ImageConfigBlob> {
+  let manifest: { config?: { digest?: string }; layers?: unknown };
+  let config: ImageConfigBlob;
+  try {
+    manifest = JSON.parse(await readFile(blobPath(layout, manifestDigest), 'utf8'));
+    if (!manifest || typeof manifest.config?.digest !== 'string' || !Array.isArray(manifest.layers)) throw new Error('no config or layers');
+    config = JSON.parse(await readFile(blobPath(layout, manifest.config.digest), 'utf8'));
+    if (!config || typeof config !== 'object') throw new Error('the config is not an object');
+  } catch (error) {
+    throw new CellSetupError(`${what} is not a usable image manifest (${(error as Error).message})`);
+  }
+  return config;
 }
 
 export async function readImageConfig(layout: string): Promise<ImageConfig> {
   const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
   const config = await readManifestConfig(layout, index.manifests[0]!.digest);
-  return { env: config?.config?.Env ?? [], workingDir: config?.config?.WorkingDir || undefined };
+  return { env: config.config?.Env ?? [], workingDir: config.config?.WorkingDir || undefined };
 }
 
 /** A single-platform image must actually be for the requested architecture. */
 async function checkPlatform(layout: string, manifestDigest: string, request: PrepareRequest): Promise<void> {
-  const config = await readManifestConfig(layout, manifestDigest);
-  if (config?.architecture && config.architecture !== request.arch.ociArch) {
+  const config = await readManifestConfig(layout, manifestDigest, `what the registry sent for ${request.ref.original}`);
+  if (config.architecture && config.architecture !== request.arch.ociArch) {
     throw new UserError('arch', `image ${show(request.ref.original)} is built for ${config.os ?? 'linux'}/${config.architecture}, not ${request.arch.name}`);
   }
 }
@@ -168,7 +236,7 @@ async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, roo
   const temp = await store.tempDir('rootfs');
   try {
     const target = join(temp, 'rootfs');
-    await exec(umoci, ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layoutDir}:${LAYOUT_TAG}`, target], `cannot unpack ${layoutDir}`);
+    await exec(umoci, ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layoutDir}:${LAYOUT_TAG}`, target], `cannot unpack ${layoutDir}`, { dieWithParent: true });
     // The sentinel ties the rootfs to this state dir (the runtime prefix); see cell/runtime-root.ts.
     await writeFile(join(target, ROOT_SENTINEL), store.stateDir, { mode: 0o444 });
     await store.commit(target, rootfs);

@@ -5,6 +5,9 @@ import { UserError, show } from '../util/errors.js';
 
 export const TRANSPORTS = ['docker://', 'oci:', 'oci-archive:', 'docker-archive:', 'dir:', 'containers-storage:'] as const;
 
+/** skopeo transports build-cell does not take (they would otherwise read as Docker Hub names). */
+const UNSUPPORTED_TRANSPORTS = ['docker-daemon:', 'ostree:', 'sif:', 'tarball:'];
+
 export interface ImageReference {
   /** The reference as given. */
   original: string;
@@ -21,10 +24,10 @@ export function parseReference(value: string, field = 'image'): ImageReference {
   if (/[\s\0]/.test(ref)) throw new UserError(field, `must not contain whitespace or NUL: ${show(value)}`);
   const transport = TRANSPORTS.find((t) => ref.startsWith(t));
   if (!transport) {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref) || UNSUPPORTED_TRANSPORTS.some((t) => ref.startsWith(t))) {
       throw new UserError(field, `unsupported transport in ${show(ref)}: accepted are ${TRANSPORTS.join(', ')} or a bare name:tag`);
     }
-    return parseReference(`docker://${ref}`, field);
+    return { ...parseReference(`docker://${ref}`, field), original: value };
   }
   const rest = ref.slice(transport.length);
   if (!rest) throw new UserError(field, `${show(ref)} names no image after ${transport}`);

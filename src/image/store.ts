@@ -10,7 +10,8 @@
  *   STATE/locks/, STATE/tmp/
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { ownerIsAlive } from '../util/lock.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArchInfo } from '../emulation/arch.js';
@@ -83,6 +84,14 @@ export class Store {
 
   hasRootfs(arch: ArchInfo, digest: string): boolean {
     return existsSync(join(this.rootfsDir(arch, digest), ROOT_SENTINEL));
+  }
+
+  /** Remove temporary entries of runs that died (their PID is in the name). */
+  async removeStaleTemps(): Promise<void> {
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
+      if (pid && !ownerIsAlive({ pid })) await rm(join(this.tmpDir, name), { recursive: true, force: true });
+    }
   }
 
   /** A fresh directory under STATE/tmp, to be renamed into place. */

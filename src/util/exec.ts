@@ -5,6 +5,7 @@
  */
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { CellSetupError } from './errors.js';
+import { which } from './which.js';
 
 export interface ExecOptions {
   env?: NodeJS.ProcessEnv;
@@ -15,6 +16,8 @@ export interface ExecOptions {
   allowFailure?: boolean;
   /** Words to replace by *** in error messages and debug logs. */
   secrets?: string[];
+  /** Kill the program if this process dies (setpriv --pdeathsig), so no orphan keeps writing the store. */
+  dieWithParent?: boolean;
 }
 
 export interface ExecResult {
@@ -44,8 +47,9 @@ export function tailLines(text: string, lines: number): string {
 }
 
 export function commandLine(file: string, args: readonly string[], secrets: string[] = []): string {
-  const quoted = [file, ...args].map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
-  return redact(quoted.join(' '), secrets);
+  // Redact each word before quoting it: quoting could split a secret that holds a quote.
+  const quoted = [file, ...args].map((word) => redact(word, secrets)).map((word) => (word === '***' || /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
+  return quoted.join(' ');
 }
 
 export function redact(text: string, secrets: readonly string[]): string {
@@ -57,6 +61,8 @@ export function redact(text: string, secrets: readonly string[]): string {
 /** Run `file args`, capture its output, and throw an ExecError naming `what` on failure. */
 export function exec(file: string, args: readonly string[], what: string, options: ExecOptions = {}): Promise<ExecResult> {
   const line = commandLine(file, args, options.secrets);
+  const setpriv = options.dieWithParent ? which('setpriv') : undefined;
+  if (setpriv) [file, args] = [setpriv, ['--pdeathsig', 'KILL', '--', file, ...args]];
   if (debugEnabled()) process.stderr.write(`build-cell: debug: ${line}\n`);
   const spawnOptions: SpawnOptions = { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] };
   return new Promise((resolve, reject) => {
@@ -73,9 +79,11 @@ export function exec(file: string, args: readonly string[], what: string, option
         stdout: Buffer.concat(out).toString(),
         stderr: redact(Buffer.concat(err).toString(), options.secrets ?? []),
       };
-      if ((code !== 0 || signal) && !options.allowFailure) reject(new ExecError(line, result, what));
+      const shown: ExecResult = { ...result, stdout: redact(result.stdout, options.secrets ?? []) };
+      if ((code !== 0 || signal) && !options.allowFailure) reject(new ExecError(line, shown, what));
       else resolve(result);
     });
+
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(options.input ?? '');
   });

@@ -52,13 +52,36 @@ export async function acquireLock(lockDir: string, options: { timeoutMs?: number
       }
     }
     if (await isStale(lockDir, ownerFile)) {
-      await rm(lockDir, { recursive: true, force: true });
+      await takeOver(lockDir, ownerFile);
       continue;
     }
     if (Date.now() > deadline) {
       throw new CellSetupError(`timed out waiting for the lock ${lockDir}${options.what ? ` (${options.what})` : ''}; if no other build-cell is running, remove it`);
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+/**
+ * Remove a stale lock. Two waiters may both see the same dead owner: the takeover itself is
+ * exclusive, and the lock is removed only if it still names that dead owner.
+ */
+async function takeOver(lockDir: string, ownerFile: string): Promise<void> {
+  const takeover = `${lockDir}.takeover`;
+  try {
+    await mkdir(takeover);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // Someone else is taking over; a takeover dir left by a crash goes after a while.
+    const info = await stat(takeover).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > 10_000) await rm(takeover, { recursive: true, force: true });
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    return;
+  }
+  try {
+    if (await isStale(lockDir, ownerFile)) await rm(lockDir, { recursive: true, force: true });
+  } finally {
+    await rm(takeover, { recursive: true, force: true });
   }
 }
 

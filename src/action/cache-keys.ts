@@ -1,0 +1,31 @@
+/**
+ * Actions cache keys. Pure.
+ *
+ * Image layouts: one entry per architecture and manifest digest, so matrix legs and parallel
+ * jobs never collide and a moved tag never restores a stale image.
+ * Build caches: rolling keys in the manner of rust-cache / ccache-action: every run saves a
+ * new key (run id + attempt), and restores the newest entry with the same prefix.
+ */
+import { createHash } from 'node:crypto';
+import type { ArchInfo } from '../emulation/arch.js';
+
+export const KEY_VERSION = 'v1';
+
+export function imageCacheKey(arch: ArchInfo, digest: string): string {
+  const archKey = arch.ociVariant ? `${arch.ociArch}-${arch.ociVariant}` : arch.ociArch;
+  return `build-cell-image-${KEY_VERSION}-${archKey}-${digest.replace(/^sha256:/, '')}`;
+}
+
+export interface BuildCacheKeys {
+  primary: string;
+  restoreKeys: string[];
+}
+
+export function buildCacheKeys(options: { arch: ArchInfo; image: string; cellPaths: string[]; userKey: string; job?: string; runId?: string; runAttempt?: string }): BuildCacheKeys {
+  const identity = createHash('sha256').update(JSON.stringify([options.image, options.cellPaths])).digest('hex').slice(0, 16);
+  const user = options.userKey ? `-${options.userKey.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 200)}` : '';
+  const prefix = `build-cell-caches-${KEY_VERSION}-${options.arch.name}-${identity}${user}-`;
+  const primary = `${prefix}${options.runId ?? Date.now()}-${options.runAttempt ?? '1'}`;
+  // Without a user key part, entries from other cache-key values are not mixed in.
+  return { primary, restoreKeys: [prefix] };
+}

@@ -1,0 +1,93 @@
+/**
+ * Inputs -> engine request: a pure function, unit-tested without root. It decides the cell's
+ * command, environment (a curated set of GitHub variables, then the user's), mounts and the
+ * file-command directory through which scripts in the cell set step outputs.
+ */
+import { join } from 'node:path';
+import type { CellRequest } from '../engine.js';
+import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
+import { isWorkspaceArchive } from '../spec/validate.js';
+import type { Owner } from '../util/fs.js';
+import type { ActionInputs } from './inputs.js';
+
+/** Where the cell sees its file-command files (as container actions do). */
+export const FILE_COMMANDS_CELL_DIR = '/github/file_commands';
+export const FILE_COMMANDS = { GITHUB_OUTPUT: 'output', GITHUB_ENV: 'env', GITHUB_PATH: 'path', GITHUB_STEP_SUMMARY: 'step_summary' } as const;
+
+/**
+ * GitHub variables a build may use. Never the runtime tokens (ACTIONS_*): code from a pull
+ * request must not be able to write the repository's caches or artifacts.
+ */
+export const PASSED_GITHUB_VARS = [
+  'CI', 'GITHUB_ACTIONS', 'GITHUB_ACTOR', 'GITHUB_BASE_REF', 'GITHUB_EVENT_NAME', 'GITHUB_HEAD_REF', 'GITHUB_JOB',
+  'GITHUB_REF', 'GITHUB_REF_NAME', 'GITHUB_REF_TYPE', 'GITHUB_REPOSITORY', 'GITHUB_REPOSITORY_OWNER', 'GITHUB_RUN_ATTEMPT',
+  'GITHUB_RUN_ID', 'GITHUB_RUN_NUMBER', 'GITHUB_SERVER_URL', 'GITHUB_SHA', 'GITHUB_WORKFLOW', 'RUNNER_ARCH', 'RUNNER_OS',
+];
+
+export interface ActionContext {
+  env: NodeJS.ProcessEnv;
+  runnerTemp: string;
+  /** Host directory holding the file-command files for this run. */
+  fileCommandsDir: string;
+  /** Host directories for caches given only by their cell path, in input order. */
+  cacheDirs: string[];
+  owner?: Owner;
+  digest?: string;
+  imageCacheDir?: string;
+}
+
+/** The host directory for a cache given only by its cell path. */
+export function managedCacheDir(runnerTemp: string, index: number, cellPath: string): string {
+  return join(runnerTemp, 'build-cell', 'caches', `${index}${cellPath.replace(/[^A-Za-z0-9._-]+/g, '_')}`);
+}
+
+export function commandFor(inputs: ActionInputs): BuildCellSpec['command'] {
+  if (inputs.command.kind === 'argv') {
+    const [executable, ...argv] = inputs.command.argv;
+    return { cwd: inputs.workingDirectory, executable: executable!, argv };
+  }
+  return inputs.command.shell === 'bash'
+    ? { cwd: inputs.workingDirectory, executable: 'bash', argv: ['--noprofile', '--norc', '-eo', 'pipefail', SCRIPT_PATH] }
+    : { cwd: inputs.workingDirectory, executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] };
+}
+
+export function cellEnv(inputs: ActionInputs, env: NodeJS.ProcessEnv): Array<[string, string]> {
+  const github: Array<[string, string]> = PASSED_GITHUB_VARS.flatMap((name): Array<[string, string]> => (env[name] !== undefined ? [[name, env[name]!]] : []));
+  const fileCommands = Object.entries(FILE_COMMANDS).map(([name, file]): [string, string] => [name, `${FILE_COMMANDS_CELL_DIR}/${file}`]);
+  const merged = new Map<string, string>([...github, ['GITHUB_WORKSPACE', inputs.workspacePath], ...fileCommands, ...inputs.env]);
+  return [...merged];
+}
+
+export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellRequest {
+  const workspace = inputs.workspace;
+  return {
+    stateDir: inputs.stateDir,
+    owner: ctx.owner,
+    inheritImageEnv: true,
+    image: {
+      ref: inputs.image,
+      arch: inputs.arch,
+      // A tag is re-resolved by the action (one manifest request) and handed over as a digest.
+      pull: 'missing',
+      registry: { tlsVerify: inputs.registry.tlsVerify, username: inputs.registry.username, password: inputs.registry.password },
+      digest: ctx.digest,
+      cacheDir: ctx.imageCacheDir,
+    },
+    spec: {
+      workspacePath: inputs.workspacePath,
+      workspaceSeed: !workspace ? { kind: 'empty' } : isWorkspaceArchive(workspace) ? { kind: 'archive', path: workspace } : { kind: 'snapshot', path: workspace },
+      imports: inputs.imports.map((m) => ({ source: m.host, destination: m.cell })),
+      caches: [
+        ...inputs.caches.map((m, i) => ({ source: m.host ?? ctx.cacheDirs[i]!, destination: m.cell })),
+        { source: ctx.fileCommandsDir, destination: FILE_COMMANDS_CELL_DIR },
+      ],
+      exports: inputs.exports.map((m) => ({ source: m.cell, destination: m.host })),
+      command: commandFor(inputs),
+      env: cellEnv(inputs, ctx.env),
+      network: inputs.network,
+      limits: inputs.limits,
+      cleanup: inputs.cleanup,
+      ...(inputs.command.kind === 'script' ? { script: inputs.command.script } : {}),
+    },
+  };
+}

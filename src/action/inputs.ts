@@ -1,0 +1,199 @@
+/**
+ * The action's inputs: read once, validated up front, as one typed object. This is the only
+ * module that calls core.getInput. Every error names the input and says what is accepted,
+ * and nothing runs before validation passes.
+ */
+import * as core from '@actions/core';
+import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
+import { parseReference, type ImageReference } from '../image/reference.js';
+import { isWorkspaceArchive } from '../spec/validate.js';
+import { bool, oneOf, optionalInt, optionalSize } from '../spec/text.js';
+import { checkEnv } from '../spec/validate.js';
+import { CLEANUP_POLICIES, NETWORK_POLICIES, type CleanupPolicy, type NetworkPolicy } from '../spec/types.js';
+import { UserError, show } from '../util/errors.js';
+
+export const SHELLS = ['sh', 'bash'] as const;
+export const PRIVILEGES = ['auto', 'root', 'sudo'] as const;
+
+export interface ActionInputs {
+  image: ImageReference;
+  arch: ArchInfo;
+  /** The script (`run`) with its shell, or the argv (`command`). */
+  command: { kind: 'script'; script: string; shell: (typeof SHELLS)[number] } | { kind: 'argv'; argv: string[] };
+  /** Host directory or archive; undefined: empty workspace. */
+  workspace?: string;
+  workspacePath: string;
+  /** Absolute cell path. */
+  workingDirectory: string;
+  env: Array<[string, string]>;
+  imports: Array<{ host: string; cell: string }>;
+  /** Host path undefined: a directory under RUNNER_TEMP that the Actions cache restores and saves. */
+  caches: Array<{ host?: string; cell: string }>;
+  cacheKey: string;
+  exports: Array<{ cell: string; host: string }>;
+  network: NetworkPolicy;
+  limits: { cpuTimeSeconds?: number; memoryBytes?: number; maxProcesses?: number };
+  cleanup: CleanupPolicy;
+  artifactName?: string;
+  imageCache: boolean;
+  registry: { username?: string; password?: string; tlsVerify: boolean };
+  privilege: (typeof PRIVILEGES)[number];
+  toolsSource: string;
+  stateDir: string;
+}
+
+export const INPUT_NAMES = [
+  'image', 'arch', 'run', 'shell', 'command', 'workspace', 'workspace-path', 'working-directory', 'env', 'imports',
+  'caches', 'cache-key', 'exports', 'network', 'cpu-time', 'memory', 'max-processes', 'cleanup', 'artifact-name',
+  'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'state-dir',
+] as const;
+
+export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
+
+/** Read and validate all inputs through @actions/core; also masks the secrets. */
+export function getInputs(env: NodeJS.ProcessEnv = process.env): ActionInputs {
+  const read: InputReader = (name) => core.getInput(name);
+  const inputs = parseInputs(read, env);
+  if (inputs.registry.password) core.setSecret(inputs.registry.password);
+  for (const [, value] of inputs.env) if (value.length >= 3) for (const line of value.split('\n')) if (line.trim()) core.setSecret(line);
+  return inputs;
+}
+
+/** Names of INPUT_* variables that this action does not know (the runner only warns for those in a workflow file). */
+export function unknownInputs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const known = new Set<string>(INPUT_NAMES.map((n) => n.toUpperCase()));
+  return Object.keys(env).filter((k) => k.startsWith('INPUT_') && !known.has(k.slice(6))).map((k) => k.slice(6).toLowerCase());
+}
+
+/** Pure: input text -> ActionInputs. `env` supplies GITHUB_WORKSPACE and RUNNER_TEMP. */
+export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionInputs {
+  const githubWorkspace = env.GITHUB_WORKSPACE || process.cwd();
+  const fromWorkspace = (p: string) => (p.startsWith('/') ? p : `${githubWorkspace.replace(/\/$/, '')}/${p.replace(/^\.\//, '')}`);
+  const image = read('image').trim();
+  if (!image) throw new UserError('image', 'is required: an image reference such as debian:bookworm, ghcr.io/owner/image@sha256:..., oci:/path:tag');
+
+  const workspacePath = cellPathInput(read('workspace-path') || '/workspace', 'workspace-path');
+  const wd = read('working-directory').trim();
+  const workingDirectory = !wd ? workspacePath : wd.startsWith('/') ? cellPathInput(wd, 'working-directory') : cellPathInput(`${workspacePath}/${wd}`, 'working-directory');
+
+  const run = read('run');
+  const commandLines = lines(read('command'));
+  if (run.trim() && commandLines.length) throw new UserError('run', 'give either run (a script) or command (one argument per line), not both');
+  if (!run.trim() && !commandLines.length) throw new UserError('run', 'is required (or command): the script to run in the cell');
+  if (run.includes('\0')) throw new UserError('run', 'must not contain a NUL byte');
+  const shell = oneOf(read('shell') || 'sh', SHELLS, 'shell');
+  const command: ActionInputs['command'] = run.trim() ? { kind: 'script', script: run, shell } : { kind: 'argv', argv: commandLines };
+
+  const workspaceInput = read('workspace').trim();
+  const workspace = workspaceInput === 'none' ? undefined : fromWorkspace(workspaceInput || githubWorkspace);
+  if (workspace && /\.(zip|tar\.bz2|tar\.xz|tar\.zst)$/.test(workspace) && !isWorkspaceArchive(workspace)) {
+    throw new UserError('workspace', `${show(workspaceInput)} is not a supported archive: accepted are a directory, .tar, .tar.gz, .tgz, or none`);
+  }
+
+  const env2 = parseEnvLines(read('env'));
+  checkEnv(env2, 'env');
+
+  const imports = lines(read('imports')).map((line, i) => {
+    const m = splitHostCell(line, `imports line ${i + 1}`);
+    return { host: fromWorkspace(m.host), cell: cellPathInput(m.cell, `imports line ${i + 1}`) };
+  });
+  const caches = lines(read('caches')).map((line, i) => {
+    if (line.startsWith('/') && !line.slice(1).includes(':/')) return { cell: cellPathInput(line, `caches line ${i + 1}`) };
+    const m = splitHostCell(line, `caches line ${i + 1}`);
+    return { host: fromWorkspace(m.host), cell: cellPathInput(m.cell, `caches line ${i + 1}`) };
+  });
+  const exports = lines(read('exports')).map((line, i) => {
+    const at = line.indexOf(':');
+    const field = `exports line ${i + 1}`;
+    if (at <= 0 || at === line.length - 1) throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:out), got ${show(line)}`);
+    return { cell: cellPathInput(line.slice(0, at), field), host: fromWorkspace(line.slice(at + 1)) };
+  });
+
+  const artifactName = read('artifact-name').trim() || undefined;
+  if (artifactName && /["<>|*?\r\n\\/:]/.test(artifactName)) {
+    throw new UserError('artifact-name', `${show(artifactName)} contains a character artifacts do not allow (" : < > | * ? \\ / or a newline)`);
+  }
+  const username = read('registry-username').trim() || undefined;
+  const password = read('registry-password') || undefined;
+  if (password && !username) throw new UserError('registry-password', 'needs registry-username');
+  const toolsSource = read('tools-source').trim() || 'https://deb.debian.org/debian';
+  if (!/^https?:\/\/[^\s]+$/.test(toolsSource)) throw new UserError('tools-source', `must be an http(s) URL of a Debian archive mirror, got ${show(toolsSource)}`);
+  const stateDir = read('state-dir').trim() || '/var/lib/build-cell';
+  if (!stateDir.startsWith('/')) throw new UserError('state-dir', `must be an absolute path, got ${show(stateDir)}`);
+
+  return {
+    image: parseReference(image, 'image'),
+    arch: read('arch').trim() ? resolveArch(read('arch'), 'arch') : hostArch(),
+    command,
+    workspace,
+    workspacePath,
+    workingDirectory,
+    env: env2,
+    imports,
+    caches,
+    cacheKey: read('cache-key').trim(),
+    exports,
+    network: oneOf(read('network') || 'enabled', NETWORK_POLICIES, 'network') as NetworkPolicy,
+    limits: {
+      cpuTimeSeconds: optionalInt(blank(read('cpu-time')), 'cpu-time', 'a whole number of seconds, at least 1'),
+      memoryBytes: optionalSize(blank(read('memory')), 'memory'),
+      maxProcesses: optionalInt(blank(read('max-processes')), 'max-processes', 'a whole number of processes, at least 1'),
+    },
+    cleanup: oneOf(read('cleanup') || 'always', CLEANUP_POLICIES, 'cleanup') as CleanupPolicy,
+    artifactName,
+    imageCache: bool(read('image-cache') || 'true', 'image-cache'),
+    registry: { username, password, tlsVerify: bool(read('tls-verify') || 'true', 'tls-verify') },
+    privilege: oneOf(read('privilege') || 'auto', PRIVILEGES, 'privilege'),
+    toolsSource: toolsSource.replace(/\/+$/, ''),
+    stateDir,
+  };
+}
+
+function blank(value: string): string | undefined {
+  return value.trim() === '' ? undefined : value.trim();
+}
+
+/** Non-empty lines, trimmed (a trailing newline of a YAML block scalar is no entry). */
+export function lines(text: string): string[] {
+  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+function cellPathInput(value: string, field: string): string {
+  const v = value.trim();
+  if (!v.startsWith('/')) throw new UserError(field, `must be an absolute path inside the cell, got ${show(value)}`);
+  if (v.split('/').includes('..')) throw new UserError(field, `must not contain '..': ${show(value)}`);
+  return v;
+}
+
+function splitHostCell(line: string, field: string): { host: string; cell: string } {
+  const at = line.lastIndexOf(':/');
+  if (at <= 0) throw new UserError(field, `must be HOST:CELL with an absolute cell path (e.g. tools:/opt/tools), got ${show(line)}`);
+  return { host: line.slice(0, at), cell: line.slice(at + 1) };
+}
+
+/**
+ * `KEY=VALUE` lines; a multi-line value uses the GITHUB_ENV heredoc form:
+ *   KEY<<EOF
+ *   line 1
+ *   EOF
+ */
+export function parseEnvLines(text: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const all = text.split(/\r?\n/);
+  for (let i = 0; i < all.length; i++) {
+    const line = all[i]!;
+    if (!line.trim() || line.trimStart().startsWith('#')) continue;
+    const heredoc = /^([^=<\s][^=<]*)<<(\S+)$/.exec(line.trim());
+    if (heredoc) {
+      const end = all.indexOf(heredoc[2]!, i + 1);
+      if (end < 0) throw new UserError('env', `the value of ${show(heredoc[1])} starts with <<${heredoc[2]} but has no closing ${heredoc[2]} line`);
+      out.push([heredoc[1]!, all.slice(i + 1, end).join('\n')]);
+      i = end;
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new UserError('env', `line ${i + 1} must be KEY=VALUE (or KEY<<DELIMITER for a multi-line value), got ${show(line.trim())}`);
+    out.push([line.slice(0, eq).trim(), line.slice(eq + 1)]);
+  }
+  return out;
+}

@@ -1,0 +1,202 @@
+/**
+ * The action's main step: inputs -> tools -> image cache -> build caches -> cell (directly as
+ * root, or through sudo) -> exports, artifact, file commands -> caches saved -> outputs and
+ * summary. One core.group per phase; the command's failure fails the step after caches and
+ * outputs are saved.
+ */
+import * as core from '@actions/core';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { needsEmulation, hostArch } from '../emulation/arch.js';
+import { resolveDigest } from '../image/prepare.js';
+import { runBuildCell, type CellRequest, type CellRunResult } from '../engine.js';
+import { writeEngineRequest, type EngineOutcome } from '../engine-request.js';
+import { chooseMode, runUnderSudo } from '../cli/privilege.js';
+import { resolveTools } from '../tools/resolve.js';
+import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
+import { readFile, rm } from 'node:fs/promises';
+import { bestEffort } from './best-effort.js';
+import { buildCacheKeys, imageCacheKey } from './cache-keys.js';
+import { managedCacheDir, toCellRequest } from './cell-request.js';
+import { forwardFileCommands, prepareFileCommands } from './file-commands.js';
+import { getInputs, unknownInputs, type ActionInputs } from './inputs.js';
+import { restoreCache, saveCache } from './actions-cache.js';
+import { uploadExports } from './artifact.js';
+import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
+import { STATE } from './state.js';
+
+export async function runMain(): Promise<void> {
+  let inputs: ActionInputs;
+  try {
+    inputs = getInputs();
+  } catch (error) {
+    core.setFailed(`build-cell: ${errorMessage(error)}`);
+    return;
+  }
+  for (const name of unknownInputs()) core.warning(`build-cell does not know the input '${name}'; it is ignored`);
+
+  const timings: SummaryData['timings'] = {};
+  const timed = async <T>(phase: ActionPhase, fn: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[phase] = (timings[phase] ?? 0) + Math.round(performance.now() - start);
+    }
+  };
+  const emulated = needsEmulation(hostArch(), inputs.arch);
+  const summary: SummaryData = { image: inputs.image.original, arch: inputs.arch.name, emulated, imageCacheHit: false, timings, exports: [] };
+  const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
+  const work = join(runnerTemp, 'build-cell');
+  const uid = process.getuid?.() ?? 0;
+  const owner = uid === 0 ? undefined : { uid, gid: process.getgid?.() ?? uid };
+
+  try {
+    printConfiguration(inputs, emulated);
+    const mode = chooseMode(inputs.privilege, uid);
+    core.saveState(STATE.mode, mode);
+
+    await core.group('Tools', () => timed('tools', async () => {
+      const tools = await resolveTools({ qemu: emulated ? [inputs.arch] : [], source: inputs.toolsSource, log: core.info });
+      for (const dir of tools.dirsToAddToPath) core.addPath(dir);
+    }));
+
+    // The image: re-resolve a tag (one manifest request), then restore its layout by digest.
+    let digest: string | undefined;
+    let imageKey: string | undefined;
+    let imageCacheDir: string | undefined;
+    await core.group('Image cache', () => timed('cache restore', async () => {
+      if (!inputs.imageCache) return core.info('image-cache is false: not using the Actions cache for the image');
+      const keyDigest = inputs.image.pinnedDigest ?? (digest = await resolveDigest(inputs.image, inputs.arch, inputs.registry));
+      imageKey = imageCacheKey(inputs.arch, keyDigest);
+      imageCacheDir = join(work, 'image-cache', imageKey);
+      await mkdir(imageCacheDir, { recursive: true });
+      const hit = await bestEffort('restoring the image from the Actions cache', () => restoreCache([imageCacheDir!], imageKey!));
+      summary.imageCacheHit = hit === imageKey;
+      core.info(summary.imageCacheHit ? `image layout restored from the Actions cache (${imageKey})` : `no cached layout for ${imageKey}`);
+    }));
+
+    const cacheDirs = inputs.caches.map((c, i) => c.host ?? managedCacheDir(runnerTemp, i, c.cell));
+    const cacheKeys = buildCacheKeys({ arch: inputs.arch, image: inputs.image.full, cellPaths: inputs.caches.map((c) => c.cell), userKey: inputs.cacheKey, runId: process.env.GITHUB_RUN_ID, runAttempt: process.env.GITHUB_RUN_ATTEMPT });
+    let cacheHit = false;
+    if (cacheDirs.length) {
+      await core.group('Build caches: restore', () => timed('cache restore', async () => {
+        for (const dir of cacheDirs) await mkdir(dir, { recursive: true });
+        const matched = await bestEffort('restoring the build caches', () => restoreCache(cacheDirs, cacheKeys.primary, cacheKeys.restoreKeys));
+        cacheHit = !!matched;
+        core.info(matched ? `build caches restored from ${matched}` : 'no build cache entry yet');
+      }));
+    }
+    core.setOutput('cache-hit', String(cacheHit));
+    core.setOutput('image-cache-hit', String(summary.imageCacheHit));
+
+    const fileCommandsDir = join(work, `file-commands-${process.pid}`);
+    await prepareFileCommands(fileCommandsDir);
+    const request = toCellRequest(inputs, { env: process.env, runnerTemp, fileCommandsDir, cacheDirs, owner, digest, imageCacheDir });
+
+    const outcome = await core.group('Run', () => runCell(request, mode, work));
+    let result: CellRunResult | undefined;
+    if (outcome.ok) {
+      result = outcome.result;
+      summary.digest = result.image.digest;
+      summary.exitCode = result.exitCode;
+      summary.signal = result.signal;
+      summary.exports = result.exports;
+      timings.pull = (result.timings.resolve ?? 0) + (result.timings.pull ?? 0);
+      timings.unpack = result.timings.unpack;
+      timings.stage = result.timings.stage;
+      timings.run = result.timings.run;
+      timings.export = result.timings.export;
+      core.setOutput('exit-code', String(result.exitCode));
+      core.setOutput('image-digest', result.image.digest);
+      if (result.scratchPreserved) {
+        core.setOutput('scratch-path', result.scratch);
+        core.saveState(STATE.scratch, result.scratch);
+      }
+    } else {
+      summary.error = outcome.error;
+      core.setOutput('exit-code', String(EXIT_BUILD_CELL_ERROR));
+    }
+    await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () => forwardFileCommands(fileCommandsDir, process.env));
+    await rm(fileCommandsDir, { recursive: true, force: true }).catch(() => undefined);
+
+    if (inputs.artifactName && result?.exports.length) {
+      await core.group('Artifact', () => timed('upload', async () => {
+        const id = await uploadExports(inputs.artifactName!, result!.exports.map((e) => e.destination), process.env.GITHUB_WORKSPACE || process.cwd());
+        summary.artifact = { name: inputs.artifactName!, id };
+        if (id !== undefined) core.setOutput('artifact-id', String(id));
+      }));
+    }
+
+    await core.group('Caches: save', () => timed('cache save', async () => {
+      if (imageKey && imageCacheDir && result && !summary.imageCacheHit) {
+        await bestEffort('saving the image to the Actions cache', () => saveCache([imageCacheDir!], imageKey!));
+      }
+      // Build caches are saved after failed commands too: the next run starts warmer.
+      if (cacheDirs.length && (outcome.ok || !outcome.cancelled)) {
+        await bestEffort('saving the build caches', () => saveCache(cacheDirs, cacheKeys.primary));
+      }
+    }));
+
+    if (!outcome.ok) core.setFailed(`build-cell: ${outcome.error}`);
+    else if (result && result.exitCode !== 0) {
+      core.setFailed(result.signal ? `the command was killed by signal ${result.signal} (exit code ${result.exitCode})` : `the command exited with ${result.exitCode}`);
+    }
+  } catch (error) {
+    summary.error = errorMessage(error);
+    core.setOutput('exit-code', String(EXIT_BUILD_CELL_ERROR));
+    core.setFailed(`build-cell: ${errorMessage(error)}`);
+  } finally {
+    await bestEffort('writing the job summary', () => writeSummary(summary));
+  }
+}
+
+function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
+  core.startGroup('build-cell configuration');
+  const show = (name: string, value: unknown) => core.info(`${name.padEnd(18)} ${value}`);
+  show('image', inputs.image.full);
+  show('arch', `${inputs.arch.name}${emulated ? ' (emulated)' : ''}`);
+  show('command', inputs.command.kind === 'script' ? `script with ${inputs.command.shell}` : JSON.stringify(inputs.command.argv));
+  show('workspace', `${inputs.workspace ?? '(empty)'} -> ${inputs.workspacePath}`);
+  show('working directory', inputs.workingDirectory);
+  show('env', inputs.env.map(([k]) => k).join(' ') || '(none)');
+  show('imports', inputs.imports.map((m) => `${m.host}:${m.cell}`).join(' ') || '(none)');
+  show('caches', inputs.caches.map((m) => m.cell).join(' ') || '(none)');
+  show('exports', inputs.exports.map((m) => `${m.cell}:${m.host}`).join(' ') || '(none)');
+  show('network', inputs.network);
+  show('limits', JSON.stringify(inputs.limits));
+  show('cleanup', inputs.cleanup);
+  show('state dir', inputs.stateDir);
+  show('registry', inputs.registry.username ? `as ${inputs.registry.username}` : 'anonymous');
+  core.endGroup();
+}
+
+/** Run the cell in this process (root) or through sudo; the outcome is always returned, never thrown. */
+async function runCell(request: CellRequest, mode: 'root' | 'sudo', work: string): Promise<EngineOutcome> {
+  if (mode === 'root') {
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, abort);
+    try {
+      return { ok: true, result: await runBuildCell(request, controller.signal) };
+    } catch (error) {
+      return { ok: false, error: errorMessage(error), cancelled: controller.signal.aborted };
+    } finally {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, abort);
+    }
+  }
+  await mkdir(work, { recursive: true });
+  const requestFile = await writeEngineRequest(work, request);
+  const resultFile = join(dirname(requestFile), '..', `result-${process.pid}.json`);
+  const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+  try {
+    const code = await runUnderSudo(['internal-run', requestFile, resultFile], {}, cli);
+    const text = await readFile(resultFile, 'utf8').catch(() => undefined);
+    if (!text) return { ok: false, error: `the engine (through sudo) exited with ${code} and reported nothing` };
+    return JSON.parse(text) as EngineOutcome;
+  } finally {
+    await rm(dirname(requestFile), { recursive: true, force: true }).catch(() => undefined);
+    await rm(resultFile, { force: true }).catch(() => undefined);
+  }
+}

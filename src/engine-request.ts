@@ -1,0 +1,33 @@
+/**
+ * A whole engine request as a file, for the one place it must cross a process boundary: the
+ * action (runner user) asking the engine (root, through sudo) to run a cell. The file holds
+ * secrets (env values, a registry password): it is created owner-only in an owner-only
+ * directory and deleted by the engine as soon as it has read it.
+ */
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { resolveArch } from './emulation/arch.js';
+import type { CellRequest, CellRunResult } from './engine.js';
+import { UserError } from './util/errors.js';
+
+export async function writeEngineRequest(dir: string, request: CellRequest): Promise<string> {
+  const private_ = await mkdtemp(join(dir, 'request-'));
+  await chmod(private_, 0o700);
+  const file = join(private_, 'request.json');
+  await writeFile(file, JSON.stringify({ ...request, image: { ...request.image, arch: request.image.arch.name } }), { mode: 0o600 });
+  return file;
+}
+
+export async function readEngineRequest(file: string): Promise<CellRequest> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } finally {
+    await rm(join(file, '..'), { recursive: true, force: true });
+  }
+  const data = JSON.parse(text) as CellRequest & { image: { arch: string } };
+  if (!data?.image || typeof data.image.arch !== 'string' || !data.spec) throw new UserError('request', `${file} is not an engine request`);
+  return { ...data, image: { ...data.image, arch: resolveArch(data.image.arch) } };
+}
+
+export type EngineOutcome = { ok: true; result: CellRunResult } | { ok: false; error: string; cancelled?: boolean };

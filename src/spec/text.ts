@@ -1,0 +1,58 @@
+/**
+ * Parsing of textual values shared by the CLI's flags and the action's inputs: enums, sizes,
+ * counts and path mappings. Pure; each error names the flag or input it came from.
+ */
+import { resolve } from 'node:path';
+import { UserError, show } from '../util/errors.js';
+
+export function oneOf<T extends string>(value: string, accepted: readonly T[], field: string): T {
+  const normalized = value.trim().toLowerCase();
+  const found = accepted.find((a) => a === normalized);
+  if (!found) throw new UserError(field, `unknown value ${show(value)}: accepted are ${accepted.join(', ')}`);
+  return found;
+}
+
+export function bool(value: string, field: string): boolean {
+  const normalized = value.trim().toLowerCase();
+  if (normalized === 'true') return true;
+  if (normalized === 'false') return false;
+  throw new UserError(field, `must be true or false, got ${show(value)}`);
+}
+
+export function optionalInt(value: string | undefined, field: string, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)) || Number(value) < 1) {
+    throw new UserError(field, `must be ${what}, got ${show(value)}`);
+  }
+  return Number(value);
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** `512M`, `2G`, `1048576` (bytes); K/M/G/T are binary units, case-insensitive, optional trailing B/iB. */
+export function optionalSize(value: string | undefined, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(value.trim());
+  const bytes = match ? Number(match[1]) * UNITS[match[2]!.toLowerCase()]! : NaN;
+  if (!match || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024) {
+    throw new UserError(field, `must be a size of at least 1M such as 512M or 2G (units K, M, G, T), got ${show(value)}`);
+  }
+  return bytes;
+}
+
+/** `HOST:CELL`: the cell path is the part after the last `:` that starts an absolute path. */
+export function hostToCell(value: string, field: string, cwd: string): { source: string; destination: string } {
+  const at = value.lastIndexOf(':/');
+  if (at <= 0) throw new UserError(field, `must be HOST:CELL with an absolute cell path (e.g. ./src:/src), got ${show(value)}`);
+  return { source: resolve(cwd, value.slice(0, at)), destination: value.slice(at + 1) };
+}
+
+/** `CELL:HOST`: split at the first `:`; the host path may be relative to the working directory. */
+export function cellToHost(value: string, field: string, cwd: string): { source: string; destination: string } {
+  const at = value.indexOf(':');
+  if (at <= 0 || at === value.length - 1) throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:./out), got ${show(value)}`);
+  const source = value.slice(0, at);
+  if (!source.startsWith('/')) throw new UserError(field, `the cell path must be absolute, got ${show(source)}`);
+  return { source, destination: resolve(cwd, value.slice(at + 1)) };
+}
+

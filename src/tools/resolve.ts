@@ -1,0 +1,435 @@
+/**
+ * Finding skopeo, umoci and the qemu-*-static binaries a run needs, in this order:
+ *
+ *   1. a binary on PATH that runs (`NAME --version` exits 0);
+ *   2. the tool cache of @actions/tool-cache (RUNNER_TOOL_CACHE; for the CLI, by default
+ *      $XDG_CACHE_HOME/build-cell/tools), under the tool's name and the pinned Debian version;
+ *   3. for umoci and qemu: the pinned Debian package (./pinned.ts) downloaded from the tools
+ *      source (the `tools-source` input, a Debian archive root), else from snapshot.debian.org;
+ *      its sha256 is checked (a mismatch is a hard error, and nothing is cached), the needed
+ *      files are extracted without root (./deb.ts), run once, and only then stored with
+ *      tc.cacheFile (which writes the entry's `.complete` marker last).
+ *      skopeo cannot be downloaded (it is dynamically linked against many libraries): the
+ *      last resort is the system package manager (`apt-get install -y skopeo`, through
+ *      `sudo -n` when not root), else an error that says how to install it.
+ *
+ * Every step says where each tool came from through `log`.
+ */
+import * as tc from '@actions/tool-cache';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import { arch as osArch, homedir, tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import type { ArchInfo } from '../emulation/arch.js';
+import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js';
+import { commandLine, exec, tailLines } from '../util/exec.js';
+import { which } from '../util/which.js';
+import { extractDebMembers } from './deb.js';
+import {
+  DEFAULT_TOOLS_SOURCE,
+  SNAPSHOT_SOURCE,
+  debianArch,
+  pinFor,
+  poolUrl,
+  snapshotUrl,
+  toolCacheVersion,
+  type PinnedDeb,
+  type PinnedPackage,
+} from './pinned.js';
+
+export interface ResolveToolsRequest {
+  /** Architectures whose qemu-*-static is needed (ArchInfo.qemu, e.g. 'qemu-aarch64-static'). */
+  qemu?: readonly ArchInfo[];
+  /** Root of a Debian archive (mirror) holding the pinned packages' pool paths; '' = default. */
+  source: string;
+  log?: (msg: string) => void;
+  /**
+   * Root laid out like snapshot.debian.org/archive/debian (`<root>/<timestamp>/<pool path>`),
+   * tried when `source` fails to deliver a pinned package (e.g. after Debian dropped a
+   * superseded version from its pool). Default SNAPSHOT_SOURCE; false: no fallback.
+   */
+  snapshotSource?: string | false;
+  /** How to find a program on PATH (default: util/which). Tests hide tools with it. */
+  onPath?: (name: string) => string | undefined;
+  /** Whether a missing skopeo may be installed with apt-get (default true). */
+  systemInstall?: boolean;
+}
+
+export interface ResolvedTools {
+  skopeo: string;
+  umoci: string;
+  /** ArchInfo.qemu (e.g. 'qemu-aarch64-static') -> absolute path of that binary. */
+  qemu: Record<string, string>;
+  /** Directories (tool-cache entries) holding resolved tools that were not found on PATH. */
+  dirsToAddToPath: string[];
+}
+
+/** A downloaded file whose sha256 is not the pinned one. */
+export class ChecksumMismatchError extends CellSetupError {
+  override name = 'ChecksumMismatchError';
+  constructor(
+    readonly url: string,
+    readonly path: string,
+    readonly expected: string,
+    readonly actual: string,
+    readonly size: number,
+    readonly expectedSize?: number,
+  ) {
+    const sizes = expectedSize !== undefined && expectedSize !== size ? `${size} bytes instead of ${expectedSize}` : `${size} bytes`;
+    super(
+      `checksum mismatch for ${url}: expected sha256 ${expected}, got sha256 ${actual} (${sizes}; downloaded to ${path}, now deleted). ` +
+        'The tools source did not serve the pinned Debian package: refusing to use it. Check the tools-source mirror and any proxy in between.',
+    );
+  }
+}
+
+/** sha256 (hex) of a file, streamed. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Throw ChecksumMismatchError (after deleting `path`) unless `path` has sha256 `expected`. */
+export async function verifySha256(path: string, expected: string, context: { url: string; expectedSize?: number }): Promise<void> {
+  const [actual, info] = await Promise.all([sha256File(path), stat(path)]);
+  if (actual === expected.toLowerCase()) return;
+  await rm(path, { force: true });
+  throw new ChecksumMismatchError(context.url, path, expected.toLowerCase(), actual, info.size, context.expectedSize);
+}
+
+/** Where the CLI keeps its tool cache when RUNNER_TOOL_CACHE is not set. */
+export function defaultToolCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
+  return join(xdg, 'build-cell', 'tools');
+}
+
+export interface PinnedTool {
+  /** Program name, also the tool-cache name and the file name in its entry. */
+  name: string;
+  /** Its path in the package's data tarball, e.g. 'usr/bin/umoci'. */
+  member: string;
+}
+
+interface Context {
+  log: (msg: string) => void;
+  source: string;
+  snapshotSource: string | false;
+  onPath: (name: string) => string | undefined;
+  systemInstall: boolean;
+  /** The tool cache's arch key (Node's names, as tool-cache uses by default). */
+  toolArch: string;
+}
+
+export async function resolveTools(request: ResolveToolsRequest): Promise<ResolvedTools> {
+  const ctx = context(request);
+  return withToolCacheEnv(async () => {
+    const dirs: string[] = [];
+    const take = (found: Found): string => {
+      if (found.dir && !dirs.includes(found.dir)) dirs.push(found.dir);
+      return found.path;
+    };
+    const skopeo = take(await resolveSkopeo(ctx));
+    const umoci = take((await resolvePinned('umoci', [{ name: 'umoci', member: 'usr/bin/umoci' }], ctx)).umoci!);
+    const qemuNames = [...new Set((request.qemu ?? []).map((a) => a.qemu))];
+    for (const name of qemuNames) {
+      if (!/^qemu-[a-z0-9_]+-static$/.test(name)) throw new UserError('qemu', `not a qemu-user-static program name: ${show(name)}`);
+    }
+    const qemu: Record<string, string> = {};
+    if (qemuNames.length) {
+      const found = await resolvePinned('qemu-user-static', qemuNames.map((name) => ({ name, member: `usr/bin/${name}` })), ctx);
+      for (const name of qemuNames) qemu[name] = take(found[name]!);
+    }
+    return { skopeo, umoci, qemu, dirsToAddToPath: dirs };
+  });
+}
+
+function context(request: ResolveToolsRequest): Context {
+  const source = (request.source || DEFAULT_TOOLS_SOURCE).trim().replace(/\/+$/, '');
+  if (!/^https?:\/\/[^\s/]+/.test(source)) throw new UserError('tools-source', `must be an http(s) URL of a Debian archive root, got ${show(request.source)}`);
+  const snapshotSource = request.snapshotSource === false ? false : (request.snapshotSource ?? SNAPSHOT_SOURCE).replace(/\/+$/, '');
+  return {
+    log: request.log ?? ((msg) => process.stderr.write(`build-cell: ${msg}\n`)),
+    source,
+    snapshotSource,
+    onPath: request.onPath ?? ((name) => which(name)),
+    systemInstall: request.systemInstall ?? true,
+    toolArch: osArch(),
+  };
+}
+
+interface Found {
+  path: string;
+  /** Set when the directory is not (known to be) on PATH. */
+  dir?: string;
+}
+
+/** `path --version` exits 0; otherwise a short reason. */
+async function runs(path: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    const result = await exec(path, ['--version'], `running ${path}`, { allowFailure: true });
+    if (result.code === 0 && !result.signal) return { ok: true };
+    const tail = tailLines(result.stderr || result.stdout, 2);
+    return { ok: false, reason: `\`${path} --version\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}` };
+  } catch (error) {
+    return { ok: false, reason: errorMessage(error) };
+  }
+}
+
+async function fromPath(name: string, ctx: Context): Promise<Found | undefined> {
+  const found = ctx.onPath(name);
+  if (!found) return undefined;
+  const path = resolvePath(found);
+  const check = await runs(path);
+  if (check.ok) {
+    ctx.log(`${name}: using ${path} (from PATH)`);
+    return { path };
+  }
+  ctx.log(`${name}: ${path} is on PATH but does not run (${check.reason}); looking further`);
+  return undefined;
+}
+
+async function fromToolCache(name: string, versionSpec: string, ctx: Context, what: string): Promise<Found | undefined> {
+  const dir = tc.find(name, versionSpec, ctx.toolArch);
+  if (!dir) return undefined;
+  const path = join(dir, name);
+  const check = await runs(path);
+  if (check.ok) {
+    ctx.log(`${name}: using ${path} (from the tool cache, ${what})`);
+    return { path, dir };
+  }
+  ctx.log(`${name}: the tool cache entry ${path} does not run (${check.reason}); not using it`);
+  return undefined;
+}
+
+/** PATH, then the tool cache, then the pinned Debian package, for tools that one package ships. */
+async function resolvePinned(pkg: PinnedPackage, tools: readonly PinnedTool[], ctx: Context): Promise<Record<string, Found>> {
+  const pin = pinFor(pkg);
+  const result: Record<string, Found> = {};
+  const missing: PinnedTool[] = [];
+  for (const tool of tools) {
+    const found = (await fromPath(tool.name, ctx)) ?? (pin && (await fromToolCache(tool.name, toolCacheVersion(pin.version), ctx, `Debian ${pin.package} ${pin.version}`)));
+    if (found) result[tool.name] = found;
+    else missing.push(tool);
+  }
+  if (!missing.length) return result;
+  const names = missing.map((t) => t.name).join(', ');
+  if (!pin) {
+    throw new CellSetupError(
+      `${names} not found on PATH or in the tool cache, and build-cell pins ${pkg} only for amd64 and arm64 hosts (this one is ${debianArch()}): install ${pkg} with the system package manager`,
+    );
+  }
+  ctx.log(`${names}: not on PATH or in the tool cache (${process.env.RUNNER_TOOL_CACHE}); fetching Debian's ${pkg} ${pin.version} (${pin.arch})`);
+  const cached = await provision(pin, missing, ctx);
+  for (const tool of missing) result[tool.name] = { path: cached[tool.name]!, dir: dirname(cached[tool.name]!) };
+  return result;
+}
+
+export interface ProvisionOptions {
+  source: string;
+  snapshotSource?: string | false;
+  log?: (msg: string) => void;
+}
+
+/**
+ * Download `pin` (tools source, then snapshot), check its sha256, extract `tools` from it,
+ * check each runs, and store each in the tool cache; returns name -> cached binary.
+ * Exported for tests, which pin packages of their own.
+ */
+export function provisionFromDeb(pin: PinnedDeb, tools: readonly PinnedTool[], options: ProvisionOptions): Promise<Record<string, string>> {
+  return provision(pin, tools, context({ source: options.source, snapshotSource: options.snapshotSource, log: options.log }));
+}
+
+async function provision(pin: PinnedDeb, tools: readonly PinnedTool[], ctx: Context): Promise<Record<string, string>> {
+  return withToolCacheEnv(async () => {
+    if (pin.needsGlibc) checkGlibc(pin, tools);
+    const work = await mkdtemp(join(process.env.RUNNER_TEMP || tmpdir(), 'build-cell-tools-'));
+    try {
+      const deb = await downloadPinned(pin, work, ctx);
+      const extracted = await extractDebMembers(deb, join(work, 'root'), tools.map((t) => t.member), { scratchDir: work });
+      const staged: Record<string, string> = {};
+      for (const tool of tools) {
+        const file = extracted[tool.member.replace(/^\.?\/+/, '')];
+        if (!file) throw new CellSetupError(`${tool.member} was not extracted from ${deb}`);
+        await chmod(file, 0o755);
+        const check = await runs(file);
+        if (!check.ok) {
+          const glibc = pin.needsGlibc ? ` (it needs glibc >= ${pin.needsGlibc})` : '';
+          throw new CellSetupError(`${tool.name} from Debian's ${pin.package} ${pin.version} does not run on this host${glibc}: ${check.reason}; install ${tool.name} with the system package manager instead`);
+        }
+        staged[tool.name] = file;
+      }
+      // Only now, with the checksum verified and every binary run once, does anything enter
+      // the tool cache (tc.cacheFile writes the entry's .complete marker last).
+      const result: Record<string, string> = {};
+      const version = toolCacheVersion(pin.version);
+      for (const tool of tools) {
+        const dir = await tc.cacheFile(staged[tool.name]!, tool.name, tool.name, version, ctx.toolArch);
+        result[tool.name] = join(dir, tool.name);
+        ctx.log(`${tool.name}: cached ${result[tool.name]} (Debian ${pin.package} ${pin.version}, tool cache version ${version})`);
+      }
+      return result;
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+}
+
+async function downloadPinned(pin: PinnedDeb, work: string, ctx: Context): Promise<string> {
+  const urls = [poolUrl(ctx.source, pin)];
+  if (ctx.snapshotSource !== false) {
+    const fallback = snapshotUrl(pin, ctx.snapshotSource);
+    if (!urls.includes(fallback)) urls.push(fallback);
+  }
+  const failures: string[] = [];
+  for (const [index, url] of urls.entries()) {
+    const dest = join(work, `${index}-${basename(pin.pool)}`);
+    ctx.log(`${pin.package}: downloading ${url} (${(pin.size / 1e6).toFixed(1)} MB)`);
+    try {
+      await tc.downloadTool(url, dest);
+    } catch (error) {
+      await rm(dest, { force: true });
+      failures.push(`${url}: ${errorMessage(error)}`);
+      if (index + 1 < urls.length) ctx.log(`${pin.package}: download from ${url} failed (${errorMessage(error)}); trying ${urls[index + 1]}`);
+      continue;
+    }
+    // A mismatch is a hard error: no other source is tried, nothing is cached.
+    await verifySha256(dest, pin.sha256, { url, expectedSize: pin.size });
+    ctx.log(`${pin.package}: sha256 ${pin.sha256} verified`);
+    return dest;
+  }
+  throw new CellSetupError(
+    `cannot download Debian's ${pin.package} ${pin.version} (${pin.arch}): ${failures.join('; ')}. ` +
+      `Set tools-source to a Debian archive mirror that has ${pin.pool}, or put the tools on PATH.`,
+  );
+}
+
+/** The host's glibc version (undefined when not glibc, e.g. musl). */
+export function hostGlibc(): string | undefined {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime;
+}
+
+function versionBelow(have: string, need: string): boolean {
+  const a = have.split('.').map(Number);
+  const b = need.split('.').map(Number);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x < y;
+  }
+  return false;
+}
+
+function checkGlibc(pin: PinnedDeb, tools: readonly PinnedTool[]): void {
+  const have = hostGlibc();
+  if (have && pin.needsGlibc && versionBelow(have, pin.needsGlibc)) {
+    const names = tools.map((t) => t.name).join(', ');
+    throw new CellSetupError(`${names}: Debian's ${pin.package} ${pin.version} needs glibc >= ${pin.needsGlibc}, this host has ${have}: install ${names} with the system package manager or put it on PATH`);
+  }
+}
+
+const SKOPEO_HELP =
+  'build-cell cannot download skopeo (it is linked against many system libraries): install it with the system package manager ' +
+  '(Debian/Ubuntu: sudo apt-get install -y skopeo; Fedora/RHEL: sudo dnf install -y skopeo; Alpine: apk add skopeo) or put a skopeo binary on PATH';
+
+async function resolveSkopeo(ctx: Context): Promise<Found> {
+  const found = (await fromPath('skopeo', ctx)) ?? (await fromToolCache('skopeo', '*', ctx, 'newest version there'));
+  if (found) return found;
+  const outcome = await installWithApt('skopeo', ctx);
+  if (typeof outcome !== 'string') return outcome;
+  throw new CellSetupError(`skopeo was not found on PATH or in the tool cache${outcome ? ` (${outcome})` : ''}. ${SKOPEO_HELP}`);
+}
+
+/** Install `pkg` with apt-get (through `sudo -n` unless root); a string says why not. */
+async function installWithApt(pkg: string, ctx: Context): Promise<Found | string> {
+  if (!ctx.systemInstall) return '';
+  const aptGet = ctx.onPath('apt-get');
+  if (!aptGet) return 'no apt-get to install it with';
+  let runner = aptGet;
+  let prefix: string[] = [];
+  if (process.getuid?.() !== 0) {
+    const sudo = ctx.onPath('sudo');
+    if (!sudo) return 'not root, and no sudo to run apt-get with';
+    const probe = await exec(sudo, ['-n', 'true'], 'checking for passwordless sudo', { allowFailure: true });
+    if (probe.code !== 0) return '`sudo -n` needs a password, so apt-get cannot be run';
+    runner = sudo;
+    prefix = ['-n', aptGet];
+  }
+  const install = [...prefix, 'install', '-y', '--no-install-recommends', pkg];
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  ctx.log(`${pkg}: not on PATH or in the tool cache; installing it with the system package manager: ${commandLine(runner, install)}`);
+  let result = await exec(runner, install, `installing ${pkg}`, { allowFailure: true, env });
+  if (result.code !== 0) {
+    ctx.log(`${pkg}: apt-get install failed (${tailLines(result.stderr, 1)}); running apt-get update and trying again`);
+    await exec(runner, [...prefix, 'update', '-q'], 'apt-get update', { allowFailure: true, env });
+    result = await exec(runner, install, `installing ${pkg}`, { allowFailure: true, env });
+  }
+  if (result.code !== 0) return `\`${commandLine(runner, install)}\` exited with ${result.code}: ${tailLines(result.stderr || result.stdout, 3)}`;
+  const found = await fromPath(pkg, ctx);
+  return found ?? `\`${commandLine(runner, install)}\` succeeded, but ${pkg} is still not on PATH`;
+}
+
+// --- @actions/tool-cache's environment ------------------------------------------------------
+//
+// tool-cache 4 reads RUNNER_TOOL_CACHE (find, cacheFile) and RUNNER_TEMP (downloadTool without
+// a destination) from process.env at call time, not at import. Outside Actions (the CLI) they
+// are set to defaults only while a call of this module runs, and removed again afterwards.
+// Its core.debug() lines ("::debug::...", written to stdout) are workflow commands: outside
+// Actions they would pollute the CLI's stdout, so they are dropped there (or sent to stderr
+// with BUILD_CELL_DEBUG=1).
+
+let scopes = 0;
+let leaveScope: (() => void) | undefined;
+
+async function withToolCacheEnv<T>(fn: () => Promise<T>): Promise<T> {
+  if (scopes++ === 0) leaveScope = enterScope();
+  try {
+    return await fn();
+  } finally {
+    if (--scopes === 0) {
+      leaveScope?.();
+      leaveScope = undefined;
+    }
+  }
+}
+
+function enterScope(): () => void {
+  const added: string[] = [];
+  if (!process.env.RUNNER_TOOL_CACHE) {
+    process.env.RUNNER_TOOL_CACHE = defaultToolCacheDir();
+    added.push('RUNNER_TOOL_CACHE');
+  }
+  if (!process.env.RUNNER_TEMP) {
+    process.env.RUNNER_TEMP = tmpdir();
+    added.push('RUNNER_TEMP');
+  }
+  const restoreStdout = process.env.GITHUB_ACTIONS === 'true' ? undefined : dropCoreDebug();
+  return () => {
+    for (const name of added) delete process.env[name];
+    restoreStdout?.();
+  };
+}
+
+function dropCoreDebug(): () => void {
+  const stdout = process.stdout;
+  const original = stdout.write;
+  const debug = process.env.BUILD_CELL_DEBUG === '1';
+  let active = true;
+  const filtered = function (this: unknown, chunk: unknown, ...rest: unknown[]): boolean {
+    if (active && typeof chunk === 'string' && chunk.startsWith('::debug::')) {
+      if (debug) process.stderr.write(`build-cell: debug: tool-cache: ${chunk.slice('::debug::'.length)}`);
+      const callback = rest.find((r): r is () => void => typeof r === 'function');
+      callback?.();
+      return true;
+    }
+    return (original as (...args: unknown[]) => boolean).apply(this, [chunk, ...rest]);
+  } as typeof stdout.write;
+  stdout.write = filtered;
+  return () => {
+    // If someone wrapped stdout.write after us, ours stays in their chain but passes all through.
+    active = false;
+    if (stdout.write === filtered) stdout.write = original;
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Running as a non-root user: through `sudo -n` when it is allowed (files left on the host
+ * belong to that user), a clear message when it is not. Also: the bundle under Node 24, as
+ * `runs.using: node24` runs it on GitHub.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
+import { removeDir, runCli, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
+
+const SUDO_USER = 'bc-test-sudo';
+const PLAIN_USER = 'bc-test-plain';
+const SUDOERS = `/etc/sudoers.d/${SUDO_USER}`;
+
+let layout: string;
+let state: string;
+let home: string;
+
+const uidOf = (user: string) => Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+
+beforeAll(async () => {
+  layout = await busyboxLayout();
+  state = tempDir('bc-priv-state-');
+  home = tempDir('bc-priv-home-');
+  chmodSync(home, 0o777);
+  for (const user of [SUDO_USER, PLAIN_USER]) {
+    execFileSync('useradd', ['--no-create-home', '--home-dir', home, '--shell', '/bin/sh', user], { stdio: 'ignore' });
+  }
+  writeFileSync(SUDOERS, `${SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
+});
+
+afterAll(async () => {
+  rmSync(SUDOERS, { force: true });
+  for (const user of [SUDO_USER, PLAIN_USER]) execFileSync('userdel', [user], { stdio: 'ignore' });
+  await removeDir(state);
+  await removeDir(home);
+});
+
+describe('as a user with passwordless sudo', () => {
+  it('runs the cell as root and leaves exports and caches owned by the user', async () => {
+    const before = snapshotHost();
+    const work = join(home, 'work');
+    mkdirSync(work);
+    chmodSync(work, 0o777);
+    execFileSync('chown', [String(uidOf(SUDO_USER)), work]);
+    // runuser -u USER -- node CLI run ...: the CLI finds it is not root and re-runs itself through sudo -n.
+    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`,
+      '--cache', 'cache:/cache', '--export', '/workspace/out:out', '--run', 'id -u; mkdir out; echo built > out/file; echo c > /cache/c'], {
+      wrapper: ['runuser', '-u', SUDO_USER, '--'], cwd: work, env: { PATH: process.env.PATH, HOME: home },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toBe('0');
+    const uid = uidOf(SUDO_USER);
+    for (const path of [join(work, 'out'), join(work, 'out', 'file'), join(work, 'cache'), join(work, 'cache', 'c')]) {
+      expect(statSync(path).uid, path).toBe(uid);
+    }
+    expect(readFileSync(join(work, 'out', 'file'), 'utf8')).toBe('built\n');
+    // The user can remove everything the cell left, without sudo.
+    execFileSync('runuser', ['-u', SUDO_USER, '--', 'rm', '-rf', join(work, 'out'), join(work, 'cache')]);
+    expect(existsSync(join(work, 'out'))).toBe(false);
+    const after = snapshotHost();
+    expect(after.mounts).toBe(before.mounts);
+    expect(after.binfmt).toBe(before.binfmt);
+    expect(strayProcesses(state)).toEqual([]);
+  });
+});
+
+describe('as a user without sudo', () => {
+  it('fails with exit 125 and says what is needed', async () => {
+    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'], {
+      wrapper: ['runuser', '-u', PLAIN_USER, '--'], cwd: home, env: { PATH: process.env.PATH, HOME: home },
+    });
+    expect(result.code).toBe(125);
+    expect(result.stderr).toMatch(/^build-cell: .*needs root.*passwordless sudo.*sudo -n/m);
+  });
+
+  it('refuses --privilege root with the reason', async () => {
+    const result = await runCli(['run', '--privilege', 'root', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'], {
+      wrapper: ['runuser', '-u', PLAIN_USER, '--'], cwd: home, env: { PATH: process.env.PATH, HOME: home },
+    });
+    expect(result.code).toBe(125);
+    expect(result.stderr).toMatch(/--privilege root: build-cell is not running as root/);
+  });
+});
+
+describe('the bundle under Node 24', () => {
+  it('runs a cell', async () => {
+    const node24 = await node24Binary();
+    expect(execFileSync(node24, ['--version'], { encoding: 'utf8' })).toMatch(/^v24\./);
+    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'uname', '-m'], { node: node24 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('x86_64\n');
+  });
+});

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { parseInputs, type InputReader } from '../../src/action/inputs.js';
+import { FILE_COMMANDS_CELL_DIR, managedCacheDir, toCellRequest } from '../../src/action/cell-request.js';
+import { buildCacheKeys, imageCacheKey } from '../../src/action/cache-keys.js';
+import { summaryRows, formatBytes } from '../../src/action/summary.js';
+import { resolveArch } from '../../src/emulation/arch.js';
+import { validateSpec } from '../../src/spec/validate.js';
+
+const env = { GITHUB_WORKSPACE: '/ws', RUNNER_TEMP: '/tmp/rt', GITHUB_SHA: 'abc', ACTIONS_RUNTIME_TOKEN: 'secret-token', GITHUB_OUTPUT: '/host/out', CI: 'true' };
+const inputsOf = (values: Record<string, string>) => parseInputs(((name) => ({ image: 'debian:bookworm', run: 'make', ...values } as Record<string, string>)[name] ?? '') as InputReader, env);
+const ctx = { env, runnerTemp: '/tmp/rt', fileCommandsDir: '/tmp/rt/build-cell/fc', cacheDirs: ['/tmp/rt/build-cell/caches/0_var_cache_apt'] };
+
+describe('toCellRequest', () => {
+  it('builds a valid spec from the inputs', () => {
+    const request = toCellRequest(inputsOf({ caches: '/var/cache/apt', exports: '/workspace/out:out', env: 'CC=gcc' }), ctx);
+    const spec = { ...request.spec, root: '/state/images/rootfs/x', scratch: '/state/cells/y' };
+    expect(() => validateSpec(spec)).not.toThrow();
+    expect(spec.workspaceSeed).toEqual({ kind: 'snapshot', path: '/ws' });
+    expect(spec.caches).toEqual([
+      { source: '/tmp/rt/build-cell/caches/0_var_cache_apt', destination: '/var/cache/apt' },
+      { source: '/tmp/rt/build-cell/fc', destination: FILE_COMMANDS_CELL_DIR },
+    ]);
+    expect(spec.exports).toEqual([{ source: '/workspace/out', destination: '/ws/out' }]);
+    expect(spec.command).toEqual({ cwd: '/workspace', executable: '/bin/sh', argv: ['-e', '/.build-cell/run.sh'] });
+    expect(spec.script).toBe('make');
+    expect(request.inheritImageEnv).toBe(true);
+  });
+
+  it('passes curated GitHub variables, remaps file commands, and never passes runtime tokens', () => {
+    const spec = toCellRequest(inputsOf({ env: 'CC=gcc\nGITHUB_SHA=override' }), ctx).spec;
+    const env2 = Object.fromEntries(spec.env);
+    expect(env2.CC).toBe('gcc');
+    expect(env2.GITHUB_SHA).toBe('override');
+    expect(env2.CI).toBe('true');
+    expect(env2.GITHUB_WORKSPACE).toBe('/workspace');
+    expect(env2.GITHUB_OUTPUT).toBe(`${FILE_COMMANDS_CELL_DIR}/output`);
+    expect(env2.GITHUB_STEP_SUMMARY).toBe(`${FILE_COMMANDS_CELL_DIR}/step_summary`);
+    expect(env2.ACTIONS_RUNTIME_TOKEN).toBeUndefined();
+  });
+
+  it('runs bash scripts with --noprofile --norc -eo pipefail, and command lines as argv', () => {
+    expect(toCellRequest(inputsOf({ shell: 'bash' }), ctx).spec.command).toEqual({ cwd: '/workspace', executable: 'bash', argv: ['--noprofile', '--norc', '-eo', 'pipefail', '/.build-cell/run.sh'] });
+    const argv = toCellRequest(inputsOf({ run: '', command: 'make\n-j4\n' }), ctx).spec;
+    expect(argv.command).toEqual({ cwd: '/workspace', executable: 'make', argv: ['-j4'] });
+    expect(argv.script).toBeUndefined();
+  });
+
+  it('uses archives and empty workspaces', () => {
+    expect(toCellRequest(inputsOf({ workspace: 'src.tgz' }), ctx).spec.workspaceSeed).toEqual({ kind: 'archive', path: '/ws/src.tgz' });
+    expect(toCellRequest(inputsOf({ workspace: 'none' }), ctx).spec.workspaceSeed).toEqual({ kind: 'empty' });
+  });
+
+  it('names managed cache directories after their cell path', () => {
+    expect(managedCacheDir('/t', 2, '/root/.cache/pip')).toBe('/t/build-cell/caches/2_root_.cache_pip');
+  });
+});
+
+describe('cache keys', () => {
+  const arm = resolveArch('arm');
+  it('keys images by architecture and digest', () => {
+    expect(imageCacheKey(arm, `sha256:${'a'.repeat(64)}`)).toBe(`build-cell-image-v1-arm-v7-${'a'.repeat(64)}`);
+    expect(imageCacheKey(resolveArch('arm64'), 'sha256:1')).not.toBe(imageCacheKey(resolveArch('amd64'), 'sha256:1'));
+  });
+  it('rolls build-cache keys per run and restores by prefix', () => {
+    const base = { arch: arm, image: 'docker://debian:bookworm', cellPaths: ['/var/cache/apt'], userKey: 'lock-abc' };
+    const a = buildCacheKeys({ ...base, runId: '10', runAttempt: '1' });
+    const b = buildCacheKeys({ ...base, runId: '11', runAttempt: '1' });
+    expect(a.primary).not.toBe(b.primary);
+    expect(a.restoreKeys).toEqual(b.restoreKeys);
+    expect(a.primary.startsWith(a.restoreKeys[0]!)).toBe(true);
+    expect(buildCacheKeys({ ...base, userKey: 'other', runId: '10' }).restoreKeys).not.toEqual(a.restoreKeys);
+    expect(buildCacheKeys({ ...base, arch: resolveArch('amd64'), runId: '10' }).restoreKeys).not.toEqual(a.restoreKeys);
+  });
+});
+
+describe('summary', () => {
+  it('shows every phase, the digest and the outcome', () => {
+    const rows = summaryRows({ image: 'debian:bookworm', digest: 'sha256:x', arch: 'arm64', emulated: true, imageCacheHit: true, exitCode: 137, signal: 9, timings: { run: 1500, stage: 12 }, exports: [] });
+    const table = Object.fromEntries(rows.map(([k, v]) => [k, v]));
+    expect(table.arch).toBe('arm64 (emulated with qemu)');
+    expect(table['time: run']).toBe('1.5 s');
+    expect(table['time: stage']).toBe('12 ms');
+    expect(table['time: upload']).toBe('–');
+    expect(table['exit code']).toBe('137 (killed by signal 9)');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+  });
+});

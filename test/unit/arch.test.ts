@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { ACCEPTED_ARCH_NAMES, ARCHES, binfmtRule, hostArch, needsEmulation, resolveArch } from '../../src/emulation/arch.js';
+import { expectUserError } from './spec-fixture.js';
+
+const arch = (name: string) => resolveArch(name);
+
+describe('resolveArch', () => {
+  it.each([
+    ['amd64', 'amd64'], ['x86_64', 'amd64'], ['x86-64', 'amd64'], ['x64', 'amd64'], ['linux/amd64', 'amd64'], ['AMD64', 'amd64'],
+    ['arm64', 'arm64'], ['aarch64', 'arm64'], ['ARM64', 'arm64'], ['linux/arm64', 'arm64'], ['arm64/v8', 'arm64'], ['linux/arm64/v8', 'arm64'], ['AArch64', 'arm64'],
+    ['riscv64', 'riscv64'], ['linux/riscv64', 'riscv64'],
+    ['arm', 'arm'], ['armv7', 'arm'], ['arm/v7', 'arm'], ['linux/arm/v7', 'arm'], ['armhf', 'arm'], ['armv7l', 'arm'], ['ARMHF', 'arm'],
+    ['ppc64le', 'ppc64le'], ['ppc64el', 'ppc64le'], ['linux/ppc64le', 'ppc64le'],
+    ['s390x', 's390x'], ['S390X', 's390x'],
+    ['386', '386'], ['i386', '386'], ['i686', '386'], ['x86', '386'], ['linux/386', '386'],
+    ['mips64le', 'mips64le'], ['mips64el', 'mips64le'],
+    ['  arm64  ', 'arm64'], ['LINUX/ARM64', 'arm64'],
+  ])('%j -> %s', (input, expected) => {
+    expect(resolveArch(input).name).toBe(expected);
+  });
+
+  it('resolves every canonical name and alias to its own entry', () => {
+    for (const a of ARCHES) {
+      for (const name of [a.name, ...a.aliases]) expect(resolveArch(name)).toBe(a);
+    }
+  });
+
+  it('knows the OCI platform, uname and qemu of each', () => {
+    expect(arch('arm')).toMatchObject({ ociArch: 'arm', ociVariant: 'v7', uname: 'armv7l', qemu: 'qemu-arm-static' });
+    expect(arch('arm64')).toMatchObject({ ociArch: 'arm64', uname: 'aarch64', qemu: 'qemu-aarch64-static' });
+    expect(arch('arm64').ociVariant).toBeUndefined();
+    expect(arch('amd64')).toMatchObject({ ociArch: 'amd64', uname: 'x86_64', qemu: 'qemu-x86_64-static' });
+    expect(arch('386')).toMatchObject({ ociArch: '386', qemu: 'qemu-i386-static' });
+    expect(arch('mips64le')).toMatchObject({ qemu: 'qemu-mips64el-static' });
+  });
+
+  it.each(['sparc', 'arm/v6', 'linux/', '', 'amd64 arm64', 'windows/amd64'])('rejects %j, listing every accepted name', (input) => {
+    const message = expectUserError(() => resolveArch(input, '--arch'), '--arch', `unsupported architecture ${JSON.stringify(input)}`, 'accepted are');
+    for (const name of ACCEPTED_ARCH_NAMES) expect(message).toContain(name);
+  });
+
+  it('uses "arch" as the default field', () => {
+    expectUserError(() => resolveArch('vax'), 'arch', '"vax"');
+  });
+});
+
+describe('hostArch', () => {
+  it.each([
+    ['x64', 'amd64'], ['arm64', 'arm64'], ['arm', 'arm'], ['ppc64', 'ppc64le'],
+    ['s390x', 's390x'], ['riscv64', 'riscv64'], ['ia32', '386'], ['mips64el', 'mips64le'],
+  ])('node %s -> %s', (nodeArch, expected) => {
+    expect(hostArch(nodeArch).name).toBe(expected);
+  });
+
+  it('defaults to process.arch', () => {
+    expect(hostArch()).toBe(hostArch(process.arch));
+  });
+
+  it('rejects unknown node architectures', () => {
+    expectUserError(() => hostArch('sparc'), 'host', 'unsupported host architecture "sparc"');
+  });
+});
+
+describe('needsEmulation', () => {
+  it.each([
+    ['amd64', 'amd64', false],
+    ['amd64', '386', false],
+    ['amd64', 'arm64', true],
+    ['amd64', 'arm', true],
+    ['arm64', 'arm', true],
+    ['arm64', 'arm64', false],
+    ['arm64', 'amd64', true],
+    ['386', 'amd64', true],
+    ['ppc64le', 's390x', true],
+  ] as const)('host %s, guest %s -> %s', (host, guest, expected) => {
+    expect(needsEmulation(arch(host), arch(guest))).toBe(expected);
+  });
+});
+
+describe('binfmtRule', () => {
+  it('has the format :name:M::magic:mask:interpreter:FPC', () => {
+    const a = arch('arm64');
+    const rule = binfmtRule('build-cell-1234', a, '/s/root/.build-cell/qemu-aarch64-static');
+    expect(rule).toBe(`:build-cell-1234:M::${a.magic}:${a.mask}:/s/root/.build-cell/qemu-aarch64-static:FPC`);
+    const fields = rule.split(':');
+    expect(fields).toEqual(['', 'build-cell-1234', 'M', '', a.magic, a.mask, '/s/root/.build-cell/qemu-aarch64-static', 'FPC']);
+  });
+
+  it('keeps every magic and mask free of the ":" separator and of equal length', () => {
+    for (const a of ARCHES) {
+      expect(a.magic).not.toContain(':');
+      expect(a.mask).not.toContain(':');
+      const bytes = (s: string) => s.replace(/^\\x7fELF/, '\\x7f\\x45\\x4c\\x46').split('\\x').filter(Boolean);
+      expect(bytes(a.magic)).toHaveLength(20);
+      expect(bytes(a.mask)).toHaveLength(20);
+      expect(bytes(a.mask).every((b) => /^[0-9a-f]{2}$/.test(b))).toBe(true);
+    }
+  });
+
+  it.each(['', 'a:b', 'a b', 'a/b', 'x\n', 'ü'])('rejects the rule name %j', (name) => {
+    expectUserError(() => binfmtRule(name, arch('arm'), '/q'), 'binfmt rule', 'invalid name');
+  });
+
+  it.each(['/opt/q:emu', '/q\n'])('rejects the interpreter %j', (interp) => {
+    expectUserError(() => binfmtRule('ok', arch('arm'), interp), 'qemu path', "must not contain ':' or newlines");
+  });
+});
+
+describe('magic and mask agree with Debian qemu-user-static', () => {
+  /** '\x7fELF' spelled as the Debian files do. */
+  const normalize = (s: string) => s.replace('\\x7fELF', '\\x7f\\x45\\x4c\\x46').toLowerCase();
+  for (const a of ARCHES) {
+    const file = `/usr/lib/binfmt.d/${a.qemu.replace(/-static$/, '')}.conf`;
+    it.skipIf(!existsSync(file))(`${a.name} matches ${file}`, () => {
+      const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(':'))!;
+      const [, , type, , magic, mask] = line.split(':');
+      expect(type).toBe('M');
+      expect(normalize(a.magic)).toBe(normalize(magic!));
+      expect(normalize(a.mask)).toBe(normalize(mask!));
+    });
+  }
+});
