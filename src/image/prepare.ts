@@ -118,7 +118,8 @@ export async function prepareImage(store: Store, request: PrepareRequest): Promi
     // Hand the layout to the Actions cache: a copy owned by the runner user.
     await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest), request.cacheOwner);
     await cache.writeRef(record, arch);
-    if (request.cacheOwner) await chownTree(cache.imagesDir, request.cacheOwner);
+    await rm(cache.tmpDir, { recursive: true, force: true });
+    if (request.cacheOwner) await chownTree(cache.stateDir, request.cacheOwner);
   }
   return { rootfs, layoutDir, digest, resolved, copied, unpacked, fromCache, timings, config: await readImageConfig(layoutDir) };
 }

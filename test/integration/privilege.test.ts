@@ -4,36 +4,32 @@
  * `runs.using: node24` runs it on GitHub.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
+import { createUser, removeUser, uidOf } from '../helpers/users.js';
 import { removeDir, runCli, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
 
 const SUDO_USER = 'bc-test-sudo';
 const PLAIN_USER = 'bc-test-plain';
-const SUDOERS = `/etc/sudoers.d/${SUDO_USER}`;
 
 let layout: string;
 let state: string;
 let home: string;
 
-const uidOf = (user: string) => Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
 
 beforeAll(async () => {
   layout = await busyboxLayout();
   state = tempDir('bc-priv-state-');
   home = tempDir('bc-priv-home-');
   chmodSync(home, 0o777);
-  for (const user of [SUDO_USER, PLAIN_USER]) {
-    execFileSync('useradd', ['--no-create-home', '--home-dir', home, '--shell', '/bin/sh', user], { stdio: 'ignore' });
-  }
-  writeFileSync(SUDOERS, `${SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
+  createUser(SUDO_USER, home, { sudo: true });
+  createUser(PLAIN_USER, home);
 });
 
 afterAll(async () => {
-  rmSync(SUDOERS, { force: true });
-  for (const user of [SUDO_USER, PLAIN_USER]) execFileSync('userdel', [user], { stdio: 'ignore' });
+  for (const user of [SUDO_USER, PLAIN_USER]) removeUser(user);
   await removeDir(state);
   await removeDir(home);
 });

@@ -40,3 +40,12 @@ describe('kernelHasPrivateBinfmt', () => {
     expect(kernelHasPrivateBinfmt(text)).toBe(expected);
   });
 });
+
+describe('findQemu', () => {
+  it('says which package to install when the qemu binary is missing', async () => {
+    const { findQemu } = await import('../../src/emulation/binfmt.js');
+    const { resolveArch } = await import('../../src/emulation/arch.js');
+    const missing = { ...resolveArch('riscv64'), qemu: 'qemu-nonexistent-static' };
+    expect(() => findQemu(missing)).toThrow(/needs qemu-nonexistent-static on PATH: install qemu-user-static/);
+  });
+});

@@ -1,0 +1,217 @@
+/**
+ * The bundled action (dist/main.js + dist/post.js) run as the GitHub runner runs it, against
+ * a real Actions results service backed by Azurite, a real registry, and real cells.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAction, type RunActionOptions } from '../helpers/action-harness.js';
+import { expectHostUnchanged, removeDir, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
+import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
+import { pushLayout, startRegistry, startRegistryWithAuth, type Registry } from '../helpers/registry.js';
+import { startAzurite, startResultsService } from '../helpers/results-service.js';
+import { createUser, removeUser } from '../helpers/users.js';
+
+let layout: string;
+let node24: string;
+let azurite: Awaited<ReturnType<typeof startAzurite>>;
+let service: Awaited<ReturnType<typeof startResultsService>>;
+let registry: Registry;
+const temps: string[] = [];
+
+const fresh = (prefix: string) => {
+  const dir = tempDir(prefix);
+  temps.push(dir);
+  return dir;
+};
+
+/** Files under `dir` that contain any of `needles` (grep exits 1 when there are none). */
+function filesContaining(dir: string, needles: string[]): string[] {
+  try {
+    return execFileSync('grep', ['-rlaF', ...needles.flatMap((n) => ['-e', n]), dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+  } catch (error) {
+    if ((error as { status?: number }).status === 1) return [];
+    throw error;
+  }
+}
+
+/** Run the action on Node 24 with the results service, a fresh state dir unless given. */
+async function action(inputs: Record<string, string>, options: RunActionOptions = {}) {
+  const state = inputs['state-dir'] ?? fresh('bc-action-state-');
+  const before = snapshotHost();
+  const run = await runAction({ node: node24, results: { url: service.url }, ...options, inputs: { 'state-dir': state, ...inputs } });
+  expectHostUnchanged(before, state);
+  return { ...run, state };
+}
+
+beforeAll(async () => {
+  [layout, node24] = await Promise.all([busyboxLayout(), node24Binary()]);
+  azurite = await startAzurite();
+  service = await startResultsService(azurite.blobEndpoint);
+  registry = await startRegistry();
+  await pushLayout(layout, 'multi', registry.host, 'busybox', 'multi');
+});
+
+afterAll(async () => {
+  await service?.stop();
+  await azurite?.stop();
+  await registry?.stop();
+  for (const dir of temps) await removeDir(dir);
+});
+
+const SCRIPT = [
+  'cat hello.txt',
+  'mkdir -p out && echo "built on $(uname -m)" > out/result.txt',
+  'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"',
+  'echo "FROM_CELL=yes" >> "$GITHUB_ENV"',
+  'echo "### written in the cell" >> "$GITHUB_STEP_SUMMARY"',
+  'n=$(cat /var/cache/thing/n 2>/dev/null || echo 0); echo $((n + 1)) > /var/cache/thing/n; echo "cache count $((n + 1))"',
+].join('\n');
+
+describe('the action', () => {
+  it('runs a cell, plumbs outputs, env and summary, exports, uploads, and caches image and build caches', async () => {
+    const workspace = fresh('bc-action-ws-');
+    writeFileSync(join(workspace, 'hello.txt'), 'hello from the workspace\n');
+    const inputs = { image: `oci:${layout}:amd64`, run: SCRIPT, caches: '/var/cache/thing', exports: '/workspace/out:out', 'artifact-name': 'result' };
+    // GitHub's hosted runners all use the same RUNNER_TEMP path (part of the cache version).
+    const runnerTemp = fresh('bc-action-rt-');
+    const first = await action(inputs, { workspace, runnerTemp, runId: '100' });
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    expect(first.postCode).toBe(0);
+    expect(first.stdout).toContain('hello from the workspace');
+    expect(first.stdout).toContain('cache count 1');
+    expect(first.outputs).toMatchObject({ 'exit-code': '0', machine: 'x86_64', 'image-cache-hit': 'false', 'cache-hit': 'false' });
+    expect(first.outputs['image-digest']).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(first.outputs['artifact-id']).toMatch(/^\d+$/);
+    expect(first.env.FROM_CELL).toBe('yes');
+    expect(first.summary).toContain('written in the cell');
+    expect(first.summary).toMatch(/time: run/);
+    expect(first.summary).toContain('/workspace/out');
+    expect(first.groups).toEqual(expect.arrayContaining(['build-cell configuration', 'Tools', 'Image cache', 'Run', 'Artifact', 'Caches: save']));
+    expect(readFileSync(join(workspace, 'out', 'result.txt'), 'utf8')).toBe('built on x86_64\n');
+    expect(service.artifacts().map((a) => a.name)).toContain('result');
+    expect(service.caches().map((c) => c.key)).toEqual(expect.arrayContaining([expect.stringMatching(/^build-cell-image-v1-amd64-/), expect.stringMatching(/^build-cell-caches-v1-amd64-/)]));
+
+    // A new machine (empty state dir, empty runner temp) in a later run: both caches restore.
+    await removeDir(runnerTemp);
+    mkdirSync(runnerTemp);
+    const workspace2 = fresh('bc-action-ws-');
+    writeFileSync(join(workspace2, 'hello.txt'), 'again\n');
+    const second = await action({ ...inputs, 'artifact-name': 'result-2' }, { workspace: workspace2, runnerTemp, runId: '101' });
+    expect(second.mainCode, second.stdout + second.stderr).toBe(0);
+    expect(second.outputs).toMatchObject({ 'image-cache-hit': 'true', 'cache-hit': 'true', 'image-digest': first.outputs['image-digest'] });
+    expect(second.stdout).toContain('cache count 2');
+  });
+
+  it('runs a foreign architecture from a registry, re-resolving the tag', async () => {
+    const workspace = fresh('bc-action-ws-');
+    const run = await action({ image: `${registry.host}/busybox:multi`, arch: 'arm64', 'tls-verify': 'false', run: 'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"', 'image-cache': 'false' }, { workspace });
+    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+    expect(run.outputs.machine).toBe('aarch64');
+    expect(run.summary).toContain('emulated');
+  });
+
+  it('fails the step with the exit code, and still saves the build caches', async () => {
+    const run = await action({ image: `oci:${layout}:amd64`, run: 'echo partial > /var/cache/failing/p\nexit 3', caches: '/var/cache/failing', 'image-cache': 'false' }, { runId: '200' });
+    expect(run.mainCode).toBe(1);
+    expect(run.outputs['exit-code']).toBe('3');
+    expect(run.errors.join('\n')).toMatch(/exited with 3/);
+    const saved = service.caches().find((c) => /^build-cell-caches-v1-amd64-.*-200-1$/.test(c.key));
+    expect(saved).toBeDefined();
+  });
+
+  it('passes command lines as argv and runs bash scripts with pipefail', async () => {
+    const workspace = fresh('bc-action-ws-');
+    const argv = await action({ image: `oci:${layout}:amd64`, run: '', command: 'sh\n-c\necho "$0 $1" > out.txt\nfirst word\nsecond', exports: '/workspace/out.txt:out.txt', 'image-cache': 'false' }, { workspace });
+    expect(argv.mainCode, argv.stdout + argv.stderr).toBe(0);
+    expect(readFileSync(join(workspace, 'out.txt'), 'utf8')).toBe('first word second\n');
+    const bash = await action({ image: `oci:${layout}:amd64`, shell: 'bash', run: 'false | true\necho not reached', 'image-cache': 'false' });
+    // The busybox image has no bash: the error says so (a Debian image would run it with pipefail).
+    expect(bash.mainCode).toBe(1);
+    expect(bash.stdout + bash.stderr).toMatch(/bash: No such file or directory/);
+  });
+
+  it('rejects bad input before anything runs, naming the input', async () => {
+    const state = join(fresh('bc-action-bad-'), 'state');
+    const run = await action({ image: `oci:${layout}:amd64`, run: 'true', memory: 'lots', 'state-dir': state });
+    expect(run.mainCode).toBe(1);
+    expect(run.errors.join('\n')).toMatch(/memory: must be a size/);
+    expect(existsSync(state)).toBe(false);
+    expect(run.groups).not.toContain('Run');
+  });
+
+  it('keeps secrets out of logs, summary, state and the files it leaves', async () => {
+    const password = 'p4ss-w0rd-xyz-9';
+    const secret = 'super-secret-value-123';
+    const authRegistry = await startRegistryWithAuth('ci-user', password);
+    try {
+      await pushLayout(layout, 'amd64', authRegistry.host, 'private/busybox', 'v1', authRegistry.credentials);
+      const run = await action({
+        image: `${authRegistry.host}/private/busybox:v1`, 'tls-verify': 'false', 'registry-username': 'ci-user', 'registry-password': password,
+        env: `TOKEN=${secret}`, run: 'test "$TOKEN" = super-secret-value-123 && echo token-ok', cleanup: 'never',
+      }, { keepTemp: true });
+      expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+      expect(run.stdout).toContain('token-ok');
+      expect(run.masks).toEqual(expect.arrayContaining([password, secret]));
+      // ::add-mask:: lines are how the runner learns what to mask; it never prints them.
+      const logs = (text: string) => text.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n');
+      for (const text of [logs(run.stdout), logs(run.stderr), run.summary, JSON.stringify(run.state), JSON.stringify(run.outputs)]) {
+        expect(text).not.toContain(password);
+        expect(text).not.toContain(secret);
+      }
+      // Nothing on disk holds them: not the state dir (store and the preserved scratch), not the runner temp.
+      for (const dir of [run.state, run.runnerTemp]) expect(filesContaining(dir, [password, secret])).toEqual([]);
+      await run.cleanup();
+    } finally {
+      await authRegistry.stop();
+    }
+  });
+
+  it('stops the cell and fails when the job is cancelled', async () => {
+    const run = await action({ image: `oci:${layout}:amd64`, run: 'echo started; sleep 300', 'image-cache': 'false' }, { signalAfterMs: 2500 });
+    expect(run.mainCode).not.toBe(0);
+    expect(run.stdout).toContain('started');
+    expect(strayProcesses(run.state)).toEqual([]);
+  });
+});
+
+describe('the action as a runner user with sudo', () => {
+  const user = 'bc-action-runner';
+  let home: string;
+  beforeAll(() => {
+    home = fresh('bc-action-home-');
+    chmodSync(home, 0o777);
+    createUser(user, home, { sudo: true });
+  });
+  afterAll(() => removeUser(user));
+
+  it('leaves no root-owned files in the workspace, and the post step removes a preserved scratch', async () => {
+    const workspace = join(home, 'ws');
+    mkdirSync(workspace);
+    writeFileSync(join(workspace, 'hello.txt'), 'hi\n');
+    execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
+    const run = await action({
+      image: `oci:${layout}:amd64`, run: 'mkdir -p out/deep && echo built > out/deep/f && echo "who=$(id -u)" >> "$GITHUB_OUTPUT"\nexit 4',
+      exports: '/workspace/out:build/out', cleanup: 'preserve-on-failure', caches: '/root/.cache/x', 'image-cache': 'false',
+    }, { workspace, wrapper: ['runuser', '-u', user, '--'] });
+    expect(run.outputs['exit-code'], run.stdout + run.stderr).toBe('4');
+    expect(run.outputs.who).toBe('0');
+    expect(run.mainCode).toBe(1);
+    const rootOwned: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const path = join(dir, name);
+        if (lstatSync(path).uid === 0) rootOwned.push(path);
+        if (lstatSync(path).isDirectory()) walk(path);
+      }
+    };
+    walk(workspace);
+    expect(rootOwned).toEqual([]);
+    expect(readFileSync(join(workspace, 'build', 'out', 'deep', 'f'), 'utf8')).toBe('built\n');
+    const scratch = run.outputs['scratch-path'];
+    expect(scratch).toBeTruthy();
+    expect(run.postCode).toBe(0);
+    expect(existsSync(scratch!)).toBe(false);
+  });
+});
