@@ -47,6 +47,8 @@ export interface CellRequest {
   owner?: Owner;
   /** Start the environment from defaults (PATH, HOME) and the image's config Env, as docker does. */
   inheritImageEnv?: boolean;
+  /** The cell's id (its scratch is STATE/cells/ID); the action picks it so its post step can find the scratch. */
+  cellId?: string;
 }
 
 export type Phase = 'resolve' | 'pull' | 'unpack' | 'stage' | 'run' | 'export' | 'cache' | 'cleanup';
@@ -67,8 +69,13 @@ export class CancelledError extends BuildCellError {
   override name = 'CancelledError';
 }
 
+export function newCellId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
 /** Validate a request fully, touching nothing on the host. */
 export function validateRequest(request: CellRequest): BuildCellSpec {
+  if (request.cellId !== undefined && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(request.cellId)) throw new UserError('cellId', `must be lowercase letters, digits and dashes, got ${show(request.cellId)}`);
   const pending = `${request.stateDir}/images/rootfs/pending`;
   const spec: BuildCellSpec = { ...request.spec, root: pending, scratch: `${request.stateDir}/cells/pending` };
   validateSpec(spec);
@@ -113,7 +120,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   const prefix = await canonicalPrefix(request.stateDir);
   const image = await prepare(prefix, request.image, request.owner);
   Object.assign(timings, image.timings);
-  const id = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  const id = request.cellId ?? newCellId();
   const scratch = join(prefix, 'cells', id);
   const env = request.inheritImageEnv ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env) : request.spec.env;
   const spec = normalizeSpec({ ...request.spec, env, root: image.rootfs, scratch });

@@ -14,6 +14,7 @@ import { UserError, show } from '../util/errors.js';
 
 export const SHELLS = ['sh', 'bash'] as const;
 export const PRIVILEGES = ['auto', 'root', 'sudo'] as const;
+export const TOOLS_MODES = ['auto', 'pinned'] as const;
 
 export interface ActionInputs {
   image: ImageReference;
@@ -39,13 +40,15 @@ export interface ActionInputs {
   registry: { username?: string; password?: string; tlsVerify: boolean };
   privilege: (typeof PRIVILEGES)[number];
   toolsSource: string;
+  /** auto: PATH, tool cache, then the pinned download; pinned: never qemu/umoci from PATH. */
+  tools: (typeof TOOLS_MODES)[number];
   stateDir: string;
 }
 
 export const INPUT_NAMES = [
   'image', 'arch', 'run', 'shell', 'command', 'workspace', 'workspace-path', 'working-directory', 'env', 'imports',
   'caches', 'cache-key', 'exports', 'network', 'cpu-time', 'memory', 'max-processes', 'cleanup', 'artifact-name',
-  'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'state-dir',
+  'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'tools', 'state-dir',
 ] as const;
 
 export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
@@ -145,6 +148,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     registry: { username, password, tlsVerify: bool(read('tls-verify') || 'true', 'tls-verify') },
     privilege: oneOf(read('privilege') || 'auto', PRIVILEGES, 'privilege'),
     toolsSource: toolsSource.replace(/\/+$/, ''),
+    tools: oneOf(read('tools') || 'auto', TOOLS_MODES, 'tools'),
     stateDir,
   };
 }

@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needsEmulation, hostArch } from '../emulation/arch.js';
 import { resolveDigest } from '../image/prepare.js';
-import { runBuildCell, type CellRequest, type CellRunResult } from '../engine.js';
+import { newCellId, runBuildCell, type CellRequest, type CellRunResult } from '../engine.js';
+import { which } from '../util/which.js';
 import { writeEngineRequest, type EngineOutcome } from '../engine-request.js';
 import { chooseMode, runUnderSudo } from '../cli/privilege.js';
 import { resolveTools } from '../tools/resolve.js';
@@ -58,7 +59,9 @@ export async function runMain(): Promise<void> {
     core.saveState(STATE.mode, mode);
 
     await core.group('Tools', () => timed('tools', async () => {
-      const tools = await resolveTools({ qemu: emulated ? [inputs.arch] : [], source: inputs.toolsSource, log: core.info });
+      // tools: pinned never takes qemu or umoci from PATH, so a runner's own (possibly broken) qemu is not used.
+      const onPath = inputs.tools === 'pinned' ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name)) : undefined;
+      const tools = await resolveTools({ qemu: emulated ? [inputs.arch] : [], source: inputs.toolsSource, log: core.info, onPath });
       for (const dir of tools.dirsToAddToPath) core.addPath(dir);
     }));
 
@@ -93,7 +96,10 @@ export async function runMain(): Promise<void> {
 
     const fileCommandsDir = join(work, `file-commands-${process.pid}`);
     await prepareFileCommands(fileCommandsDir);
-    const request = toCellRequest(inputs, { env: process.env, runnerTemp, fileCommandsDir, cacheDirs, owner, digest, imageCacheDir });
+    const request = { ...toCellRequest(inputs, { env: process.env, runnerTemp, fileCommandsDir, cacheDirs, owner, digest, imageCacheDir }), cellId: newCellId() };
+    core.saveState(STATE.scratch, join(inputs.stateDir, 'cells', request.cellId));
+    core.saveState(STATE.cleanup, inputs.cleanup);
+    core.saveState(STATE.work, work);
 
     const outcome = await core.group('Run', () => runCell(request, mode, work));
     let result: CellRunResult | undefined;
@@ -110,10 +116,8 @@ export async function runMain(): Promise<void> {
       timings.export = result.timings.export;
       core.setOutput('exit-code', String(result.exitCode));
       core.setOutput('image-digest', result.image.digest);
-      if (result.scratchPreserved) {
-        core.setOutput('scratch-path', result.scratch);
-        core.saveState(STATE.scratch, result.scratch);
-      }
+      if (result.scratchPreserved) core.setOutput('scratch-path', result.scratch);
+      if (result.exitCode === 0) core.saveState(STATE.outcome, 'success');
     } else {
       summary.error = outcome.error;
       core.setOutput('exit-code', String(EXIT_BUILD_CELL_ERROR));

@@ -12,6 +12,8 @@ import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
 import { pushLayout, startRegistry, startRegistryWithAuth, type Registry } from '../helpers/registry.js';
 import { startAzurite, startResultsService } from '../helpers/results-service.js';
 import { createUser, removeUser } from '../helpers/users.js';
+import { ensureDeb, startSource } from '../helpers/tools-source.js';
+import { pinFor } from '../../src/tools/pinned.js';
 
 let layout: string;
 let node24: string;
@@ -90,7 +92,11 @@ describe('the action', () => {
     expect(first.summary).toContain('/workspace/out');
     expect(first.groups).toEqual(expect.arrayContaining(['build-cell configuration', 'Tools', 'Image cache', 'Run', 'Artifact', 'Caches: save']));
     expect(readFileSync(join(workspace, 'out', 'result.txt'), 'utf8')).toBe('built on x86_64\n');
-    expect(service.artifacts().map((a) => a.name)).toContain('result');
+    const artifact = service.artifacts().find((a) => a.name === 'result')!;
+    expect(artifact.finalized).toBe(true);
+    const zip = join(fresh('bc-action-zip-'), 'a.zip');
+    writeFileSync(zip, await service.readBlob(artifact.blobName));
+    expect(execFileSync('unzip', ['-p', zip, 'out/result.txt'], { encoding: 'utf8' })).toBe('built on x86_64\n');
     expect(service.caches().map((c) => c.key)).toEqual(expect.arrayContaining([expect.stringMatching(/^build-cell-image-v1-amd64-/), expect.stringMatching(/^build-cell-caches-v1-amd64-/)]));
 
     // A new machine (empty state dir, empty runner temp) in a later run: both caches restore.
@@ -149,7 +155,7 @@ describe('the action', () => {
       await pushLayout(layout, 'amd64', authRegistry.host, 'private/busybox', 'v1', authRegistry.credentials);
       const run = await action({
         image: `${authRegistry.host}/private/busybox:v1`, 'tls-verify': 'false', 'registry-username': 'ci-user', 'registry-password': password,
-        env: `TOKEN=${secret}`, run: 'test "$TOKEN" = super-secret-value-123 && echo token-ok', cleanup: 'never',
+        env: `TOKEN=${secret}`, run: 'test "${#TOKEN}" = 22 && echo token-ok', cleanup: 'never',
       }, { keepTemp: true });
       expect(run.mainCode, run.stdout + run.stderr).toBe(0);
       expect(run.stdout).toContain('token-ok');
@@ -186,7 +192,7 @@ describe('the action as a runner user with sudo', () => {
   });
   afterAll(() => removeUser(user));
 
-  it('leaves no root-owned files in the workspace, and the post step removes a preserved scratch', async () => {
+  it('leaves no root-owned files in the workspace; the post step applies the cleanup policy', async () => {
     const workspace = join(home, 'ws');
     mkdirSync(workspace);
     writeFileSync(join(workspace, 'hello.txt'), 'hi\n');
@@ -209,9 +215,94 @@ describe('the action as a runner user with sudo', () => {
     walk(workspace);
     expect(rootOwned).toEqual([]);
     expect(readFileSync(join(workspace, 'build', 'out', 'deep', 'f'), 'utf8')).toBe('built\n');
+    // preserve-on-failure after a failure: the scratch is kept for inspection, also by post.
     const scratch = run.outputs['scratch-path'];
     expect(scratch).toBeTruthy();
     expect(run.postCode).toBe(0);
-    expect(existsSync(scratch!)).toBe(false);
+    expect(existsSync(join(scratch!, 'workspace', 'out', 'deep', 'f'))).toBe(true);
+    await removeDir(scratch!);
+  });
+});
+
+describe('the action: images, tools and the cache service', () => {
+  let wrapperDir: string;
+  let log: string;
+  beforeAll(() => {
+    wrapperDir = fresh('bc-action-bin-');
+    log = join(wrapperDir, 'calls.log');
+    writeFileSync(join(wrapperDir, 'skopeo'), `#!/bin/sh\necho "skopeo $*" >> ${log}\nexec /usr/bin/skopeo "$@"\n`, { mode: 0o755 });
+  });
+  const calls = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+
+  it('re-resolves a moved tag, and a warm run copies nothing', async () => {
+    const env = { PATH: `${wrapperDir}:${process.env.PATH}` };
+    // A second amd64 image: the same rootfs with another config (so another digest).
+    const moved = fresh('bc-action-moved-');
+    execFileSync('cp', ['-a', `${layout}/.`, moved]);
+    execFileSync('umoci', ['config', '--image', `${moved}:amd64`, '--tag', 'moved', '--config.label', 'build-cell.test=moved']);
+    await pushLayout(layout, 'amd64', registry.host, 'busybox', 'moving');
+    const runnerTemp = fresh('bc-action-rt-');
+    const state = fresh('bc-action-state-');
+    const inputs = { image: `${registry.host}/busybox:moving`, 'tls-verify': 'false', run: 'true' };
+    const first = await action({ ...inputs, 'state-dir': state }, { env, runnerTemp, runId: '300' });
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    expect(calls()).toMatch(/skopeo copy/);
+
+    // Another machine, same tag: the layout comes from the Actions cache; one manifest request, no copy.
+    await removeDir(runnerTemp);
+    mkdirSync(runnerTemp);
+    writeFileSync(log, '');
+    const warm = await action(inputs, { env, runnerTemp, runId: '301' });
+    expect(warm.outputs).toMatchObject({ 'image-cache-hit': 'true', 'image-digest': first.outputs['image-digest'] });
+    expect(calls()).toMatch(/skopeo inspect --raw/);
+    expect(calls()).not.toMatch(/skopeo copy/);
+
+    // The tag moves: the first machine's store still has the old image, but the new one runs.
+    await pushLayout(moved, 'moved', registry.host, 'busybox', 'moving');
+    const after = await action({ ...inputs, 'state-dir': state }, { env, runId: '302' });
+    expect(after.mainCode, after.stdout + after.stderr).toBe(0);
+    expect(after.outputs['image-digest']).not.toBe(first.outputs['image-digest']);
+    expect(after.outputs['image-cache-hit']).toBe('false');
+  });
+
+  it('downloads pinned tools once, checks them, then uses the tool cache', async () => {
+    const qemu = pinFor('qemu-user-static');
+    const umoci = pinFor('umoci');
+    const files = new Map<string, string>();
+    for (const pin of [qemu!, umoci!]) files.set(pin.pool, await ensureDeb(pin));
+    const source = await startSource(files);
+    try {
+      const toolCache = fresh('bc-action-tools-');
+      const inputs = { image: `oci:${layout}:arm64`, arch: 'arm64', tools: 'pinned', 'tools-source': `${source.url}/debian`, 'image-cache': 'false', run: 'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"' };
+      const first = await action(inputs, { toolCache });
+      expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+      expect(first.outputs.machine).toBe('aarch64');
+      expect(source.requests.some((r) => r.includes('qemu-user-static'))).toBe(true);
+      expect(source.requests.some((r) => r.includes('umoci'))).toBe(true);
+      const count = source.requests.length;
+      const second = await action(inputs, { toolCache, node: process.execPath });
+      expect(second.mainCode, second.stdout + second.stderr).toBe(0);
+      expect(second.outputs.machine).toBe('aarch64');
+      expect(source.requests.length).toBe(count);
+      expect(second.stdout).toMatch(/from the tool cache/);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('turns a failing cache service into warnings and a green build', async () => {
+    const { createServer } = await import('node:http');
+    const broken = createServer((_, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"code":"unauthenticated","msg":"token expired"}'));
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(broken.address() as { port: number }).port}/`;
+      const run = await action({ image: `oci:${layout}:amd64`, caches: '/var/cache/x', run: 'echo ok > /var/cache/x/f' }, { results: { url } });
+      expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+      expect(run.outputs['exit-code']).toBe('0');
+      expect(run.warnings.length).toBeGreaterThan(0);
+      expect(run.errors).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => broken.close(() => resolve()));
+    }
   });
 });
