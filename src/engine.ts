@@ -6,6 +6,7 @@
  * is kept only as the cleanup policy says.
  */
 import { randomBytes } from 'node:crypto';
+import { release } from 'node:os';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { binfmtRule, hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
@@ -129,9 +130,13 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
 
   const host = hostArch();
   const guest = request.image.arch;
+  const rootless = process.getuid?.() !== 0;
   let emulation: Emulation | undefined;
   if (needsEmulation(host, guest)) {
     emulation = { arch: guest, qemuPath: findQemu(guest), binfmt: binfmtMode(), ruleName: `build-cell-${guest.name}-${id}` };
+    if (rootless && emulation.binfmt === 'global') {
+      throw new CellSetupError(`running ${guest.name} code without root needs a binfmt_misc instance of the cell's own, which Linux offers from 6.7 on (this kernel: ${release()}); run as root or through sudo instead`);
+    }
   }
   const destinations = await resolveExportDestinations(spec, request.owner);
 
@@ -146,13 +151,14 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
     const importKinds = await Promise.all(spec.imports.map(async (m) => ((await lstat(m.source).catch(() => undefined))?.isDirectory() === false ? 'file' as const : 'dir' as const)));
-    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds };
+    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, rootless };
     const plan = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     await timed('stage', () => stageCell(spec, plan));
     const helper = await installHelper(prefix);
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
-    const running = startCell(plan, spec.env, helper, { network: spec.network, userNamespace: emulation?.binfmt === 'private' });
+    const userNamespace = rootless ? 'map-root' : emulation?.binfmt === 'private' ? 'identity' : 'none';
+    const running = startCell(plan, spec.env, helper, { network: spec.network, userNamespace });
     cell = running;
     const outcome = await timed('run', () => running.outcome);
     if (signal?.aborted) throw new CancelledError('cancelled: every process of the cell was killed');
@@ -163,6 +169,9 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     } finally {
       await running.release();
       cell = undefined;
+      // The overlay's work dir (the kernel makes it mode 000) is only needed while mounted;
+      // without it a preserved scratch can be removed by its owner with a plain rm -rf.
+      await removeScratch(plan.layout.work).catch(() => undefined);
       // Caches are synced back even when the command or an export failed.
       await timed('cache', () => syncCaches(spec, plan.layout, request.owner));
     }

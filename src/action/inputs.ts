@@ -11,9 +11,9 @@ import { bool, oneOf, optionalInt, optionalSize } from '../spec/text.js';
 import { checkEnv } from '../spec/validate.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, type CleanupPolicy, type NetworkPolicy } from '../spec/types.js';
 import { UserError, show } from '../util/errors.js';
+import { PRIVILEGES } from '../privilege.js';
 
 export const SHELLS = ['sh', 'bash'] as const;
-export const PRIVILEGES = ['auto', 'root', 'sudo'] as const;
 export const TOOLS_MODES = ['auto', 'pinned'] as const;
 
 export interface ActionInputs {

@@ -13,7 +13,8 @@ import { resolveDigest } from '../image/prepare.js';
 import { newCellId, runBuildCell, type CellRequest, type CellRunResult } from '../engine.js';
 import { which } from '../util/which.js';
 import { writeEngineRequest, type EngineOutcome } from '../engine-request.js';
-import { chooseMode, runUnderSudo } from '../cli/privilege.js';
+import { runUnderSudo } from '../cli/privilege.js';
+import { chooseMode, type Mode } from '../privilege.js';
 import { resolveTools } from '../tools/resolve.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
 import { readFile, rm } from 'node:fs/promises';
@@ -52,10 +53,11 @@ export async function runMain(): Promise<void> {
   const work = join(runnerTemp, 'build-cell');
   const uid = process.getuid?.() ?? 0;
   const owner = uid === 0 ? undefined : { uid, gid: process.getgid?.() ?? uid };
+  let mode: Mode | undefined;
 
   try {
     printConfiguration(inputs, emulated);
-    const mode = chooseMode(inputs.privilege, uid);
+    mode = chooseMode(inputs.privilege, uid, 'privilege');
     core.saveState(STATE.mode, mode);
 
     await core.group('Tools', () => timed('tools', async () => {
@@ -101,7 +103,7 @@ export async function runMain(): Promise<void> {
     core.saveState(STATE.cleanup, inputs.cleanup);
     core.saveState(STATE.work, work);
 
-    const outcome = await core.group('Run', () => runCell(request, mode, work));
+    const outcome = await core.group('Run', () => runCell(mode === 'rootless' ? { ...request, owner: undefined } : request, mode!, work));
     let result: CellRunResult | undefined;
     if (outcome.ok) {
       result = outcome.result;
@@ -177,8 +179,8 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
 }
 
 /** Run the cell in this process (root) or through sudo; the outcome is always returned, never thrown. */
-async function runCell(request: CellRequest, mode: 'root' | 'sudo', work: string): Promise<EngineOutcome> {
-  if (mode === 'root') {
+async function runCell(request: CellRequest, mode: Mode, work: string): Promise<EngineOutcome> {
+  if (mode !== 'sudo') {
     const controller = new AbortController();
     const abort = () => controller.abort();
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, abort);

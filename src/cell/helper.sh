@@ -51,7 +51,15 @@ while [ "$#" -gt 0 ]; do
       run mount --bind "$2" "$3"
       run mount -o remount,bind,ro "$3"
       shift 3 ;;
-    proc) need 2 "$@"; run mount -t proc -o nosuid,nodev,noexec proc "$2"; shift 2 ;;
+    proc)
+      need 2 "$@"
+      # Where the kernel refuses a fresh proc (a user namespace under a partly masked /proc),
+      # bind the host's /proc instead: the cell then sees the host's processes, read-only.
+      if ! mount -t proc -o nosuid,nodev,noexec proc "$2" 2>/dev/null; then
+        run mount --rbind /proc "$2"
+        run mount -o remount,bind,ro "$2"
+      fi
+      shift 2 ;;
     # mkdir/touch/symlink only ever act inside the fresh /dev tmpfs.
     mkdir) need 2 "$@"; run mkdir "$2"; shift 2 ;;
     touch) need 2 "$@"; : > "$2" || fail "cannot create $2"; shift 2 ;;

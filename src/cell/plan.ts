@@ -61,6 +61,17 @@ export interface RunContext {
   hostname: string;
   /** Whether each import source is a directory or a file (its mount target must match). */
   importKinds?: Array<'dir' | 'file'>;
+  /** Rootless: only the invoking user is mapped (to root) in the cell's user namespace. */
+  rootless?: boolean;
+}
+
+/** A file the engine writes into the cell's private layer before it starts. */
+export interface CellFile {
+  cellPath: string;
+  content: string;
+  mode: number;
+  /** Write it only if this directory exists in the image. */
+  onlyIfDir?: string;
 }
 
 /** A mount point the engine creates before the cell starts, without following symlinks. */
@@ -102,6 +113,7 @@ export interface ExecStep {
 export interface CellPlan {
   layout: ScratchLayout;
   targets: MountTarget[];
+  files: CellFile[];
   ops: SetupOp[];
   exec: ExecStep;
 }
@@ -174,9 +186,15 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
   if (!userMounts.includes(spec.command.cwd) && spec.command.cwd !== '/') {
     targets.push({ cellPath: spec.command.cwd, kind: 'dir' });
   }
+  const files: CellFile[] = [];
+  if (ctx.rootless) {
+    // Only root is mapped in a rootless cell, so apt cannot drop to its _apt user: let it download as root.
+    files.push({ cellPath: '/etc/apt/apt.conf.d/00build-cell-rootless', content: 'APT::Sandbox::User "root";\n', mode: 0o644, onlyIfDir: '/etc/apt/apt.conf.d' });
+  }
   return {
     layout,
     targets,
+    files,
     ops,
     exec: {
       cwd: spec.command.cwd,

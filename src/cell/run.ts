@@ -23,8 +23,12 @@ export interface CellOutcome {
 
 export interface NamespaceOptions {
   network: 'enabled' | 'disabled';
-  /** A user namespace with an identity uid/gid map (root): needed for a private binfmt_misc instance. */
-  userNamespace: boolean;
+  /**
+   * none: no user namespace (root);
+   * identity: root, with every uid/gid mapped to itself (for a private binfmt_misc instance);
+   * map-root: rootless, the invoking user mapped to root (unshare --map-root-user).
+   */
+  userNamespace: 'none' | 'identity' | 'map-root';
 }
 
 /** Write the helper once per content into STATE/helper/, root-owned and read-only. */
@@ -50,7 +54,7 @@ export function encodeEnvEntry(name: string, value: string): string {
 
 export function unshareArgs(options: NamespaceOptions): string[] {
   return [
-    ...(options.userNamespace ? ['--user'] : []),
+    ...(options.userNamespace === 'identity' ? ['--user'] : options.userNamespace === 'map-root' ? ['--user', '--map-root-user'] : []),
     '--fork', '--kill-child', '--pid', '--mount', '--uts', '--ipc',
     ...(options.network === 'disabled' ? ['--net'] : []),
   ];
@@ -116,7 +120,7 @@ export function startCell(plan: CellPlan, env: Array<[string, string]>, helperPa
   });
 
   const go = async () => {
-    if (options.userNamespace) await mapIdentity(child.pid!);
+    if (options.userNamespace === 'identity') await mapIdentity(child.pid!);
     control.write('go\n');
     for (const [name, value] of env) control.write(`${encodeEnvEntry(name, value)}\n`);
     control.write('\n');

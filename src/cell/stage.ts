@@ -53,6 +53,22 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan): Promise<vo
     });
   }
   if (spec.script !== undefined) await writeFile(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
+  for (const file of plan.files) {
+    if (file.onlyIfDir && !(await isPlainDir(spec.root, file.onlyIfDir))) continue;
+    await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath });
+    await writeFile(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
+  }
+}
+
+/** `cellPath` is a directory in the image, reached without symlinks. */
+async function isPlainDir(root: string, cellPath: string): Promise<boolean> {
+  let current = root;
+  for (const part of cellPath.split('/').filter(Boolean)) {
+    current = join(current, part);
+    const info = await lstat(current).catch(() => undefined);
+    if (!info || info.isSymbolicLink() || !info.isDirectory()) return false;
+  }
+  return true;
 }
 
 /** `cp -a SOURCE DEST`: a faithful copy; DEST must not exist (or, for `dir/.`, be a directory). */
@@ -95,6 +111,16 @@ export async function unpackArchive(archive: string, destination: string): Promi
   }
 }
 
+/**
+ * Remove a scratch dir. Without root, the overlay's work dir (mode 000, made by the kernel)
+ * must first be made writable again.
+ */
 export async function removeScratch(scratch: string): Promise<void> {
-  await rm(join(scratch), { recursive: true, force: true });
+  try {
+    await rm(scratch, { recursive: true, force: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EACCES' && (error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    await exec('chmod', ['-R', 'u+rwX', '--', scratch], `make ${scratch} removable`, { allowFailure: true });
+    await rm(scratch, { recursive: true, force: true });
+  }
 }

@@ -12,13 +12,13 @@ import type { RegistryOptions } from '../image/registry-auth.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, type NetworkPolicy, type WorkspaceSeed } from '../spec/types.js';
 import { isWorkspaceArchive } from '../spec/validate.js';
 import type { CellSpecInput } from '../engine.js';
+import { PRIVILEGES, type Privilege } from '../privilege.js';
 import { UserError, show } from '../util/errors.js';
 import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../spec/text.js';
 
 export { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize };
 
-export const PRIVILEGES = ['auto', 'root', 'sudo'] as const;
-export type Privilege = (typeof PRIVILEGES)[number];
+export { PRIVILEGES, type Privilege };
 
 export interface CommonOptions {
   image: { ref: ImageReference; arch: ArchInfo; pull: PullPolicy; registry: RegistryOptions };
@@ -40,7 +40,7 @@ export const USAGE = `Usage:
      [--network enabled|disabled] [--cpu-time SECONDS] [--memory SIZE(K|M|G)] [--max-processes N]
      [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
-     [--privilege auto|root|sudo] [--result-file FILE] [--verbose]
+     [--privilege auto|root|sudo|rootless] [--result-file FILE] [--verbose]
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
   build-cell prepare --image REF [--arch ARCH] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
   build-cell demo [--state-dir DIR]

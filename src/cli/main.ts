@@ -14,7 +14,8 @@ import { SCRIPT_PATH } from '../spec/types.js';
 import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
 import { readEngineRequest, type EngineOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
-import { chooseMode, runUnderSudo } from './privilege.js';
+import { runUnderSudo } from './privilege.js';
+import { chooseMode } from '../privilege.js';
 
 declare const BUILD_CELL_VERSION: string | undefined;
 

@@ -1,41 +1,10 @@
 /**
- * Root is needed for the namespaces, mounts and ownership-preserving unpack. The CLI runs
- * directly as root, or re-runs itself through `sudo -n` (never prompting) with the state dir
- * pinned and the invoking user recorded, so the files it leaves belong to that user.
+ * The sudo mode: the CLI (or the action's engine) re-runs itself through `sudo -n` (never
+ * prompting) with the state dir pinned and the invoking user recorded, so the files it
+ * leaves belong to that user. Choosing the mode is src/privilege.ts.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { CellSetupError } from '../util/errors.js';
-import type { Privilege } from './args.js';
-
-export type Mode = 'root' | 'sudo';
-
-export interface ProbeResult {
-  ok: boolean;
-  why?: string;
-}
-
-let sudoProbe: ProbeResult | undefined;
-
-/** `sudo -n true`, once per process. */
-export function probeSudo(): ProbeResult {
-  if (!sudoProbe) {
-    const result = spawnSync('sudo', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
-    if (result.error) sudoProbe = { ok: false, why: `sudo is not available (${result.error.message})` };
-    else if (result.status !== 0) sudoProbe = { ok: false, why: `sudo -n refused: ${(result.stderr || '').trim() || `exit ${result.status}`} (sudo needs a password, or this user may not use it)` };
-    else sudoProbe = { ok: true };
-  }
-  return sudoProbe;
-}
-
-export function chooseMode(privilege: Privilege, uid: number): Mode {
-  if (uid === 0) return 'root';
-  if (privilege === 'root') throw new CellSetupError('--privilege root: build-cell is not running as root (uid ' + uid + ')');
-  const sudo = probeSudo();
-  if (sudo.ok) return 'sudo';
-  throw new CellSetupError(
-    `build-cell needs root for its namespaces and mounts: run it as root, or allow this user passwordless sudo. ${sudo.why}`,
-  );
-}
 
 /** Environment variables the root process needs and sudo would drop. */
 const CARRIED_ENV = ['BUILD_CELL_REGISTRY_PASSWORD', 'BUILD_CELL_DEBUG', 'BUILD_CELL_BINFMT', 'RUNNER_DEBUG'];

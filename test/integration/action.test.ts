@@ -182,7 +182,7 @@ describe('the action', () => {
   });
 });
 
-describe('the action as a runner user with sudo', () => {
+describe('the action as a runner user (sudo, and rootless)', () => {
   const user = 'bc-action-runner';
   let home: string;
   beforeAll(() => {
@@ -199,7 +199,7 @@ describe('the action as a runner user with sudo', () => {
     execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
     const run = await action({
       image: `oci:${layout}:amd64`, run: 'mkdir -p out/deep && echo built > out/deep/f && echo "who=$(id -u)" >> "$GITHUB_OUTPUT"\nexit 4',
-      exports: '/workspace/out:build/out', cleanup: 'preserve-on-failure', caches: '/root/.cache/x', 'image-cache': 'false',
+      exports: '/workspace/out:build/out', cleanup: 'preserve-on-failure', caches: '/root/.cache/x', 'image-cache': 'false', privilege: 'sudo',
     }, { workspace, wrapper: ['runuser', '-u', user, '--'] });
     expect(run.outputs['exit-code'], run.stdout + run.stderr).toBe('4');
     expect(run.outputs.who).toBe('0');
@@ -221,6 +221,25 @@ describe('the action as a runner user with sudo', () => {
     expect(run.postCode).toBe(0);
     expect(existsSync(join(scratch!, 'workspace', 'out', 'deep', 'f'))).toBe(true);
     await removeDir(scratch!);
+  });
+
+  it('runs rootless with privilege auto when user namespaces work: no sudo, everything owned by the user', async () => {
+    const workspace = join(home, 'ws-rootless');
+    mkdirSync(workspace);
+    writeFileSync(join(workspace, 'hello.txt'), 'hi\n');
+    execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
+    const state = join(home, 'state-rootless');
+    const run = await action({
+      image: `oci:${layout}:arm64`, arch: 'arm64', 'state-dir': state, 'image-cache': 'false', caches: '/var/cache/r',
+      run: 'cat hello.txt; mkdir out; uname -m > out/m; echo "who=$(id -u)" >> "$GITHUB_OUTPUT"; echo x > /var/cache/r/f', exports: '/workspace/out:out', network: 'disabled',
+    }, { workspace, wrapper: ['runuser', '-u', user, '--'], env: { SUDO_ASKPASS: undefined } });
+    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+    expect(run.outputs.who).toBe('0');
+    expect(readFileSync(join(workspace, 'out', 'm'), 'utf8')).toBe('aarch64\n');
+    const owners = execFileSync('find', [workspace, state, '-not', '-user', user], { encoding: 'utf8' }).trim();
+    expect(owners).toBe('');
+    execFileSync('runuser', ['-u', user, '--', 'rm', '-rf', state, join(workspace, 'out')]);
+    expect(existsSync(state)).toBe(false);
   });
 });
 

@@ -42,7 +42,7 @@ describe('as a user with passwordless sudo', () => {
     chmodSync(work, 0o777);
     execFileSync('chown', [String(uidOf(SUDO_USER)), work]);
     // runuser -u USER -- node CLI run ...: the CLI finds it is not root and re-runs itself through sudo -n.
-    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`,
+    const result = await runCli(['run', '--privilege', 'sudo', '--state-dir', state, '--image', `oci:${layout}:amd64`,
       '--cache', 'cache:/cache', '--export', '/workspace/out:out', '--run', 'id -u; mkdir out; echo built > out/file; echo c > /cache/c'], {
       wrapper: ['runuser', '-u', SUDO_USER, '--'], cwd: work, env: { PATH: process.env.PATH, HOME: home },
     });
@@ -64,12 +64,12 @@ describe('as a user with passwordless sudo', () => {
 });
 
 describe('as a user without sudo', () => {
-  it('fails with exit 125 and says what is needed', async () => {
-    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'], {
+  it('fails with exit 125 for --privilege sudo, and says why', async () => {
+    const result = await runCli(['run', '--privilege', 'sudo', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'], {
       wrapper: ['runuser', '-u', PLAIN_USER, '--'], cwd: home, env: { PATH: process.env.PATH, HOME: home },
     });
     expect(result.code).toBe(125);
-    expect(result.stderr).toMatch(/^build-cell: .*needs root.*passwordless sudo.*sudo -n/m);
+    expect(result.stderr).toMatch(/^build-cell: --privilege sudo: sudo -n refused: .*password/m);
   });
 
   it('refuses --privilege root with the reason', async () => {

@@ -224,7 +224,7 @@ describe('parseCli: policies', () => {
   });
   it('--privilege', () => {
     expect(run(['--privilege', 'sudo']).privilege).toBe('sudo');
-    expectUserError(() => run(['--privilege', 'doas']), '--privilege', 'auto, root, sudo');
+    expectUserError(() => run(['--privilege', 'doas']), '--privilege', 'auto, root, sudo, rootless');
   });
   it('--arch', () => {
     expect(run(['--arch', 'aarch64']).image.arch.name).toBe('arm64');

@@ -69,10 +69,12 @@ describe('encodeEnvEntry', () => {
 describe('unshareArgs', () => {
   const ALWAYS = ['--fork', '--kill-child', '--pid', '--mount', '--uts', '--ipc'];
   it.each([
-    [{ network: 'enabled', userNamespace: false }, [...ALWAYS]],
-    [{ network: 'disabled', userNamespace: false }, [...ALWAYS, '--net']],
-    [{ network: 'enabled', userNamespace: true }, ['--user', ...ALWAYS]],
-    [{ network: 'disabled', userNamespace: true }, ['--user', ...ALWAYS, '--net']],
+    [{ network: 'enabled', userNamespace: 'none' }, [...ALWAYS]],
+    [{ network: 'disabled', userNamespace: 'none' }, [...ALWAYS, '--net']],
+    [{ network: 'enabled', userNamespace: 'identity' }, ['--user', ...ALWAYS]],
+    [{ network: 'disabled', userNamespace: 'identity' }, ['--user', ...ALWAYS, '--net']],
+    [{ network: 'enabled', userNamespace: 'map-root' }, ['--user', '--map-root-user', ...ALWAYS]],
+    [{ network: 'disabled', userNamespace: 'map-root' }, ['--user', '--map-root-user', ...ALWAYS, '--net']],
   ] as const)('%j -> %j', (options, expected) => {
     expect(unshareArgs(options)).toEqual(expected);
   });
