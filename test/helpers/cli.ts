@@ -2,7 +2,7 @@
  * Drive the built CLI (dist/cli.js) exactly as users and the acceptance tests do, and check
  * that a run left the host as it was.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,10 +63,19 @@ export interface HostSnapshot {
   cgroups: string[];
 }
 
+/**
+ * Every registration of the host's (global) binfmt_misc instance, byte for byte. When the
+ * host has not mounted it, it is read through a throwaway private mount namespace, so the
+ * check is real everywhere and changes nothing.
+ */
 function binfmtState(): string {
   const dir = '/proc/sys/fs/binfmt_misc';
-  if (!existsSync(join(dir, 'status'))) return 'unmounted';
-  return readdirSync(dir).sort().map((name) => `${name}:${readFileSync(join(dir, name), 'utf8')}`).join('\n');
+  if (existsSync(join(dir, 'status'))) {
+    // `register` is write-only.
+    return readdirSync(dir).filter((name) => name !== 'register').sort().map((name) => `${name}:${readFileSync(join(dir, name), 'utf8')}`).join('\n');
+  }
+  const script = `mount -t binfmt_misc binfmt_misc ${dir} && cd ${dir} && for f in $(ls | sort); do [ "$f" = register ] || { printf '%s:' "$f"; cat "$f"; echo; }; done`;
+  return execFileSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], { encoding: 'utf8' });
 }
 
 function buildCellCgroups(): string[] {

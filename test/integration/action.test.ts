@@ -119,7 +119,7 @@ describe('the action', () => {
   });
 
   it('fails the step with the exit code, and still saves the build caches', async () => {
-    const run = await action({ image: `oci:${layout}:amd64`, run: 'echo partial > /var/cache/failing/p\nexit 3', caches: '/var/cache/failing', 'image-cache': 'false' }, { runId: '200' });
+    const run = await action({ image: `oci:${layout}:amd64`, run: 'echo partial > /var/cache/failing/p\nexit 3', caches: '/var/cache/failing', 'image-cache': 'false', privilege: 'root' }, { runId: '200' });
     expect(run.mainCode).toBe(1);
     expect(run.outputs['exit-code']).toBe('3');
     expect(run.errors.join('\n')).toMatch(/exited with 3/);
