@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
-import { lstat } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
+import { overlaps } from './spec/paths.js';
 import { join } from 'node:path';
 import { binfmtRule, hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
 import { binfmtMode, findQemu, removeGlobalRule } from './emulation/binfmt.js';
@@ -106,6 +107,19 @@ async function checkHostInputs(spec: BuildCellSpec): Promise<void> {
   }
 }
 
+/** Host inputs become overlay lower layers: none may contain, or lie inside, the state dir. */
+async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promise<void> {
+  const inputs = [
+    ...(spec.workspaceSeed.kind === 'snapshot' ? [{ field: 'workspace', path: spec.workspaceSeed.path }] : []),
+    ...spec.imports.map((m, i) => ({ field: `imports[${i}].source`, path: m.source })),
+    ...spec.caches.map((m, i) => ({ field: `caches[${i}].source`, path: m.source })),
+  ];
+  for (const input of inputs) {
+    const real = await realpath(input.path).catch(() => input.path);
+    if (overlaps(real, prefix)) throw new UserError(input.field, `${show(input.path)} must not contain or lie inside the state dir ${show(prefix)}`);
+  }
+}
+
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   await checkHostInputs(validateRequest(request));
   const timings: CellRunResult['timings'] = {};
@@ -119,6 +133,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   };
 
   const prefix = await canonicalPrefix(request.stateDir);
+  await checkOutsideStateDir(request.spec, prefix);
   const image = await prepare(prefix, request.image, request.owner);
   Object.assign(timings, image.timings);
   const id = request.cellId ?? newCellId();
@@ -151,9 +166,9 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
     const importKinds = await Promise.all(spec.imports.map(async (m) => ((await lstat(m.source).catch(() => undefined))?.isDirectory() === false ? 'file' as const : 'dir' as const)));
-    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, rootless };
+    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless };
     const plan = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
-    await timed('stage', () => stageCell(spec, plan));
+    await timed('stage', () => stageCell(spec, plan, request.owner));
     const helper = await installHelper(prefix);
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
@@ -164,16 +179,22 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     if (signal?.aborted) throw new CancelledError('cancelled: every process of the cell was killed');
     succeeded = outcome.exitCode === 0;
     let exports: CellRunResult['exports'] = [];
+    const cellRoot = join(running.viewRoot, plan.layout.merged);
     try {
-      exports = await timed('export', () => copyExports(spec, join(running.viewRoot, plan.layout.merged), destinations, succeeded, request.owner));
+      exports = await timed('export', () => copyExports(spec, cellRoot, destinations, succeeded, request.owner));
     } finally {
-      await running.release();
-      cell = undefined;
-      // The overlay's work dir (the kernel makes it mode 000) is only needed while mounted;
-      // without it a preserved scratch can be removed by its owner with a plain rm -rf.
-      await removeScratch(plan.layout.work).catch(() => undefined);
-      // Caches are synced back even when the command or an export failed.
-      await timed('cache', () => syncCaches(spec, plan.layout, request.owner));
+      try {
+        // Caches are synced back even when the command or an export failed (while the cell's view exists).
+        await timed('cache', () => syncCaches(spec, plan, cellRoot, request.owner));
+      } finally {
+        await running.release();
+        cell = undefined;
+        // Overlay work dirs (the kernel makes them mode 000) are only needed while mounted;
+        // without them a preserved scratch can be removed by its owner with a plain rm -rf.
+        for (const work of [plan.layout.work, plan.layout.workspaceWork, ...spec.caches.map((_, i) => plan.layout.cacheWork(i))]) {
+          await removeScratch(work).catch(() => undefined);
+        }
+      }
     }
     preserved = scratchPreserved(spec.cleanup, succeeded);
     return {

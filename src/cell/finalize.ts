@@ -6,14 +6,15 @@
  * the build planted (to /etc, to /) can never make the engine copy host content out. Export
  * destinations were resolved on the host before the cell ran, so the cell cannot redirect them.
  */
-import { lstat, realpath, rename, rm } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { covers, relativeTo } from '../spec/paths.js';
 import type { BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { copyTree } from './stage.js';
 import { chownTree, mkdirOwned, treeSize, type Owner } from '../util/fs.js';
-import type { ScratchLayout } from './plan.js';
+import type { CellPlan } from './plan.js';
 
 export type { Owner } from '../util/fs.js';
 
@@ -70,12 +71,58 @@ export async function copyExports(spec: BuildCellSpec, cellRoot: string, destina
   return copied;
 }
 
-/** Sync each staged cache back to its host directory (also after a failed command). */
-export async function syncCaches(spec: BuildCellSpec, layout: ScratchLayout, owner?: Owner): Promise<void> {
+/**
+ * Sync each cache back to its host directory (also after a failed command). An overlay cache
+ * costs what the cell changed, not the cache's size: only its upper layer is walked, and
+ * `cellRoot` (the live cell's view) tells which names a changed directory still has.
+ */
+export async function syncCaches(spec: BuildCellSpec, plan: CellPlan, cellRoot: string, owner?: Owner): Promise<void> {
   for (const [i, c] of spec.caches.entries()) {
+    if (plan.staging.caches[i] === 'overlay') {
+      await syncChanges(plan.layout.cacheUpper(i), join(cellRoot, c.destination), c.source, owner);
+      continue;
+    }
     await mkdirOwned(dirname(c.source), owner);
-    await replaceWithCopy(layout.cachePath(i), c.source, `sync cache ${c.destination} back to ${c.source}`);
+    await replaceWithCopy(plan.layout.cachePath(i), c.source, `sync cache ${c.destination} back to ${c.source}`);
     if (owner) await chownTree(c.source, owner);
+  }
+}
+
+function isWhiteout(info: Stats): boolean {
+  return info.isCharacterDevice() && info.rdev === 0;
+}
+
+/**
+ * Apply an overlay upper layer to the host directory it was layered on. Whiteouts delete; in
+ * a changed directory, names the cell no longer sees are deleted (this also covers opaque
+ * directories); files and symlinks are copied (cp -a, never followed); directories recurse;
+ * fifos, sockets and devices are never created on the host. A host entry that is a symlink
+ * is replaced, never descended into.
+ */
+export async function syncChanges(upper: string, view: string, host: string, owner?: Owner): Promise<void> {
+  const visible = new Set(await readdir(view));
+  for (const name of await readdir(host)) {
+    if (!visible.has(name)) await rm(join(host, name), { recursive: true, force: true });
+  }
+  for (const name of await readdir(upper)) {
+    const from = join(upper, name);
+    const to = join(host, name);
+    const info = await lstat(from);
+    if (isWhiteout(info)) {
+      await rm(to, { recursive: true, force: true });
+    } else if (info.isDirectory()) {
+      const existing = await lstat(to).catch(() => undefined);
+      if (!existing?.isDirectory()) {
+        await rm(to, { recursive: true, force: true });
+        await mkdir(to);
+        if (owner) await lchown(to, owner.uid, owner.gid);
+      }
+      await chmod(to, info.mode & 0o7777);
+      await syncChanges(from, join(view, name), to, owner);
+    } else if (info.isFile() || info.isSymbolicLink()) {
+      await replaceWithCopy(from, to, `sync ${to} back from the cell`);
+      if (owner) await lchown(to, owner.uid, owner.gid);
+    }
   }
 }
 

@@ -43,8 +43,16 @@ while [ "$#" -gt 0 ]; do
     private) run mount --make-rprivate /; shift ;;
     overlay)
       need 5 "$@"
-      run mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5"
+      # redirect_dir and metacopy off: every change is whole in the upper layer, where the
+      # engine reads it back (cache sync), whatever this kernel's defaults are. In a user
+      # namespace the kernel refuses the options, and has both off anyway (userxattr).
+      mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4,redirect_dir=off,metacopy=off" "$5" 2>/dev/null \
+        || run mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5"
       shift 5 ;;
+    overlay-ro)
+      need 3 "$@"
+      run mount -t overlay overlay -o "lowerdir=$2" "$3"
+      shift 3 ;;
     bind) need 3 "$@"; run mount --bind "$2" "$3"; shift 3 ;;
     bind-ro)
       need 3 "$@"

@@ -13,15 +13,23 @@ import { REQUEST_FILE } from '../spec/request.js';
 export interface ScratchLayout {
   scratch: string;
   request: string;
+  /** The workspace when it is unpacked (archive) or empty; a copy when it cannot be an overlay lower. */
   workspace: string;
+  /** The workspace's own overlay layers, when the seed directory is its lower layer. */
+  workspaceUpper: string;
+  workspaceWork: string;
   importsDir: string;
   cachesDir: string;
   upper: string;
   work: string;
   /** The overlay mount point: the cell's `/`. Exists only inside the cell's mount namespace. */
   merged: string;
+  /** An empty directory: the second lower layer that makes an import overlay read-only for good. */
+  empty: string;
   importPath(index: number): string;
   cachePath(index: number): string;
+  cacheUpper(index: number): string;
+  cacheWork(index: number): string;
 }
 
 export function scratchLayout(scratch: string): ScratchLayout {
@@ -34,9 +42,28 @@ export function scratchLayout(scratch: string): ScratchLayout {
     upper: join(scratch, 'overlay', 'upper'),
     work: join(scratch, 'overlay', 'work'),
     merged: join(scratch, 'root'),
+    workspaceUpper: join(scratch, 'overlay', 'workspace-upper'),
+    workspaceWork: join(scratch, 'overlay', 'workspace-work'),
+    empty: join(scratch, 'overlay', 'empty'),
     importPath: (i) => join(scratch, 'imports', String(i)),
     cachePath: (i) => join(scratch, 'caches', String(i)),
+    cacheUpper: (i) => join(scratch, 'overlay', `cache-${i}-upper`),
+    cacheWork: (i) => join(scratch, 'overlay', `cache-${i}-work`),
   };
+}
+
+/**
+ * How a host input reaches the cell:
+ *   overlay  the host directory is an overlay's lower layer: nothing is copied, the host copy
+ *            is never modified, and only what the cell changes lands in the scratch;
+ *   copy     staged into the scratch with cp -a (files, archives, and paths that overlayfs'
+ *            option syntax cannot carry).
+ */
+export type StagingMode = 'overlay' | 'copy';
+
+/** Overlay mount options are comma- and colon-separated: such paths are staged by copy. */
+export function overlayCanUse(path: string): boolean {
+  return !/[,:\\\n]/.test(path);
 }
 
 export interface Emulation {
@@ -63,6 +90,8 @@ export interface RunContext {
   importKinds?: Array<'dir' | 'file'>;
   /** Rootless: only the invoking user is mapped (to root) in the cell's user namespace. */
   rootless?: boolean;
+  /** The import sources (host paths), to decide how each is staged. */
+  importSources?: string[];
 }
 
 /** A file the engine writes into the cell's private layer before it starts. */
@@ -88,6 +117,7 @@ export type SetupOp =
   | { op: 'wait-go' }
   | { op: 'private' }
   | { op: 'overlay'; lower: string; upper: string; work: string; target: string }
+  | { op: 'overlay-ro'; lowers: string[]; target: string }
   | { op: 'bind' | 'bind-ro'; source: string; target: string }
   | { op: 'proc'; target: string }
   | { op: 'tmpfs'; target: string; options: string }
@@ -112,6 +142,8 @@ export interface ExecStep {
 
 export interface CellPlan {
   layout: ScratchLayout;
+  /** How each input is staged (see StagingMode). */
+  staging: { workspace: StagingMode; imports: StagingMode[]; caches: StagingMode[] };
   targets: MountTarget[];
   files: CellFile[];
   ops: SetupOp[];
@@ -154,9 +186,14 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     { op: 'symlink', value: '/proc/self/fd/0', target: inCell('/dev/stdin') },
     { op: 'symlink', value: '/proc/self/fd/1', target: inCell('/dev/stdout') },
     { op: 'symlink', value: '/proc/self/fd/2', target: inCell('/dev/stderr') },
-    { op: 'bind', source: layout.workspace, target: inCell(spec.workspacePath) },
-    ...spec.imports.map((m, i): SetupOp => ({ op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) })),
-    ...spec.caches.map((m, i): SetupOp => ({ op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) })),
+    workspaceOp(spec, layout, inCell(spec.workspacePath), ctx),
+    ...spec.imports.map((m, i): SetupOp => (importMode(ctx, i) === 'overlay'
+      // Two lower layers and no upper: read-only, and no remount can make it writable.
+      ? { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination) }
+      : { op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) })),
+    ...spec.caches.map((m, i): SetupOp => (cacheMode(m.source) === 'overlay'
+      ? { op: 'overlay', lower: m.source, upper: layout.cacheUpper(i), work: layout.cacheWork(i), target: inCell(m.destination) }
+      : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) })),
   ];
   if (ctx.hostResolvConf && spec.network === 'enabled' && !userMounts.some((m) => covers(m, '/etc/resolv.conf'))) {
     targets.push({ cellPath: '/etc/resolv.conf', kind: 'file', replaceSymlink: true });
@@ -193,6 +230,11 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
   }
   return {
     layout,
+    staging: {
+      workspace: workspaceMode(spec),
+      imports: spec.imports.map((_, i) => importMode(ctx, i)),
+      caches: spec.caches.map((m) => cacheMode(m.source)),
+    },
     targets,
     files,
     ops,
@@ -217,6 +259,7 @@ export function helperArgv(plan: CellPlan): string[] {
       case 'root-check': argv.push(op.op, op.prefix, op.root); break;
       case 'wait-go': case 'private': case 'loopback': argv.push(op.op); break;
       case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target); break;
+      case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target); break;
       case 'bind': case 'bind-ro': argv.push(op.op, op.source, op.target); break;
       case 'proc': case 'mkdir': case 'touch': case 'devpts': case 'binfmt-mount': argv.push(op.op, op.target); break;
       case 'tmpfs': argv.push(op.op, op.target, op.options); break;
@@ -232,21 +275,53 @@ export function helperArgv(plan: CellPlan): string[] {
   return argv;
 }
 
+export function workspaceMode(spec: BuildCellSpec): StagingMode {
+  return spec.workspaceSeed.kind === 'snapshot' && overlayCanUse(spec.workspaceSeed.path) ? 'overlay' : 'copy';
+}
+
+export function cacheMode(source: string): StagingMode {
+  return overlayCanUse(source) ? 'overlay' : 'copy';
+}
+
+function importMode(ctx: RunContext, index: number): StagingMode {
+  return (ctx.importKinds?.[index] ?? 'dir') === 'dir' && ctx.importSources?.[index] !== undefined && overlayCanUse(ctx.importSources[index]!) ? 'overlay' : 'copy';
+}
+
+function workspaceOp(spec: BuildCellSpec, layout: ScratchLayout, target: string, _ctx: RunContext): SetupOp {
+  if (workspaceMode(spec) === 'overlay' && spec.workspaceSeed.kind === 'snapshot') {
+    return { op: 'overlay', lower: spec.workspaceSeed.path, upper: layout.workspaceUpper, work: layout.workspaceWork, target };
+  }
+  return { op: 'bind', source: layout.workspace, target };
+}
+
+/** Where a path below a mount is created before the cell starts: its lower (if any) and the writable layer. */
+export interface HostLocation {
+  base: 'rootfs' | 'staged';
+  lower?: string;
+  /** Where missing components are created; undefined for a read-only import. */
+  dir?: string;
+  rel: string;
+}
+
 /**
- * For a cell path, the host directory that holds it before the cell starts, and the path below
- * it. A mount point itself lives in whatever is mounted below it (so it is not its own mount).
+ * For a cell path, the host directories that hold it before the cell starts, and the path below
+ * them. A mount point itself lives in whatever is mounted below it (so it is not its own mount).
  */
-export function hostLocation(spec: BuildCellSpec, layout: ScratchLayout, cellPath: string, mountPoint = false): { base: 'rootfs' | 'staged'; dir: string; rel: string } {
-  const mounts = [
-    { cell: spec.workspacePath, host: layout.workspace },
-    ...spec.imports.map((m, i) => ({ cell: m.destination, host: layout.importPath(i) })),
-    ...spec.caches.map((m, i) => ({ cell: m.destination, host: layout.cachePath(i) })),
+export function hostLocation(spec: BuildCellSpec, layout: ScratchLayout, cellPath: string, mountPoint = false, staging?: CellPlan['staging']): HostLocation {
+  const ws = workspaceMode(spec) === 'overlay' && spec.workspaceSeed.kind === 'snapshot'
+    ? { lower: spec.workspaceSeed.path, dir: layout.workspaceUpper }
+    : { dir: layout.workspace };
+  const mounts: Array<{ cell: string; lower?: string; dir?: string }> = [
+    { cell: spec.workspacePath, ...ws },
+    // A read-only overlay import has no writable layer: nothing can be created below it.
+    ...spec.imports.map((m, i) => ({ cell: m.destination, dir: staging?.imports[i] === 'overlay' ? undefined : layout.importPath(i) })),
+    ...spec.caches.map((m, i) => (cacheMode(m.source) === 'overlay' ? { cell: m.destination, lower: m.source, dir: layout.cacheUpper(i) } : { cell: m.destination, dir: layout.cachePath(i) })),
   ];
-  let best: { cell: string; host: string } | undefined;
+  let best: (typeof mounts)[number] | undefined;
   for (const m of mounts) {
     if (mountPoint && m.cell === cellPath) continue;
     if (covers(m.cell, cellPath) && (!best || m.cell.length > best.cell.length)) best = m;
   }
-  if (best) return { base: 'staged', dir: best.host, rel: relativeTo(best.cell, cellPath) };
-  return { base: 'rootfs', dir: layout.upper, rel: relativeTo('/', cellPath) };
+  if (best) return { base: 'staged', lower: best.lower, dir: best.dir, rel: relativeTo(best.cell, cellPath) };
+  return { base: 'rootfs', lower: spec.root, dir: layout.upper, rel: relativeTo('/', cellPath) };
 }

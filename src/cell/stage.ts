@@ -12,13 +12,14 @@ import { specToJson } from '../spec/request.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
+import { mkdirOwned, type Owner } from '../util/fs.js';
 import { hostLocation, type CellPlan } from './plan.js';
 import { prepareTarget } from './mount-targets.js';
 
-export async function stageCell(spec: BuildCellSpec, plan: CellPlan): Promise<void> {
-  const { layout } = plan;
+export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<void> {
+  const { layout, staging } = plan;
   await rm(layout.scratch, { recursive: true, force: true });
-  for (const dir of [layout.scratch, layout.workspace, layout.importsDir, layout.cachesDir, layout.upper, layout.work, layout.merged]) {
+  for (const dir of [layout.scratch, layout.workspace, layout.importsDir, layout.cachesDir, layout.upper, layout.work, layout.merged, layout.empty]) {
     await mkdir(dir, { recursive: true, mode: 0o755 });
   }
   await writeFile(layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 });
@@ -27,24 +28,31 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan): Promise<vo
   if (seed.kind === 'snapshot') {
     const info = await lstat(seed.path).catch(() => undefined);
     if (!info?.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is not a directory`);
-    await copyTree(`${seed.path}/.`, layout.workspace, 'stage the workspace');
+    if (staging.workspace === 'overlay') await makeOverlayDirs(layout.workspaceUpper, layout.workspaceWork);
+    else await copyTree(`${seed.path}/.`, layout.workspace, 'stage the workspace');
   } else if (seed.kind === 'archive') {
     await unpackArchive(seed.path, layout.workspace);
   }
   for (const [i, m] of spec.imports.entries()) {
     if (!(await lstat(m.source).catch(() => undefined))) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
-    await copyTree(m.source, layout.importPath(i), `stage import ${m.source}`);
+    if (staging.imports[i] === 'copy') await copyTree(m.source, layout.importPath(i), `stage import ${m.source}`);
   }
   for (const [i, m] of spec.caches.entries()) {
     const info = await lstat(m.source).catch(() => undefined);
     if (info && !info.isDirectory()) throw new UserError(`caches[${i}].source`, `${show(m.source)} is not a directory`);
-    if (info) await copyTree(m.source, layout.cachePath(i), `stage cache ${m.source}`);
+    if (staging.caches[i] === 'overlay') {
+      // The host cache directory is the lower layer: it must exist, owned by the user behind sudo.
+      if (!info) await mkdirOwned(m.source, owner);
+      await makeOverlayDirs(layout.cacheUpper(i), layout.cacheWork(i));
+    } else if (info) await copyTree(m.source, layout.cachePath(i), `stage cache ${m.source}`);
     else await mkdir(layout.cachePath(i), { mode: 0o755 });
   }
   for (const target of plan.targets) {
-    const where = hostLocation(spec, layout, target.cellPath, true);
+    const where = hostLocation(spec, layout, target.cellPath, true, staging);
+    // A read-only import cannot get new directories: a missing one is reported by the cell.
+    if (!where.dir) continue;
     await prepareTarget({
-      lower: where.base === 'rootfs' ? spec.root : undefined,
+      lower: where.lower,
       upper: where.dir,
       rel: where.rel,
       kind: target.kind,
@@ -58,6 +66,11 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan): Promise<vo
     await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath });
     await writeFile(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
   }
+}
+
+async function makeOverlayDirs(upper: string, work: string): Promise<void> {
+  await mkdir(upper, { recursive: true, mode: 0o755 });
+  await mkdir(work, { recursive: true, mode: 0o700 });
 }
 
 /** `cellPath` is a directory in the image, reached without symlinks. */

@@ -219,7 +219,8 @@ describe('the action as a runner user (sudo, and rootless)', () => {
     const scratch = run.outputs['scratch-path'];
     expect(scratch).toBeTruthy();
     expect(run.postCode).toBe(0);
-    expect(existsSync(join(scratch!, 'workspace', 'out', 'deep', 'f'))).toBe(true);
+    // The workspace was an overlay of the host's: what the cell wrote is in its upper layer.
+    expect(existsSync(join(scratch!, 'overlay', 'workspace-upper', 'out', 'deep', 'f'))).toBe(true);
     await removeDir(scratch!);
   });
 

@@ -1,0 +1,737 @@
+#!/usr/bin/env node
+// build-cell benchmark: `npm run bench` (node bench/run.mjs [--quick] [--keep] [--only 1,4]).
+//
+// Builds its own fixtures (the test fixture scripts, cached), serves them from a throw-away
+// docker-registry on 127.0.0.1, and measures build-cell against podman, a bare
+// unshare+chroot floor, the naive skopeo+umoci pipeline and cp -a. Every row is a median over
+// repeated runs, with its reference measured in the same run. Prints a markdown table and
+// writes bench/results.json. Must run as root (as build-cell's integration tests do).
+//
+// Nothing global is changed: build-cell and podman get state dirs under one temp dir, podman
+// gets private --root/--runroot/--tmpdir and its own containers.conf, registries.conf and
+// storage.conf (through CONTAINERS_* in podman's environment only). Everything is removed at
+// the end, the registry is stopped by PID. See bench/README-table.md for how to read the rows.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync,
+  rmSync, statSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem, release, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(BENCH_DIR, '..');
+const T0 = performance.now();
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+const argv = process.argv.slice(2);
+const opt = {
+  quick: argv.includes('--quick'),
+  keep: argv.includes('--keep'),
+  noInstall: argv.includes('--no-install'),
+  only: (() => {
+    const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+    if (i < 0) return undefined;
+    const v = argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1];
+    return new Set(String(v).split(',').map(Number));
+  })(),
+  out: (() => {
+    const i = argv.findIndex((a) => a.startsWith('--out='));
+    return i < 0 ? join(BENCH_DIR, 'results.json') : resolve(argv[i].slice('--out='.length));
+  })(),
+};
+if (argv.includes('--help') || argv.includes('-h')) {
+  console.log('usage: node bench/run.mjs [--quick] [--keep] [--no-install] [--only 1,2,...] [--out=FILE]');
+  process.exit(0);
+}
+const want = (row) => !opt.only || opt.only.has(row);
+/** Repeat counts: full, or a third (at least 2) with --quick for a smoke run. */
+const R = (n) => (opt.quick ? Math.max(2, Math.ceil(n / 3)) : n);
+const W = (n) => (opt.quick ? Math.min(n, 1) : n);
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+// ---------------------------------------------------------------------------------------------
+const log = (...a) => console.error('[bench]', ...a);
+/** POSIX single-quote one word (for hyperfine's shell-words splitting and for sh -c). */
+const q = (s) => (/^[A-Za-z0-9_\/.:=@%+,-]+$/.test(s) ? s : `'${String(s).replace(/'/g, `'\\''`)}'`);
+const cmdline = (args) => args.map(q).join(' ');
+const median = (xs) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const round = (x, d = 1) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : null);
+
+/** Run a command, throw with its stderr when it fails; returns stdout. */
+function run(cmd, args, { env, cwd, input, allowFail = false, inherit = false, timeout } = {}) {
+  const r = spawnSync(cmd, args, {
+    env: env ?? process.env, cwd, input, encoding: 'utf8', maxBuffer: 64 << 20, timeout,
+    stdio: inherit ? ['ignore', 'inherit', 'inherit'] : ['pipe', 'pipe', 'pipe'],
+  });
+  if (r.error) {
+    if (allowFail) return undefined;
+    throw new Error(`${cmd} ${cmdline(args)}: ${r.error.message}`);
+  }
+  if (r.status !== 0 && !allowFail) {
+    throw new Error(`${cmd} ${cmdline(args)} exited ${r.status ?? r.signal}\n${String(r.stderr ?? '').trim().slice(-3000)}`);
+  }
+  return r.status === 0 ? r.stdout ?? '' : undefined;
+}
+const have = (bin) => spawnSync('sh', ['-c', `command -v ${q(bin)}`], { encoding: 'utf8' }).status === 0;
+const version = (cmd, args = ['--version']) => (run(cmd, args, { allowFail: true }) ?? '').split('\n')[0].trim() || undefined;
+
+function fmtMs(ms) {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return 'n/a';
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+const fmtRatio = (r) => (Number.isFinite(r) ? (r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(2)}×`) : 'n/a');
+const fmtPct = (r) => (Number.isFinite(r) ? `${(r * 100).toFixed(r < 0.1 ? 2 : 1)} %` : 'n/a');
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: everything the bench creates lives under TMP; the registry is stopped by PID.
+// ---------------------------------------------------------------------------------------------
+let TMP;
+let registry; // { pid, host, child }
+/** Global paths podman (rootful) creates whatever its config says; removed at the end if we made them. */
+const GLOBAL_SIDE_EFFECTS = ['/run/containers/networks', '/run/containers', '/run/runc', '/dev/shm/libpod_lock', '/etc/containers/networks'];
+const preexisting = new Set(GLOBAL_SIDE_EFFECTS.filter((p) => existsSync(p)));
+
+function mountsUnder(dir) {
+  const lines = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+  const out = [];
+  for (const l of lines) {
+    const mp = l.split(' ')[4];
+    if (mp && (mp === dir || mp.startsWith(`${dir}/`))) out.push(mp.replace(/\\040/g, ' '));
+  }
+  return out.sort().reverse();
+}
+function unmountUnder(dir) {
+  for (const mp of mountsUnder(dir)) run('umount', ['-l', mp], { allowFail: true });
+}
+function stopRegistry() {
+  if (!registry?.pid) return;
+  const { pid } = registry;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    registry = undefined;
+    return;
+  }
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      break;
+    }
+    spawnSync('sleep', ['0.05']);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+  registry = undefined;
+}
+let cleanedUp = false;
+function cleanup() {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  stopRegistry();
+  if (TMP && existsSync(TMP)) {
+    unmountUnder(TMP);
+    if (opt.keep) log(`--keep: left ${TMP}`);
+    else rmSync(TMP, { recursive: true, force: true });
+  }
+  // podman (rootful) makes these whatever its config says; leave the machine as it was.
+  for (const p of GLOBAL_SIDE_EFFECTS) {
+    if (preexisting.has(p) || !existsSync(p)) continue;
+    try {
+      const st = statSync(p);
+      if (st.isDirectory()) {
+        const left = readdirSync(p).filter((n) => !/\.lock$|^networks$/.test(n));
+        if (left.length === 0) rmSync(p, { recursive: true, force: true });
+      } else rmSync(p, { force: true });
+    } catch {
+      // best effort
+    }
+  }
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    log(`${sig}: cleaning up`);
+    cleanup();
+    process.exit(130);
+  });
+}
+process.on('exit', () => cleanup());
+
+// ---------------------------------------------------------------------------------------------
+// Timing harness: hyperfine (-N, no shell) when available, else process.hrtime around spawnSync.
+// ---------------------------------------------------------------------------------------------
+let HYPERFINE = false;
+const measurements = {};
+
+/**
+ * Time `args` `runs` times after `warmup` untimed runs. `prepare` is a shell snippet run before
+ * every run (warmups included), untimed. With `resultDir`, the command is expected to write
+ * `resultDir/r.json` (build-cell --result-file): they are collected per run and the median of
+ * each phase is returned (warmup runs dropped).
+ */
+function measure(key, args, { runs, warmup = 1, prepare, env, resultDir } = {}) {
+  runs = R(runs);
+  warmup = W(warmup);
+  let prep = prepare ?? '';
+  if (resultDir) {
+    mkdirSync(resultDir, { recursive: true });
+    // Rotate the previous run's result file away under a sortable name.
+    prep += `${prep ? '; ' : ''}f=${q(join(resultDir, 'r.json'))}; if [ -f "$f" ]; then mv "$f" ${q(resultDir)}/r.$(date +%s%N).json; fi`;
+  }
+  const command = cmdline(args);
+  log(`${key}: ${runs} runs (+${warmup} warmup): ${command.length > 160 ? command.slice(0, 157) + '...' : command}`);
+  let times;
+  if (HYPERFINE) {
+    const jsonFile = join(TMP, `hyperfine-${key.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+    const hfArgs = ['-N', '--style', 'none', '--runs', String(runs), '--warmup', String(warmup), '--export-json', jsonFile];
+    if (prep) hfArgs.push('--prepare', cmdline(['sh', '-c', prep]));
+    hfArgs.push('--', command);
+    try {
+      run('hyperfine', hfArgs, { env });
+    } catch (error) {
+      // hyperfine hides the command's output: run it once more directly for the message.
+      if (prep) run('sh', ['-c', prep], { env, allowFail: true });
+      run(args[0], args.slice(1), { env });
+      throw error;
+    }
+    const res = JSON.parse(readFileSync(jsonFile, 'utf8')).results[0];
+    times = res.times.map((s) => s * 1000);
+  } else {
+    times = [];
+    for (let i = 0; i < warmup + runs; i++) {
+      if (prep) run('sh', ['-c', prep], { env });
+      const t = process.hrtime.bigint();
+      run(args[0], args.slice(1), { env });
+      const dt = Number(process.hrtime.bigint() - t) / 1e6;
+      if (i >= warmup) times.push(dt);
+    }
+  }
+  const m = {
+    command, runs: times.length, warmup, median: median(times), min: Math.min(...times), max: Math.max(...times),
+    mean: times.reduce((a, b) => a + b, 0) / times.length, times: times.map((t) => round(t, 2)),
+  };
+  if (resultDir) {
+    const files = readdirSync(resultDir).filter((n) => /^r\.\d+\.json$/.test(n)).sort();
+    if (existsSync(join(resultDir, 'r.json'))) files.push('r.json');
+    const results = files.slice(warmup).map((n) => JSON.parse(readFileSync(join(resultDir, n), 'utf8')));
+    const keys = new Set(results.flatMap((r) => Object.keys(r.timings ?? {})));
+    m.phases = {};
+    for (const k of keys) m.phases[k] = median(results.map((r) => r.timings?.[k] ?? 0));
+    m.phaseRuns = results.length;
+    m.exitCodes = [...new Set(results.map((r) => r.exitCode))];
+    m.lastResult = results.at(-1);
+    rmSync(resultDir, { recursive: true, force: true });
+  }
+  log(`  median ${fmtMs(m.median)} (min ${fmtMs(m.min)}, max ${fmtMs(m.max)})${m.phases ? ` phases ${JSON.stringify(m.phases)}` : ''}`);
+  measurements[key] = m;
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup: packages, build-cell, fixtures, registry, podman
+// ---------------------------------------------------------------------------------------------
+function aptInstall(pkgs, { optional = false } = {}) {
+  if (!pkgs.length) return true;
+  if (opt.noInstall) {
+    if (optional) return false;
+    throw new Error(`missing packages (and --no-install): ${pkgs.join(' ')}`);
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  log(`apt-get install -y ${pkgs.join(' ')}`);
+  if (run('apt-get', ['install', '-y', ...pkgs], { env, allowFail: true }) !== undefined) return true;
+  log('install failed: apt-get update, then again');
+  run('apt-get', ['update'], { env, allowFail: true });
+  if (run('apt-get', ['install', '-y', ...pkgs], { env, allowFail: true }) !== undefined) return true;
+  if (optional) return false;
+  throw new Error(`apt-get install -y ${pkgs.join(' ')} failed`);
+}
+
+function ensureTools() {
+  const required = {
+    skopeo: 'skopeo', umoci: 'umoci', 'docker-registry': 'docker-registry', unshare: 'util-linux', chroot: 'coreutils',
+    'qemu-aarch64-static': 'qemu-user-static', podman: 'podman', runc: 'runc',
+  };
+  const missing = [...new Set(Object.entries(required).filter(([bin]) => !have(bin)).map(([, pkg]) => pkg))];
+  if (!existsSync('/usr/bin/time') || !/GNU/.test(run('/usr/bin/time', ['--version'], { allowFail: true }) ?? '')) missing.push('time');
+  aptInstall(missing);
+  HYPERFINE = have('hyperfine') || aptInstall(['hyperfine'], { optional: true });
+  if (!HYPERFINE) log('hyperfine unavailable: timing with process.hrtime around spawnSync');
+}
+
+/** dist/cli.js, built when missing; a snapshot of it is what every row runs (a rebuild meanwhile cannot mix versions). */
+function buildCellCli() {
+  const dist = join(REPO, 'dist', 'cli.js');
+  if (!existsSync(dist)) {
+    log('dist/cli.js missing: npm run build');
+    run('npm', ['run', 'build'], { cwd: REPO, inherit: true });
+  }
+  const distTime = statSync(dist).mtimeMs;
+  const newer = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (statSync(p).mtimeMs > distTime) newer.push(p.slice(REPO.length + 1));
+    }
+  };
+  if (existsSync(join(REPO, 'src'))) walk(join(REPO, 'src'));
+  if (newer.length) log(`WARNING: dist/cli.js is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}: run npm run build for current numbers`);
+  const snapshot = join(TMP, 'cli.js');
+  copyFileSync(dist, snapshot);
+  const sha = createHash('sha256').update(readFileSync(snapshot)).digest('hex');
+  return { path: snapshot, sha256: sha, distMtime: new Date(distTime).toISOString(), srcNewerThanDist: newer };
+}
+
+function layoutTags(layout) {
+  try {
+    const idx = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
+    return new Set(idx.manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter(Boolean));
+  } catch {
+    return new Set();
+  }
+}
+
+/**
+ * The OCI layout of a fixture: the tests' cached one when complete and not being rebuilt,
+ * else built (idempotent, cached) under test/.cache/bench-fixtures by the tests' own script.
+ * Copied into TMP so that a test run rebuilding its fixtures meanwhile cannot disturb us.
+ */
+function fixtureLayout(name, script, tags) {
+  const testOut = join(REPO, 'test', '.cache', 'fixtures', name);
+  const benchOut = join(REPO, 'test', '.cache', 'bench-fixtures', name);
+  const complete = (l) => tags.every((t) => layoutTags(l).has(t));
+  let source;
+  if (complete(join(testOut, 'layout')) && !existsSync(join(REPO, 'test', '.cache', 'fixtures', `${name}.lock`))) {
+    source = join(testOut, 'layout');
+  } else {
+    log(`building fixture ${name} with test/fixtures/${script} (cached in test/.cache/bench-fixtures/${name})`);
+    mkdirSync(benchOut, { recursive: true });
+    run('bash', [join(REPO, 'test', 'fixtures', script), benchOut], { inherit: true });
+    source = join(benchOut, 'layout');
+  }
+  const copy = join(TMP, 'fixtures', name);
+  mkdirSync(dirname(copy), { recursive: true });
+  run('cp', ['-a', source, copy]);
+  if (!complete(copy)) throw new Error(`fixture ${name} lacks tags ${tags.join(', ')} (${source})`);
+  return { source: source.slice(REPO.length + 1), layout: copy };
+}
+
+async function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+async function startRegistry() {
+  const dir = join(TMP, 'registry');
+  mkdirSync(dir, { recursive: true });
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const port = await freePort();
+    const host = `127.0.0.1:${port}`;
+    const config = join(dir, `config-${port}.yml`);
+    writeFileSync(config, [
+      'version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true',
+      'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(join(dir, 'storage'))}`,
+      '  maintenance:', '    uploadpurging:', '      enabled: false',
+      'http:', `  addr: ${JSON.stringify(host)}`, '  secret: build-cell-bench-only', '',
+    ].join('\n'));
+    // Output to a file, never a pipe: the bench blocks in spawnSync and would never drain one.
+    const logFd = openSync(join(dir, `registry-${port}.log`), 'a');
+    const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
+    registry = { pid: child.pid, host, child };
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && !exited) {
+      try {
+        const r = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(1000) });
+        await r.arrayBuffer();
+        if (r.status === 200) {
+          child.unref();
+          return registry;
+        }
+      } catch {
+        // not yet
+      }
+      await sleep(100);
+    }
+    stopRegistry();
+    log(`registry on ${host} did not come up (attempt ${attempt}): ${readFileSync(join(dir, `registry-${port}.log`), 'utf8').slice(-500)}`);
+  }
+  throw new Error('docker-registry did not start');
+}
+
+function push(layout, tag, host, repo) {
+  run('skopeo', ['copy', '--quiet', '--all', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${host}/${repo}:${tag}`]);
+}
+
+/** podman confined to TMP: its own config files (through env), --root/--runroot/--tmpdir per "instance". */
+function podmanSetup(host) {
+  const dir = join(TMP, 'pm');
+  mkdirSync(join(dir, 'copy-tmp'), { recursive: true });
+  const files = {
+    'containers.conf': [
+      '[containers]',
+      // The machine's hard RLIMIT_NOFILE is below podman's default (1048576): runc cannot set it.
+      'default_ulimits=[]',
+      '[engine]',
+      `tmp_dir=${JSON.stringify(join(dir, 'tmp'))}`,
+      'events_logger="file"',
+      `events_logfile_path=${JSON.stringify(join(dir, 'events.log'))}`,
+      // File locks under tmp_dir instead of the global /dev/shm/libpod_lock.
+      'lock_type="file"',
+      `image_copy_tmp_dir=${JSON.stringify(join(dir, 'copy-tmp'))}`,
+      '[network]',
+      `network_config_dir=${JSON.stringify(join(dir, 'networks'))}`,
+      '',
+    ].join('\n'),
+    'registries.conf': ['unqualified-search-registries = []', '[[registry]]', `location = ${JSON.stringify(host)}`, 'insecure = true', ''].join('\n'),
+    'storage.conf': ['[storage]', 'driver = "overlay"', `runroot = ${JSON.stringify(join(dir, 'rr'))}`, `graphroot = ${JSON.stringify(join(dir, 'root'))}`, ''].join('\n'),
+  };
+  for (const [n, c] of Object.entries(files)) writeFileSync(join(dir, n), c);
+  const env = {
+    ...process.env,
+    CONTAINERS_CONF: join(dir, 'containers.conf'),
+    CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf'),
+    CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'),
+  };
+  /** Global flags for a podman instance rooted at `base`. */
+  const flags = (base) => [
+    '--root', join(base, 'root'), '--runroot', join(base, 'rr'), '--tmpdir', join(base, 'tmp'),
+    '--runtime', 'runc', '--cgroup-manager', 'cgroupfs',
+  ];
+  return { dir, env, flags };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workspace trees
+// ---------------------------------------------------------------------------------------------
+/** `count` files of 100 bytes: DIR/d<i/100>/f<i%100>, i.e. directories of 100 files each. */
+function makeTree(dir, count) {
+  const content = Buffer.alloc(100, 'x');
+  content.write('bench\n');
+  for (let i = 0; i < count; i++) {
+    const d = join(dir, `d${Math.floor(i / 100)}`);
+    if (i % 100 === 0) mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, `f${i % 100}`), content);
+  }
+}
+function makeBigFile(dir, bytes) {
+  mkdirSync(dir, { recursive: true });
+  const chunk = randomBytes(1 << 20);
+  const fd = openSync(join(dir, 'big.bin'), 'w');
+  for (let done = 0; done < bytes; done += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
+  closeSync(fd);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine description
+// ---------------------------------------------------------------------------------------------
+function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+  const git = {
+    head: run('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { allowFail: true })?.trim(),
+    dirty: (run('git', ['-C', REPO, 'status', '--porcelain', '--', 'src', 'dist'], { allowFail: true }) ?? '').trim().split('\n').filter(Boolean).length,
+  };
+  return {
+    date: new Date().toISOString(),
+    nproc: Number(run('nproc', []).trim()),
+    memoryGiB: round(memKb / 1048576, 1) ?? round(totalmem() / 2 ** 30, 1),
+    kernel: release(),
+    cpu: model,
+    loadavgAtStart: loadavg().map((x) => round(x, 2)),
+    node: process.version,
+    git,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+async function main() {
+  if (process.getuid?.() !== 0) throw new Error('run as root (build-cell cells, umoci unpack with owners, podman as root)');
+  // Short: podman refuses a --runroot longer than 50 characters.
+  TMP = mkdtempSync(join(tmpdir().length > 20 ? '/tmp' : tmpdir(), 'bcb-'));
+  log(`temp dir ${TMP}`);
+  const mach = machine();
+  ensureTools();
+  const cli = buildCellCli();
+  const tools = {
+    hyperfine: HYPERFINE ? version('hyperfine') : 'none (process.hrtime)',
+    podman: version('podman'), runc: version('runc'), skopeo: version('skopeo'), umoci: version('umoci'),
+    registry: version('docker-registry', ['--version']), qemu: version('qemu-aarch64-static', ['--version']),
+  };
+  const BC = ['node', cli.path];
+
+  // Fixtures and the registry.
+  const busybox = fixtureLayout('busybox', 'build-busybox-images.sh', ['amd64', 'arm64']);
+  const debian = want(2) || want(3) ? fixtureLayout('debian', 'build-debian-image.sh', ['bookworm']) : undefined;
+  const reg = await startRegistry();
+  log(`registry ${reg.host} (pid ${reg.pid})`);
+  push(busybox.layout, 'amd64', reg.host, 'busybox');
+  push(busybox.layout, 'arm64', reg.host, 'busybox');
+  if (debian) push(debian.layout, 'bookworm', reg.host, 'debian');
+  const IMG = {
+    amd64: `${reg.host}/busybox:amd64`,
+    arm64: `${reg.host}/busybox:arm64`,
+    debian: `${reg.host}/debian:bookworm`,
+  };
+
+  const STATE = join(TMP, 'state'); // the warm state dir of rows 1, 4, 5, 6, 7
+  const bcRun = (extra, cmd, state = STATE) => [...BC, 'run', '--image', IMG.amd64, '--tls-verify', 'false', '--state-dir', state, ...extra, '--', ...cmd];
+  const bcPrepare = (image, state, extra = []) => [...BC, 'prepare', '--image', image, '--tls-verify', 'false', '--state-dir', state, ...extra];
+  const prepared = run(bcPrepare(IMG.amd64, STATE)[0], bcPrepare(IMG.amd64, STATE).slice(1)).trim().split(/\s+/);
+  const [bbDigest, ROOTFS] = prepared;
+  if (!/^sha256:/.test(bbDigest) || !existsSync(join(ROOTFS, 'bin', 'true'))) throw new Error(`prepare printed ${prepared.join(' ')}`);
+  const results = join(TMP, 'results'); // per-measurement --result-file dirs
+  const rf = (name) => join(results, name);
+  const rfArgs = (name) => ['--result-file', join(rf(name), 'r.json')];
+  const podman = podmanSetup(reg.host);
+  const PM = (base, ...args) => ['podman', ...podman.flags(base), ...args];
+  const rows = [];
+
+  // ---- 1. Warm cell overhead ------------------------------------------------------------------
+  if (want(1) || want(7)) {
+    const warm = measure('1.buildcell.warm', bcRun(rfArgs('warm'), ['/bin/true']), { runs: 30, warmup: 3, resultDir: rf('warm') });
+    if (want(1)) {
+      const pmBase = join(podman.dir, 'w');
+      run('podman', [...podman.flags(pmBase), 'pull', '-q', '--tls-verify=false', IMG.amd64], { env: podman.env });
+      const pmRun = measure('1.podman.run', PM(pmBase, 'run', '--rm', '--pull', 'missing', '--tls-verify=false', '--network', 'host',
+        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', IMG.amd64, '/bin/true'), { runs: 30, warmup: 3, env: podman.env });
+      const floor = measure('1.floor', ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', '--', 'chroot', ROOTFS, '/bin/true'], { runs: 50, warmup: 5 });
+      const nodeBare = measure('1.node.bare', ['node', '-e', '0'], { runs: 30, warmup: 3 });
+      const nodeVersion = measure('1.cli.version', [...BC, '--version'], { runs: 30, warmup: 3 });
+      const ph = warm.phases;
+      const phaseSum = Object.values(ph).reduce((a, b) => a + b, 0);
+      const outside = warm.median - nodeVersion.median - phaseSum;
+      rows.push(
+        { id: '1a', what: 'warm cell `run -- /bin/true` vs `podman run --rm` (image pulled, `--network host`)', bc: warm.median, ref: pmRun.median, ratio: warm.median / pmRun.median, runs: `${warm.runs} / ${pmRun.runs}` },
+        { id: '1b', what: 'warm cell vs floor `unshare --fork --pid --mount --uts --ipc -- chroot ROOTFS /bin/true`', bc: warm.median, ref: floor.median, ratio: warm.median / floor.median, runs: `${warm.runs} / ${floor.runs}` },
+        {
+          id: '1c', what: 'where the warm cell\'s time goes', bc: warm.median, ref: null, ratio: null, runs: `${warm.runs}`,
+          notes: `\`node -e 0\` ${fmtMs(nodeBare.median)}; \`cli.js --version\` ${fmtMs(nodeVersion.median)} (+${fmtMs(nodeVersion.median - nodeBare.median)} loading the bundle); ` +
+            `phases ${Object.entries(ph).map(([k, v]) => `${k} ${v}`).join(', ')} ms (sum ${phaseSum}; run − floor = ${fmtMs(ph.run - floor.median)}); ` +
+            `outside any phase (image lookup, privilege, tools, plan, helper install) ≈ ${fmtMs(outside)}`,
+        },
+      );
+    }
+  }
+
+  // ---- 2. Cold image preparation ----------------------------------------------------------------
+  // Before each run: the previous run's output removed and written back (sync), so every run starts
+  // from the same place; no page cache is dropped.
+  const cold = {};
+  if (want(2) || want(3)) {
+    const images = [['busybox', IMG.amd64, 'amd64', 10], ...(debian ? [['debian', IMG.debian, 'bookworm', 5]] : [])];
+    for (const [name, image, tag, n] of images) {
+      const st = join(TMP, `cold-${name}`);
+      const bc = measure(`2.${name}.buildcell.prepare`, bcPrepare(image, st), { runs: n, warmup: 1, prepare: `rm -rf ${q(st)}; sync` });
+      cold[name] = bc;
+      if (!want(2)) continue;
+      const pb = join(podman.dir, `p${name[0]}`);
+      const pm = measure(`2.${name}.podman.pull`, PM(pb, 'pull', '-q', '--tls-verify=false', image), {
+        runs: n, warmup: 1, env: podman.env,
+        prepare: `awk -v d=${q(pb)} 'index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done; rm -rf ${q(pb)}; sync`,
+      });
+      const nv = join(TMP, `naive-${name}`);
+      const naive = measure(`2.${name}.naive`, ['sh', '-c',
+        `skopeo copy --quiet --src-tls-verify=false docker://${image} oci:${nv}/layout:${tag} && umoci --log error raw unpack --image ${nv}/layout:${tag} ${nv}/rootfs`],
+      { runs: n, warmup: 1, prepare: `rm -rf ${q(nv)}; mkdir -p ${q(nv)}; sync` });
+      rows.push(
+        { id: `2${name === 'busybox' ? 'a' : 'c'}`, what: `cold prepare, ${name} (registry → rootfs) vs \`podman pull\` (fresh --root)`, bc: bc.median, ref: pm.median, ratio: bc.median / pm.median, runs: `${bc.runs} / ${pm.runs}` },
+        { id: `2${name === 'busybox' ? 'b' : 'd'}`, what: `cold prepare, ${name} vs naive \`skopeo copy\` + \`umoci raw unpack\``, bc: bc.median, ref: naive.median, ratio: bc.median / naive.median, runs: `${bc.runs} / ${naive.runs}` },
+      );
+    }
+    // Phase split of one cold run per image (resolve / pull / unpack), from --result-file.
+    for (const [name, image] of images) {
+      const st = join(TMP, `split-${name}`);
+      const f = join(TMP, `split-${name}.json`);
+      run(BC[0], [...BC.slice(1), 'run', '--image', image, '--tls-verify', 'false', '--state-dir', st, '--result-file', f, '--', '/bin/true']);
+      measurements[`2.${name}.cold.phases`] = JSON.parse(readFileSync(f, 'utf8')).timings;
+      rmSync(st, { recursive: true, force: true });
+    }
+  }
+
+  // ---- 3. Warm image preparation ----------------------------------------------------------------
+  if (want(3)) {
+    const images = [['busybox', IMG.amd64], ...(debian ? [['debian', IMG.debian]] : [])];
+    for (const [name, image] of images) {
+      const warmState = join(TMP, `warm-${name}`);
+      run(bcPrepare(image, warmState)[0], bcPrepare(image, warmState).slice(1));
+      const again = measure(`3.${name}.store`, bcPrepare(image, warmState), { runs: 20, warmup: 2 });
+      const fresh = join(TMP, `restored-${name}`);
+      const restore = `rm -rf ${q(fresh)}; mkdir -p ${q(fresh)}/images; cp -a ${q(warmState)}/images/layouts ${q(warmState)}/images/refs ${q(fresh)}/images/; sync`;
+      const restored = measure(`3.${name}.layout`, bcPrepare(image, fresh), { runs: name === 'debian' ? 5 : 10, warmup: 1, prepare: restore });
+      // Check that the restored layout really spared the pull (no network: copied = false).
+      run('sh', ['-c', restore]);
+      const chk = join(TMP, `restored-${name}.json`);
+      run(BC[0], [...BC.slice(1), 'run', '--image', image, '--tls-verify', 'false', '--state-dir', fresh, '--result-file', chk, '--', '/bin/true']);
+      const img = JSON.parse(readFileSync(chk, 'utf8')).image;
+      measurements[`3.${name}.layout.check`] = { copied: img.copied, unpacked: img.unpacked, resolved: img.resolved, timings: img.timings };
+      const c = cold[name].median;
+      rows.push(
+        { id: `3${name === 'busybox' ? 'a' : 'c'}`, what: `warm prepare, ${name}: store present (same digest again)`, bc: again.median, ref: c, ratio: again.median / c, pct: true, runs: `${again.runs} / ${cold[name].runs}`, notes: `target < 2 % of cold: ${again.median / c < 0.02 ? 'met' : 'missed'}` },
+        { id: `3${name === 'busybox' ? 'b' : 'd'}`, what: `warm prepare, ${name}: layout restored (store absent)`, bc: restored.median, ref: c, ratio: restored.median / c, pct: true, runs: `${restored.runs} / ${cold[name].runs}`, notes: `target < 2 % of cold: ${restored.median / c < 0.02 ? 'met' : 'missed'}; pulled: ${img.copied ? 'yes (!)' : 'no'}, unpack ${img.timings?.unpack ?? '?'} ms` },
+      );
+    }
+  }
+
+  // ---- 4. Staging cost against workspace size ------------------------------------------------------
+  if (want(4)) {
+    const sizes = [
+      ['1k', 1_000, 10], ['10k', 10_000, 10], ['100k', 100_000, 5], ['500MB', 0, 5],
+    ];
+    const per = {};
+    const warmBase = measurements['1.buildcell.warm']?.median;
+    for (const [label, count, n] of sizes) {
+      const ws = join(TMP, 'ws', label);
+      const t = performance.now();
+      if (count) makeTree(ws, count);
+      else makeBigFile(ws, 500 * 1024 * 1024);
+      run('sync', []);
+      log(`workspace ${label}: made in ${fmtMs(performance.now() - t)}`);
+      const out = join(TMP, 'ws-out', label);
+      mkdirSync(out, { recursive: true });
+      const bc = measure(`4.${label}.buildcell`, bcRun([...rfArgs(`ws-${label}`), '--workspace', ws, '--export', `/workspace/marker:${join(out, 'marker')}`], ['sh', '-c', 'echo x > marker']),
+        { runs: n, warmup: 1, prepare: 'sync', resultDir: rf(`ws-${label}`) });
+      if (readFileSync(join(out, 'marker'), 'utf8') !== 'x\n') throw new Error(`export of ${label} is wrong`);
+      const dest = join(TMP, 'ws-copy', label);
+      mkdirSync(dirname(dest), { recursive: true });
+      const cp = measure(`4.${label}.cp`, ['cp', '-a', ws, dest], { runs: n, warmup: 1, prepare: `rm -rf ${q(dest)}; sync` });
+      rmSync(dest, { recursive: true, force: true });
+      per[label] = { bc, cp, count };
+      const ph = bc.phases;
+      rows.push({
+        id: `4${'abcd'[sizes.findIndex((s) => s[0] === label)]}`,
+        what: `workspace ${label === '500MB' ? 'one 500 MB file' : `${count.toLocaleString('en')} files × 100 B`}: run (staged + export) vs \`cp -a\``,
+        bc: bc.median, ref: cp.median, ratio: bc.median / cp.median, runs: `${bc.runs} / ${cp.runs}`,
+        notes: `stage ${ph.stage} ms, export ${ph.export} ms, cleanup ${ph.cleanup} ms${warmBase ? `; over the bare warm cell: ${fmtMs(bc.median - warmBase)}` : ''}`,
+      });
+      if (label !== '1k' && label !== '10k') rmSync(ws, { recursive: true, force: true });
+    }
+    const slope = (k) => (per['100k'][k].median - per['1k'][k].median) / 99;
+    const stageSlope = (per['100k'].bc.phases.stage - per['1k'].bc.phases.stage) / 99;
+    rows.push({ id: '4e', what: 'growth, 1k → 100k files, per 1,000 files', bc: slope('bc'), ref: slope('cp'), ratio: slope('bc') / slope('cp'), runs: '', notes: `stage phase alone: ${stageSlope.toFixed(2)} ms per 1,000 files` });
+  }
+
+  // ---- 5. Cache sync-back -------------------------------------------------------------------------------
+  if (want(5)) {
+    const cache = join(TMP, 'cache10k');
+    makeTree(cache, 10_000);
+    run('sync', []);
+    const changed = measure('5.cache.changed', bcRun([...rfArgs('cache-changed'), '--cache', `${cache}:/cache`], ['sh', '-c', 'echo changed > /cache/d0/f0']),
+      { runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('cache-changed') });
+    if (readFileSync(join(cache, 'd0', 'f0'), 'utf8') !== 'changed\n') throw new Error('the cache change did not come back');
+    const untouched = measure('5.cache.untouched', bcRun([...rfArgs('cache-untouched'), '--cache', `${cache}:/cache`], ['/bin/true']),
+      { runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('cache-untouched') });
+    const dest = join(TMP, 'cache-copy');
+    const cp = measure('5.cache.cp', ['cp', '-a', cache, dest], { runs: 10, warmup: 1, prepare: `rm -rf ${q(dest)}; sync` });
+    const count = run('sh', ['-c', `find ${q(cache)} -type f | wc -l`]).trim();
+    const p = (m) => `stage ${m.phases.stage} ms, cache ${m.phases.cache} ms`;
+    rows.push(
+      { id: '5a', what: `cache of ${Number(count).toLocaleString('en')} files, one file changed vs untouched cache`, bc: changed.median, ref: untouched.median, ratio: changed.median / untouched.median, runs: `${changed.runs} / ${untouched.runs}`, notes: `changed: ${p(changed)}; untouched: ${p(untouched)}` },
+      { id: '5b', what: 'cache, one file changed vs `cp -a` of the cache dir', bc: changed.median, ref: cp.median, ratio: changed.median / cp.median, runs: `${changed.runs} / ${cp.runs}` },
+    );
+  }
+
+  // ---- 6. Foreign architecture -----------------------------------------------------------------------------
+  if (want(6)) {
+    const bcArch = (arch, cmd) => [...BC, 'run', '--image', IMG[arch], '--arch', arch, '--tls-verify', 'false', '--state-dir', STATE, '--', ...cmd];
+    run(bcPrepare(IMG.arm64, STATE, ['--arch', 'arm64'])[0], bcPrepare(IMG.arm64, STATE, ['--arch', 'arm64']).slice(1));
+    const um = run(bcArch('arm64', ['uname', '-m'])[0], bcArch('arm64', ['uname', '-m']).slice(1)).trim();
+    if (um !== 'aarch64') throw new Error(`arm64 cell says uname -m = ${um}`);
+    const loop = ['sh', '-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'];
+    const armTrue = measure('6.arm64.true', bcArch('arm64', ['/bin/true']), { runs: 15, warmup: 2 });
+    const amdTrue = measure('6.amd64.true', bcArch('amd64', ['/bin/true']), { runs: 15, warmup: 2 });
+    const armLoop = measure('6.arm64.loop', bcArch('arm64', loop), { runs: 5, warmup: 1 });
+    const amdLoop = measure('6.amd64.loop', bcArch('amd64', loop), { runs: 5, warmup: 1 });
+    const base = amdTrue.median;
+    rows.push(
+      { id: '6a', what: 'arm64 (qemu-user) `/bin/true` vs amd64', bc: armTrue.median, ref: amdTrue.median, ratio: armTrue.median / amdTrue.median, runs: `${armTrue.runs} / ${amdTrue.runs}` },
+      { id: '6b', what: 'arm64 `sh` loop of 200,000 iterations vs amd64', bc: armLoop.median, ref: amdLoop.median, ratio: armLoop.median / amdLoop.median, runs: `${armLoop.runs} / ${amdLoop.runs}`, notes: `loop alone (minus /bin/true cell): ${fmtMs(armLoop.median - armTrue.median)} vs ${fmtMs(amdLoop.median - base)} = ${fmtRatio((armLoop.median - armTrue.median) / (amdLoop.median - base))}` },
+    );
+  }
+
+  // ---- 7. Peak memory ---------------------------------------------------------------------------------------
+  if (want(7)) {
+    const rss = (args, n) => {
+      const f = join(TMP, 'time.out');
+      const kb = [];
+      for (let i = 0; i < R(n); i++) {
+        run('/usr/bin/time', ['-f', '%M', '-o', f, ...args]);
+        kb.push(Number(readFileSync(f, 'utf8').trim().split('\n').pop()));
+      }
+      return { runs: kb.length, medianKiB: median(kb), maxKiB: Math.max(...kb), kib: kb };
+    };
+    const bc = rss(bcRun([], ['/bin/true']), 10);
+    const nd = rss(['node', '-e', '0'], 10);
+    measurements['7.rss.buildcell'] = bc;
+    measurements['7.rss.node'] = nd;
+    rows.push({ id: '7', what: 'peak RSS (GNU time `%M`) of the warm cell vs `node -e 0`', bc: bc.medianKiB / 1024, ref: nd.medianKiB / 1024, ratio: bc.medianKiB / nd.medianKiB, mib: true, runs: `${bc.runs} / ${nd.runs}`, notes: `max over runs ${(bc.maxKiB / 1024).toFixed(1)} MiB; %M is the largest of the process and its waited-for children` });
+  }
+
+  // ---- Report -----------------------------------------------------------------------------------------------------
+  const totalS = (performance.now() - T0) / 1000;
+  mach.loadavgAtEnd = loadavg().map((x) => round(x, 2));
+  const val = (r, v) => (v === null || v === undefined ? '' : r.mib ? `${v.toFixed(1)} MiB` : fmtMs(v));
+  const lines = [
+    `build-cell bench, ${mach.date}: ${mach.nproc} × ${mach.cpu}, ${mach.memoryGiB} GiB, Linux ${mach.kernel}, node ${mach.node}; ` +
+      `load average ${mach.loadavgAtStart.join('/')} at start, ${mach.loadavgAtEnd.join('/')} at end`,
+    `build-cell ${mach.git.head ?? '?'}${mach.git.dirty ? ` (+${mach.git.dirty} uncommitted files in src/ or dist/)` : ''}, dist/cli.js sha256 ${cli.sha256.slice(0, 12)}; ` +
+      `timing: ${HYPERFINE ? `${tools.hyperfine} (-N)` : 'process.hrtime'}; ${tools.podman}, runc ${tools.runc?.replace(/^runc version /, '')}; total bench time ${totalS.toFixed(0)} s`,
+    '',
+    '| # | measurement | build-cell | reference | ratio | runs | notes |',
+    '|---|---|---:|---:|---:|---:|---|',
+    ...rows.map((r) => `| ${r.id} | ${r.what} | ${val(r, r.bc)} | ${val(r, r.ref)} | ${r.ratio === null || r.ratio === undefined ? '' : r.pct ? fmtPct(r.ratio) : fmtRatio(r.ratio)} | ${r.runs} | ${r.notes ?? ''} |`),
+    '',
+    'Medians; "ratio" is build-cell / reference (for rows 3, build-cell warm / build-cell cold); runs: timed runs of each side (warmups not counted).',
+  ];
+  const markdown = lines.join('\n');
+  console.log(markdown);
+  const out = {
+    machine: mach, tools, buildCell: { dist: 'dist/cli.js', sha256: cli.sha256, distMtime: cli.distMtime, srcNewerThanDist: cli.srcNewerThanDist },
+    fixtures: { busybox: busybox.source, debian: debian?.source },
+    podman: {
+      flags: '--root/--runroot/--tmpdir under the bench temp dir, --runtime runc, --cgroup-manager cgroupfs',
+      run: '--rm --pull missing --tls-verify=false --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024',
+      containersConf: readFileSync(join(podman.dir, 'containers.conf'), 'utf8'),
+    },
+    totalSeconds: round(totalS, 1), rows, measurements, markdown,
+  };
+  writeFileSync(opt.out, `${JSON.stringify(out, null, 2)}\n`);
+  log(`wrote ${opt.out}`);
+}
+
+main()
+  .catch((error) => {
+    console.error(`[bench] FAILED: ${error.stack ?? error}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
