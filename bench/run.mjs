@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync,
-  rmSync, statSync, writeFileSync, writeSync,
+  renameSync, rmSync, statSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem, release, loadavg } from 'node:os';
@@ -68,10 +68,29 @@ const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+/**
+ * Nothing is deleted while the bench runs: on an ext4 without a journal (as here), creating a
+ * file scans the inodes freed in the last 5 s (305 s while their inode table is dirty) one by
+ * one (recently_deleted() in find_inode_bit), so a copy right after an `rm -rf` of a big tree
+ * is many times slower. What a run leaves is renamed into TMP/trash and removed at the end.
+ */
+const TRASH_FN = () => `t() { [ ! -e "$1" ] || mv "$1" ${q(join(TMP, 'trash'))}/$(date +%s%N); }`;
+const trashSh = (...paths) => `${TRASH_FN()}; ${paths.map((p) => `t ${q(p)}`).join('; ')}`;
+let trashSeq = 0;
+function trash(path) {
+  if (existsSync(path)) renameSync(path, join(TMP, 'trash', `js-${++trashSeq}`));
+}
 const round = (x, d = 1) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : null);
 
-/** Run a command, throw with its stderr when it fails; returns stdout. */
-function run(cmd, args, { env, cwd, input, allowFail = false, inherit = false, timeout } = {}) {
+/**
+ * Run a command, throw with its stderr when it fails; returns stdout. With `limitS`, it runs under
+ * coreutils `timeout`, which signals the whole process group (build-cell then stops its cell).
+ */
+function run(cmd, args, { env, cwd, input, allowFail = false, inherit = false, timeout, limitS } = {}) {
+  if (limitS) {
+    args = ['-k', '15', String(Math.ceil(limitS)), cmd, ...args];
+    cmd = 'timeout';
+  }
   const r = spawnSync(cmd, args, {
     env: env ?? process.env, cwd, input, encoding: 'utf8', maxBuffer: 64 << 20, timeout,
     stdio: inherit ? ['ignore', 'inherit', 'inherit'] : ['pipe', 'pipe', 'pipe'],
@@ -81,10 +100,13 @@ function run(cmd, args, { env, cwd, input, allowFail = false, inherit = false, t
     throw new Error(`${cmd} ${cmdline(args)}: ${r.error.message}`);
   }
   if (r.status !== 0 && !allowFail) {
-    throw new Error(`${cmd} ${cmdline(args)} exited ${r.status ?? r.signal}\n${String(r.stderr ?? '').trim().slice(-3000)}`);
+    const how = cmd === 'timeout' && (r.status === 124 || r.status === 137) ? `timed out after ${args[2]} s` : `exited ${r.status ?? r.signal}`;
+    throw new Error(`${cmd} ${cmdline(args)} ${how}\n${String(r.stderr ?? '').trim().slice(-3000)}`);
   }
   return r.status === 0 ? r.stdout ?? '' : undefined;
 }
+/** One untimed run of an argv, under the per-run time limit; returns stdout. */
+const once = (args, o = {}) => run(args[0], args.slice(1), { limitS: RUN_LIMIT_S, ...o });
 const have = (bin) => spawnSync('sh', ['-c', `command -v ${q(bin)}`], { encoding: 'utf8' }).status === 0;
 const version = (cmd, args = ['--version']) => (run(cmd, args, { allowFail: true }) ?? '').split('\n')[0].trim() || undefined;
 
@@ -105,6 +127,19 @@ let registry; // { pid, host, child }
 /** Global paths podman (rootful) creates whatever its config says; removed at the end if we made them. */
 const GLOBAL_SIDE_EFFECTS = ['/run/containers/networks', '/run/containers', '/run/runc', '/dev/shm/libpod_lock', '/etc/containers/networks'];
 const preexisting = new Set(GLOBAL_SIDE_EFFECTS.filter((p) => existsSync(p)));
+/** podman --cgroup-manager cgroupfs makes libpod_parent (and libpod_parent/conmon) in every hierarchy. */
+const podmanCgroups = () => {
+  try {
+    return readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, 'libpod_parent')).concat('/sys/fs/cgroup/libpod_parent').filter((p) => existsSync(p));
+  } catch {
+    return [];
+  }
+};
+const preexistingCgroups = new Set(podmanCgroups());
+function removeCgroupTree(dir) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(join(dir, e.name));
+  run('rmdir', [dir], { allowFail: true });
+}
 
 function mountsUnder(dir) {
   const lines = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
@@ -144,6 +179,7 @@ function stopRegistry() {
   registry = undefined;
 }
 let cleanedUp = false;
+let cleanupMs;
 function cleanup() {
   if (cleanedUp) return;
   cleanedUp = true;
@@ -151,8 +187,16 @@ function cleanup() {
   if (TMP && existsSync(TMP)) {
     unmountUnder(TMP);
     if (opt.keep) log(`--keep: left ${TMP}`);
-    else rmSync(TMP, { recursive: true, force: true });
+    else {
+      const t = performance.now();
+      rmSync(TMP, { recursive: true, force: true });
+      // Written back, the freed inodes stop slowing other file creations after 5 s, not 305 s.
+      run('sync', [], { allowFail: true });
+      cleanupMs = performance.now() - t;
+      log(`removed ${TMP} in ${fmtMs(cleanupMs)}`);
+    }
   }
+  for (const c of podmanCgroups()) if (!preexistingCgroups.has(c)) removeCgroupTree(c);
   // podman (rootful) makes these whatever its config says; leave the machine as it was.
   for (const p of GLOBAL_SIDE_EFFECTS) {
     if (preexisting.has(p) || !existsSync(p)) continue;
@@ -180,25 +224,25 @@ process.on('exit', () => cleanup());
 // Timing harness: hyperfine (-N, no shell) when available, else process.hrtime around spawnSync.
 // ---------------------------------------------------------------------------------------------
 let HYPERFINE = false;
+/** No single timed run may take longer (a hung cell fails the bench instead of stalling it). */
+const RUN_LIMIT_S = 300;
 const measurements = {};
 
 /**
- * Time `args` `runs` times after `warmup` untimed runs. `prepare` is a shell snippet run before
- * every run (warmups included), untimed. With `resultDir`, the command is expected to write
- * `resultDir/r.json` (build-cell --result-file): they are collected per run and the median of
- * each phase is returned (warmup runs dropped).
+ * One batch of `runs` timed runs of `spec.args` after `warmup` untimed ones. `spec.prepare` is a
+ * shell snippet run before every run (warmups included), untimed. With `spec.resultDir`, the
+ * command writes `resultDir/r.json` (build-cell --result-file): they are collected per run
+ * (warmups dropped). Returns { times (ms), results }.
  */
-function measure(key, args, { runs, warmup = 1, prepare, env, resultDir } = {}) {
-  runs = R(runs);
-  warmup = W(warmup);
-  let prep = prepare ?? '';
+function batch(spec, runs, warmup) {
+  const { key, args, env, resultDir } = spec;
+  let prep = spec.prepare ?? '';
   if (resultDir) {
     mkdirSync(resultDir, { recursive: true });
     // Rotate the previous run's result file away under a sortable name.
     prep += `${prep ? '; ' : ''}f=${q(join(resultDir, 'r.json'))}; if [ -f "$f" ]; then mv "$f" ${q(resultDir)}/r.$(date +%s%N).json; fi`;
   }
   const command = cmdline(args);
-  log(`${key}: ${runs} runs (+${warmup} warmup): ${command.length > 160 ? command.slice(0, 157) + '...' : command}`);
   let times;
   if (HYPERFINE) {
     const jsonFile = join(TMP, `hyperfine-${key.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
@@ -206,45 +250,84 @@ function measure(key, args, { runs, warmup = 1, prepare, env, resultDir } = {}) 
     if (prep) hfArgs.push('--prepare', cmdline(['sh', '-c', prep]));
     hfArgs.push('--', command);
     try {
-      run('hyperfine', hfArgs, { env });
+      run('hyperfine', hfArgs, { env, limitS: (runs + warmup) * RUN_LIMIT_S + 60 });
     } catch (error) {
       // hyperfine hides the command's output: run it once more directly for the message.
       if (prep) run('sh', ['-c', prep], { env, allowFail: true });
-      run(args[0], args.slice(1), { env });
+      try {
+        run(args[0], args.slice(1), { env, limitS: RUN_LIMIT_S });
+      } catch (again) {
+        throw new Error(`${error.message}\nrun once more without hyperfine: ${again.message}`);
+      }
       throw error;
     }
-    const res = JSON.parse(readFileSync(jsonFile, 'utf8')).results[0];
-    times = res.times.map((s) => s * 1000);
+    times = JSON.parse(readFileSync(jsonFile, 'utf8')).results[0].times.map((sec) => sec * 1000);
   } else {
     times = [];
     for (let i = 0; i < warmup + runs; i++) {
-      if (prep) run('sh', ['-c', prep], { env });
+      if (prep) run('sh', ['-c', prep], { env, limitS: RUN_LIMIT_S });
       const t = process.hrtime.bigint();
-      run(args[0], args.slice(1), { env });
+      run(args[0], args.slice(1), { env, limitS: RUN_LIMIT_S });
       const dt = Number(process.hrtime.bigint() - t) / 1e6;
       if (i >= warmup) times.push(dt);
     }
   }
-  const m = {
-    command, runs: times.length, warmup, median: median(times), min: Math.min(...times), max: Math.max(...times),
-    mean: times.reduce((a, b) => a + b, 0) / times.length, times: times.map((t) => round(t, 2)),
-  };
+  let results = [];
   if (resultDir) {
     const files = readdirSync(resultDir).filter((n) => /^r\.\d+\.json$/.test(n)).sort();
     if (existsSync(join(resultDir, 'r.json'))) files.push('r.json');
-    const results = files.slice(warmup).map((n) => JSON.parse(readFileSync(join(resultDir, n), 'utf8')));
-    const keys = new Set(results.flatMap((r) => Object.keys(r.timings ?? {})));
-    m.phases = {};
-    for (const k of keys) m.phases[k] = median(results.map((r) => r.timings?.[k] ?? 0));
-    m.phaseRuns = results.length;
-    m.exitCodes = [...new Set(results.map((r) => r.exitCode))];
-    m.lastResult = results.at(-1);
-    rmSync(resultDir, { recursive: true, force: true });
+    results = files.slice(warmup).map((n) => JSON.parse(readFileSync(join(resultDir, n), 'utf8')));
+    trash(resultDir);
   }
-  log(`  median ${fmtMs(m.median)} (min ${fmtMs(m.min)}, max ${fmtMs(m.max)})${m.phases ? ` phases ${JSON.stringify(m.phases)}` : ''}`);
-  measurements[key] = m;
-  return m;
+  return { times, results };
 }
+
+/**
+ * Measure several commands in `rounds` interleaved rounds (A B C, A B C, ...), so that a slow
+ * drift of the machine (other jobs, writeback) spreads over all of them instead of biasing the
+ * one measured last. Each spec: { key, args, runs, warmup (first round), rewarm (later rounds,
+ * default 0), prepare, env, resultDir }. Returns the summaries in spec order.
+ */
+function measureGroup(specs, { rounds = 1 } = {}) {
+  const acc = specs.map(() => ({ times: [], results: [] }));
+  const totals = specs.map((sp) => R(sp.runs));
+  const nRounds = Math.max(1, Math.min(rounds, ...totals));
+  for (const sp of specs) {
+    const total = R(sp.runs);
+    log(`${sp.key}: ${total} runs (+${W(sp.warmup ?? 1)} warmup${nRounds > 1 ? `, ${nRounds} interleaved rounds` : ''}): ${cmdline(sp.args).slice(0, 150)}`);
+  }
+  for (let r = 0; r < nRounds; r++) {
+    specs.forEach((sp, i) => {
+      const total = totals[i];
+      const n = Math.floor(total / nRounds) + (r < total % nRounds ? 1 : 0);
+      if (!n) return;
+      const warm = r === 0 ? W(sp.warmup ?? 1) : W(sp.rewarm ?? 0);
+      const b = batch(sp, n, warm);
+      acc[i].times.push(...b.times);
+      acc[i].results.push(...b.results);
+    });
+  }
+  return specs.map((sp, i) => {
+    const { times, results } = acc[i];
+    const m = {
+      command: cmdline(sp.args), runs: times.length, warmup: W(sp.warmup ?? 1), rounds: nRounds,
+      median: median(times), min: Math.min(...times), max: Math.max(...times),
+      mean: times.reduce((a, b) => a + b, 0) / times.length, times: times.map((t) => round(t, 2)),
+    };
+    if (sp.resultDir) {
+      const keys = new Set(results.flatMap((res) => Object.keys(res.timings ?? {})));
+      m.phases = {};
+      for (const k of keys) m.phases[k] = median(results.map((res) => res.timings?.[k] ?? 0));
+      m.phaseRuns = results.length;
+      m.exitCodes = [...new Set(results.map((res) => res.exitCode))];
+      m.lastResult = results.at(-1);
+    }
+    log(`  ${sp.key}: median ${fmtMs(m.median)} (min ${fmtMs(m.min)}, max ${fmtMs(m.max)}, ${m.runs} runs)${m.phases ? ` phases ${JSON.stringify(m.phases)}` : ''}`);
+    measurements[sp.key] = m;
+    return m;
+  });
+}
+const measure = (key, args, o = {}) => measureGroup([{ key, args, ...o }])[0];
 
 // ---------------------------------------------------------------------------------------------
 // Setup: packages, build-cell, fixtures, registry, podman
@@ -449,6 +532,18 @@ function makeBigFile(dir, bytes) {
   closeSync(fd);
 }
 
+/** µs to create one empty file in a fresh directory under TMP (see the trash comment above). */
+let probeSeq = 0;
+function createProbe(n = 2000) {
+  const dir = join(TMP, `probe-${++probeSeq}`);
+  mkdirSync(dir);
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) closeSync(openSync(join(dir, `f${i}`), 'w'));
+  const us = Number(process.hrtime.bigint() - t) / 1e3 / n;
+  trash(dir);
+  return round(us, 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Machine description
 // ---------------------------------------------------------------------------------------------
@@ -479,6 +574,7 @@ async function main() {
   if (process.getuid?.() !== 0) throw new Error('run as root (build-cell cells, umoci unpack with owners, podman as root)');
   // Short: podman refuses a --runroot longer than 50 characters.
   TMP = mkdtempSync(join(tmpdir().length > 20 ? '/tmp' : tmpdir(), 'bcb-'));
+  mkdirSync(join(TMP, 'trash'));
   log(`temp dir ${TMP}`);
   const mach = machine();
   ensureTools();
@@ -493,6 +589,8 @@ async function main() {
   // Fixtures and the registry.
   const busybox = fixtureLayout('busybox', 'build-busybox-images.sh', ['amd64', 'arm64']);
   const debian = want(2) || want(3) ? fixtureLayout('debian', 'build-debian-image.sh', ['bookworm']) : undefined;
+  mach.fileCreateUsAtStart = createProbe();
+  log(`file creation in ${TMP}: ${mach.fileCreateUsAtStart} µs per empty file`);
   const reg = await startRegistry();
   log(`registry ${reg.host} (pid ${reg.pid})`);
   push(busybox.layout, 'amd64', reg.host, 'busybox');
@@ -507,9 +605,11 @@ async function main() {
   const STATE = join(TMP, 'state'); // the warm state dir of rows 1, 4, 5, 6, 7
   const bcRun = (extra, cmd, state = STATE) => [...BC, 'run', '--image', IMG.amd64, '--tls-verify', 'false', '--state-dir', state, ...extra, '--', ...cmd];
   const bcPrepare = (image, state, extra = []) => [...BC, 'prepare', '--image', image, '--tls-verify', 'false', '--state-dir', state, ...extra];
-  const prepared = run(bcPrepare(IMG.amd64, STATE)[0], bcPrepare(IMG.amd64, STATE).slice(1)).trim().split(/\s+/);
+  const prepared = once(bcPrepare(IMG.amd64, STATE)).trim().split(/\s+/);
   const [bbDigest, ROOTFS] = prepared;
   if (!/^sha256:/.test(bbDigest) || !existsSync(join(ROOTFS, 'bin', 'true'))) throw new Error(`prepare printed ${prepared.join(' ')}`);
+  // Fail fast (not after minutes of timeouts) when this dist/cli.js cannot run a cell at all.
+  once([...BC, 'run', '--image', IMG.amd64, '--tls-verify', 'false', '--state-dir', STATE, '--', '/bin/true'], { limitS: 60 });
   const results = join(TMP, 'results'); // per-measurement --result-file dirs
   const rf = (name) => join(results, name);
   const rfArgs = (name) => ['--result-file', join(rf(name), 'r.json')];
@@ -518,16 +618,21 @@ async function main() {
   const rows = [];
 
   // ---- 1. Warm cell overhead ------------------------------------------------------------------
-  if (want(1) || want(7)) {
-    const warm = measure('1.buildcell.warm', bcRun(rfArgs('warm'), ['/bin/true']), { runs: 30, warmup: 3, resultDir: rf('warm') });
-    if (want(1)) {
-      const pmBase = join(podman.dir, 'w');
-      run('podman', [...podman.flags(pmBase), 'pull', '-q', '--tls-verify=false', IMG.amd64], { env: podman.env });
-      const pmRun = measure('1.podman.run', PM(pmBase, 'run', '--rm', '--pull', 'missing', '--tls-verify=false', '--network', 'host',
-        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', IMG.amd64, '/bin/true'), { runs: 30, warmup: 3, env: podman.env });
-      const floor = measure('1.floor', ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', '--', 'chroot', ROOTFS, '/bin/true'], { runs: 50, warmup: 5 });
-      const nodeBare = measure('1.node.bare', ['node', '-e', '0'], { runs: 30, warmup: 3 });
-      const nodeVersion = measure('1.cli.version', [...BC, '--version'], { runs: 30, warmup: 3 });
+  if (want(1)) {
+    const pmBase = join(podman.dir, 'w');
+    once(['podman', ...podman.flags(pmBase), 'pull', '-q', '--tls-verify=false', IMG.amd64], { env: podman.env });
+    {
+      const [warm, pmRun, floor, nodeBare, nodeVersion] = measureGroup([
+        { key: '1.buildcell.warm', args: bcRun(rfArgs('warm'), ['/bin/true']), runs: 30, warmup: 3, rewarm: 1, resultDir: rf('warm') },
+        {
+          key: '1.podman.run', env: podman.env, runs: 30, warmup: 3, rewarm: 1,
+          args: PM(pmBase, 'run', '--rm', '--pull', 'missing', '--tls-verify=false', '--network', 'host',
+            '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', IMG.amd64, '/bin/true'),
+        },
+        { key: '1.floor', args: ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', '--', 'chroot', ROOTFS, '/bin/true'], runs: 60, warmup: 5, rewarm: 2 },
+        { key: '1.node.bare', args: ['node', '-e', '0'], runs: 30, warmup: 3, rewarm: 1 },
+        { key: '1.cli.version', args: [...BC, '--version'], runs: 30, warmup: 3, rewarm: 1 },
+      ], { rounds: 3 });
       const ph = warm.phases;
       const phaseSum = Object.values(ph).reduce((a, b) => a + b, 0);
       const outside = warm.median - nodeVersion.median - phaseSum;
@@ -549,21 +654,28 @@ async function main() {
   // from the same place; no page cache is dropped.
   const cold = {};
   if (want(2) || want(3)) {
-    const images = [['busybox', IMG.amd64, 'amd64', 10], ...(debian ? [['debian', IMG.debian, 'bookworm', 5]] : [])];
+    const images = [['busybox', IMG.amd64, 'amd64', 12], ...(debian ? [['debian', IMG.debian, 'bookworm', 6]] : [])];
     for (const [name, image, tag, n] of images) {
       const st = join(TMP, `cold-${name}`);
-      const bc = measure(`2.${name}.buildcell.prepare`, bcPrepare(image, st), { runs: n, warmup: 1, prepare: `rm -rf ${q(st)}; sync` });
-      cold[name] = bc;
-      if (!want(2)) continue;
+      const bcSpec = { key: `2.${name}.buildcell.prepare`, args: bcPrepare(image, st), runs: n, warmup: 1, prepare: `${trashSh(st)}; sync` };
+      if (!want(2)) {
+        cold[name] = measure(bcSpec.key, bcSpec.args, bcSpec);
+        continue;
+      }
       const pb = join(podman.dir, `p${name[0]}`);
-      const pm = measure(`2.${name}.podman.pull`, PM(pb, 'pull', '-q', '--tls-verify=false', image), {
-        runs: n, warmup: 1, env: podman.env,
-        prepare: `awk -v d=${q(pb)} 'index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done; rm -rf ${q(pb)}; sync`,
-      });
       const nv = join(TMP, `naive-${name}`);
-      const naive = measure(`2.${name}.naive`, ['sh', '-c',
-        `skopeo copy --quiet --src-tls-verify=false docker://${image} oci:${nv}/layout:${tag} && umoci --log error raw unpack --image ${nv}/layout:${tag} ${nv}/rootfs`],
-      { runs: n, warmup: 1, prepare: `rm -rf ${q(nv)}; mkdir -p ${q(nv)}; sync` });
+      const [bc, pm, naive] = measureGroup([
+        bcSpec,
+        {
+          key: `2.${name}.podman.pull`, args: PM(pb, 'pull', '-q', '--tls-verify=false', image), runs: n, warmup: 1, env: podman.env,
+          prepare: `awk -v d=${q(pb)} 'index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done; ${trashSh(pb)}; sync`,
+        },
+        {
+          key: `2.${name}.naive`, runs: n, warmup: 1, prepare: `${trashSh(nv)}; mkdir -p ${q(nv)}; sync`,
+          args: ['sh', '-c', `skopeo copy --quiet --src-tls-verify=false docker://${image} oci:${nv}/layout:${tag} && umoci --log error raw unpack --image ${nv}/layout:${tag} ${nv}/rootfs`],
+        },
+      ], { rounds: 3 });
+      cold[name] = bc;
       rows.push(
         { id: `2${name === 'busybox' ? 'a' : 'c'}`, what: `cold prepare, ${name} (registry → rootfs) vs \`podman pull\` (fresh --root)`, bc: bc.median, ref: pm.median, ratio: bc.median / pm.median, runs: `${bc.runs} / ${pm.runs}` },
         { id: `2${name === 'busybox' ? 'b' : 'd'}`, what: `cold prepare, ${name} vs naive \`skopeo copy\` + \`umoci raw unpack\``, bc: bc.median, ref: naive.median, ratio: bc.median / naive.median, runs: `${bc.runs} / ${naive.runs}` },
@@ -573,9 +685,13 @@ async function main() {
     for (const [name, image] of images) {
       const st = join(TMP, `split-${name}`);
       const f = join(TMP, `split-${name}.json`);
-      run(BC[0], [...BC.slice(1), 'run', '--image', image, '--tls-verify', 'false', '--state-dir', st, '--result-file', f, '--', '/bin/true']);
-      measurements[`2.${name}.cold.phases`] = JSON.parse(readFileSync(f, 'utf8')).timings;
-      rmSync(st, { recursive: true, force: true });
+      once([...BC, 'run', '--image', image, '--tls-verify', 'false', '--state-dir', st, '--result-file', f, '--', '/bin/true']);
+      const t = JSON.parse(readFileSync(f, 'utf8')).timings;
+      measurements[`2.${name}.cold.phases`] = t;
+      trash(st);
+      for (const r of rows) {
+        if (r.id.startsWith('2') && r.what.includes(`, ${name} `)) r.notes = `one cold run: resolve ${t.resolve} ms, pull ${t.pull} ms, unpack ${t.unpack} ms`;
+      }
     }
   }
 
@@ -584,15 +700,15 @@ async function main() {
     const images = [['busybox', IMG.amd64], ...(debian ? [['debian', IMG.debian]] : [])];
     for (const [name, image] of images) {
       const warmState = join(TMP, `warm-${name}`);
-      run(bcPrepare(image, warmState)[0], bcPrepare(image, warmState).slice(1));
+      once(bcPrepare(image, warmState));
       const again = measure(`3.${name}.store`, bcPrepare(image, warmState), { runs: 20, warmup: 2 });
       const fresh = join(TMP, `restored-${name}`);
-      const restore = `rm -rf ${q(fresh)}; mkdir -p ${q(fresh)}/images; cp -a ${q(warmState)}/images/layouts ${q(warmState)}/images/refs ${q(fresh)}/images/; sync`;
+      const restore = `${trashSh(fresh)}; mkdir -p ${q(fresh)}/images; cp -a ${q(warmState)}/images/layouts ${q(warmState)}/images/refs ${q(fresh)}/images/; sync`;
       const restored = measure(`3.${name}.layout`, bcPrepare(image, fresh), { runs: name === 'debian' ? 5 : 10, warmup: 1, prepare: restore });
       // Check that the restored layout really spared the pull (no network: copied = false).
       run('sh', ['-c', restore]);
       const chk = join(TMP, `restored-${name}.json`);
-      run(BC[0], [...BC.slice(1), 'run', '--image', image, '--tls-verify', 'false', '--state-dir', fresh, '--result-file', chk, '--', '/bin/true']);
+      once([...BC, 'run', '--image', image, '--tls-verify', 'false', '--state-dir', fresh, '--result-file', chk, '--', '/bin/true']);
       const img = JSON.parse(readFileSync(chk, 'utf8')).image;
       measurements[`3.${name}.layout.check`] = { copied: img.copied, unpacked: img.unpacked, resolved: img.resolved, timings: img.timings };
       const c = cold[name].median;
@@ -606,11 +722,11 @@ async function main() {
   // ---- 4. Staging cost against workspace size ------------------------------------------------------
   if (want(4)) {
     const sizes = [
-      ['1k', 1_000, 10], ['10k', 10_000, 10], ['100k', 100_000, 5], ['500MB', 0, 5],
+      ['1k', 1_000, 10, 10, 1], ['10k', 10_000, 10, 10, 1], ['100k', 100_000, 5, 3, 0], ['500MB', 0, 5, 3, 0],
     ];
     const per = {};
     const warmBase = measurements['1.buildcell.warm']?.median;
-    for (const [label, count, n] of sizes) {
+    for (const [label, count, n, nCp, wCp] of sizes) {
       const ws = join(TMP, 'ws', label);
       const t = performance.now();
       if (count) makeTree(ws, count);
@@ -619,13 +735,17 @@ async function main() {
       log(`workspace ${label}: made in ${fmtMs(performance.now() - t)}`);
       const out = join(TMP, 'ws-out', label);
       mkdirSync(out, { recursive: true });
-      const bc = measure(`4.${label}.buildcell`, bcRun([...rfArgs(`ws-${label}`), '--workspace', ws, '--export', `/workspace/marker:${join(out, 'marker')}`], ['sh', '-c', 'echo x > marker']),
-        { runs: n, warmup: 1, prepare: 'sync', resultDir: rf(`ws-${label}`) });
-      if (readFileSync(join(out, 'marker'), 'utf8') !== 'x\n') throw new Error(`export of ${label} is wrong`);
       const dest = join(TMP, 'ws-copy', label);
       mkdirSync(dirname(dest), { recursive: true });
-      const cp = measure(`4.${label}.cp`, ['cp', '-a', ws, dest], { runs: n, warmup: 1, prepare: `rm -rf ${q(dest)}; sync` });
-      rmSync(dest, { recursive: true, force: true });
+      const [bc, cp] = measureGroup([
+        {
+          key: `4.${label}.buildcell`, runs: n, warmup: 1, prepare: 'sync', resultDir: rf(`ws-${label}`),
+          args: bcRun([...rfArgs(`ws-${label}`), '--workspace', ws, '--export', `/workspace/marker:${join(out, 'marker')}`], ['sh', '-c', 'echo x > marker']),
+        },
+        { key: `4.${label}.cp`, args: ['cp', '-a', ws, dest], runs: nCp, warmup: wCp, prepare: `${trashSh(dest)}; sync` },
+      ], { rounds: 2 });
+      if (readFileSync(join(out, 'marker'), 'utf8') !== 'x\n') throw new Error(`export of ${label} is wrong`);
+      trash(dest);
       per[label] = { bc, cp, count };
       const ph = bc.phases;
       rows.push({
@@ -634,11 +754,15 @@ async function main() {
         bc: bc.median, ref: cp.median, ratio: bc.median / cp.median, runs: `${bc.runs} / ${cp.runs}`,
         notes: `stage ${ph.stage} ms, export ${ph.export} ms, cleanup ${ph.cleanup} ms${warmBase ? `; over the bare warm cell: ${fmtMs(bc.median - warmBase)}` : ''}`,
       });
-      if (label !== '1k' && label !== '10k') rmSync(ws, { recursive: true, force: true });
+      if (label !== '1k' && label !== '10k') trash(ws);
     }
     const slope = (k) => (per['100k'][k].median - per['1k'][k].median) / 99;
-    const stageSlope = (per['100k'].bc.phases.stage - per['1k'].bc.phases.stage) / 99;
-    rows.push({ id: '4e', what: 'growth, 1k → 100k files, per 1,000 files', bc: slope('bc'), ref: slope('cp'), ratio: slope('bc') / slope('cp'), runs: '', notes: `stage phase alone: ${stageSlope.toFixed(2)} ms per 1,000 files` });
+    const own = (label) => ['stage', 'export', 'cleanup'].reduce((a, k) => a + (per[label].bc.phases[k] ?? 0), 0);
+    rows.push({
+      id: '4e', what: 'growth, 1k → 100k files, per 1,000 more files', bc: slope('bc'), ref: slope('cp'),
+      ratio: slope('bc') > 0.5 ? slope('bc') / slope('cp') : null, runs: '',
+      notes: `build-cell's stage + export + cleanup phases: ${own('1k')} ms at 1k files, ${own('100k')} ms at 100k (differences in the total are noise)`,
+    });
   }
 
   // ---- 5. Cache sync-back -------------------------------------------------------------------------------
@@ -646,13 +770,16 @@ async function main() {
     const cache = join(TMP, 'cache10k');
     makeTree(cache, 10_000);
     run('sync', []);
-    const changed = measure('5.cache.changed', bcRun([...rfArgs('cache-changed'), '--cache', `${cache}:/cache`], ['sh', '-c', 'echo changed > /cache/d0/f0']),
-      { runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('cache-changed') });
-    if (readFileSync(join(cache, 'd0', 'f0'), 'utf8') !== 'changed\n') throw new Error('the cache change did not come back');
-    const untouched = measure('5.cache.untouched', bcRun([...rfArgs('cache-untouched'), '--cache', `${cache}:/cache`], ['/bin/true']),
-      { runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('cache-untouched') });
     const dest = join(TMP, 'cache-copy');
-    const cp = measure('5.cache.cp', ['cp', '-a', cache, dest], { runs: 10, warmup: 1, prepare: `rm -rf ${q(dest)}; sync` });
+    const [changed, untouched, cp] = measureGroup([
+      {
+        key: '5.cache.changed', runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('cache-changed'),
+        args: bcRun([...rfArgs('cache-changed'), '--cache', `${cache}:/cache`], ['sh', '-c', 'echo changed > /cache/d0/f0']),
+      },
+      { key: '5.cache.untouched', runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('cache-untouched'), args: bcRun([...rfArgs('cache-untouched'), '--cache', `${cache}:/cache`], ['/bin/true']) },
+      { key: '5.cache.cp', args: ['cp', '-a', cache, dest], runs: 10, warmup: 1, prepare: `${trashSh(dest)}; sync` },
+    ], { rounds: 2 });
+    if (readFileSync(join(cache, 'd0', 'f0'), 'utf8') !== 'changed\n') throw new Error('the cache change did not come back');
     const count = run('sh', ['-c', `find ${q(cache)} -type f | wc -l`]).trim();
     const p = (m) => `stage ${m.phases.stage} ms, cache ${m.phases.cache} ms`;
     rows.push(
@@ -664,14 +791,18 @@ async function main() {
   // ---- 6. Foreign architecture -----------------------------------------------------------------------------
   if (want(6)) {
     const bcArch = (arch, cmd) => [...BC, 'run', '--image', IMG[arch], '--arch', arch, '--tls-verify', 'false', '--state-dir', STATE, '--', ...cmd];
-    run(bcPrepare(IMG.arm64, STATE, ['--arch', 'arm64'])[0], bcPrepare(IMG.arm64, STATE, ['--arch', 'arm64']).slice(1));
-    const um = run(bcArch('arm64', ['uname', '-m'])[0], bcArch('arm64', ['uname', '-m']).slice(1)).trim();
+    once(bcPrepare(IMG.arm64, STATE, ['--arch', 'arm64']));
+    const um = once(bcArch('arm64', ['uname', '-m'])).trim();
     if (um !== 'aarch64') throw new Error(`arm64 cell says uname -m = ${um}`);
     const loop = ['sh', '-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'];
-    const armTrue = measure('6.arm64.true', bcArch('arm64', ['/bin/true']), { runs: 15, warmup: 2 });
-    const amdTrue = measure('6.amd64.true', bcArch('amd64', ['/bin/true']), { runs: 15, warmup: 2 });
-    const armLoop = measure('6.arm64.loop', bcArch('arm64', loop), { runs: 5, warmup: 1 });
-    const amdLoop = measure('6.amd64.loop', bcArch('amd64', loop), { runs: 5, warmup: 1 });
+    const [armTrue, amdTrue] = measureGroup([
+      { key: '6.arm64.true', args: bcArch('arm64', ['/bin/true']), runs: 15, warmup: 2, rewarm: 1 },
+      { key: '6.amd64.true', args: bcArch('amd64', ['/bin/true']), runs: 15, warmup: 2, rewarm: 1 },
+    ], { rounds: 3 });
+    const [armLoop, amdLoop] = measureGroup([
+      { key: '6.arm64.loop', args: bcArch('arm64', loop), runs: 6, warmup: 1 },
+      { key: '6.amd64.loop', args: bcArch('amd64', loop), runs: 6, warmup: 1 },
+    ], { rounds: 3 });
     const base = amdTrue.median;
     rows.push(
       { id: '6a', what: 'arm64 (qemu-user) `/bin/true` vs amd64', bc: armTrue.median, ref: amdTrue.median, ratio: armTrue.median / amdTrue.median, runs: `${armTrue.runs} / ${amdTrue.runs}` },
@@ -685,7 +816,7 @@ async function main() {
       const f = join(TMP, 'time.out');
       const kb = [];
       for (let i = 0; i < R(n); i++) {
-        run('/usr/bin/time', ['-f', '%M', '-o', f, ...args]);
+        once(['/usr/bin/time', '-f', '%M', '-o', f, ...args]);
         kb.push(Number(readFileSync(f, 'utf8').trim().split('\n').pop()));
       }
       return { runs: kb.length, medianKiB: median(kb), maxKiB: Math.max(...kb), kib: kb };
@@ -698,14 +829,19 @@ async function main() {
   }
 
   // ---- Report -----------------------------------------------------------------------------------------------------
-  const totalS = (performance.now() - T0) / 1000;
   mach.loadavgAtEnd = loadavg().map((x) => round(x, 2));
+  mach.fileCreateUsAtEnd = createProbe();
+  const podmanConf = readFileSync(join(podman.dir, 'containers.conf'), 'utf8');
+  const measuredS = (performance.now() - T0) / 1000;
+  cleanup();
+  const totalS = (performance.now() - T0) / 1000;
   const val = (r, v) => (v === null || v === undefined ? '' : r.mib ? `${v.toFixed(1)} MiB` : fmtMs(v));
   const lines = [
     `build-cell bench, ${mach.date}: ${mach.nproc} × ${mach.cpu}, ${mach.memoryGiB} GiB, Linux ${mach.kernel}, node ${mach.node}; ` +
-      `load average ${mach.loadavgAtStart.join('/')} at start, ${mach.loadavgAtEnd.join('/')} at end`,
+      `load average ${mach.loadavgAtStart.join('/')} at start, ${mach.loadavgAtEnd.join('/')} at end; ` +
+      `creating an empty file in the bench dir: ${mach.fileCreateUsAtStart} µs at start, ${mach.fileCreateUsAtEnd} µs at end`,
     `build-cell ${mach.git.head ?? '?'}${mach.git.dirty ? ` (+${mach.git.dirty} uncommitted files in src/ or dist/)` : ''}, dist/cli.js sha256 ${cli.sha256.slice(0, 12)}; ` +
-      `timing: ${HYPERFINE ? `${tools.hyperfine} (-N)` : 'process.hrtime'}; ${tools.podman}, runc ${tools.runc?.replace(/^runc version /, '')}; total bench time ${totalS.toFixed(0)} s`,
+      `timing: ${HYPERFINE ? `${tools.hyperfine} (-N)` : 'process.hrtime'}; ${tools.podman}, runc ${tools.runc?.replace(/^runc version /, '')}; total bench time ${totalS.toFixed(0)} s (${(totalS - measuredS).toFixed(0)} s of it removing the temp dir)`,
     '',
     '| # | measurement | build-cell | reference | ratio | runs | notes |',
     '|---|---|---:|---:|---:|---:|---|',
@@ -721,9 +857,9 @@ async function main() {
     podman: {
       flags: '--root/--runroot/--tmpdir under the bench temp dir, --runtime runc, --cgroup-manager cgroupfs',
       run: '--rm --pull missing --tls-verify=false --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024',
-      containersConf: readFileSync(join(podman.dir, 'containers.conf'), 'utf8'),
+      containersConf: podmanConf,
     },
-    totalSeconds: round(totalS, 1), rows, measurements, markdown,
+    totalSeconds: round(totalS, 1), cleanupSeconds: round((cleanupMs ?? 0) / 1000, 1), rows, measurements, markdown,
   };
   writeFileSync(opt.out, `${JSON.stringify(out, null, 2)}\n`);
   log(`wrote ${opt.out}`);

@@ -166,14 +166,15 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
     const importKinds = await Promise.all(spec.imports.map(async (m) => ((await lstat(m.source).catch(() => undefined))?.isDirectory() === false ? 'file' as const : 'dir' as const)));
-    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless };
+    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless,
+      // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
+      nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none' };
     const plan = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     await timed('stage', () => stageCell(spec, plan, request.owner));
     const helper = await installHelper(prefix);
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
-    const userNamespace = rootless ? 'map-root' : emulation?.binfmt === 'private' ? 'identity' : 'none';
-    const running = startCell(plan, spec.env, helper, { network: spec.network, userNamespace });
+    const running = startCell(plan, spec.env, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none' });
     cell = running;
     const outcome = await timed('run', () => running.outcome);
     if (signal?.aborted) throw new CancelledError('cancelled: every process of the cell was killed');

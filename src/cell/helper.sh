@@ -3,6 +3,11 @@
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 global_rule=
+# "--inner": this helper was re-run by the outer one inside the cell's user namespace (see
+# enter-userns): it applies the remaining operations, then execs the command (no PID-1 duty).
+inner=
+if [ "${1-}" = --inner ]; then inner=1; shift; fi
+userns=
 
 report() { printf '%s\n' "$*" >&4 2>/dev/null || :; }
 fail() {
@@ -87,10 +92,26 @@ while [ "$#" -gt 0 ]; do
     cgroup) need 2 "$@"; echo "$$" > "$2/cgroup.procs" 2>/dev/null || fail "cannot join cgroup $2"; shift 2 ;;
     loopback) if command -v ip >/dev/null; then run ip link set dev lo up; fi; shift ;;
     hostname) need 2 "$@"; if command -v hostname >/dev/null; then run hostname "$2"; fi; shift 2 ;;
+    # Root cells run their command in a user namespace mapping every uid to itself: the cell's
+    # root keeps file ownership semantics but has no capability over the host. The mounts above
+    # were made by real root (privileged overlayfs semantics, e.g. directory renames) and are
+    # locked in the new namespace; what follows runs inside it.
+    enter-userns) need 2 "$@"; userns_proc=$2; shift 2; userns=1; break ;;
+    wait-map)
+      # The outer helper writes the identity map from outside; wait for it (no fork per try).
+      tries=0
+      until IFS= read -r map < /proc/self/uid_map && [ -n "$map" ]; do
+        tries=$((tries + 1)); [ "$tries" -lt 2000000 ] || fail "the user namespace was never mapped"
+      done
+      shift ;;
     exec) break ;;
     *) fail "internal: unknown operation $op" ;;
   esac
 done
+if [ -n "$userns" ]; then
+  unshare_bin=$(command -v unshare) || fail "unshare (util-linux) is needed on the host"
+  set -- "$unshare_bin" --user --mount -- "$(command -v dash || echo /bin/sh)" "$0" --inner "$@"
+else
 [ "$1" = exec ] && [ "$#" -ge 7 ] || fail "internal: no exec operation"
 cwd=$2 cpu=$3 as=$4 nproc=$5 root=$6
 shift 6
@@ -112,13 +133,34 @@ set -- "$@" "$prlimit_bin"
 [ "$nproc" = - ] || set -- "$@" "--nproc=$nproc:$nproc"
 set -- "$@" -- "$unshare_bin" "--root=$root" "--wd=$cwd" --
 while [ "$ncmd" -gt 0 ]; do set -- "$@" "$1"; shift; ncmd=$((ncmd - 1)); done
+# The inner helper has done its part: become the command.
+[ -z "$inner" ] || exec "$@" 3<&- 4>&-
+fi
 
 # Stay PID 1 of the cell so the command is an ordinary process: it can signal itself and
 # gets the usual signal semantics. Background jobs get /dev/null as stdin unless told otherwise.
 exec 5<&0
-"$@" <&5 5<&- 3<&- 4>&- &
+if [ -n "$userns" ]; then
+  # The inner helper still needs the control (3) and status (4) channels; it closes them itself.
+  "$@" <&5 5<&- &
+else
+  "$@" <&5 5<&- 3<&- 4>&- &
+fi
 child=$!
 exec 5<&-
+if [ -n "$userns" ]; then
+  # Map every uid and gid to itself once the child has its user namespace: only a process
+  # outside it (real root, here) may write such a map.
+  # $child is a PID of the cell's PID namespace: look it up in the cell's own proc.
+  self_ns=$(readlink "$userns_proc/self/ns/user")
+  tries=0
+  while [ "$(readlink "$userns_proc/$child/ns/user" 2>/dev/null || echo "$self_ns")" = "$self_ns" ]; do
+    kill -0 "$child" 2>/dev/null || break
+    tries=$((tries + 1)); [ "$tries" -lt 100000 ] || break
+  done
+  printf '0 0 4294967295\n' > "$userns_proc/$child/uid_map" 2>/dev/null && printf '0 0 4294967295\n' > "$userns_proc/$child/gid_map" 2>/dev/null \
+    || { kill -KILL "$child" 2>/dev/null; fail "cannot map the cell's user namespace"; }
+fi
 trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
 while :; do
   wait "$child" 2>/dev/null

@@ -90,6 +90,11 @@ export interface RunContext {
   importKinds?: Array<'dir' | 'file'>;
   /** Rootless: only the invoking user is mapped (to root) in the cell's user namespace. */
   rootless?: boolean;
+  /**
+   * Root cells: after the mounts (made by real root), the command runs in a user namespace of
+   * its own with every uid mapped to itself, so the cell's root has no capability over the host.
+   */
+  nestedUserns?: boolean;
   /** The import sources (host paths), to decide how each is staged. */
   importSources?: string[];
 }
@@ -127,6 +132,8 @@ export type SetupOp =
   | { op: 'binfmt-mount'; target: string }
   | { op: 'binfmt-register'; dir: string; name: string; rule: string; scope: 'private' | 'global' }
   | { op: 'cgroup'; dir: string }
+  | { op: 'enter-userns'; proc: string }
+  | { op: 'wait-map' }
   | { op: 'loopback' }
   | { op: 'hostname'; name: string };
 
@@ -200,13 +207,15 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     ops.push({ op: 'bind-ro', source: ctx.hostResolvConf, target: inCell('/etc/resolv.conf') });
   }
   const emulation = ctx.emulation;
+  // A private binfmt_misc instance belongs to the user namespace it is mounted in: the cell's.
+  const binfmtOps: SetupOp[] = [];
   if (emulation) {
     const cellQemu = `${HELPER_DIR}/${emulation.arch.qemu}`;
     targets.push({ cellPath: HELPER_DIR, kind: 'dir' }, { cellPath: cellQemu, kind: 'file' });
     const binfmtDir = inCell('/proc/sys/fs/binfmt_misc');
     const interpreter = inCell(cellQemu);
-    ops.push(
-      { op: 'bind-ro', source: emulation.qemuPath, target: interpreter },
+    ops.push({ op: 'bind-ro', source: emulation.qemuPath, target: interpreter });
+    binfmtOps.push(
       { op: 'binfmt-mount', target: binfmtDir },
       {
         op: 'binfmt-register', dir: binfmtDir, name: emulation.ruleName, scope: emulation.binfmt,
@@ -214,9 +223,15 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
       },
     );
   }
+  // A global rule is registered by real root, before the user namespace; a private one inside it.
+  if (emulation?.binfmt === 'global' || !ctx.nestedUserns) ops.push(...binfmtOps);
   if (ctx.cgroupDir) ops.push({ op: 'cgroup', dir: ctx.cgroupDir });
   if (spec.network === 'disabled') ops.push({ op: 'loopback' });
   ops.push({ op: 'hostname', name: ctx.hostname });
+  if (ctx.nestedUserns) {
+    ops.push({ op: 'enter-userns', proc: inCell('/proc') }, { op: 'wait-map' });
+    if (emulation?.binfmt !== 'global') ops.push(...binfmtOps);
+  }
 
   if (spec.script !== undefined) targets.push({ cellPath: SCRIPT_PATH, kind: 'file' });
   // Like a Dockerfile WORKDIR, a missing working directory is created (inside the cell only).
@@ -257,7 +272,8 @@ export function helperArgv(plan: CellPlan): string[] {
     switch (op.op) {
       case 'ns-check': argv.push(op.op, op.hostMountNs); break;
       case 'root-check': argv.push(op.op, op.prefix, op.root); break;
-      case 'wait-go': case 'private': case 'loopback': argv.push(op.op); break;
+      case 'wait-go': case 'private': case 'loopback': case 'wait-map': argv.push(op.op); break;
+      case 'enter-userns': argv.push(op.op, op.proc); break;
       case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target); break;
       case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target); break;
       case 'bind': case 'bind-ro': argv.push(op.op, op.source, op.target); break;

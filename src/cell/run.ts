@@ -24,11 +24,10 @@ export interface CellOutcome {
 export interface NamespaceOptions {
   network: 'enabled' | 'disabled';
   /**
-   * none: no user namespace (root);
-   * identity: root, with every uid/gid mapped to itself (for a private binfmt_misc instance);
-   * map-root: rootless, the invoking user mapped to root (unshare --map-root-user).
+   * none: no user namespace around the helper (root; the command gets one of its own, see the
+   * helper's enter-userns); map-root: rootless, the invoking user mapped to root.
    */
-  userNamespace: 'none' | 'identity' | 'map-root';
+  userNamespace: 'none' | 'map-root';
 }
 
 /** Write the helper once per content into STATE/helper/, root-owned and read-only. */
@@ -54,7 +53,7 @@ export function encodeEnvEntry(name: string, value: string): string {
 
 export function unshareArgs(options: NamespaceOptions): string[] {
   return [
-    ...(options.userNamespace === 'identity' ? ['--user'] : options.userNamespace === 'map-root' ? ['--user', '--map-root-user'] : []),
+    ...(options.userNamespace === 'map-root' ? ['--user', '--map-root-user'] : []),
     '--fork', '--kill-child', '--pid', '--mount', '--uts', '--ipc',
     ...(options.network === 'disabled' ? ['--net'] : []),
   ];
@@ -120,7 +119,6 @@ export function startCell(plan: CellPlan, env: Array<[string, string]>, helperPa
   });
 
   const go = async () => {
-    if (options.userNamespace === 'identity') await mapIdentity(child.pid!);
     control.write('go\n');
     for (const [name, value] of env) control.write(`${encodeEnvEntry(name, value)}\n`);
     control.write('\n');
@@ -136,28 +134,6 @@ export function startCell(plan: CellPlan, env: Array<[string, string]>, helperPa
     },
     kill: () => child.kill('SIGKILL'),
   };
-}
-
-/**
- * Map every uid and gid to itself in the cell's user namespace. Only a process in the parent
- * namespace may write such a map, so the engine does it from outside, then says "go".
- */
-async function mapIdentity(pid: number): Promise<void> {
-  const own = readlinkSync('/proc/self/ns/user');
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    let theirs: string | undefined;
-    try {
-      theirs = readlinkSync(`/proc/${pid}/ns/user`);
-    } catch {
-      throw new CellSetupError('the cell exited before its user namespace was set up');
-    }
-    if (theirs !== own) break;
-    if (Date.now() > deadline) throw new CellSetupError('timed out waiting for the cell to create its user namespace');
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  await writeFile(`/proc/${pid}/uid_map`, '0 0 4294967295\n');
-  await writeFile(`/proc/${pid}/gid_map`, '0 0 4294967295\n');
 }
 
 /** `readlink /proc/self/ns/mnt` of this process. */

@@ -588,7 +588,7 @@ describe('planCell: property', () => {
 
 /** The helper's arity per operation (see src/cell/helper.sh): decode argv back to ops. */
 const FIELDS: Record<SetupOp['op'], string[]> = {
-  'ns-check': ['hostMountNs'], 'root-check': ['prefix', 'root'], 'wait-go': [], private: [], loopback: [],
+  'ns-check': ['hostMountNs'], 'root-check': ['prefix', 'root'], 'wait-go': [], private: [], loopback: [], 'enter-userns': ['proc'], 'wait-map': [],
   overlay: ['lower', 'upper', 'work', 'target'], 'overlay-ro': ['lowers', 'target'], bind: ['source', 'target'], 'bind-ro': ['source', 'target'],
   proc: ['target'], mkdir: ['target'], touch: ['target'], devpts: ['target'], 'binfmt-mount': ['target'],
   tmpfs: ['target', 'options'], symlink: ['value', 'target'], 'binfmt-register': ['dir', 'name', 'rule', 'scope'],
@@ -752,5 +752,24 @@ describe('hostLocation', () => {
       expect(where.rel).toBe('sub');
       expect(where.dir).toBeUndefined();
     });
+  });
+});
+
+describe('the nested user namespace of root cells', () => {
+  const arm64 = resolveArch('arm64');
+  const emulation = (binfmt: 'private' | 'global') => ({ arch: arm64, qemuPath: '/usr/bin/qemu-aarch64-static', binfmt, ruleName: 'build-cell-x' });
+  it('enters it after every mount, and registers a private binfmt rule inside it', () => {
+    const plan = planCell(baseSpec(), ctx({ nestedUserns: true, emulation: emulation('private') }));
+    const names = plan.ops.map((o) => o.op);
+    expect(names.slice(-5)).toEqual(['hostname', 'enter-userns', 'wait-map', 'binfmt-mount', 'binfmt-register']);
+    expect(plan.ops.find((o) => o.op === 'enter-userns')).toEqual({ op: 'enter-userns', proc: `${plan.layout.merged}/proc` });
+  });
+  it('registers a global rule before it, as real root', () => {
+    const names = planCell(baseSpec(), ctx({ nestedUserns: true, emulation: emulation('global') })).ops.map((o) => o.op);
+    expect(names.indexOf('binfmt-register')).toBeLessThan(names.indexOf('enter-userns'));
+    expect(names.slice(-3)).toEqual(['hostname', 'enter-userns', 'wait-map']);
+  });
+  it('is absent for rootless cells (they are in a user namespace already)', () => {
+    expect(planCell(baseSpec(), ctx({ rootless: true })).ops.map((o) => o.op)).not.toContain('enter-userns');
   });
 });

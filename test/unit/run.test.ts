@@ -71,8 +71,6 @@ describe('unshareArgs', () => {
   it.each([
     [{ network: 'enabled', userNamespace: 'none' }, [...ALWAYS]],
     [{ network: 'disabled', userNamespace: 'none' }, [...ALWAYS, '--net']],
-    [{ network: 'enabled', userNamespace: 'identity' }, ['--user', ...ALWAYS]],
-    [{ network: 'disabled', userNamespace: 'identity' }, ['--user', ...ALWAYS, '--net']],
     [{ network: 'enabled', userNamespace: 'map-root' }, ['--user', '--map-root-user', ...ALWAYS]],
     [{ network: 'disabled', userNamespace: 'map-root' }, ['--user', '--map-root-user', ...ALWAYS, '--net']],
   ] as const)('%j -> %j', (options, expected) => {
