@@ -725,7 +725,6 @@ async function main() {
       ['1k', 1_000, 10, 10, 1], ['10k', 10_000, 10, 10, 1], ['100k', 100_000, 5, 3, 0], ['500MB', 0, 5, 3, 0],
     ];
     const per = {};
-    const warmBase = measurements['1.buildcell.warm']?.median;
     for (const [label, count, n, nCp, wCp] of sizes) {
       const ws = join(TMP, 'ws', label);
       const t = performance.now();
@@ -737,12 +736,14 @@ async function main() {
       mkdirSync(out, { recursive: true });
       const dest = join(TMP, 'ws-copy', label);
       mkdirSync(dirname(dest), { recursive: true });
-      const [bc, cp] = measureGroup([
+      const [bc, cp, bare] = measureGroup([
         {
           key: `4.${label}.buildcell`, runs: n, warmup: 1, prepare: 'sync', resultDir: rf(`ws-${label}`),
           args: bcRun([...rfArgs(`ws-${label}`), '--workspace', ws, '--export', `/workspace/marker:${join(out, 'marker')}`], ['sh', '-c', 'echo x > marker']),
         },
         { key: `4.${label}.cp`, args: ['cp', '-a', ws, dest], runs: nCp, warmup: wCp, prepare: `${trashSh(dest)}; sync` },
+        // The same cell without --workspace and --export, interleaved: what staging + export add.
+        { key: `4.${label}.bare`, args: bcRun([], ['sh', '-c', 'echo x > marker']), runs: n, warmup: 1, prepare: 'sync' },
       ], { rounds: 2 });
       if (readFileSync(join(out, 'marker'), 'utf8') !== 'x\n') throw new Error(`export of ${label} is wrong`);
       trash(dest);
@@ -752,7 +753,7 @@ async function main() {
         id: `4${'abcd'[sizes.findIndex((s) => s[0] === label)]}`,
         what: `workspace ${label === '500MB' ? 'one 500 MB file' : `${count.toLocaleString('en')} files × 100 B`}: run (staged + export) vs \`cp -a\``,
         bc: bc.median, ref: cp.median, ratio: bc.median / cp.median, runs: `${bc.runs} / ${cp.runs}`,
-        notes: `stage ${ph.stage} ms, export ${ph.export} ms, cleanup ${ph.cleanup} ms${warmBase ? `; over the bare warm cell: ${fmtMs(bc.median - warmBase)}` : ''}`,
+        notes: `phases: stage ${ph.stage} ms, export ${ph.export} ms, cleanup ${ph.cleanup} ms; the same cell without workspace and export: ${fmtMs(bare.median)} (difference ${fmtMs(bc.median - bare.median)})`,
       });
       if (label !== '1k' && label !== '10k') trash(ws);
     }

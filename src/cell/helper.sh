@@ -31,15 +31,15 @@ while [ "$#" -gt 0 ]; do
     ns-check)
       need 2 "$@"
       self=$(readlink /proc/self/ns/mnt) || fail "cannot read /proc/self/ns/mnt"
-      init=$(readlink /proc/1/ns/mnt 2>/dev/null) || init=
-      if [ "$self" = "$2" ] || [ "$self" = "$init" ]; then fail "refusing to run in the host mount namespace"; fi
+      if [ "$self" = "$2" ] || [ /proc/self/ns/mnt -ef /proc/1/ns/mnt ]; then fail "refusing to run in the host mount namespace"; fi
       shift 2 ;;
     root-check)
       need 3 "$@"
       case "$3/" in "$2"/*) ;; *) fail "refusing to run outside the runtime prefix: $3 is not under $2" ;; esac
       [ -d "$3" ] && [ ! -L "$3" ] || fail "container root $3 is not a directory"
       [ -f "$3/.build-cell-root" ] && [ ! -L "$3/.build-cell-root" ] || fail "missing runtime root sentinel $3/.build-cell-root"
-      [ "$(cat "$3/.build-cell-root")" = "$2" ] || fail "runtime root sentinel $3/.build-cell-root does not match the runtime prefix $2"
+      sentinel=; IFS= read -r sentinel < "$3/.build-cell-root" || :
+      [ "$sentinel" = "$2" ] || fail "runtime root sentinel $3/.build-cell-root does not match the runtime prefix $2"
       shift 3 ;;
     wait-go)
       IFS= read -r go <&3 || go=
@@ -91,7 +91,11 @@ while [ "$#" -gt 0 ]; do
       shift 5 ;;
     cgroup) need 2 "$@"; echo "$$" > "$2/cgroup.procs" 2>/dev/null || fail "cannot join cgroup $2"; shift 2 ;;
     loopback) if command -v ip >/dev/null; then run ip link set dev lo up; fi; shift ;;
-    hostname) need 2 "$@"; if command -v hostname >/dev/null; then run hostname "$2"; fi; shift 2 ;;
+    hostname)
+      need 2 "$@"
+      # The sysctl acts on this process's (new) UTS namespace; hostname(1) where it is not writable.
+      { printf '%s' "$2" > /proc/sys/kernel/hostname; } 2>/dev/null || { ! command -v hostname >/dev/null || run hostname "$2"; }
+      shift 2 ;;
     # Root cells run their command in a user namespace mapping every uid to itself: the cell's
     # root keeps file ownership semantics but has no capability over the host. The mounts above
     # were made by real root (privileged overlayfs semantics, e.g. directory renames) and are
@@ -152,9 +156,8 @@ if [ -n "$userns" ]; then
   # Map every uid and gid to itself once the child has its user namespace: only a process
   # outside it (real root, here) may write such a map.
   # $child is a PID of the cell's PID namespace: look it up in the cell's own proc.
-  self_ns=$(readlink "$userns_proc/self/ns/user")
   tries=0
-  while [ "$(readlink "$userns_proc/$child/ns/user" 2>/dev/null || echo "$self_ns")" = "$self_ns" ]; do
+  while [ "$userns_proc/$child/ns/user" -ef "$userns_proc/self/ns/user" ]; do
     kill -0 "$child" 2>/dev/null || break
     tries=$((tries + 1)); [ "$tries" -lt 100000 ] || break
   done
