@@ -7,10 +7,13 @@
 // repeated runs, with its reference measured in the same run. Prints a markdown table and
 // writes bench/results.json. Must run as root (as build-cell's integration tests do).
 //
-// Nothing global is changed: build-cell and podman get state dirs under one temp dir, podman
-// gets private --root/--runroot/--tmpdir and its own containers.conf, registries.conf and
-// storage.conf (through CONTAINERS_* in podman's environment only). Everything is removed at
-// the end, the registry is stopped by PID. See bench/README-table.md for how to read the rows.
+// Global state is left as it was: build-cell and podman get state dirs under one temp dir, and
+// podman gets a private --root/--runroot/--tmpdir and its own containers.conf, registries.conf
+// and storage.conf (set through CONTAINERS_* in podman's environment only). What rootful podman
+// makes whatever its config says (/run/containers/networks, /run/runc, the libpod_parent
+// cgroups) is removed at the end unless it was there before. Only the containers/image
+// blob-info cache in /var/lib/containers/cache is shared, as it is with every skopeo. The temp dir
+// is removed and the registry stopped by PID. bench/README-table.md explains the rows.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {

@@ -73,13 +73,8 @@ while [ "$#" -gt 0 ]; do
         run mount -o remount,bind,ro "$2"
       fi
       shift 2 ;;
-    # mkdir/touch/symlink only ever act inside the fresh /dev tmpfs.
-    mkdir) need 2 "$@"; run mkdir "$2"; shift 2 ;;
-    touch) need 2 "$@"; : > "$2" || fail "cannot create $2"; shift 2 ;;
-    symlink) need 3 "$@"; run ln -s "$2" "$3"; shift 3 ;;
     # Best effort: a private devpts instance for programs that want a pty.
     devpts) need 2 "$@"; mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$2" 2>/dev/null || :; shift 2 ;;
-    tmpfs) need 3 "$@"; run mount -t tmpfs -o "$3" tmpfs "$2"; shift 3 ;;
     binfmt-mount) need 2 "$@"; run mount -t binfmt_misc binfmt_misc "$2"; shift 2 ;;
     binfmt-register)
       need 5 "$@"

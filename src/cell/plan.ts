@@ -26,6 +26,8 @@ export interface ScratchLayout {
   merged: string;
   /** An empty directory: the second lower layer that makes an import overlay read-only for good. */
   empty: string;
+  /** The cell's /dev (see DEV_SKELETON). */
+  dev: string;
   importPath(index: number): string;
   cachePath(index: number): string;
   cacheUpper(index: number): string;
@@ -45,6 +47,7 @@ export function scratchLayout(scratch: string): ScratchLayout {
     workspaceUpper: join(scratch, 'overlay', 'workspace-upper'),
     workspaceWork: join(scratch, 'overlay', 'workspace-work'),
     empty: join(scratch, 'overlay', 'empty'),
+    dev: join(scratch, 'dev'),
     importPath: (i) => join(scratch, 'imports', String(i)),
     cachePath: (i) => join(scratch, 'caches', String(i)),
     cacheUpper: (i) => join(scratch, 'overlay', `cache-${i}-upper`),
@@ -125,9 +128,6 @@ export type SetupOp =
   | { op: 'overlay-ro'; lowers: string[]; target: string }
   | { op: 'bind' | 'bind-ro'; source: string; target: string }
   | { op: 'proc'; target: string }
-  | { op: 'tmpfs'; target: string; options: string }
-  | { op: 'mkdir' | 'touch'; target: string }
-  | { op: 'symlink'; value: string; target: string }
   | { op: 'devpts'; target: string }
   | { op: 'binfmt-mount'; target: string }
   | { op: 'binfmt-register'; dir: string; name: string; rule: string; scope: 'private' | 'global' }
@@ -159,7 +159,19 @@ export interface CellPlan {
 
 /** Where the qemu binary appears inside the cell. */
 export const HELPER_DIR = '/.build-cell';
-const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+export const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+/** The cell's /dev, made in the scratch before the cell starts: mount points, directories, links. */
+export const DEV_SKELETON: ReadonlyArray<{ name: string } & ({ kind: 'file' } | { kind: 'dir'; mode: number } | { kind: 'symlink'; value: string })> = [
+  ...DEVICES.map((name) => ({ name, kind: 'file' as const })),
+  { name: 'shm', kind: 'dir', mode: 0o1777 },
+  { name: 'pts', kind: 'dir', mode: 0o755 },
+  { name: 'ptmx', kind: 'symlink', value: 'pts/ptmx' },
+  { name: 'fd', kind: 'symlink', value: '/proc/self/fd' },
+  { name: 'stdin', kind: 'symlink', value: '/proc/self/fd/0' },
+  { name: 'stdout', kind: 'symlink', value: '/proc/self/fd/1' },
+  { name: 'stderr', kind: 'symlink', value: '/proc/self/fd/2' },
+];
 
 export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: Emulation, interpreter: string) => string): CellPlan {
   const layout = scratchLayout(spec.scratch);
@@ -180,19 +192,10 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     { op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: layout.merged },
     { op: 'proc', target: inCell('/proc') },
     // A fresh /dev: nothing the image planted there is used.
-    { op: 'tmpfs', target: inCell('/dev'), options: 'mode=755,nosuid,size=65536k' },
-    ...DEVICES.flatMap((d): SetupOp[] => [
-      { op: 'touch', target: inCell(`/dev/${d}`) },
-      { op: 'bind', source: `/dev/${d}`, target: inCell(`/dev/${d}`) },
-    ]),
-    { op: 'mkdir', target: inCell('/dev/shm') },
-    { op: 'mkdir', target: inCell('/dev/pts') },
+    // A fresh /dev built by the engine in the scratch (DEV_SKELETON): nothing the image planted there is used.
+    { op: 'bind', source: layout.dev, target: inCell('/dev') },
+    ...DEVICES.map((d): SetupOp => ({ op: 'bind', source: `/dev/${d}`, target: inCell(`/dev/${d}`) })),
     { op: 'devpts', target: inCell('/dev/pts') },
-    { op: 'symlink', value: 'pts/ptmx', target: inCell('/dev/ptmx') },
-    { op: 'symlink', value: '/proc/self/fd', target: inCell('/dev/fd') },
-    { op: 'symlink', value: '/proc/self/fd/0', target: inCell('/dev/stdin') },
-    { op: 'symlink', value: '/proc/self/fd/1', target: inCell('/dev/stdout') },
-    { op: 'symlink', value: '/proc/self/fd/2', target: inCell('/dev/stderr') },
     workspaceOp(spec, layout, inCell(spec.workspacePath), ctx),
     ...spec.imports.map((m, i): SetupOp => (importMode(ctx, i) === 'overlay'
       // Two lower layers and no upper: read-only, and no remount can make it writable.
@@ -277,9 +280,7 @@ export function helperArgv(plan: CellPlan): string[] {
       case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target); break;
       case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target); break;
       case 'bind': case 'bind-ro': argv.push(op.op, op.source, op.target); break;
-      case 'proc': case 'mkdir': case 'touch': case 'devpts': case 'binfmt-mount': argv.push(op.op, op.target); break;
-      case 'tmpfs': argv.push(op.op, op.target, op.options); break;
-      case 'symlink': argv.push(op.op, op.value, op.target); break;
+      case 'proc': case 'devpts': case 'binfmt-mount': argv.push(op.op, op.target); break;
       case 'binfmt-register': argv.push(op.op, op.dir, op.name, op.rule, op.scope); break;
       case 'cgroup': argv.push(op.op, op.dir); break;
       case 'hostname': argv.push(op.op, op.name); break;

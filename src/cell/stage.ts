@@ -4,7 +4,7 @@
  * Copies use `cp -a` (ownership, modes, times, symlinks as symlinks, reflinks where the
  * filesystem has them); archives are unpacked with node-tar, refusing unsafe entries.
  */
-import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extract } from 'tar';
 import { isWorkspaceArchive } from '../spec/validate.js';
@@ -13,7 +13,7 @@ import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
 import { mkdirOwned, type Owner } from '../util/fs.js';
-import { hostLocation, type CellPlan } from './plan.js';
+import { DEV_SKELETON, hostLocation, type CellPlan } from './plan.js';
 import { prepareTarget } from './mount-targets.js';
 
 export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<void> {
@@ -23,6 +23,7 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
     await mkdir(dir, { recursive: true, mode: 0o755 });
   }
   await writeFile(layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 });
+  await makeDevSkeleton(layout.dev);
 
   const seed = spec.workspaceSeed;
   if (seed.kind === 'snapshot') {
@@ -65,6 +66,18 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
     if (file.onlyIfDir && !(await isPlainDir(spec.root, file.onlyIfDir))) continue;
     await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath });
     await writeFile(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
+  }
+}
+
+async function makeDevSkeleton(dir: string): Promise<void> {
+  await mkdir(dir, { mode: 0o755 });
+  for (const entry of DEV_SKELETON) {
+    const path = join(dir, entry.name);
+    if (entry.kind === 'file') await writeFile(path, '', { mode: 0o666 });
+    else if (entry.kind === 'dir') {
+      await mkdir(path);
+      await chmod(path, entry.mode);
+    } else await symlink(entry.value, path);
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { posix } from 'node:path';
 import { binfmtRule, resolveArch } from '../../src/emulation/arch.js';
-import { cacheMode, helperArgv, HELPER_DIR, hostLocation, overlayCanUse, planCell, scratchLayout, workspaceMode, type CellPlan, type Emulation, type RunContext, type SetupOp, type StagingMode } from '../../src/cell/plan.js';
+import { cacheMode, DEV_SKELETON, helperArgv, HELPER_DIR, hostLocation, overlayCanUse, planCell, scratchLayout, workspaceMode, type CellPlan, type Emulation, type RunContext, type SetupOp, type StagingMode } from '../../src/cell/plan.js';
 import { covers } from '../../src/spec/paths.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../../src/spec/types.js';
 import { baseSpec } from './spec-fixture.js';
@@ -30,8 +30,7 @@ const ruleFn = (e: Emulation, interpreter: string) => binfmtRule(e.ruleName, e.a
 /** The target path of an op that mounts or writes into the cell, if any. */
 function opTarget(op: SetupOp): string | undefined {
   switch (op.op) {
-    case 'overlay': case 'overlay-ro': case 'bind': case 'bind-ro': case 'proc': case 'tmpfs': case 'mkdir': case 'touch':
-    case 'symlink': case 'devpts': case 'binfmt-mount':
+    case 'overlay': case 'overlay-ro': case 'bind': case 'bind-ro': case 'proc': case 'devpts': case 'binfmt-mount':
       return op.target;
     case 'binfmt-register':
       return op.dir;
@@ -65,7 +64,7 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
   expect(plan.ops[overlayAt]).toEqual({ op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: merged });
   expect(plan.ops.filter((o) => opTarget(o) === merged)).toHaveLength(1);
   const procAt = indexOf(plan, (o) => o.op === 'proc');
-  const devAt = indexOf(plan, (o) => o.op === 'tmpfs' && o.target === `${merged}/dev`);
+  const devAt = indexOf(plan, (o) => o.op === 'bind' && o.source === layout.dev && o.target === `${merged}/dev`);
   expect(procAt).toBeGreaterThan(overlayAt);
   expect(devAt).toBeGreaterThan(overlayAt);
   plan.ops.forEach((op, i) => {
@@ -78,15 +77,15 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
       expect(i, `${op.op} ${target} after the overlay`).toBeGreaterThan(overlayAt);
       expect(target, `${op.op} only mounts below the cell's root`).not.toBe(merged);
     }
-    if (covers(`${merged}/dev`, target) && target !== `${merged}/dev`) expect(i, `${op.op} ${target} after /dev tmpfs`).toBeGreaterThan(devAt);
+    if (covers(`${merged}/dev`, target) && target !== `${merged}/dev`) expect(i, `${op.op} ${target} after the /dev skeleton`).toBeGreaterThan(devAt);
     if (covers(`${merged}/proc`, target) && target !== `${merged}/proc`) expect(i, `${op.op} ${target} after proc`).toBeGreaterThan(procAt);
   });
-  // Device binds come after proc and the /dev tmpfs, each after its own touch.
+  // Device binds come after proc and the /dev skeleton (which holds their mount points).
   plan.ops.forEach((op, i) => {
     if (op.op === 'bind' && op.source.startsWith('/dev/')) {
       expect(i).toBeGreaterThan(procAt);
       expect(i).toBeGreaterThan(devAt);
-      expect(plan.ops[i - 1]).toEqual({ op: 'touch', target: op.target });
+      expect(DEV_SKELETON).toContainEqual({ name: op.source.slice('/dev/'.length), kind: 'file' });
     }
   });
   // The workspace, imports and caches: in that order, after proc and /dev, each as its staging says.
@@ -179,14 +178,15 @@ describe('planCell: operations', () => {
   it('mounts proc and a fresh /dev with the standard devices', () => {
     const plan = planCell(baseSpec(), ctx());
     expect(plan.ops).toContainEqual({ op: 'proc', target: `${MERGED}/proc` });
-    expect(plan.ops).toContainEqual({ op: 'tmpfs', target: `${MERGED}/dev`, options: 'mode=755,nosuid,size=65536k' });
+    expect(plan.ops).toContainEqual({ op: 'bind', source: `${SCRATCH}/dev`, target: `${MERGED}/dev` });
     for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) {
       expect(plan.ops).toContainEqual({ op: 'bind', source: `/dev/${d}`, target: `${MERGED}/dev/${d}` });
     }
     expect(plan.ops).toContainEqual({ op: 'devpts', target: `${MERGED}/dev/pts` });
-    expect(plan.ops).toContainEqual({ op: 'symlink', value: 'pts/ptmx', target: `${MERGED}/dev/ptmx` });
-    expect(plan.ops).toContainEqual({ op: 'symlink', value: '/proc/self/fd', target: `${MERGED}/dev/fd` });
-    expect(indexOf(plan, (o) => o.op === 'mkdir' && o.target.endsWith('/dev/pts'))).toBeLessThan(indexOf(plan, (o) => o.op === 'devpts'));
+    expect(DEV_SKELETON).toContainEqual({ name: 'ptmx', kind: 'symlink', value: 'pts/ptmx' });
+    expect(DEV_SKELETON).toContainEqual({ name: 'fd', kind: 'symlink', value: '/proc/self/fd' });
+    expect(DEV_SKELETON).toContainEqual({ name: 'pts', kind: 'dir', mode: 0o755 });
+    expect(DEV_SKELETON).toContainEqual({ name: 'shm', kind: 'dir', mode: 0o1777 });
   });
 
   it('binds the staged copies when nothing is an overlay: an empty workspace, copied imports, caches whose paths overlayfs cannot carry', () => {
@@ -196,7 +196,7 @@ describe('planCell: operations', () => {
     });
     // No importSources in the context: imports are copied.
     const plan = planCell(spec, ctx());
-    const userBinds = plan.ops.filter((o) => (o.op === 'bind' || o.op === 'bind-ro') && !o.source.startsWith('/dev/'));
+    const userBinds = plan.ops.filter((o) => (o.op === 'bind' || o.op === 'bind-ro') && !o.source.startsWith('/dev/') && o.source !== plan.layout.dev);
     expect(userBinds).toEqual([
       { op: 'bind', source: `${SCRATCH}/workspace`, target: `${MERGED}/workspace` },
       { op: 'bind-ro', source: `${SCRATCH}/imports/0`, target: `${MERGED}/src` },
@@ -250,7 +250,7 @@ describe('planCell: operations', () => {
     });
     // The user mounts follow the /dev setup directly, then resolv.conf.
     const wsAt = indexOf(plan, (o) => opTarget(o) === `${MERGED}/workspace`);
-    expect(plan.ops[wsAt - 1]).toEqual({ op: 'symlink', value: '/proc/self/fd/2', target: `${MERGED}/dev/stderr` });
+    expect(plan.ops[wsAt - 1]).toEqual({ op: 'devpts', target: `${MERGED}/dev/pts` });
     expect(plan.ops[wsAt + 10]).toEqual({ op: 'bind-ro', source: '/etc/resolv.conf', target: `${MERGED}/etc/resolv.conf` });
     checkInvariants(spec, plan);
   });
@@ -590,8 +590,8 @@ describe('planCell: property', () => {
 const FIELDS: Record<SetupOp['op'], string[]> = {
   'ns-check': ['hostMountNs'], 'root-check': ['prefix', 'root'], 'wait-go': [], private: [], loopback: [], 'enter-userns': ['proc'], 'wait-map': [],
   overlay: ['lower', 'upper', 'work', 'target'], 'overlay-ro': ['lowers', 'target'], bind: ['source', 'target'], 'bind-ro': ['source', 'target'],
-  proc: ['target'], mkdir: ['target'], touch: ['target'], devpts: ['target'], 'binfmt-mount': ['target'],
-  tmpfs: ['target', 'options'], symlink: ['value', 'target'], 'binfmt-register': ['dir', 'name', 'rule', 'scope'],
+  proc: ['target'], devpts: ['target'], 'binfmt-mount': ['target'],
+  'binfmt-register': ['dir', 'name', 'rule', 'scope'],
   cgroup: ['dir'], hostname: ['name'],
 };
 
