@@ -18,7 +18,7 @@ import type { RegistryOptions } from './image/registry-auth.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
 import { copyExports, resolveExportDestinations, scratchPreserved, syncCaches, type Owner } from './cell/finalize.js';
-import { planCell, type Emulation, type RunContext } from './cell/plan.js';
+import { batchMounts, planCell, type Emulation, type RunContext } from './cell/plan.js';
 import { hostResolvConf, installHelper, ownMountNamespace, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
 import { removeScratch, stageCell } from './cell/stage.js';
@@ -169,7 +169,8 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless,
       // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
       nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none' };
-    const plan = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
+    const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
+    const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
     await timed('stage', () => stageCell(spec, plan, request.owner));
     const helper = await installHelper(prefix);
 

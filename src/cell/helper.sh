@@ -59,6 +59,7 @@ while [ "$#" -gt 0 ]; do
       run mount -t overlay overlay -o "lowerdir=$2" "$3"
       shift 3 ;;
     bind) need 3 "$@"; run mount --bind "$2" "$3"; shift 3 ;;
+    mounts) need 2 "$@"; run mount --all --fstab "$2"; shift 2 ;;
     bind-ro)
       need 3 "$@"
       run mount --bind "$2" "$3"

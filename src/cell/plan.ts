@@ -133,6 +133,8 @@ export type SetupOp =
   | { op: 'binfmt-register'; dir: string; name: string; rule: string; scope: 'private' | 'global' }
   | { op: 'cgroup'; dir: string }
   | { op: 'enter-userns'; proc: string }
+  /** Several mounts in one `mount --all --fstab FILE` (see batchMounts). */
+  | { op: 'mounts'; file: string; entries: FstabEntry[] }
   | { op: 'wait-map' }
   | { op: 'loopback' }
   | { op: 'hostname'; name: string };
@@ -277,6 +279,7 @@ export function helperArgv(plan: CellPlan): string[] {
       case 'root-check': argv.push(op.op, op.prefix, op.root); break;
       case 'wait-go': case 'private': case 'loopback': case 'wait-map': argv.push(op.op); break;
       case 'enter-userns': argv.push(op.op, op.proc); break;
+      case 'mounts': argv.push(op.op, op.file); break;
       case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target); break;
       case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target); break;
       case 'bind': case 'bind-ro': argv.push(op.op, op.source, op.target); break;
@@ -341,4 +344,62 @@ export function hostLocation(spec: BuildCellSpec, layout: ScratchLayout, cellPat
   }
   if (best) return { base: 'staged', lower: best.lower, dir: best.dir, rel: relativeTo(best.cell, cellPath) };
   return { base: 'rootfs', lower: spec.root, dir: layout.upper, rel: relativeTo('/', cellPath) };
+}
+
+/** One line of an fstab file. */
+export interface FstabEntry {
+  source: string;
+  target: string;
+  type: string;
+  options: string;
+}
+
+/** fstab escapes whitespace and backslashes in every field as octal. */
+function fstabField(value: string): string {
+  return value.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+export function fstabText(entries: FstabEntry[]): string {
+  return entries.map((e) => `${fstabField(e.source)} ${fstabField(e.target)} ${e.type} ${fstabField(e.options)} 0 0\n`).join('');
+}
+
+function fstabEntry(op: SetupOp, syncedOverlays: boolean): FstabEntry | undefined {
+  // Overlays whose upper layer is read back: every change whole in it (see the helper's overlay op).
+  const faithful = syncedOverlays ? ',redirect_dir=off,metacopy=off' : '';
+  switch (op.op) {
+    case 'bind': return { source: op.source, target: op.target, type: 'none', options: 'bind' };
+    case 'bind-ro': return { source: op.source, target: op.target, type: 'none', options: 'bind,ro' };
+    case 'overlay': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work}${faithful}` };
+    case 'overlay-ro': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lowers.join(':')}` };
+    default: return undefined;
+  }
+}
+
+/**
+ * Replace each run of consecutive mounts by one `mounts` op: one mount(8) process for the
+ * run instead of one per mount (each costs a fork, an exec and a mountinfo parse). The root
+ * overlay stays separate, since its options fall back in a user namespace. Pure; the files
+ * are written by the stage (see layout.fstab).
+ */
+export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { rootless: boolean }): SetupOp[] {
+  const out: SetupOp[] = [];
+  let run: FstabEntry[] = [];
+  const flush = () => {
+    if (run.length > 1) out.push({ op: 'mounts', file: join(layout.scratch, `mounts-${out.length}.fstab`), entries: run });
+    else if (run.length === 1) out.push(pending!);
+    run = [];
+  };
+  let pending: SetupOp | undefined;
+  for (const op of ops) {
+    const entry = op.op === 'overlay' && op.target === layout.merged ? undefined : fstabEntry(op, !options.rootless);
+    if (entry) {
+      if (!run.length) pending = op;
+      run.push(entry);
+      continue;
+    }
+    flush();
+    out.push(op);
+  }
+  flush();
+  return out;
 }

@@ -6,9 +6,9 @@
  * SIGKILL, every process of the cell dies and its mounts vanish with its mount namespace.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readlinkSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { CellSetupError } from '../util/errors.js';
@@ -38,10 +38,11 @@ export async function installHelper(stateDir: string): Promise<string> {
   const current = await readFile(path, 'utf8').catch(() => undefined);
   if (current !== HELPER_SCRIPT) {
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    await writeFile(`${path}.tmp`, HELPER_SCRIPT, { mode: 0o755 });
-    await chmod(`${path}.tmp`, 0o755);
-    const { rename } = await import('node:fs/promises');
-    await rename(`${path}.tmp`, path);
+    // A name of its own: concurrent cells may install the helper at the same time.
+    const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(temp, HELPER_SCRIPT, { mode: 0o755 });
+    await chmod(temp, 0o755);
+    await rename(temp, path);
   }
   return path;
 }

@@ -13,7 +13,7 @@ import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
 import { mkdirOwned, type Owner } from '../util/fs.js';
-import { DEV_SKELETON, hostLocation, type CellPlan } from './plan.js';
+import { DEV_SKELETON, fstabText, hostLocation, type CellPlan } from './plan.js';
 import { prepareTarget } from './mount-targets.js';
 
 export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<void> {
@@ -24,6 +24,7 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
   }
   await writeFile(layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 });
   await makeDevSkeleton(layout.dev);
+  for (const op of plan.ops) if (op.op === 'mounts') await writeFile(op.file, fstabText(op.entries), { mode: 0o600 });
 
   const seed = spec.workspaceSeed;
   if (seed.kind === 'snapshot') {

@@ -89,7 +89,9 @@ export async function prepareImage(store: Store, request: PrepareRequest): Promi
   let copied = false;
   let unpacked = false;
   let fromCache = false;
-  await withLock(store.lockDir(`image-${store.entryName(arch, digest)}`), async () => {
+  // Warm fast path: a complete store entry is only ever renamed into place, so no lock is needed to use it.
+  const ready = store.hasRootfs(arch, digest) && !!(await store.readLayout(arch, digest));
+  if (!ready) await withLock(store.lockDir(`image-${store.entryName(arch, digest)}`), async () => {
     await store.removeStaleTemps();
     if (!(await store.readLayout(arch, digest!))) {
       if (cache && (await cache.readLayout(arch, digest!))) {

@@ -21,3 +21,14 @@ export function removeUser(name: string): void {
     // already gone
   }
 }
+
+/**
+ * A copy of an OCI layout that `user` can read (a fresh clone's fixtures may not be
+ * world-readable): the unprivileged tests run skopeo as that user.
+ */
+export function layoutForUser(layout: string, dir: string, user: string): string {
+  const copy = `${dir}/layout`;
+  execFileSync('cp', ['-a', layout, copy]);
+  execFileSync('chown', ['-R', `${user}:`, copy]);
+  return copy;
+}

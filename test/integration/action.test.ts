@@ -11,7 +11,7 @@ import { expectHostUnchanged, removeDir, snapshotHost, strayProcesses, tempDir }
 import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
 import { pushLayout, startRegistry, startRegistryWithAuth, type Registry } from '../helpers/registry.js';
 import { startAzurite, startResultsService } from '../helpers/results-service.js';
-import { createUser, removeUser } from '../helpers/users.js';
+import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
 import { ensureDeb, startSource } from '../helpers/tools-source.js';
 import { pinFor } from '../../src/tools/pinned.js';
 
@@ -230,8 +230,9 @@ describe('the action as a runner user (sudo, and rootless)', () => {
     writeFileSync(join(workspace, 'hello.txt'), 'hi\n');
     execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
     const state = join(home, 'state-rootless');
+    const userLayout = layoutForUser(layout, home, user);
     const run = await action({
-      image: `oci:${layout}:arm64`, arch: 'arm64', 'state-dir': state, 'image-cache': 'false', caches: '/var/cache/r',
+      image: `oci:${userLayout}:arm64`, arch: 'arm64', 'state-dir': state, 'image-cache': 'false', caches: '/var/cache/r',
       run: 'cat hello.txt; mkdir out; uname -m > out/m; echo "who=$(id -u)" >> "$GITHUB_OUTPUT"; echo x > /var/cache/r/f', exports: '/workspace/out:out', network: 'disabled',
     }, { workspace, wrapper: ['runuser', '-u', user, '--'], env: { SUDO_ASKPASS: undefined } });
     expect(run.mainCode, run.stdout + run.stderr).toBe(0);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
 import { expectHostUnchanged, removeDir, runCli, snapshotHost, tempDir, type HostSnapshot, type RunCliOptions } from '../helpers/cli.js';
-import { createUser, removeUser } from '../helpers/users.js';
+import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
 
 const USER = 'bc-test-rootless';
 let layout: string;
@@ -30,6 +30,7 @@ beforeAll(async () => {
   chmodSync(home, 0o755);
   createUser(USER, home);
   execFileSync('chown', [USER, home]);
+  layout = layoutForUser(layout, home, USER);
   state = join(home, 'state');
 });
 

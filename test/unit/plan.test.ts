@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { posix } from 'node:path';
 import { binfmtRule, resolveArch } from '../../src/emulation/arch.js';
-import { cacheMode, DEV_SKELETON, helperArgv, HELPER_DIR, hostLocation, overlayCanUse, planCell, scratchLayout, workspaceMode, type CellPlan, type Emulation, type RunContext, type SetupOp, type StagingMode } from '../../src/cell/plan.js';
+import { batchMounts, cacheMode, DEV_SKELETON, fstabText, helperArgv, HELPER_DIR, hostLocation, overlayCanUse, planCell, scratchLayout, workspaceMode, type CellPlan, type Emulation, type RunContext, type SetupOp, type StagingMode } from '../../src/cell/plan.js';
 import { covers } from '../../src/spec/paths.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../../src/spec/types.js';
 import { baseSpec } from './spec-fixture.js';
@@ -592,7 +592,7 @@ const FIELDS: Record<SetupOp['op'], string[]> = {
   overlay: ['lower', 'upper', 'work', 'target'], 'overlay-ro': ['lowers', 'target'], bind: ['source', 'target'], 'bind-ro': ['source', 'target'],
   proc: ['target'], devpts: ['target'], 'binfmt-mount': ['target'],
   'binfmt-register': ['dir', 'name', 'rule', 'scope'],
-  cgroup: ['dir'], hostname: ['name'],
+  cgroup: ['dir'], hostname: ['name'], mounts: ['file'],
 };
 
 function decodeHelperArgv(argv: string[]): { ops: SetupOp[]; exec: string[] } {
@@ -771,5 +771,40 @@ describe('the nested user namespace of root cells', () => {
   });
   it('is absent for rootless cells (they are in a user namespace already)', () => {
     expect(planCell(baseSpec(), ctx({ rootless: true })).ops.map((o) => o.op)).not.toContain('enter-userns');
+  });
+});
+
+describe('batchMounts', () => {
+  const layout = scratchLayout('/s/cells/c1');
+  const ops: SetupOp[] = [
+    { op: 'overlay', lower: '/img', upper: '/s/u', work: '/s/w', target: layout.merged },
+    { op: 'proc', target: `${layout.merged}/proc` },
+    { op: 'bind', source: layout.dev, target: `${layout.merged}/dev` },
+    { op: 'bind', source: '/dev/null', target: `${layout.merged}/dev/null` },
+    { op: 'devpts', target: `${layout.merged}/dev/pts` },
+    { op: 'overlay', lower: '/h/my ws', upper: '/s/wu', work: '/s/ww', target: `${layout.merged}/workspace` },
+    { op: 'overlay-ro', lowers: ['/h/imp', '/s/e'], target: `${layout.merged}/src` },
+    { op: 'bind-ro', source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf` },
+    { op: 'hostname', name: 'h' },
+  ];
+  it('runs consecutive mounts as one mount --all, keeping the root overlay and single mounts as they are', () => {
+    const batched = batchMounts(ops, layout, { rootless: false });
+    expect(batched.map((o) => o.op)).toEqual(['overlay', 'proc', 'mounts', 'devpts', 'mounts', 'hostname']);
+    const second = batched[4] as Extract<SetupOp, { op: 'mounts' }>;
+    expect(second.entries).toEqual([
+      { source: 'overlay', target: `${layout.merged}/workspace`, type: 'overlay', options: 'lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,redirect_dir=off,metacopy=off' },
+      { source: 'overlay', target: `${layout.merged}/src`, type: 'overlay', options: 'lowerdir=/h/imp:/s/e' },
+      { source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf`, type: 'none', options: 'bind,ro' },
+    ]);
+    expect(second.file.startsWith(`${layout.scratch}/`)).toBe(true);
+    expect(new Set(batched.filter((o) => o.op === 'mounts').map((o) => (o as { file: string }).file)).size).toBe(2);
+  });
+  it('leaves overlay options to the kernel in a user namespace, where it refuses them', () => {
+    const batched = batchMounts(ops, layout, { rootless: true });
+    const entries = batched.flatMap((o) => (o.op === 'mounts' ? o.entries : []));
+    expect(entries.find((e) => e.target.endsWith('/workspace'))!.options).toBe('lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww');
+  });
+  it('escapes whitespace and backslashes in fstab fields', () => {
+    expect(fstabText([{ source: '/a b\\c', target: '/t\tx', type: 'none', options: 'bind' }])).toBe('/a\\040b\\134c /t\\011x none bind 0 0\n');
   });
 });
