@@ -6,7 +6,6 @@
  */
 import { chmod, lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { extract } from 'tar';
 import { isWorkspaceArchive } from '../spec/validate.js';
 import { specToJson } from '../spec/request.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
@@ -113,6 +112,8 @@ export async function unpackArchive(archive: string, destination: string): Promi
   if (!(await lstat(archive).catch(() => undefined))?.isFile()) throw new UserError('workspace', `archive ${show(archive)} does not exist`);
   const problems: string[] = [];
   const unsafe = (p: string) => p.startsWith('/') || p.split('/').includes('..');
+  // node-tar is loaded only here: most cells have no archive workspace, and it is most of the bundle.
+  const { extract } = await import('tar');
   try {
     await extract({
       file: archive,
