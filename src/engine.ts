@@ -17,7 +17,8 @@ import type { ImageReference } from './image/reference.js';
 import type { RegistryOptions } from './image/registry-auth.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
-import { copyExports, resolveExportDestinations, scratchPreserved, syncCaches, type Owner } from './cell/finalize.js';
+import { copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
+import { scratchPreserved } from './spec/types.js';
 import { batchMounts, planCell, type Emulation, type RunContext } from './cell/plan.js';
 import { hostResolvConf, installHelper, ownMountNamespace, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
@@ -25,6 +26,7 @@ import { removeScratch, stageCell } from './cell/stage.js';
 import { normalizeSpec, validateSpec } from './spec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
 import type { BuildCellSpec } from './spec/types.js';
+import { phaseTimer } from './util/timing.js';
 import { BuildCellError, CellSetupError, UserError, show } from './util/errors.js';
 
 export interface ImageRequest {
@@ -122,15 +124,7 @@ async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promis
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   await checkHostInputs(validateRequest(request));
-  const timings: CellRunResult['timings'] = {};
-  const timed = async <T>(phase: Phase, fn: () => Promise<T>): Promise<T> => {
-    const start = performance.now();
-    try {
-      return await fn();
-    } finally {
-      timings[phase] = Math.round((timings[phase] ?? 0) + performance.now() - start);
-    }
-  };
+  const { timings, timed } = phaseTimer<Phase>();
 
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);

@@ -27,6 +27,7 @@ import { restoreCache, saveCache } from './actions-cache.js';
 import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
+import { phaseTimer } from '../util/timing.js';
 
 export async function runMain(): Promise<void> {
   let inputs: ActionInputs;
@@ -38,15 +39,7 @@ export async function runMain(): Promise<void> {
   }
   for (const name of unknownInputs()) core.warning(`build-cell does not know the input '${name}'; it is ignored`);
 
-  const timings: SummaryData['timings'] = {};
-  const timed = async <T>(phase: ActionPhase, fn: () => Promise<T>): Promise<T> => {
-    const start = performance.now();
-    try {
-      return await fn();
-    } finally {
-      timings[phase] = (timings[phase] ?? 0) + Math.round(performance.now() - start);
-    }
-  };
+  const { timings, timed } = phaseTimer<ActionPhase>();
   const emulated = needsEmulation(hostArch(), inputs.arch);
   const summary: SummaryData = { image: inputs.image.original, arch: inputs.arch.name, emulated, imageCacheHit: false, timings, exports: [] };
   const runnerTemp = process.env.RUNNER_TEMP || '/tmp';

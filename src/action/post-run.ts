@@ -10,11 +10,8 @@ import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STATE } from './state.js';
+import { scratchPreserved } from '../spec/types.js';
 
-/** Whether the policy keeps the scratch after a run that ended this way. Pure. */
-export function keepScratch(cleanup: string, succeeded: boolean): boolean {
-  return cleanup === 'never' || (cleanup === 'preserve-on-failure' && !succeeded);
-}
 
 export async function runPost(): Promise<void> {
   const work = core.getState(STATE.work);
@@ -27,7 +24,7 @@ export async function runPost(): Promise<void> {
   const scratch = core.getState(STATE.scratch);
   if (!scratch || !existsSync(scratch)) return;
   const succeeded = core.getState(STATE.outcome) === 'success';
-  if (keepScratch(core.getState(STATE.cleanup), succeeded)) {
+  if (scratchPreserved(core.getState(STATE.cleanup), succeeded)) {
     core.info(`keeping the scratch ${scratch} (cleanup: ${core.getState(STATE.cleanup)})`);
     return;
   }

@@ -138,7 +138,3 @@ async function replaceWithCopy(source: string, destination: string, what: string
     await rm(temp, { recursive: true, force: true });
   }
 }
-
-export function scratchPreserved(policy: BuildCellSpec['cleanup'], succeeded: boolean): boolean {
-  return policy === 'never' || (policy === 'preserve-on-failure' && !succeeded);
-}

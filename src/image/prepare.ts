@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { chownTree } from '../util/fs.js';
+import { phaseTimer } from '../util/timing.js';
 import { join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
@@ -65,15 +66,7 @@ const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'applica
 export async function prepareImage(store: Store, request: PrepareRequest): Promise<PreparedImage> {
   const { ref, arch } = request;
   const cache = request.cacheDir ? new Store(request.cacheDir) : undefined;
-  const timings: PreparedImage['timings'] = {};
-  const timed = async <T>(name: keyof PreparedImage['timings'], fn: () => Promise<T>): Promise<T> => {
-    const start = performance.now();
-    try {
-      return await fn();
-    } finally {
-      timings[name] = Math.round(performance.now() - start);
-    }
-  };
+  const { timings, timed } = phaseTimer<keyof PreparedImage['timings']>();
   const known = (await store.readRef(ref.full, arch)) ?? (await cache?.readRef(ref.full, arch));
   let digest = request.digest ?? known?.digest;
   let resolved = false;

@@ -62,6 +62,11 @@ export interface BuildCellSpec {
   script?: string;
 }
 
+/** Whether the cleanup policy keeps the scratch after a run that succeeded or not. */
+export function scratchPreserved(policy: CleanupPolicy | string, succeeded: boolean): boolean {
+  return policy === 'never' || (policy === 'preserve-on-failure' && !succeeded);
+}
+
 /** Where `script` appears inside the cell. */
 export const SCRIPT_PATH = '/.build-cell/run.sh';
 

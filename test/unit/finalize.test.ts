@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveInCell, scratchPreserved } from '../../src/cell/finalize.js';
+import { resolveInCell, } from '../../src/cell/finalize.js';
+import { scratchPreserved } from '../../src/spec/types.js';
 import { CellSetupError } from '../../src/util/errors.js';
 
 let root = '';
@@ -53,7 +54,7 @@ describe('resolveInCell', () => {
   });
 });
 
-describe('scratchPreserved', () => {
+describe('scratchPreserved (the engine and the post step share it)', () => {
   it.each([
     ['always', true, false],
     ['always', false, false],

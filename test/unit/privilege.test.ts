@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { diagnoseUserns, PRIVILEGES } from '../../src/privilege.js';
-import { keepScratch } from '../../src/action/post-run.js';
 
 describe('diagnoseUserns: each probe failure says why, with the fix', () => {
   const failed = { ok: false, stderr: 'unshare: write failed /proc/self/uid_map: Operation not permitted\n' };
@@ -27,18 +26,5 @@ describe('diagnoseUserns: each probe failure says why, with the fix', () => {
   });
   it('offers the four privilege settings', () => {
     expect(PRIVILEGES).toEqual(['auto', 'root', 'sudo', 'rootless']);
-  });
-});
-
-describe('the post step cleanup policy', () => {
-  it.each([
-    ['always', true, false],
-    ['always', false, false],
-    ['preserve-on-failure', true, false],
-    ['preserve-on-failure', false, true],
-    ['never', true, true],
-    ['never', false, true],
-  ])('%s after success=%s keeps the scratch: %s', (policy, succeeded, kept) => {
-    expect(keepScratch(policy, succeeded)).toBe(kept);
   });
 });
