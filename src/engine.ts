@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
 import { lstat, realpath } from 'node:fs/promises';
-import { overlaps } from './spec/paths.js';
 import { join } from 'node:path';
 import { binfmtRule, hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
 import { binfmtMode, findQemu, removeGlobalRule } from './emulation/binfmt.js';
@@ -18,14 +17,14 @@ import type { RegistryOptions } from './image/registry-auth.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
 import { copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
-import { scratchPreserved } from './spec/types.js';
 import { batchMounts, planCell, type Emulation, type RunContext } from './cell/plan.js';
 import { hostResolvConf, installHelper, ownMountNamespace, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
 import { removeScratch, stageCell } from './cell/stage.js';
+import { overlaps } from './spec/paths.js';
 import { normalizeSpec, validateSpec } from './spec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
-import type { BuildCellSpec } from './spec/types.js';
+import { scratchPreserved, type BuildCellSpec } from './spec/types.js';
 import { phaseTimer } from './util/timing.js';
 import { BuildCellError, CellSetupError, UserError, show } from './util/errors.js';
 
@@ -214,4 +213,3 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   }
 }
 
-export { CellSetupError };
