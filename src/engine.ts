@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
+import { ownerIsAlive, processStartTime } from './util/lock.js';
 import { join } from 'node:path';
 import { binfmtRule, hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
 import { binfmtMode, findQemu, removeGlobalRule } from './emulation/binfmt.js';
@@ -108,6 +109,19 @@ async function checkHostInputs(spec: BuildCellSpec): Promise<void> {
   }
 }
 
+const CELL_OWNER = '.build-cell-owner';
+
+/**
+ * Scratch dirs of runs that were killed (SIGKILL, a crash) before their own cleanup: removed
+ * when their policy was `always`, kept otherwise (the owner file names the policy).
+ */
+async function removeAbandonedCells(cellsDir: string): Promise<void> {
+  for (const name of await readdir(cellsDir).catch(() => [] as string[])) {
+    const owner = await readFile(join(cellsDir, name, CELL_OWNER), 'utf8').then((t) => JSON.parse(t) as { pid: number; start?: string; cleanup: string }, () => undefined);
+    if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner)) await removeScratch(join(cellsDir, name)).catch(() => undefined);
+  }
+}
+
 /** Host inputs become overlay lower layers: none may contain, or lie inside, the state dir. */
 async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promise<void> {
   const inputs = [
@@ -155,6 +169,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   const onAbort = () => cell?.kill();
   signal?.addEventListener('abort', onAbort);
   try {
+    await removeAbandonedCells(join(prefix, 'cells'));
     await prepareDirUnder(prefix, scratch, 'scratch');
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
@@ -164,7 +179,8 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
       nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none' };
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
-    await timed('stage', () => stageCell(spec, plan, request.owner));
+    const ownerFile = { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup: spec.cleanup }) };
+    await timed('stage', () => stageCell(spec, plan, request.owner, ownerFile));
     const helper = await installHelper(prefix);
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');

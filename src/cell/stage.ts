@@ -15,9 +15,12 @@ import { mkdirOwned, type Owner } from '../util/fs.js';
 import { DEV_SKELETON, fstabText, hostLocation, type CellPlan } from './plan.js';
 import { prepareTarget } from './mount-targets.js';
 
-export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<void> {
+export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner, ownerFile?: { name: string; content: string }): Promise<void> {
   const { layout, staging } = plan;
   await rm(layout.scratch, { recursive: true, force: true });
+  await mkdir(layout.scratch, { recursive: true, mode: 0o755 });
+  // Who runs this cell: a later run removes the scratch if this one is killed before its cleanup.
+  if (ownerFile) await writeFile(join(layout.scratch, ownerFile.name), ownerFile.content);
   for (const dir of [layout.scratch, layout.workspace, layout.importsDir, layout.cachesDir, layout.upper, layout.work, layout.merged, layout.empty]) {
     await mkdir(dir, { recursive: true, mode: 0o755 });
   }

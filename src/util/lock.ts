@@ -11,7 +11,7 @@ import { CellSetupError } from './errors.js';
 const POLL_MS = 50;
 
 /** The kernel's start time of `pid`, so a reused PID is not mistaken for the owner. */
-function processStartTime(pid: number): string | undefined {
+export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
