@@ -110,18 +110,33 @@ export async function copyTree(source: string, destination: string, what: string
  * through a symlink created by an earlier entry (node-tar checks every path component), and
  * hard links that point outside the archive.
  */
-export async function unpackArchive(archive: string, destination: string): Promise<void> {
+export async function unpackArchive(archive: string, destination: string, options: { stallMs?: number } = {}): Promise<void> {
   if (!isWorkspaceArchive(archive)) throw new UserError('workspace', `unsupported archive ${show(archive)}: accepted are .tar, .tar.gz and .tgz`);
   if (!(await lstat(archive).catch(() => undefined))?.isFile()) throw new UserError('workspace', `archive ${show(archive)} does not exist`);
   const problems: string[] = [];
   const unsafe = (p: string) => p.startsWith('/') || p.split('/').includes('..');
   // node-tar is loaded only here: most cells have no archive workspace, and it is most of the bundle.
   const { extract } = await import('tar');
+  // Some hostile archives make node-tar wait forever (e.g. a single symlink `a/b -> a`): a watchdog
+  // turns a stall (no new entry for stallMs) into a refusal.
+  const stallMs = options.stallMs ?? 120_000;
+  let lastProgress = Date.now();
+  let watchdog: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    watchdog = setInterval(() => {
+      if (Date.now() - lastProgress > stallMs) reject(new Error(`extraction stalled for ${Math.round(stallMs / 1000)} s`));
+    }, Math.min(1000, stallMs));
+  });
   try {
-    await extract({
+    await Promise.race([stalled, extract({
       file: archive,
       cwd: destination,
-      strict: true,
+      // Not strict: a bad entry is reported (onwarn) and skipped, and extraction runs to its end, so
+      // nothing is still being written once this function has refused the archive.
+      strict: false,
+      onReadEntry: () => {
+        lastProgress = Date.now();
+      },
       preservePaths: false,
       filter: (path, entry) => {
         const link = 'linkpath' in entry ? (entry.linkpath as string | undefined) : undefined;
@@ -133,9 +148,11 @@ export async function unpackArchive(archive: string, destination: string): Promi
       onwarn: (code, message) => {
         problems.push(`${code}: ${message}`);
       },
-    });
+    })]);
   } catch (error) {
     problems.push((error as Error).message);
+  } finally {
+    clearInterval(watchdog);
   }
   if (problems.length) {
     throw new CellSetupError(`workspace archive ${archive} was refused: ${problems.slice(0, 5).join('; ')}`);
