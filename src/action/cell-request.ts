@@ -67,8 +67,10 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
     image: {
       ref: inputs.image,
       arch: inputs.arch,
-      // A tag is re-resolved by the action (one manifest request) and handed over as a digest.
-      pull: 'missing',
+      // A tag is always re-resolved (one manifest request; by the action when it keys the image
+      // cache, then handed over as `digest`), so a moved tag never runs a stale image. A digest
+      // pin is never re-resolved: no network when the image is in the store.
+      pull: inputs.image.pinnedDigest ? 'missing' : 'always',
       registry: { tlsVerify: inputs.registry.tlsVerify, username: inputs.registry.username, password: inputs.registry.password },
       digest: ctx.digest,
       cacheDir: ctx.imageCacheDir,

@@ -85,3 +85,11 @@ describe('summary', () => {
     expect(formatBytes(1536)).toBe('1.5 KiB');
   });
 });
+
+describe('pull policy handed to the engine', () => {
+  it('re-resolves tags (unless the action already did), never digest pins', () => {
+    expect(toCellRequest(inputsOf({}), ctx).image.pull).toBe('always');
+    expect(toCellRequest(inputsOf({}), { ...ctx, digest: `sha256:${'1'.repeat(64)}` }).image.digest).toBe(`sha256:${'1'.repeat(64)}`);
+    expect(toCellRequest(inputsOf({ image: `debian@sha256:${'a'.repeat(64)}` }), ctx).image.pull).toBe('missing');
+  });
+});
