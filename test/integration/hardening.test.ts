@@ -3,7 +3,7 @@
  * SIGKILL mid-run, and a full disk during an export. The host stays as it was.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
@@ -78,6 +78,28 @@ describe('images that plant symlinks where build-cell mounts', () => {
     const result = await runCli(['run', '--state-dir', state, '--image', `oci:${hostile}:dev`, '--workspace-path', '/build', '--', 'true']);
     expect(result.code).toBe(125);
     expect(result.stderr).toMatch(/mount target \/dev traverses a symlink/);
+  });
+});
+
+describe('hostile caches', () => {
+  it('syncs symlinks back as symlinks, never fifos, and never reads or writes through a planted link', async () => {
+    const cache = join(work, 'cache');
+    mkdirSync(cache);
+    writeFileSync(join(cache, 'keep'), 'keep\n');
+    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--cache', `${cache}:/cache`, '--run', [
+      'ln -s /etc /cache/etc-link',
+      'ln -s /etc/passwd /cache/passwd-link',
+      'mkfifo /cache/pipe',
+      'mkdir /cache/dir && ln -s /etc/shadow /cache/dir/shadow',
+      'rm /cache/keep && ln -s /etc/hostname /cache/keep',
+    ].join('\n')]);
+    expect(result.code, result.stderr).toBe(0);
+    const kinds = Object.fromEntries(readdirSync(cache).map((name) => {
+      const info = lstatSync(join(cache, name));
+      return [name, info.isSymbolicLink() ? `link ${readlinkSync(join(cache, name))}` : info.isDirectory() ? 'dir' : info.isFIFO() ? 'fifo' : 'file'];
+    }));
+    expect(kinds).toEqual({ 'etc-link': 'link /etc', 'passwd-link': 'link /etc/passwd', dir: 'dir', keep: 'link /etc/hostname' });
+    expect(readlinkSync(join(cache, 'dir', 'shadow'))).toBe('/etc/shadow');
   });
 });
 
