@@ -7,8 +7,8 @@
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveArch } from './emulation/arch.js';
-import type { CellRequest, CellRunResult } from './engine.js';
-import { UserError } from './util/errors.js';
+import { runBuildCell, type CellRequest, type CellRunResult } from './engine.js';
+import { UserError, errorMessage } from './util/errors.js';
 
 export async function writeEngineRequest(dir: string, request: CellRequest): Promise<string> {
   const private_ = await mkdtemp(join(dir, 'request-'));
@@ -31,3 +31,21 @@ export async function readEngineRequest(file: string): Promise<CellRequest> {
 }
 
 export type EngineOutcome = { ok: true; result: CellRunResult } | { ok: false; error: string; cancelled?: boolean };
+
+/**
+ * Run a request to an outcome that is never thrown; SIGINT, SIGTERM and SIGHUP (a cancelled
+ * job) stop the cell and clean up. Shared by the action (as root) and internal-run (through sudo).
+ */
+export async function runToOutcome(request: CellRequest): Promise<EngineOutcome> {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, abort);
+  try {
+    return { ok: true, result: await runBuildCell(request, controller.signal) };
+  } catch (error) {
+    return { ok: false, error: errorMessage(error), cancelled: controller.signal.aborted };
+  } finally {
+    for (const signal of signals) process.off(signal, abort);
+  }
+}

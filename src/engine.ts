@@ -91,8 +91,11 @@ export async function prepare(stateDir: string, image: ImageRequest, owner?: Own
   return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0, cacheOwner: owner });
 }
 
-/** The host inputs must exist: checked (read-only) before anything is written. */
-async function checkHostInputs(spec: BuildCellSpec): Promise<void> {
+/**
+ * The host inputs must exist: checked (read-only) before anything is written. Returns whether
+ * each import is a directory or a file (its mount target must match).
+ */
+async function checkHostInputs(spec: BuildCellSpec): Promise<Array<'dir' | 'file'>> {
   const seed = spec.workspaceSeed;
   if (seed.kind !== 'empty') {
     const info = await lstat(seed.path).catch(() => undefined);
@@ -100,13 +103,17 @@ async function checkHostInputs(spec: BuildCellSpec): Promise<void> {
     if (seed.kind === 'snapshot' && !info.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is neither a directory nor a .tar/.tar.gz/.tgz archive`);
     if (seed.kind === 'archive' && !info.isFile()) throw new UserError('workspace', `archive ${show(seed.path)} is not a file`);
   }
+  const importKinds: Array<'dir' | 'file'> = [];
   for (const [i, m] of spec.imports.entries()) {
-    if (!(await lstat(m.source).catch(() => undefined))) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
+    const info = await lstat(m.source).catch(() => undefined);
+    if (!info) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
+    importKinds.push(info.isDirectory() ? 'dir' : 'file');
   }
   for (const [i, m] of spec.caches.entries()) {
     const info = await lstat(m.source).catch(() => undefined);
     if (info && !info.isDirectory()) throw new UserError(`caches[${i}].source`, `${show(m.source)} is not a directory`);
   }
+  return importKinds;
 }
 
 const CELL_OWNER = '.build-cell-owner';
@@ -136,7 +143,7 @@ async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promis
 }
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
-  await checkHostInputs(validateRequest(request));
+  const importKinds = await checkHostInputs(validateRequest(request));
   const { timings, timed } = phaseTimer<Phase>();
 
   const prefix = await canonicalPrefix(request.stateDir);
@@ -173,7 +180,6 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     await prepareDirUnder(prefix, scratch, 'scratch');
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
-    const importKinds = await Promise.all(spec.imports.map(async (m) => ((await lstat(m.source).catch(() => undefined))?.isDirectory() === false ? 'file' as const : 'dir' as const)));
     const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless,
       // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
       nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none' };

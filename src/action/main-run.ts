@@ -10,9 +10,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needsEmulation, hostArch } from '../emulation/arch.js';
 import { resolveDigest } from '../image/prepare.js';
-import { newCellId, runBuildCell, type CellRequest, type CellRunResult } from '../engine.js';
+import { newCellId, type CellRequest, type CellRunResult } from '../engine.js';
 import { which } from '../util/which.js';
-import { writeEngineRequest, type EngineOutcome } from '../engine-request.js';
+import { runToOutcome, writeEngineRequest, type EngineOutcome } from '../engine-request.js';
 import { runUnderSudo } from '../cli/privilege.js';
 import { chooseMode, type Mode } from '../privilege.js';
 import { resolveTools } from '../tools/resolve.js';
@@ -45,13 +45,14 @@ export async function runMain(): Promise<void> {
   const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
   const work = join(runnerTemp, 'build-cell');
   const uid = process.getuid?.() ?? 0;
-  const owner = uid === 0 ? undefined : { uid, gid: process.getgid?.() ?? uid };
   let mode: Mode | undefined;
 
   try {
     printConfiguration(inputs, emulated);
     mode = chooseMode(inputs.privilege, uid, 'privilege');
     core.saveState(STATE.mode, mode);
+    // Through sudo, what the engine leaves on the host goes back to the runner user; rootless, it is the user's already.
+    const owner = mode === 'sudo' ? { uid, gid: process.getgid?.() ?? uid } : undefined;
 
     await core.group('Tools', () => timed('tools', async () => {
       // tools: pinned never takes qemu or umoci from PATH, so a runner's own (possibly broken) qemu is not used.
@@ -96,7 +97,7 @@ export async function runMain(): Promise<void> {
     core.saveState(STATE.cleanup, inputs.cleanup);
     core.saveState(STATE.work, work);
 
-    const outcome = await core.group('Run', () => runCell(mode === 'rootless' ? { ...request, owner: undefined } : request, mode!, work));
+    const outcome = await core.group('Run', () => runCell(request, mode!, work));
     let result: CellRunResult | undefined;
     if (outcome.ok) {
       result = outcome.result;
@@ -173,18 +174,7 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
 
 /** Run the cell in this process (root) or through sudo; the outcome is always returned, never thrown. */
 async function runCell(request: CellRequest, mode: Mode, work: string): Promise<EngineOutcome> {
-  if (mode !== 'sudo') {
-    const controller = new AbortController();
-    const abort = () => controller.abort();
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, abort);
-    try {
-      return { ok: true, result: await runBuildCell(request, controller.signal) };
-    } catch (error) {
-      return { ok: false, error: errorMessage(error), cancelled: controller.signal.aborted };
-    } finally {
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, abort);
-    }
-  }
+  if (mode !== 'sudo') return runToOutcome(request);
   await mkdir(work, { recursive: true });
   const requestFile = await writeEngineRequest(work, request);
   const resultFile = join(dirname(requestFile), '..', `result-${process.pid}.json`);

@@ -19,9 +19,10 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
   const { layout, staging } = plan;
   await rm(layout.scratch, { recursive: true, force: true });
   await mkdir(layout.scratch, { recursive: true, mode: 0o755 });
+  // The engine has checked the inputs (existence, kinds) before anything was written.
   // Who runs this cell: a later run removes the scratch if this one is killed before its cleanup.
   if (ownerFile) await writeFile(join(layout.scratch, ownerFile.name), ownerFile.content);
-  for (const dir of [layout.scratch, layout.workspace, layout.importsDir, layout.cachesDir, layout.upper, layout.work, layout.merged, layout.empty]) {
+  for (const dir of [layout.workspace, layout.importsDir, layout.cachesDir, layout.upper, layout.work, layout.merged, layout.empty]) {
     await mkdir(dir, { recursive: true, mode: 0o755 });
   }
   await writeFile(layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 });
@@ -30,20 +31,16 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
 
   const seed = spec.workspaceSeed;
   if (seed.kind === 'snapshot') {
-    const info = await lstat(seed.path).catch(() => undefined);
-    if (!info?.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is not a directory`);
     if (staging.workspace === 'overlay') await makeOverlayDirs(layout.workspaceUpper, layout.workspaceWork);
     else await copyTree(`${seed.path}/.`, layout.workspace, 'stage the workspace');
   } else if (seed.kind === 'archive') {
     await unpackArchive(seed.path, layout.workspace);
   }
   for (const [i, m] of spec.imports.entries()) {
-    if (!(await lstat(m.source).catch(() => undefined))) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
     if (staging.imports[i] === 'copy') await copyTree(m.source, layout.importPath(i), `stage import ${m.source}`);
   }
   for (const [i, m] of spec.caches.entries()) {
     const info = await lstat(m.source).catch(() => undefined);
-    if (info && !info.isDirectory()) throw new UserError(`caches[${i}].source`, `${show(m.source)} is not a directory`);
     if (staging.caches[i] === 'overlay') {
       // The host cache directory is the lower layer: it must exist, owned by the user behind sudo.
       if (!info) await mkdirOwned(m.source, owner);

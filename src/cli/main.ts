@@ -12,7 +12,7 @@ import { parseReference } from '../image/reference.js';
 import { prepare, runBuildCell, type CellRunResult } from '../engine.js';
 import { SCRIPT_PATH } from '../spec/types.js';
 import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
-import { readEngineRequest, type EngineOutcome } from '../engine-request.js';
+import { readEngineRequest, runToOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from './privilege.js';
 import { chooseMode } from '../privilege.js';
@@ -110,15 +110,7 @@ export const INTERNAL_RUN = 'internal-run';
 async function internalRun([requestFile, resultFile]: string[]): Promise<number> {
   if (!requestFile || !resultFile || process.getuid?.() !== 0) throw new UserError('internal-run', 'usage: internal-run REQUEST RESULT, as root');
   const request = await readEngineRequest(requestFile);
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, abort);
-  let outcome: EngineOutcome;
-  try {
-    outcome = { ok: true, result: await runBuildCell(request, controller.signal) };
-  } catch (error) {
-    outcome = { ok: false, error: errorMessage(error), cancelled: controller.signal.aborted };
-  }
+  const outcome = await runToOutcome(request);
   await writeFile(resultFile, JSON.stringify(outcome), { mode: 0o600 });
   if (request.owner) await chown(resultFile, request.owner.uid, request.owner.gid);
   return outcome.ok ? outcome.result.exitCode : EXIT_BUILD_CELL_ERROR;
