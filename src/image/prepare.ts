@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile, rm } from 'node:fs/promises';
-import { chownTree } from '../util/fs.js';
+import { chownTree, type Owner } from '../util/fs.js';
 import { phaseTimer } from '../util/timing.js';
 import { join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
@@ -38,7 +38,7 @@ export interface PrepareRequest {
    */
   cacheDir?: string;
   /** Owner of what is written to cacheDir (the runner user behind sudo). */
-  cacheOwner?: { uid: number; gid: number };
+  cacheOwner?: Owner;
 }
 
 export interface PreparedImage {
@@ -120,7 +120,7 @@ export async function prepareImage(store: Store, request: PrepareRequest): Promi
 }
 
 /** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */
-async function copyEntry(into: Store, source: string, destination: string, owner?: { uid: number; gid: number }): Promise<void> {
+async function copyEntry(into: Store, source: string, destination: string, owner?: Owner): Promise<void> {
   const temp = await into.tempDir('layout');
   try {
     await exec('cp', ['-a', '--reflink=auto', '--', `${source}/.`, temp], `cannot copy the image layout ${source}`);
