@@ -5,9 +5,9 @@
  * private binfmt rule) vanish, cgroups and global binfmt rules are removed, and the scratch
  * is kept only as the cleanup policy says.
  */
-import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
-import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
+// Synchronous metadata calls on the warm path: cheaper than thread-pool round trips for a few stats.
+import { lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { ownerIsAlive, processStartTime } from './util/lock.js';
 import { join } from 'node:path';
 import { binfmtRule, hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
@@ -17,16 +17,17 @@ import type { ImageReference } from './image/reference.js';
 import type { RegistryOptions } from './image/registry-auth.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
-import { copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
+import { checkExportDestinations, copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
 import { batchMounts, planCell, type Emulation, type RunContext } from './cell/plan.js';
-import { hostResolvConf, installHelper, ownMountNamespace, startCell, type RunningCell } from './cell/run.js';
+import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
-import { removeScratch, stageCell } from './cell/stage.js';
+import { emptyScratch, removeScratch, stageCell, writeScratchRecords } from './cell/stage.js';
 import { overlaps } from './spec/paths.js';
 import { normalizeSpec, validateSpec } from './spec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
 import { scratchPreserved, type BuildCellSpec } from './spec/types.js';
-import { phaseTimer } from './util/timing.js';
+import { now, phaseTimer } from './util/timing.js';
+import { randomHex } from './util/random.js';
 import { BuildCellError, CellSetupError, UserError, show } from './util/errors.js';
 
 export interface ImageRequest {
@@ -55,7 +56,11 @@ export interface CellRequest {
   cellId?: string;
 }
 
-export type Phase = 'resolve' | 'pull' | 'unpack' | 'stage' | 'run' | 'export' | 'cache' | 'cleanup';
+/**
+ * image: the whole image preparation (on a warm run, only the store lookup); resolve, pull and
+ * unpack are its parts when they ran. setup: the checks and the plan between image and stage.
+ */
+export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'setup' | 'stage' | 'run' | 'export' | 'cache' | 'cleanup';
 
 export interface CellRunResult {
   exitCode: number;
@@ -74,7 +79,7 @@ export class CancelledError extends BuildCellError {
 }
 
 export function newCellId(): string {
-  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  return `${Date.now().toString(36)}-${randomHex(4)}`;
 }
 
 /** Validate a request fully, touching nothing on the host. */
@@ -98,19 +103,19 @@ export async function prepare(stateDir: string, image: ImageRequest, owner?: Own
 async function checkHostInputs(spec: BuildCellSpec): Promise<Array<'dir' | 'file'>> {
   const seed = spec.workspaceSeed;
   if (seed.kind !== 'empty') {
-    const info = await lstat(seed.path).catch(() => undefined);
+    const info = lstatSync(seed.path, { throwIfNoEntry: false });
     if (!info) throw new UserError('workspace', `${show(seed.path)} does not exist`);
     if (seed.kind === 'snapshot' && !info.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is neither a directory nor a .tar/.tar.gz/.tgz archive`);
     if (seed.kind === 'archive' && !info.isFile()) throw new UserError('workspace', `archive ${show(seed.path)} is not a file`);
   }
   const importKinds: Array<'dir' | 'file'> = [];
   for (const [i, m] of spec.imports.entries()) {
-    const info = await lstat(m.source).catch(() => undefined);
+    const info = lstatSync(m.source, { throwIfNoEntry: false });
     if (!info) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
     importKinds.push(info.isDirectory() ? 'dir' : 'file');
   }
   for (const [i, m] of spec.caches.entries()) {
-    const info = await lstat(m.source).catch(() => undefined);
+    const info = lstatSync(m.source, { throwIfNoEntry: false });
     if (info && !info.isDirectory()) throw new UserError(`caches[${i}].source`, `${show(m.source)} is not a directory`);
   }
   return importKinds;
@@ -123,8 +128,19 @@ const CELL_OWNER = '.build-cell-owner';
  * when their policy was `always`, kept otherwise (the owner file names the policy).
  */
 async function removeAbandonedCells(cellsDir: string): Promise<void> {
-  for (const name of await readdir(cellsDir).catch(() => [] as string[])) {
-    const owner = await readFile(join(cellsDir, name, CELL_OWNER), 'utf8').then((t) => JSON.parse(t) as { pid: number; start?: string; cleanup: string }, () => undefined);
+  let names: string[] = [];
+  try {
+    names = readdirSync(cellsDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    let owner: { pid: number; start?: string; cleanup: string } | undefined;
+    try {
+      owner = JSON.parse(readFileSync(join(cellsDir, name, CELL_OWNER), 'utf8'));
+    } catch {
+      owner = undefined;
+    }
     if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner)) await removeScratch(join(cellsDir, name)).catch(() => undefined);
   }
 }
@@ -137,19 +153,26 @@ async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promis
     ...spec.caches.map((m, i) => ({ field: `caches[${i}].source`, path: m.source })),
   ];
   for (const input of inputs) {
-    const real = await realpath(input.path).catch(() => input.path);
+    let real = input.path;
+    try {
+      real = realpathSync(input.path);
+    } catch {
+      // a missing path is reported by checkHostInputs
+    }
     if (overlaps(real, prefix)) throw new UserError(input.field, `${show(input.path)} must not contain or lie inside the state dir ${show(prefix)}`);
   }
 }
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   const importKinds = await checkHostInputs(validateRequest(request));
+  await checkExportDestinations(request.spec);
   const { timings, timed } = phaseTimer<Phase>();
 
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
-  const image = await prepare(prefix, request.image, request.owner);
+  const image = await timed('image', () => prepare(prefix, request.image, request.owner));
   Object.assign(timings, image.timings);
+  const setupStart = now();
   const id = request.cellId ?? newCellId();
   const scratch = join(prefix, 'cells', id);
   const env = request.inheritImageEnv ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env) : request.spec.env;
@@ -173,26 +196,35 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   let cgroupDir: string | undefined;
   let succeeded = false;
   let preserved = false;
+  let records: Promise<void> | undefined;
   const onAbort = () => cell?.kill();
   signal?.addEventListener('abort', onAbort);
   try {
     await removeAbandonedCells(join(prefix, 'cells'));
     await prepareDirUnder(prefix, scratch, 'scratch');
+    emptyScratch(scratch);
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
-    const ctx: RunContext = { prefix, hostMountNs: ownMountNamespace(), emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless,
+    const tools = helperTools();
+    const ctx: RunContext = { prefix, tools, emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless,
       // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
       nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none' };
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
     const ownerFile = { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup: spec.cleanup }) };
-    await timed('stage', () => stageCell(spec, plan, request.owner, ownerFile));
+    records = writeScratchRecords(spec, plan, ownerFile);
     const helper = await installHelper(prefix);
+    timings.setup = Math.round((now() - setupStart) * 10) / 10;
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
-    const running = startCell(plan, spec.env, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none' });
+    // The helper starts first and waits: its process start-up overlaps the staging.
+    const running = startCell(plan, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none', tools });
     cell = running;
+    await timed('stage', () => stageCell(spec, plan, request.owner));
+    if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
+    running.go(spec.env);
     const outcome = await timed('run', () => running.outcome);
+    await records;
     if (signal?.aborted) throw new CancelledError('cancelled: every process of the cell was killed');
     succeeded = outcome.exitCode === 0;
     let exports: CellRunResult['exports'] = [];
@@ -227,6 +259,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
       cell.kill();
       await cell.release().catch(() => undefined);
     }
+    await records?.catch(() => undefined);
     await timed('cleanup', async () => {
       if (cgroupDir) await removeCgroup(cgroupDir).catch(() => undefined);
       if (emulation?.binfmt === 'global') await removeGlobalRule(emulation.ruleName);

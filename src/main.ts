@@ -1,4 +1,4 @@
 // The action's main step (action.yml runs.main). All logic lives in action/main-run.ts.
 import { runMain } from './action/main-run.js';
 
-await runMain();
+void runMain();

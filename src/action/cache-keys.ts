@@ -6,7 +6,7 @@
  * Build caches: rolling keys in the manner of rust-cache / ccache-action: every run saves a
  * new key (run id + attempt), and restores the newest entry with the same prefix.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/random.js';
 import type { ArchInfo } from '../emulation/arch.js';
 
 export const KEY_VERSION = 'v1';
@@ -22,7 +22,7 @@ export interface BuildCacheKeys {
 }
 
 export function buildCacheKeys(options: { arch: ArchInfo; image: string; cellPaths: string[]; userKey: string; job?: string; runId?: string; runAttempt?: string }): BuildCacheKeys {
-  const identity = createHash('sha256').update(JSON.stringify([options.image, options.cellPaths])).digest('hex').slice(0, 16);
+  const identity = sha256Hex(JSON.stringify([options.image, options.cellPaths])).slice(0, 16);
   const user = options.userKey ? `-${options.userKey.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 200)}` : '';
   const prefix = `build-cell-caches-${KEY_VERSION}-${options.arch.name}-${identity}${user}-`;
   const primary = `${prefix}${options.runId ?? Date.now()}-${options.runAttempt ?? '1'}`;

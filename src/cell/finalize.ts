@@ -9,30 +9,56 @@
 import { chmod, lchown, lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { covers, relativeTo } from '../spec/paths.js';
+import { overlaps, relativeTo } from '../spec/paths.js';
 import type { BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { copyTree } from './stage.js';
+import { randomHex } from '../util/random.js';
 import { chownTree, mkdirOwned, treeSize, type Owner } from '../util/fs.js';
 import type { CellPlan } from './plan.js';
 
 export type { Owner } from '../util/fs.js';
 
 /** Resolve each export's host destination before the run: parent created, symlinks in it resolved now. */
-export async function resolveExportDestinations(spec: BuildCellSpec, owner?: Owner): Promise<string[]> {
-  const out: string[] = [];
+/**
+ * Export destinations against caches, on the host paths as they resolve now (read-only: the
+ * engine checks this before it creates anything).
+ */
+export async function checkExportDestinations(spec: Pick<BuildCellSpec, 'exports' | 'caches'>): Promise<void> {
+  const caches = await Promise.all(spec.caches.map((c) => realPathOf(c.source)));
   for (const [i, e] of spec.exports.entries()) {
-    const parent = dirname(e.destination);
-    await mkdirOwned(parent, owner);
-    const real = await realpath(parent);
-    for (const c of spec.caches) {
-      if (covers(c.source, join(real, basename(e.destination)))) {
-        throw new UserError(`exports[${i}].destination`, `${show(e.destination)} lies inside the cache ${show(c.source)}, which the cell writes`);
+    const destination = join(await realPathOf(dirname(e.destination)), basename(e.destination));
+    for (const [k, c] of spec.caches.entries()) {
+      // An export replaces its destination: inside a cache it would race the sync, around one delete it.
+      if (overlaps(caches[k]!, destination)) {
+        throw new UserError(`exports[${i}].destination`, `${show(e.destination)} must neither lie inside nor contain the cache ${show(c.source)}`);
       }
     }
-    out.push(join(real, basename(e.destination)));
+  }
+}
+
+/** Create each export destination's parent (owned by `owner`) and resolve it: the cell cannot redirect it later. */
+export async function resolveExportDestinations(spec: BuildCellSpec, owner?: Owner): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of spec.exports) {
+    const parent = dirname(e.destination);
+    await mkdirOwned(parent, owner);
+    out.push(join(await realpath(parent), basename(e.destination)));
   }
   return out;
+}
+
+/** realpath of the longest existing ancestor, joined with the missing rest. */
+async function realPathOf(path: string): Promise<string> {
+  const missing: string[] = [];
+  for (let current = path; ; current = dirname(current)) {
+    try {
+      return join(await realpath(current), ...missing.reverse());
+    } catch {
+      if (current === dirname(current)) return path;
+      missing.push(basename(current));
+    }
+  }
 }
 
 /**
@@ -128,7 +154,8 @@ export async function syncChanges(upper: string, view: string, host: string, own
 
 /** Copy `source` next to `destination`, then swap it in: a failed copy never leaves half a tree. */
 async function replaceWithCopy(source: string, destination: string, what: string): Promise<void> {
-  const temp = join(dirname(destination), `.${basename(destination)}.build-cell-${process.pid}`);
+  // A short name of its own (not derived from the destination's, which may be 255 bytes long).
+  const temp = join(dirname(destination), `.build-cell-${process.pid}-${randomHex(4)}.tmp`);
   await rm(temp, { recursive: true, force: true });
   try {
     await copyTree(source, temp, what);

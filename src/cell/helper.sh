@@ -30,8 +30,12 @@ while [ "$#" -gt 0 ]; do
   case $op in
     ns-check)
       need 2 "$@"
-      self=$(readlink /proc/self/ns/mnt) || fail "cannot read /proc/self/ns/mnt"
-      if [ "$self" = "$2" ] || [ /proc/self/ns/mnt -ef /proc/1/ns/mnt ]; then fail "refusing to run in the host mount namespace"; fi
+      # fd $2 is the engine's own mount namespace (/proc/self/ns/mnt, opened by the engine):
+      # test -ef compares the namespaces' inodes without a readlink process.
+      [ -e "/proc/self/fd/$2" ] || fail "the engine's mount namespace (fd $2) is missing"
+      if [ /proc/self/ns/mnt -ef "/proc/self/fd/$2" ] || [ /proc/self/ns/mnt -ef /proc/1/ns/mnt ]; then fail "refusing to run in the host mount namespace"; fi
+      case $2 in *[!0-9]*) fail "internal: bad fd $2" ;; esac
+      eval "exec $2<&-"
       shift 2 ;;
     root-check)
       need 3 "$@"
@@ -45,7 +49,6 @@ while [ "$#" -gt 0 ]; do
       IFS= read -r go <&3 || go=
       [ "$go" = go ] || fail "the engine did not start the cell"
       shift ;;
-    private) run mount --make-rprivate /; shift ;;
     overlay)
       need 5 "$@"
       # redirect_dir and metacopy off: every change is whole in the upper layer, where the
@@ -96,7 +99,7 @@ while [ "$#" -gt 0 ]; do
     # root keeps file ownership semantics but has no capability over the host. The mounts above
     # were made by real root (privileged overlayfs semantics, e.g. directory renames) and are
     # locked in the new namespace; what follows runs inside it.
-    enter-userns) need 2 "$@"; userns_proc=$2; shift 2; userns=1; break ;;
+    enter-userns) need 4 "$@"; userns_proc=$2; unshare_bin=$3; shell_bin=$4; shift 4; userns=1; break ;;
     wait-map)
       # The outer helper writes the identity map from outside; wait for it (no fork per try).
       tries=0
@@ -109,29 +112,37 @@ while [ "$#" -gt 0 ]; do
   esac
 done
 if [ -n "$userns" ]; then
-  unshare_bin=$(command -v unshare) || fail "unshare (util-linux) is needed on the host"
-  set -- "$unshare_bin" --user --mount -- "$(command -v dash || echo /bin/sh)" "$0" --inner "$@"
+  set -- "$unshare_bin" --user --mount -- "$shell_bin" "$0" --inner "$@"
 else
-[ "$1" = exec ] && [ "$#" -ge 7 ] || fail "internal: no exec operation"
-cwd=$2 cpu=$3 as=$4 nproc=$5 root=$6
-shift 6
+[ "$1" = exec ] && [ "$#" -ge 10 ] || fail "internal: no exec operation"
+# Host tools come by absolute path (no lookup, and after "env -i" the command's own PATH applies).
+cwd=$2 cpu=$3 as=$4 nproc=$5 root=$6 env_bin=$7 prlimit_bin=$8 unshare_bin=$9
+shift 9
 ncmd=$#
 
-# Host tools by absolute path: after "env -i" the command's own PATH applies.
-env_bin=$(command -v env) && prlimit_bin=$(command -v prlimit) && unshare_bin=$(command -v unshare) \
-  || fail "env, prlimit and unshare (util-linux) are needed on the host"
-
 # The command's environment, exactly as given: appended after the command, then rotated in front.
+# Each entry is "N NAME=VALUE" followed by N more lines of the value (its newlines): builtins only.
 set -- "$@" "$env_bin" -i --
 while IFS= read -r entry <&3 && [ -n "$entry" ]; do
-  value=$(printf '%bx' "$entry")
-  set -- "$@" "${value%x}"
+  more=${entry%% *} entry=${entry#* }
+  case $more in ''|*[!0-9]*) fail "internal: bad environment entry" ;; esac
+  while [ "$more" -gt 0 ]; do
+    IFS= read -r line <&3 || fail "internal: truncated environment entry"
+    entry="$entry
+$line"
+    more=$((more - 1))
+  done
+  set -- "$@" "$entry"
 done
-set -- "$@" "$prlimit_bin"
-[ "$cpu" = - ] || set -- "$@" "--cpu=$cpu:$cpu"
-[ "$as" = - ] || set -- "$@" "--as=$as:$as"
-[ "$nproc" = - ] || set -- "$@" "--nproc=$nproc:$nproc"
-set -- "$@" -- "$unshare_bin" "--root=$root" "--wd=$cwd" --
+# prlimit only when a limit is set: one process less on the way to the command.
+if [ "$cpu$as$nproc" != --- ]; then
+  set -- "$@" "$prlimit_bin"
+  [ "$cpu" = - ] || set -- "$@" "--cpu=$cpu:$cpu"
+  [ "$as" = - ] || set -- "$@" "--as=$as:$as"
+  [ "$nproc" = - ] || set -- "$@" "--nproc=$nproc:$nproc"
+  set -- "$@" --
+fi
+set -- "$@" "$unshare_bin" "--root=$root" "--wd=$cwd" --
 while [ "$ncmd" -gt 0 ]; do set -- "$@" "$1"; shift; ncmd=$((ncmd - 1)); done
 # The inner helper has done its part: become the command.
 [ -z "$inner" ] || exec "$@" 3<&- 4>&-

@@ -6,8 +6,9 @@
  * lower. Missing components are created in upper (directories copied up with the lower one's
  * mode and owner), never in the pristine image, and never through a symlink.
  */
-import { chmod, chown, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+// Synchronous calls: a handful of tiny metadata operations per cell, where a thread-pool round
+// trip per call would cost more than the call (see the cell's warm-path budget in the README).
+import { chmodSync, chownSync, lstatSync, mkdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { CellSetupError } from '../util/errors.js';
 
@@ -24,12 +25,12 @@ export interface TargetRequest {
   cellPath: string;
 }
 
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+function lstatOrUndefined(path: string, cellPath: string): Stats | undefined {
   try {
-    return await lstat(path);
+    return lstatSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    throw error;
+    throw new CellSetupError(`mount target ${cellPath}: cannot inspect ${path}: ${(error as Error).message}`);
   }
 }
 
@@ -39,39 +40,47 @@ export async function prepareTarget(request: TargetRequest): Promise<void> {
   const fail = (why: string): never => {
     throw new CellSetupError(`mount target ${request.cellPath} ${why}`);
   };
+  // The lower layer is consulted only while its path is made of plain directories: below a
+  // lower symlink or non-directory, what overlayfs shows comes from upper alone.
+  let lowerValid = request.lower !== undefined;
   for (let i = 0; i < parts.length; i++) {
     rel = rel ? `${rel}/${parts[i]}` : parts[i]!;
     const last = i === parts.length - 1;
+    // For messages: this component as a cell path (rel is relative to the mount it lies under).
+    const cellParts = request.cellPath.split('/');
+    const at = cellParts.slice(0, cellParts.length - (parts.length - 1 - i)).join('/') || '/';
     const upperPath = join(request.upper, rel);
-    const inUpper = await lstatOrUndefined(upperPath);
-    const inLower = inUpper || !request.lower ? undefined : await lstatOrUndefined(join(request.lower, rel));
+    const inUpper = lstatOrUndefined(upperPath, request.cellPath);
+    const lowerEntry = lowerValid ? lstatOrUndefined(join(request.lower!, rel), request.cellPath) : undefined;
+    if (!lowerEntry?.isDirectory() || lowerEntry.isSymbolicLink()) lowerValid = false;
+    const inLower = inUpper ? undefined : lowerEntry;
     const found = inUpper ?? inLower;
     if (found?.isSymbolicLink()) {
       if (last && request.replaceSymlink && request.kind === 'file') {
         // Shadow the image's symlink with a regular file in the upper layer: strictly inside the cell,
         // never writing through the link.
-        if (inUpper) await rm(upperPath, { force: true });
-        await writeFile(upperPath, '', { mode: 0o644, flag: 'wx' });
+        if (inUpper) rmSync(upperPath, { force: true });
+        writeFileSync(upperPath, '', { mode: 0o644, flag: 'wx' });
         return;
       }
-      fail(`traverses a symlink at /${rel}`);
+      fail(`traverses a symlink at ${at}`);
     }
     if (!found) {
-      if (last && request.kind === 'file') await writeFile(upperPath, '', { mode: 0o644, flag: 'wx' });
-      else await mkdir(upperPath, { mode: 0o755 });
+      if (last && request.kind === 'file') writeFileSync(upperPath, '', { mode: 0o644, flag: 'wx' });
+      else mkdirSync(upperPath, { mode: 0o755 });
       continue;
     }
     if (last) {
-      if (request.kind === 'dir' && !found.isDirectory()) fail(`already exists as a non-directory at /${rel}`);
-      if (request.kind === 'file' && found.isDirectory()) fail(`already exists as a directory at /${rel}`);
+      if (request.kind === 'dir' && !found.isDirectory()) fail(`already exists as a non-directory at ${at}`);
+      if (request.kind === 'file' && found.isDirectory()) fail(`already exists as a directory at ${at}`);
       return;
     }
-    if (!found.isDirectory()) fail(`traverses a non-directory at /${rel}`);
+    if (!found.isDirectory()) fail(`traverses a non-directory at ${at}`);
     if (!inUpper) {
       // Copy the directory up so that children can be created in the upper layer.
-      await mkdir(upperPath);
-      await chmod(upperPath, found.mode & 0o7777);
-      if (process.getuid?.() === 0) await chown(upperPath, found.uid, found.gid);
+      mkdirSync(upperPath);
+      chmodSync(upperPath, found.mode & 0o7777);
+      if (process.getuid?.() === 0) chownSync(upperPath, found.uid, found.gid);
     }
   }
 }

@@ -78,11 +78,22 @@ export interface Emulation {
   ruleName: string;
 }
 
+/** Host programs the helper runs, by absolute path (resolved by the engine, never looked up in the cell). */
+export interface HelperTools {
+  unshare: string;
+  env: string;
+  prlimit: string;
+  /** The shell that runs the helper (dash; it tells a signal from an exit). */
+  shell: string;
+}
+
+/** The helper's fd holding the engine's own mount namespace (/proc/self/ns/mnt): it refuses to run there. */
+export const HOST_MNT_NS_FD = 5;
+
 export interface RunContext {
   /** Canonical runtime prefix (the state dir); root and scratch live below it. */
   prefix: string;
-  /** `readlink /proc/self/ns/mnt` of the engine: the helper refuses to run there. */
-  hostMountNs: string;
+  tools: HelperTools;
   emulation?: Emulation;
   /** A cgroup (pids controller) the cell joins to enforce maxProcesses, also for root. */
   cgroupDir?: string;
@@ -120,10 +131,9 @@ export interface MountTarget {
 }
 
 export type SetupOp =
-  | { op: 'ns-check'; hostMountNs: string }
+  | { op: 'ns-check'; fd: number }
   | { op: 'root-check'; prefix: string; root: string }
   | { op: 'wait-go' }
-  | { op: 'private' }
   | { op: 'overlay'; lower: string; upper: string; work: string; target: string }
   | { op: 'overlay-ro'; lowers: string[]; target: string }
   | { op: 'bind' | 'bind-ro'; source: string; target: string }
@@ -132,7 +142,7 @@ export type SetupOp =
   | { op: 'binfmt-mount'; target: string }
   | { op: 'binfmt-register'; dir: string; name: string; rule: string; scope: 'private' | 'global' }
   | { op: 'cgroup'; dir: string }
-  | { op: 'enter-userns'; proc: string }
+  | { op: 'enter-userns'; proc: string; unshare: string; shell: string }
   /** Several mounts in one `mount --all --fstab FILE` (see batchMounts). */
   | { op: 'mounts'; file: string; entries: FstabEntry[] }
   | { op: 'wait-map' }
@@ -141,6 +151,7 @@ export type SetupOp =
 
 export interface ExecStep {
   cwd: string;
+  tools: Pick<HelperTools, 'env' | 'prlimit' | 'unshare'>;
   cpuTimeSeconds?: number;
   memoryBytes?: number;
   maxProcesses?: number;
@@ -187,13 +198,12 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     ...spec.caches.map((m): MountTarget => ({ cellPath: m.destination, kind: 'dir' })),
   ];
   const ops: SetupOp[] = [
-    { op: 'ns-check', hostMountNs: ctx.hostMountNs },
+    { op: 'ns-check', fd: HOST_MNT_NS_FD },
     { op: 'root-check', prefix: ctx.prefix, root: spec.root },
     { op: 'wait-go' },
-    { op: 'private' },
+    // Every mount below is private already: unshare --propagation private (see cell/run.ts).
     { op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: layout.merged },
     { op: 'proc', target: inCell('/proc') },
-    // A fresh /dev: nothing the image planted there is used.
     // A fresh /dev built by the engine in the scratch (DEV_SKELETON): nothing the image planted there is used.
     { op: 'bind', source: layout.dev, target: inCell('/dev') },
     ...DEVICES.map((d): SetupOp => ({ op: 'bind', source: `/dev/${d}`, target: inCell(`/dev/${d}`) })),
@@ -234,7 +244,7 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
   if (spec.network === 'disabled') ops.push({ op: 'loopback' });
   ops.push({ op: 'hostname', name: ctx.hostname });
   if (ctx.nestedUserns) {
-    ops.push({ op: 'enter-userns', proc: inCell('/proc') }, { op: 'wait-map' });
+    ops.push({ op: 'enter-userns', proc: inCell('/proc'), unshare: ctx.tools.unshare, shell: ctx.tools.shell }, { op: 'wait-map' });
     if (emulation?.binfmt !== 'global') ops.push(...binfmtOps);
   }
 
@@ -260,6 +270,7 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     ops,
     exec: {
       cwd: spec.command.cwd,
+      tools: { env: ctx.tools.env, prlimit: ctx.tools.prlimit, unshare: ctx.tools.unshare },
       cpuTimeSeconds: spec.limits.cpuTimeSeconds,
       memoryBytes: spec.limits.memoryBytes,
       maxProcesses: spec.limits.maxProcesses,
@@ -275,10 +286,10 @@ export function helperArgv(plan: CellPlan): string[] {
   const argv: string[] = [];
   for (const op of plan.ops) {
     switch (op.op) {
-      case 'ns-check': argv.push(op.op, op.hostMountNs); break;
+      case 'ns-check': argv.push(op.op, String(op.fd)); break;
       case 'root-check': argv.push(op.op, op.prefix, op.root); break;
-      case 'wait-go': case 'private': case 'loopback': case 'wait-map': argv.push(op.op); break;
-      case 'enter-userns': argv.push(op.op, op.proc); break;
+      case 'wait-go': case 'loopback': case 'wait-map': argv.push(op.op); break;
+      case 'enter-userns': argv.push(op.op, op.proc, op.unshare, op.shell); break;
       case 'mounts': argv.push(op.op, op.file); break;
       case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target); break;
       case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target); break;
@@ -291,7 +302,7 @@ export function helperArgv(plan: CellPlan): string[] {
   }
   const e = plan.exec;
   const limit = (n: number | undefined) => (n === undefined ? '-' : String(n));
-  argv.push('exec', e.cwd, limit(e.cpuTimeSeconds), limit(e.memoryBytes), limit(e.maxProcesses), e.root, e.executable, ...e.argv);
+  argv.push('exec', e.cwd, limit(e.cpuTimeSeconds), limit(e.memoryBytes), limit(e.maxProcesses), e.root, e.tools.env, e.tools.prlimit, e.tools.unshare, e.executable, ...e.argv);
   return argv;
 }
 
@@ -363,10 +374,13 @@ export function fstabText(entries: FstabEntry[]): string {
   return entries.map((e) => `${fstabField(e.source)} ${fstabField(e.target)} ${e.type} ${fstabField(e.options)} 0 0\n`).join('');
 }
 
-function fstabEntry(op: SetupOp, syncedOverlays: boolean): FstabEntry | undefined {
+function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
   // Overlays whose upper layer is read back: every change whole in it (see the helper's overlay op).
-  const faithful = syncedOverlays ? ',redirect_dir=off,metacopy=off' : '';
+  const faithful = privileged ? ',redirect_dir=off,metacopy=off' : '';
   switch (op.op) {
+    // Without root, proc and devpts keep the helper's fallbacks (a masked /proc refuses a fresh one).
+    case 'proc': return privileged ? { source: 'proc', target: op.target, type: 'proc', options: 'nosuid,nodev,noexec' } : undefined;
+    case 'devpts': return privileged ? { source: 'devpts', target: op.target, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' } : undefined;
     case 'bind': return { source: op.source, target: op.target, type: 'none', options: 'bind' };
     case 'bind-ro': return { source: op.source, target: op.target, type: 'none', options: 'bind,ro' };
     case 'overlay': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work}${faithful}` };
@@ -377,9 +391,10 @@ function fstabEntry(op: SetupOp, syncedOverlays: boolean): FstabEntry | undefine
 
 /**
  * Replace each run of consecutive mounts by one `mounts` op: one mount(8) process for the
- * run instead of one per mount (each costs a fork, an exec and a mountinfo parse). The root
- * overlay stays separate, since its options fall back in a user namespace. Pure; the files
- * are written by the stage (see layout.fstab).
+ * run instead of one per mount (each costs a fork, an exec and a mountinfo parse). For root
+ * that is every mount of the cell: the root overlay, proc, /dev, devpts and the inputs. Without
+ * root, the root overlay, proc and devpts stay separate ops, since the helper has fallbacks for
+ * them in a user namespace. Pure; the files are written by the stage.
  */
 export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { rootless: boolean }): SetupOp[] {
   const out: SetupOp[] = [];
@@ -391,7 +406,7 @@ export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { ro
   };
   let pending: SetupOp | undefined;
   for (const op of ops) {
-    const entry = op.op === 'overlay' && op.target === layout.merged ? undefined : fstabEntry(op, !options.rootless);
+    const entry = options.rootless && op.op === 'overlay' && op.target === layout.merged ? undefined : fstabEntry(op, !options.rootless);
     if (entry) {
       if (!run.length) pending = op;
       run.push(entry);

@@ -5,16 +5,16 @@
  * --pdeathsig and --kill-child tie the cell's life to the engine's: if the engine dies, even by
  * SIGKILL, every process of the cell dies and its mounts vanish with its mount namespace.
  */
-import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readlinkSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { CellSetupError } from '../util/errors.js';
+import { randomHex } from '../util/random.js';
 import { tool, which } from '../util/which.js';
-import { HELPER_SCRIPT } from './helper-script.js';
-import { helperArgv, type CellPlan } from './plan.js';
+import { HELPER_HASH, HELPER_SCRIPT } from './helper-script.js';
+import { HOST_MNT_NS_FD, helperArgv, type CellPlan, type HelperTools } from './plan.js';
 
 export interface CellOutcome {
   exitCode: number;
@@ -28,18 +28,29 @@ export interface NamespaceOptions {
    * helper's enter-userns); map-root: rootless, the invoking user mapped to root.
    */
   userNamespace: 'none' | 'map-root';
+  tools: HelperTools;
+}
+
+/** The host programs the helper needs, by absolute path; a clear error names a missing one. */
+export function helperTools(): HelperTools {
+  // dash reports how a job ended; other shells run the helper too, but cannot tell a signal from exit 128+N.
+  return { unshare: tool('unshare'), env: tool('env'), prlimit: tool('prlimit'), shell: which('dash') ?? '/bin/sh' };
 }
 
 /** Write the helper once per content into STATE/helper/, root-owned and read-only. */
 export async function installHelper(stateDir: string): Promise<string> {
-  const hash = createHash('sha256').update(HELPER_SCRIPT).digest('hex').slice(0, 16);
   const dir = join(stateDir, 'helper');
-  const path = join(dir, `helper-${hash}.sh`);
-  const current = await readFile(path, 'utf8').catch(() => undefined);
+  const path = join(dir, `helper-${HELPER_HASH}.sh`);
+  let current: string | undefined;
+  try {
+    current = readFileSync(path, 'utf8');
+  } catch {
+    current = undefined;
+  }
   if (current !== HELPER_SCRIPT) {
     await mkdir(dir, { recursive: true, mode: 0o755 });
     // A name of its own: concurrent cells may install the helper at the same time.
-    const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const temp = `${path}.${process.pid}.${randomHex(4)}.tmp`;
     await writeFile(temp, HELPER_SCRIPT, { mode: 0o755 });
     await chmod(temp, 0o755);
     await rename(temp, path);
@@ -47,15 +58,20 @@ export async function installHelper(stateDir: string): Promise<string> {
   return path;
 }
 
-/** Escape one NAME=VALUE for the helper's `read -r` + `printf %b`. */
+/**
+ * One NAME=VALUE for the helper's control channel: "N NAME=VALUE", where N counts the entry's
+ * newlines (the helper reads that many more lines with the builtin `read -r`, no decoding).
+ */
 export function encodeEnvEntry(name: string, value: string): string {
-  return `${name}=${value}`.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+  const entry = `${name}=${value}`;
+  return `${entry.split('\n').length - 1} ${entry}`;
 }
 
-export function unshareArgs(options: NamespaceOptions): string[] {
+export function unshareArgs(options: Pick<NamespaceOptions, 'network' | 'userNamespace'>): string[] {
   return [
     ...(options.userNamespace === 'map-root' ? ['--user', '--map-root-user'] : []),
-    '--fork', '--kill-child', '--pid', '--mount', '--uts', '--ipc',
+    // Private propagation before the helper's first mount: nothing it mounts reaches the host.
+    '--fork', '--kill-child', '--pid', '--mount', '--propagation', 'private', '--uts', '--ipc',
     ...(options.network === 'disabled' ? ['--net'] : []),
   ];
 }
@@ -75,6 +91,11 @@ export function parseStatus(text: string): CellOutcome | { error: string } | und
 }
 
 export interface RunningCell {
+  /**
+   * Let the helper go on from wait-go (the scratch is staged) and hand it the command's
+   * environment. Until then it has only checked its namespace and the runtime root.
+   */
+  go(env: Array<[string, string]>): void;
   /** Resolves once the command has ended and the cell is quiescent (or rejects on a setup failure). */
   outcome: Promise<CellOutcome>;
   /** The cell's filesystem as its processes saw it, reachable from the host until release(). */
@@ -85,16 +106,25 @@ export interface RunningCell {
   kill(): void;
 }
 
-export function startCell(plan: CellPlan, env: Array<[string, string]>, helperPath: string, options: NamespaceOptions): RunningCell {
+/**
+ * Start the helper in its namespaces. It stops at wait-go, so the engine can stage the scratch
+ * meanwhile (process start-up and staging overlap) and then call go().
+ */
+export function startCell(plan: CellPlan, helperPath: string, options: NamespaceOptions): RunningCell {
   const setpriv = tool('setpriv');
-  const unshare = tool('unshare');
-  // dash reports how a job ended; other shells run the helper too, but cannot tell a signal from exit 128+N.
-  const shell = which('dash') ?? '/bin/sh';
+  const { unshare, shell } = options.tools;
   const args = ['--pdeathsig', 'KILL', '--', unshare, ...unshareArgs(options), '--', shell, helperPath, ...helperArgv(plan)];
-  const child = spawn(setpriv, args, {
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'],
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
-  });
+  // The helper's ns-check compares its mount namespace with this one, handed over as an open fd.
+  const hostMountNs = openSync('/proc/self/ns/mnt', 'r');
+  let child: ChildProcess;
+  try {
+    child = spawn(setpriv, args, {
+      stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', ...Array<'ignore'>(HOST_MNT_NS_FD - 5).fill('ignore'), hostMountNs],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+    });
+  } finally {
+    closeSync(hostMountNs);
+  }
   const control = child.stdio[3] as Writable;
   const status = child.stdio[4] as Readable;
   control.on('error', () => undefined);
@@ -119,14 +149,13 @@ export function startCell(plan: CellPlan, env: Array<[string, string]>, helperPa
     });
   });
 
-  const go = async () => {
-    control.write('go\n');
-    for (const [name, value] of env) control.write(`${encodeEnvEntry(name, value)}\n`);
-    control.write('\n');
-  };
-  go().catch(() => child.kill('SIGKILL'));
+  // A setup failure before the engine awaits the outcome (it stages meanwhile) is not unhandled.
+  outcome.catch(() => undefined);
 
   return {
+    go: (env) => {
+      control.write(['go', ...env.map(([name, value]) => encodeEnvEntry(name, value)), '', ''].join('\n'));
+    },
     outcome,
     viewRoot: `/proc/${child.pid}/root`,
     release: async () => {
@@ -135,11 +164,6 @@ export function startCell(plan: CellPlan, env: Array<[string, string]>, helperPa
     },
     kill: () => child.kill('SIGKILL'),
   };
-}
-
-/** `readlink /proc/self/ns/mnt` of this process. */
-export function ownMountNamespace(): string {
-  return readlinkSync('/proc/self/ns/mnt');
 }
 
 export function hostResolvConf(): string | undefined {

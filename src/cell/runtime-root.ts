@@ -3,7 +3,8 @@
  * state dir, reached without symlinks, and the root must carry a sentinel file naming that
  * prefix. The helper checks the sentinel again from inside the namespaces.
  */
-import { lstat, mkdir, readFile, realpath } from 'node:fs/promises';
+// Synchronous: a few metadata calls on every run's warm path (cheaper than thread-pool round trips).
+import { lstatSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT_SENTINEL } from '../image/store.js';
 import { checkAbsoluteNotRoot, covers, normalizeAbsolute } from '../spec/paths.js';
@@ -12,12 +13,18 @@ import { CellSetupError, UserError, show } from '../util/errors.js';
 /** The state dir, created if needed and canonicalized: the runtime prefix. */
 export async function canonicalPrefix(stateDir: string): Promise<string> {
   checkAbsoluteNotRoot(stateDir, 'state-dir');
-  await mkdir(stateDir, { recursive: true, mode: 0o755 });
-  const canonical = await realpath(stateDir);
+  // Checked on the path as given before anything is created, and on the canonical one after.
+  checkPrefixName(stateDir);
+  mkdirSync(stateDir, { recursive: true, mode: 0o755 });
+  const canonical = realpathSync(stateDir);
   if (canonical === '/') throw new UserError('state-dir', 'must not resolve to /');
-  // Mount options (overlay lowerdir=...) and helper arguments cannot carry these safely.
-  if (/[,:\n\\]/.test(canonical)) throw new UserError('state-dir', `must not contain ',', ':', '\\' or newlines: ${show(canonical)}`);
+  checkPrefixName(canonical);
   return canonical;
+}
+
+/** Mount options (overlay lowerdir=...) and helper arguments cannot carry these safely. */
+function checkPrefixName(path: string): void {
+  if (/[,:\n\\]/.test(path)) throw new UserError('state-dir', `must not contain ',', ':', '\\' or newlines: ${show(path)}`);
 }
 
 /**
@@ -32,12 +39,9 @@ export async function prepareDirUnder(prefix: string, path: string, field: strin
   let current = '/';
   for (const part of normalized.split('/').filter(Boolean)) {
     current = join(current, part);
-    let info;
-    try {
-      info = await lstat(current);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      await mkdir(current, { mode: 0o755 });
+    const info = lstatSync(current, { throwIfNoEntry: false });
+    if (!info) {
+      mkdirSync(current, { mode: 0o755 });
       continue;
     }
     if (info.isSymbolicLink()) throw new CellSetupError(`${field} ${normalized} traverses a symlink at ${current}`);
@@ -49,13 +53,13 @@ export async function prepareDirUnder(prefix: string, path: string, field: strin
 /** The root must be a real directory under the prefix whose sentinel names the prefix. */
 export async function checkRuntimeRoot(prefix: string, root: string): Promise<void> {
   if (!covers(prefix, root) || root === prefix) throw new UserError('root', `${show(root)} must live under the runtime prefix ${show(prefix)}`);
-  const info = await lstat(root).catch(() => undefined);
+  const info = lstatSync(root, { throwIfNoEntry: false });
   if (!info || info.isSymbolicLink() || !info.isDirectory()) throw new CellSetupError(`container root ${root} is not a directory (or is a symlink)`);
-  if ((await realpath(root)) !== root) throw new CellSetupError(`container root ${root} traverses a symlink`);
+  if (realpathSync(root) !== root) throw new CellSetupError(`container root ${root} traverses a symlink`);
   const sentinel = join(root, ROOT_SENTINEL);
-  const sentinelInfo = await lstat(sentinel).catch(() => undefined);
+  const sentinelInfo = lstatSync(sentinel, { throwIfNoEntry: false });
   if (!sentinelInfo?.isFile()) throw new CellSetupError(`missing runtime root sentinel ${sentinel}`);
-  if ((await readFile(sentinel, 'utf8')) !== prefix) {
+  if (readFileSync(sentinel, 'utf8') !== prefix) {
     throw new CellSetupError(`runtime root sentinel ${sentinel} does not match the runtime prefix ${prefix}`);
   }
 }

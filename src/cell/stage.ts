@@ -4,7 +4,10 @@
  * Copies use `cp -a` (ownership, modes, times, symlinks as symlinks, reflinks where the
  * filesystem has them); archives are unpacked with node-tar, refusing unsafe entries.
  */
-import { chmod, lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+// The scratch's skeleton is a few dozen tiny metadata operations: synchronous calls, since a
+// thread-pool round trip each would cost more than the calls themselves (the warm-cell budget).
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isWorkspaceArchive } from '../spec/validate.js';
 import { specToJson } from '../spec/request.js';
@@ -15,23 +18,25 @@ import { mkdirOwned, type Owner } from '../util/fs.js';
 import { DEV_SKELETON, fstabText, hostLocation, type CellPlan } from './plan.js';
 import { prepareTarget } from './mount-targets.js';
 
-export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner, ownerFile?: { name: string; content: string }): Promise<void> {
+/**
+ * Stage the scratch dir (which the engine created, empty). Only what this cell uses is created:
+ * on some disks every directory costs a fraction of a millisecond.
+ */
+export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<void> {
   const { layout, staging } = plan;
-  await rm(layout.scratch, { recursive: true, force: true });
-  await mkdir(layout.scratch, { recursive: true, mode: 0o755 });
   // The engine has checked the inputs (existence, kinds) before anything was written.
-  // Who runs this cell: a later run removes the scratch if this one is killed before its cleanup.
-  if (ownerFile) await writeFile(join(layout.scratch, ownerFile.name), ownerFile.content);
-  for (const dir of [layout.workspace, layout.importsDir, layout.cachesDir, layout.upper, layout.work, layout.merged, layout.empty]) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-  }
-  await writeFile(layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 });
-  await makeDevSkeleton(layout.dev);
-  for (const op of plan.ops) if (op.op === 'mounts') await writeFile(op.file, fstabText(op.entries), { mode: 0o600 });
+  const dirs = [layout.upper, layout.work, layout.merged];
+  if (staging.workspace === 'copy') dirs.push(layout.workspace);
+  if (staging.imports.includes('copy')) dirs.push(layout.importsDir);
+  if (staging.imports.includes('overlay')) dirs.push(layout.empty);
+  if (staging.caches.includes('copy')) dirs.push(layout.cachesDir);
+  for (const dir of dirs) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  makeDevSkeleton(layout.dev);
+  for (const op of plan.ops) if (op.op === 'mounts') writeFileSync(op.file, fstabText(op.entries), { mode: 0o600 });
 
   const seed = spec.workspaceSeed;
   if (seed.kind === 'snapshot') {
-    if (staging.workspace === 'overlay') await makeOverlayDirs(layout.workspaceUpper, layout.workspaceWork);
+    if (staging.workspace === 'overlay') makeOverlayDirs(layout.workspaceUpper, layout.workspaceWork);
     else await copyTree(`${seed.path}/.`, layout.workspace, 'stage the workspace');
   } else if (seed.kind === 'archive') {
     await unpackArchive(seed.path, layout.workspace);
@@ -40,13 +45,13 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
     if (staging.imports[i] === 'copy') await copyTree(m.source, layout.importPath(i), `stage import ${m.source}`);
   }
   for (const [i, m] of spec.caches.entries()) {
-    const info = await lstat(m.source).catch(() => undefined);
+    const info = lstatSync(m.source, { throwIfNoEntry: false });
     if (staging.caches[i] === 'overlay') {
       // The host cache directory is the lower layer: it must exist, owned by the user behind sudo.
       if (!info) await mkdirOwned(m.source, owner);
-      await makeOverlayDirs(layout.cacheUpper(i), layout.cacheWork(i));
+      makeOverlayDirs(layout.cacheUpper(i), layout.cacheWork(i));
     } else if (info) await copyTree(m.source, layout.cachePath(i), `stage cache ${m.source}`);
-    else await mkdir(layout.cachePath(i), { mode: 0o755 });
+    else mkdirSync(layout.cachePath(i), { mode: 0o755 });
   }
   for (const target of plan.targets) {
     const where = hostLocation(spec, layout, target.cellPath, true, staging);
@@ -61,37 +66,58 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
       cellPath: target.cellPath,
     });
   }
-  if (spec.script !== undefined) await writeFile(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
+  if (spec.script !== undefined) writeFileSync(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
   for (const file of plan.files) {
-    if (file.onlyIfDir && !(await isPlainDir(spec.root, file.onlyIfDir))) continue;
+    if (file.onlyIfDir && !isPlainDir(spec.root, file.onlyIfDir)) continue;
     await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath });
-    await writeFile(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
+    writeFileSync(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
   }
 }
 
-async function makeDevSkeleton(dir: string): Promise<void> {
-  await mkdir(dir, { mode: 0o755 });
+function makeDevSkeleton(dir: string): void {
+  mkdirSync(dir, { mode: 0o755 });
   for (const entry of DEV_SKELETON) {
     const path = join(dir, entry.name);
-    if (entry.kind === 'file') await writeFile(path, '', { mode: 0o666 });
+    if (entry.kind === 'file') writeFileSync(path, '', { mode: 0o666 });
     else if (entry.kind === 'dir') {
-      await mkdir(path);
-      await chmod(path, entry.mode);
-    } else await symlink(entry.value, path);
+      mkdirSync(path);
+      chmodSync(path, entry.mode);
+    } else symlinkSync(entry.value, path);
   }
 }
 
-async function makeOverlayDirs(upper: string, work: string): Promise<void> {
-  await mkdir(upper, { recursive: true, mode: 0o755 });
-  await mkdir(work, { recursive: true, mode: 0o700 });
+function makeOverlayDirs(upper: string, work: string): void {
+  mkdirSync(upper, { recursive: true, mode: 0o755 });
+  mkdirSync(work, { recursive: true, mode: 0o700 });
+}
+
+/**
+ * The scratch's bookkeeping files, written on the thread pool while the cell starts (off the
+ * critical path): who runs it (a later run removes the scratch of a run killed before its
+ * cleanup) and the redacted request (env names only), for a scratch that is kept.
+ */
+export function writeScratchRecords(spec: BuildCellSpec, plan: CellPlan, ownerFile: { name: string; content: string }): Promise<void> {
+  const written = Promise.all([
+    writeFile(join(plan.layout.scratch, ownerFile.name), ownerFile.content),
+    writeFile(plan.layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 }),
+  ]).then(() => undefined);
+  written.catch(() => undefined);
+  return written;
+}
+
+/** An empty scratch dir: one left by an earlier attempt with the same cell id is emptied. */
+export function emptyScratch(scratch: string): void {
+  if (readdirSync(scratch).length === 0) return;
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { mode: 0o755 });
 }
 
 /** `cellPath` is a directory in the image, reached without symlinks. */
-async function isPlainDir(root: string, cellPath: string): Promise<boolean> {
+function isPlainDir(root: string, cellPath: string): boolean {
   let current = root;
   for (const part of cellPath.split('/').filter(Boolean)) {
     current = join(current, part);
-    const info = await lstat(current).catch(() => undefined);
+    const info = lstatSync(current, { throwIfNoEntry: false });
     if (!info || info.isSymbolicLink() || !info.isDirectory()) return false;
   }
   return true;
@@ -109,7 +135,7 @@ export async function copyTree(source: string, destination: string, what: string
  */
 export async function unpackArchive(archive: string, destination: string, options: { stallMs?: number } = {}): Promise<void> {
   if (!isWorkspaceArchive(archive)) throw new UserError('workspace', `unsupported archive ${show(archive)}: accepted are .tar, .tar.gz and .tgz`);
-  if (!(await lstat(archive).catch(() => undefined))?.isFile()) throw new UserError('workspace', `archive ${show(archive)} does not exist`);
+  if (!lstatSync(archive, { throwIfNoEntry: false })?.isFile()) throw new UserError('workspace', `archive ${show(archive)} does not exist`);
   const problems: string[] = [];
   const unsafe = (p: string) => p.startsWith('/') || p.split('/').includes('..');
   // node-tar is loaded only here: most cells have no archive workspace, and it is most of the bundle.
@@ -162,10 +188,11 @@ export async function unpackArchive(archive: string, destination: string, option
  */
 export async function removeScratch(scratch: string): Promise<void> {
   try {
-    await rm(scratch, { recursive: true, force: true });
+    // Synchronous: a scratch is mostly a small skeleton (the workspace and caches are overlays).
+    rmSync(scratch, { recursive: true, force: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EACCES' && (error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
     await exec('chmod', ['-R', 'u+rwX', '--', scratch], `make ${scratch} removable`, { allowFailure: true });
-    await rm(scratch, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
 }

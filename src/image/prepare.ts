@@ -6,10 +6,11 @@
  *                 reuses the stored layout and rootfs.
  * pull "never":   only the store is used.
  */
-import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { chownTree, type Owner } from '../util/fs.js';
 import { phaseTimer } from '../util/timing.js';
+import { sha256Hex } from '../util/random.js';
 import { join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
@@ -166,7 +167,7 @@ export function pickDigest(ref: ImageReference, arch: ArchInfo, rawManifest: str
     return exact.digest;
   }
   if (ref.pinnedDigest) return ref.pinnedDigest;
-  return `sha256:${createHash('sha256').update(rawManifest).digest('hex')}`;
+  return `sha256:${sha256Hex(rawManifest)}`;
 }
 
 async function copyLayout(store: Store, request: PrepareRequest, digest: string): Promise<void> {
@@ -203,9 +204,10 @@ async function readManifestConfig(layout: string, manifestDigest: string, what =
   let manifest: { config?: { digest?: string }; layers?: unknown };
   let config: ImageConfigBlob;
   try {
-    manifest = JSON.parse(await readFile(blobPath(layout, manifestDigest), 'utf8'));
+    // Synchronous: two small blobs, read on every warm run.
+    manifest = JSON.parse(readFileSync(blobPath(layout, manifestDigest), 'utf8'));
     if (!manifest || typeof manifest.config?.digest !== 'string' || !Array.isArray(manifest.layers)) throw new Error('no config or layers');
-    config = JSON.parse(await readFile(blobPath(layout, manifest.config.digest), 'utf8'));
+    config = JSON.parse(readFileSync(blobPath(layout, manifest.config.digest), 'utf8'));
     if (!config || typeof config !== 'object') throw new Error('the config is not an object');
   } catch (error) {
     throw new CellSetupError(`${what} is not a usable image manifest (${(error as Error).message})`);
@@ -214,7 +216,7 @@ async function readManifestConfig(layout: string, manifestDigest: string, what =
 }
 
 export async function readImageConfig(layout: string): Promise<ImageConfig> {
-  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
   const config = await readManifestConfig(layout, index.manifests[0]!.digest);
   return { env: config.config?.Env ?? [], workingDir: config.config?.WorkingDir || undefined };
 }
@@ -234,7 +236,11 @@ async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, roo
     const target = join(temp, 'rootfs');
     await exec(umoci, ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layoutDir}:${LAYOUT_TAG}`, target], `cannot unpack ${layoutDir}`, { dieWithParent: true });
     // The sentinel ties the rootfs to this state dir (the runtime prefix); see cell/runtime-root.ts.
-    await writeFile(join(target, ROOT_SENTINEL), store.stateDir, { mode: 0o444 });
+    // The image may hold an entry of that name (a symlink to a host file, say): it is replaced,
+    // never written through.
+    const sentinel = join(target, ROOT_SENTINEL);
+    await rm(sentinel, { recursive: true, force: true });
+    await writeFile(sentinel, store.stateDir, { mode: 0o444, flag: 'wx' });
     await store.commit(target, rootfs);
   } finally {
     await rm(temp, { recursive: true, force: true });

@@ -9,10 +9,10 @@
  *   STATE/cells/<id>/                                  one cell's scratch
  *   STATE/locks/, STATE/tmp/
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { ownerIsAlive } from '../util/lock.js';
-import { existsSync } from 'node:fs';
+import { randomHex, sha256Hex } from '../util/random.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArchInfo } from '../emulation/arch.js';
 
@@ -46,8 +46,14 @@ export class Store {
     return arch.ociVariant ? `${arch.ociArch}-${arch.ociVariant}` : arch.ociArch;
   }
 
+  /**
+   * The ref record's file name: the arch and the reference, escaped to [A-Za-z0-9._-] and %XX
+   * (one name per reference, and no hashing on the warm path); a long one is hashed instead.
+   */
   refKey(reference: string, arch: ArchInfo): string {
-    return createHash('sha256').update(`${reference}\narch=${this.archKey(arch)}`).digest('hex');
+    const escaped = encodeURIComponent(reference).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    const archKey = this.archKey(arch);
+    return escaped.length <= 180 ? `${archKey}-${escaped}` : `${archKey}-sha256-${sha256Hex(`${reference}\narch=${archKey}`)}`;
   }
 
   refFile(reference: string, arch: ArchInfo): string {
@@ -71,7 +77,9 @@ export class Store {
   }
 
   async readRef(reference: string, arch: ArchInfo): Promise<RefRecord | undefined> {
-    return readJson<RefRecord>(this.refFile(reference, arch));
+    const record = await readJson<RefRecord>(this.refFile(reference, arch));
+    // A record is only ever for its own reference (whatever its file is named).
+    return record?.reference === reference ? record : undefined;
   }
 
   async writeRef(record: RefRecord, arch: ArchInfo): Promise<void> {
@@ -96,7 +104,7 @@ export class Store {
 
   /** A fresh directory under STATE/tmp, to be renamed into place. */
   async tempDir(prefix: string): Promise<string> {
-    const dir = join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const dir = join(this.tmpDir, `${prefix}-${process.pid}-${randomHex(4)}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     return dir;
   }
@@ -116,7 +124,8 @@ export class Store {
 
 async function readJson<T>(file: string): Promise<T | undefined> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
+    // Synchronous: a small record read on every warm run.
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
   } catch {
     return undefined;
   }
@@ -124,7 +133,7 @@ async function readJson<T>(file: string): Promise<T | undefined> {
 
 export async function writeAtomic(file: string, content: string, mode = 0o644): Promise<void> {
   await mkdir(join(file, '..'), { recursive: true });
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const temp = `${file}.${process.pid}.${randomHex(4)}.tmp`;
   await writeFile(temp, content, { mode });
   await rename(temp, file);
 }

@@ -5,15 +5,23 @@
 import { posix } from 'node:path';
 import { UserError, show } from '../util/errors.js';
 
+/** Linux's limits: one name (path component) has at most 255 bytes, a whole path at most 4095 (PATH_MAX with its NUL). */
+export const NAME_MAX = 255;
+export const PATH_MAX = 4095;
+
 /**
- * An absolute path with no `..` component and no NUL. `.` components and repeated slashes
- * are tolerated (the seed allows them) and removed by `normalizeAbsolute`.
+ * An absolute path with no `..` component and no NUL, within Linux's name and path lengths.
+ * `.` components and repeated slashes are tolerated (the seed allows them) and removed by
+ * `normalizeAbsolute`.
  */
 export function checkAbsolutePath(path: string, field: string): void {
   if (typeof path !== 'string' || path.length === 0) throw new UserError(field, 'must be a non-empty absolute path');
   if (path.includes('\0')) throw new UserError(field, `must not contain a NUL byte: ${show(path)}`);
   if (!path.startsWith('/')) throw new UserError(field, `must be an absolute path (starting with /): ${show(path)}`);
   if (path.split('/').includes('..')) throw new UserError(field, `must not contain '..': ${show(path)}`);
+  const long = path.split('/').find((part) => Buffer.byteLength(part) > NAME_MAX);
+  if (long !== undefined) throw new UserError(field, `has a component of ${Buffer.byteLength(long)} bytes, Linux allows at most ${NAME_MAX} per name: ${show(path)}`);
+  if (Buffer.byteLength(path) > PATH_MAX) throw new UserError(field, `is ${Buffer.byteLength(path)} bytes long, Linux allows at most ${PATH_MAX}: ${show(path)}`);
 }
 
 /** Like checkAbsolutePath, and also refuses `/` itself. */

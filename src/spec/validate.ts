@@ -4,7 +4,7 @@
  * sentinel, symlinks) live in cell/runtime-root.ts and run right after this one.
  */
 import { UserError, show } from '../util/errors.js';
-import { checkAbsoluteNotRoot, checkAbsolutePath, covers, normalizeAbsolute, overlaps } from './paths.js';
+import { PATH_MAX, checkAbsoluteNotRoot, checkAbsolutePath, covers, normalizeAbsolute, overlaps } from './paths.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, type BuildCellSpec, type ResourceLimits } from './types.js';
 
 export function validateSpec(spec: BuildCellSpec): void {
@@ -41,6 +41,7 @@ export function validateSpec(spec: BuildCellSpec): void {
   checkMountDestinations(spec);
 
   checkAbsolutePath(spec.command.cwd, 'command.cwd');
+  checkCellPathLengths(spec);
   checkExecutable(spec.command.executable);
   spec.command.argv.forEach((arg, i) => {
     if (typeof arg !== 'string' || arg.includes('\0')) throw new UserError(`command.argv[${i}]`, 'must be a string without NUL bytes');
@@ -92,6 +93,36 @@ function checkMountDestinations(spec: BuildCellSpec): void {
   }
 }
 
+/**
+ * Room the engine needs beyond the state dir's own paths (spec.root, spec.scratch) for the cell
+ * paths it creates and mounts: the image's store name (`<arch>-<64 hex>`, where the request is
+ * checked with a shorter placeholder), the overlay dirs of the scratch, a `/proc/PID/root` prefix.
+ */
+const ENGINE_PATH_ROOM = 128;
+
+/**
+ * Cell paths are created and mounted below the state dir (in the image's rootfs, in the
+ * scratch): with it they must fit Linux's PATH_MAX, or the run would fail half-way with
+ * ENAMETOOLONG.
+ */
+function checkCellPathLengths(spec: BuildCellSpec): void {
+  const prefix = Math.max(Buffer.byteLength(spec.root), Buffer.byteLength(spec.scratch)) + ENGINE_PATH_ROOM;
+  const max = PATH_MAX - prefix;
+  const cellPaths = [
+    { field: 'workspacePath', path: spec.workspacePath },
+    ...spec.imports.map((m, i) => ({ field: `imports[${i}].destination`, path: m.destination })),
+    ...spec.caches.map((m, i) => ({ field: `caches[${i}].destination`, path: m.destination })),
+    ...spec.exports.map((m, i) => ({ field: `exports[${i}].source`, path: m.source })),
+    { field: 'command.cwd', path: spec.command.cwd },
+  ];
+  for (const { field, path } of cellPaths) {
+    const length = Buffer.byteLength(path);
+    if (length > max) {
+      throw new UserError(field, `is ${length} bytes long: a cell path may have at most ${Math.max(max, 0)} bytes with this state dir (Linux's PATH_MAX of 4096 bytes also holds the state dir's own path): ${show(path)}`);
+    }
+  }
+}
+
 /** Cell paths build-cell mounts itself. */
 export const RESERVED_CELL_PATHS = ['/proc', '/dev', '/.build-cell'];
 
@@ -112,13 +143,34 @@ function checkExecutable(executable: string): void {
   }
 }
 
+/** Linux's MAX_ARG_STRLEN (32 pages of 4 KiB) less the NUL: the longest single NAME=VALUE entry a program can be given. */
+export const MAX_ENV_ENTRY = 128 * 1024 - 1;
+/**
+ * The most environment accepted in all. Linux limits a program's arguments and environment
+ * together (ARG_MAX: a quarter of the stack limit, usually 2 MiB), and the command's own
+ * arguments and build-cell's helpers need their share.
+ */
+export const MAX_ENV_TOTAL = 1024 * 1024;
+
 export function checkEnv(env: ReadonlyArray<readonly [string, string]>, field = 'env'): void {
+  let total = 0;
   for (const [key, value] of env) {
     if (typeof key !== 'string' || key.length === 0) throw new UserError(field, 'keys must not be empty');
     if (key.includes('=')) throw new UserError(field, `key ${show(key)} must not contain '='`);
     if (key.includes('\0')) throw new UserError(field, `key ${show(key)} must not contain a NUL byte`);
+    // A name with a newline (or another control character) would be a different name to every
+    // tool that reads an environment line by line.
+    if (/[\x01-\x1f\x7f]/.test(key)) throw new UserError(field, `key ${show(key)} must not contain a newline or another control character`);
     if (typeof value !== 'string') throw new UserError(`${field}.${key}`, 'value must be a string');
     if (value.includes('\0')) throw new UserError(`${field}.${key}`, 'value must not contain a NUL byte');
+    const entry = Buffer.byteLength(key) + 1 + Buffer.byteLength(value);
+    if (entry > MAX_ENV_ENTRY) {
+      throw new UserError(`${field}.${key}`, `is ${entry} bytes as NAME=VALUE: Linux gives a program at most ${MAX_ENV_ENTRY} bytes per environment entry (MAX_ARG_STRLEN)`);
+    }
+    total += entry + 1;
+  }
+  if (total > MAX_ENV_TOTAL) {
+    throw new UserError(field, `holds ${total} bytes in all: at most ${MAX_ENV_TOTAL} are accepted (Linux limits a program's arguments and environment together, usually to 2 MiB)`);
   }
 }
 

@@ -16,7 +16,6 @@
  * Every step says where each tool came from through `log`.
  */
 import * as tc from '@actions/tool-cache';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import { arch as osArch, homedir, tmpdir } from 'node:os';
@@ -25,6 +24,7 @@ import type { ArchInfo } from '../emulation/arch.js';
 import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js';
 import { commandLine, exec, tailLines } from '../util/exec.js';
 import { which } from '../util/which.js';
+import { lazyCrypto } from '../util/random.js';
 import { extractDebMembers } from './deb.js';
 import {
   DEFAULT_TOOLS_SOURCE,
@@ -86,7 +86,7 @@ export class ChecksumMismatchError extends CellSetupError {
 
 /** sha256 (hex) of a file, streamed. */
 export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
+  const hash = lazyCrypto().createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }

@@ -3,14 +3,15 @@
  * that a run left the host as it was.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, existsSync, lstatSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import { REPO_ROOT } from './fixtures.js';
 
-export const CLI = join(REPO_ROOT, 'dist', 'cli.js');
+/** The built CLI; BUILD_CELL_TEST_CLI runs the tests against another bundle (e.g. one of a work tree, built elsewhere). */
+export const CLI = process.env.BUILD_CELL_TEST_CLI || join(REPO_ROOT, 'dist', 'cli.js');
 
 export interface CliResult {
   code: number;
@@ -61,6 +62,79 @@ export interface HostSnapshot {
   mounts: string;
   binfmt: string;
   cgroups: string[];
+  /** Top-level entries of a few host places that nothing in a test may write (see SENTINELS). */
+  sentinels: SentinelState;
+}
+
+/**
+ * Host places a cell (or the engine acting on a planted link) must never write to, checked
+ * cheaply: only their top-level entries, each as its type and, where `times` is set, a
+ * regular file's size and mtime (a directory's own mtime churns with its content).
+ * `onlyNew`: only entries that appear count (other work on the machine rewrites and removes
+ * its own files in /tmp). `ignore` names what concurrently running tests (and the tools they
+ * start) legitimately create or rewrite there: the temp dirs of tempDir() and the harnesses,
+ * the user database that test/helpers/users.ts edits. BUILD_CELL_TEST_HOST_IGNORE (a regular
+ * expression over absolute paths) silences more, for a machine shared with other work.
+ */
+const SENTINELS: ReadonlyArray<{ dir: string; times?: boolean; onlyNew?: boolean; ignore?: RegExp }> = [
+  { dir: '/' },
+  { dir: '/etc', times: true, ignore: /^((passwd|group|shadow|gshadow|subuid|subgid)-?|\.pwd\.lock|ld\.so\.cache)$/ },
+  { dir: '/root', ignore: /^\.(bash_history|lesshst|viminfo|wget-hsts|python_history|node_repl_history|npm|cache|config|local)$/ },
+  { dir: '/usr/local/bin', times: true },
+  { dir: '/usr/local/sbin', times: true },
+  { dir: '/etc/binfmt.d', times: true },
+  { dir: '/usr/lib/binfmt.d', times: true },
+  // Also the random names of tools' temp dirs: Python's tempfile (tmpXXXXXXXX), nanoid (ncc builds).
+  { dir: '/tmp', onlyNew: true, ignore: /^(bc-|build-cell-|results-service-|harness-selftest-|bash_|vitest|tsx-|node-compile-cache|v8-compile-cache|hsperfdata_|systemd-private-|\.X11-unix|\.ICE-unix|\.font-unix)|^tmp[a-z0-9_]{8}$|^[A-Za-z0-9_-]{21}$/ },
+];
+
+/** Names the after-check's self-test plants (suffixed with its PID); other test processes ignore them. */
+export const SELF_TEST_PREFIX = 'sentinel-selftest-';
+
+/** path -> "type[, size and mtime]"; an entry of an onlyNew place is keyed with a leading '+'. */
+export type SentinelState = Map<string, string>;
+
+function sentinelState(): SentinelState {
+  const state: SentinelState = new Map();
+  for (const { dir, times, onlyNew, ignore } of SENTINELS) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (ignore?.test(name)) continue;
+      const path = join(dir, name);
+      const info = lstatSync(path, { throwIfNoEntry: false });
+      if (!info) continue;
+      const kind = info.isSymbolicLink() ? 'link' : info.isDirectory() ? 'dir' : info.isFile() ? 'file' : 'other';
+      state.set(onlyNew ? `+${path}` : path, times && kind === 'file' ? `${kind}, ${info.size} bytes, mtime ${info.mtimeMs}` : kind);
+    }
+  }
+  return state;
+}
+
+/** Differences in the sentinel places, as readable lines (empty: nothing changed). */
+export function sentinelChanges(before: SentinelState, after: SentinelState): string[] {
+  const extra = process.env.BUILD_CELL_TEST_HOST_IGNORE ? new RegExp(process.env.BUILD_CELL_TEST_HOST_IGNORE) : undefined;
+  // What the after-check's own self-test (in another test process) plants for a moment.
+  const foreignSelfTest = (path: string) => {
+    const pid = new RegExp(`/${SELF_TEST_PREFIX}(\\d+)$`).exec(path)?.[1];
+    return pid !== undefined && pid !== String(process.pid);
+  };
+  const out: string[] = [];
+  for (const [key, now] of after) {
+    const path = key.replace(/^\+/, '');
+    if (extra?.test(path) || foreignSelfTest(path)) continue;
+    const was = before.get(key);
+    if (was === undefined) out.push(`new: ${path} (${now})`);
+    else if (was !== now && !key.startsWith('+')) out.push(`changed: ${path} (${was} -> ${now})`);
+  }
+  for (const [key, was] of before) {
+    if (!after.has(key) && !key.startsWith('+') && !extra?.test(key) && !foreignSelfTest(key)) out.push(`removed: ${key} (${was})`);
+  }
+  return out.sort();
 }
 
 /**
@@ -83,7 +157,7 @@ function buildCellCgroups(): string[] {
 }
 
 export function snapshotHost(): HostSnapshot {
-  return { mounts: readFileSync('/proc/self/mountinfo', 'utf8'), binfmt: binfmtState(), cgroups: buildCellCgroups() };
+  return { mounts: readFileSync('/proc/self/mountinfo', 'utf8'), binfmt: binfmtState(), cgroups: buildCellCgroups(), sentinels: sentinelState() };
 }
 
 /** Processes whose command line mentions the state dir (cells that outlived their run). */
@@ -109,6 +183,7 @@ export function expectHostUnchanged(before: HostSnapshot, stateDir?: string): vo
   // Another test file's cell may be running meanwhile: a cgroup is leaked when its creator is gone.
   const leaked = after.cgroups.filter((name) => !before.cgroups.includes(name) && !existsSync(`/proc/${/^build-cell-(\d+)-/.exec(name)?.[1] ?? 0}`));
   expect(leaked, 'build-cell cgroups left behind').toEqual([]);
+  expect(sentinelChanges(before.sentinels, after.sentinels), 'host sentinel places (/, /etc, /root, /usr/local, binfmt.d, /tmp)').toEqual([]);
 }
 
 /**
@@ -130,4 +205,35 @@ export async function withStateDir<T>(fn: (stateDir: string) => Promise<T>, pref
   expect(strays, 'processes that outlived their run').toEqual([]);
   expectHostUnchanged(before);
   return result;
+}
+
+/** A build-cell failure: exit 125 and one `build-cell: ...` line on stderr matching `pattern`. */
+export function expectRefused(result: CliResult, pattern: RegExp): void {
+  expect(result.code, result.stderr).toBe(125);
+  const lines = result.stderr.split('\n').filter((l) => l.trim());
+  expect(lines, result.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^build-cell: /);
+  expect(lines[0]).toMatch(pattern);
+}
+
+/**
+ * Hooks for a file of cell tests: each test gets a fresh work dir (`bc-NAME-work-*`, given to
+ * `setWork`), and afterwards the host after-check runs (with the file's state dir, for stray
+ * processes), then the work dir is removed.
+ */
+export function hostCheckedWork(name: string, setWork: (dir: string) => void, stateDir: () => string): void {
+  let before: HostSnapshot | undefined;
+  let work = '';
+  beforeEach(() => {
+    work = tempDir(`bc-${name}-work-`);
+    setWork(work);
+    before = snapshotHost();
+  });
+  afterEach(async () => {
+    try {
+      expectHostUnchanged(before!, stateDir());
+    } finally {
+      await removeDir(work);
+    }
+  });
 }

@@ -141,7 +141,7 @@ describe('concurrency and the shared store', () => {
         expect(entries(join(state, 'locks')).filter((n) => n.endsWith('.lock'))).toEqual([]);
         expect(entries(join(state, 'cells'))).toEqual([]);
         // Only the finished entries, no temporary names next to them either.
-        expect(entries(join(state, 'images', 'refs')).every((n) => /^[0-9a-f]{64}\.json$/.test(n))).toBe(true);
+        expect(entries(join(state, 'images', 'refs')).every((n) => /^amd64-[A-Za-z0-9._%-]+\.json$/.test(n) && !n.includes('.tmp'))).toBe(true);
 
         // A fifth run afterwards reuses the store: no tool call at all.
         const count = lines.length;

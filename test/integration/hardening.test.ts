@@ -7,13 +7,12 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { CLI, expectHostUnchanged, removeDir, runCli, snapshotHost, strayProcesses, tempDir, type HostSnapshot } from '../helpers/cli.js';
+import { CLI, hostCheckedWork, removeDir, runCli, strayProcesses, tempDir } from '../helpers/cli.js';
 
 let layout: string;
 let hostile: string;
 let state: string;
 let work: string;
-let before: HostSnapshot;
 
 /** An image whose rootfs plants symlinks at the places build-cell mounts on. */
 function buildHostileImage(dir: string): string {
@@ -45,15 +44,7 @@ afterAll(async () => {
   await removeDir(state);
 });
 
-beforeEach(() => {
-  work = tempDir('bc-hard-work-');
-  before = snapshotHost();
-});
-
-afterEach(async () => {
-  expectHostUnchanged(before, state);
-  await removeDir(work);
-});
+hostCheckedWork('hard', (dir) => (work = dir), () => state);
 
 describe('images that plant symlinks where build-cell mounts', () => {
   it('shadows a planted /etc/resolv.conf link inside the cell, never writing through it', async () => {
@@ -100,6 +91,23 @@ describe('hostile caches', () => {
     }));
     expect(kinds).toEqual({ 'etc-link': 'link /etc', 'passwd-link': 'link /etc/passwd', dir: 'dir', keep: 'link /etc/hostname' });
     expect(readlinkSync(join(cache, 'dir', 'shadow'))).toBe('/etc/shadow');
+  });
+});
+
+describe('hostile cache names', () => {
+  // Regression (fixed; src/cell/finalize.ts, replaceWithCopy): each synced file is first copied to
+  // `.${basename}.build-cell-${pid}` next to it; for a name of 235 bytes or more that temporary
+  // name exceeds NAME_MAX, so a build that creates such a file (legal: up to 255 bytes) makes the
+  // whole cache sync fail with a raw "ENAMETOOLONG ... lstat" and exit 125 after a successful
+  // command. Fix: a short temporary name independent of the basename, e.g.
+  // `.build-cell-${process.pid}-${randomHex(4)}` in the same directory.
+  it('syncs back a file whose name has the full 255 bytes', async () => {
+    const cache = join(work, 'cache');
+    const name = 'n'.repeat(255);
+    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--cache', `${cache}:/cache`, '--run', `echo long > /cache/${name}`]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(readdirSync(cache)).toEqual([name]);
+    expect(readFileSync(join(cache, name), 'utf8')).toBe('long\n');
   });
 });
 

@@ -297,7 +297,7 @@ describe('parseCli: stateDir', () => {
     expectUserError(() => stateDir('  ', { cwd: '/', env: {}, uid: 0 }), '--state-dir', 'must not be empty');
   });
 
-  // BUG: src/cli/args.ts:198 stateDir resolves a relative XDG_CACHE_HOME with path.resolve, i.e.
+  // Regression (fixed): src/cli/args.ts:198 stateDir resolves a relative XDG_CACHE_HOME with path.resolve, i.e.
   // against process.cwd() (not even environment.cwd), so the state dir silently depends on where
   // the CLI was started. The XDG Base Directory spec says relative values must be ignored. Fix:
   // `const xdg = environment.env.XDG_CACHE_HOME; const cache = xdg && isAbsolute(xdg) ? xdg : resolve(HOME || homedir(), '.cache');`

@@ -53,7 +53,7 @@ describe('commandLine', () => {
     expect(commandLine('login', ['a'], [''])).toBe('login a');
   });
 
-  // BUG: src/util/exec.ts:48 commandLine quotes first and redacts afterwards, so a secret that
+  // Regression (fixed): src/util/exec.ts:48 commandLine quotes first and redacts afterwards, so a secret that
   // contains a single quote is rewritten by the quoting (' -> '\'') and no longer matches:
   // it appears in error messages and debug logs. Fix: redact each word before quoting
   // (`[file, ...args].map((w) => quote(redact(w, secrets)))`).
@@ -103,7 +103,7 @@ describe('exec', () => {
     expect(ok).toEqual({ code: 0, signal: null, stdout: 'from stdin', stderr: 'err\n' });
   });
 
-  // BUG: src/util/exec.ts:73 and :35 only stderr is redacted; when a failing command writes nothing to
+  // Regression (fixed): src/util/exec.ts:73 and :35 only stderr is redacted; when a failing command writes nothing to
   // stderr, ExecError uses the tail of the *unredacted* stdout, so a secret printed on stdout
   // ends up in the error message. Fix: redact stdout too (or redact `tail` in ExecError).
   it('redacts secrets from a stdout tail used in the error message', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { HELPER_SCRIPT } from '../../src/cell/helper-script.js';
+import { createHash } from 'node:crypto';
+import { HELPER_HASH, HELPER_SCRIPT } from '../../src/cell/helper-script.js';
 import { helperArgv, planCell } from '../../src/cell/plan.js';
 import { resolveArch, binfmtRule } from '../../src/emulation/arch.js';
 import { baseSpec } from './spec-fixture.js';
@@ -16,7 +17,9 @@ describe('helper-script.ts', () => {
   it('is the header followed by the generated export, as embed-helper.mjs writes it', () => {
     const header = readFileSync(new URL('helper-script.header.txt', here), 'utf8');
     const generated = readFileSync(new URL('helper-script.ts', here), 'utf8');
-    expect(generated).toBe(`${header}export const HELPER_SCRIPT = ${JSON.stringify(helperSh)};\n`);
+    const hash = createHash('sha256').update(helperSh).digest('hex').slice(0, 16);
+    expect(generated).toBe(`${header}export const HELPER_SCRIPT = ${JSON.stringify(helperSh)};\n/** The first 16 hex digits of the script's sha256: its installed name (computed at build time). */\nexport const HELPER_HASH = ${JSON.stringify(hash)};\n`);
+    expect(HELPER_HASH).toBe(hash);
   });
 
   it('starts with a POSIX sh shebang', () => {
@@ -28,7 +31,7 @@ describe('helper.sh agrees with helperArgv on each operation', () => {
   /** `name) need N` in the helper: N counts the op itself. */
   const needs = new Map<string, number>();
   for (const m of helperSh.matchAll(/^\s+([a-z-]+)\)\s*(?:#[^\n]*)?\n?\s*need (\d+) /gm)) needs.set(m[1]!, Number(m[2]));
-  const noArgs = ['wait-go', 'private', 'loopback', 'wait-map'];
+  const noArgs = ['wait-go', 'loopback', 'wait-map'];
 
   it('the helper handles every op a full plan emits, with the same number of arguments', () => {
     const spec = baseSpec({ network: 'disabled' });
@@ -36,7 +39,7 @@ describe('helper.sh agrees with helperArgv on each operation', () => {
     const plan = planCell(
       spec,
       {
-        prefix: '/var/lib/build-cell', hostMountNs: 'mnt:[1]', hostname: 'h', hostResolvConf: '/etc/resolv.conf', cgroupDir: '/sys/fs/cgroup/x', nestedUserns: true,
+        prefix: '/var/lib/build-cell', tools: { unshare: '/usr/bin/unshare', env: '/usr/bin/env', prlimit: '/usr/bin/prlimit', shell: '/usr/bin/dash' }, hostname: 'h', hostResolvConf: '/etc/resolv.conf', cgroupDir: '/sys/fs/cgroup/x', nestedUserns: true,
         emulation: { arch, qemuPath: '/usr/bin/qemu-aarch64-static', binfmt: 'global', ruleName: 'r1' },
       },
       (e, i) => binfmtRule(e.ruleName, e.arch, i),
@@ -58,13 +61,15 @@ describe('helper.sh agrees with helperArgv on each operation', () => {
     }
     expect(argv[i]).toBe('exec');
     expect(seen.size).toBeGreaterThan(14);
-    // exec CWD CPU AS NPROC ROOT EXE: the helper checks for at least 7 words.
-    expect(helperSh).toContain('[ "$1" = exec ] && [ "$#" -ge 7 ]');
-    expect(helperSh).toContain('cwd=$2 cpu=$3 as=$4 nproc=$5 root=$6');
+    // exec CWD CPU AS NPROC ROOT ENV PRLIMIT UNSHARE EXE: the helper checks for at least 10 words.
+    expect(argv.length - i).toBeGreaterThanOrEqual(10);
+    expect(helperSh).toContain('[ "$1" = exec ] && [ "$#" -ge 10 ]');
+    expect(helperSh).toContain('cwd=$2 cpu=$3 as=$4 nproc=$5 root=$6 env_bin=$7 prlimit_bin=$8 unshare_bin=$9');
   });
 
-  it('decodes env entries with printf %b, matching encodeEnvEntry', () => {
-    expect(helperSh).toContain(`value=$(printf '%bx' "$entry")`);
-    expect(helperSh).toContain('IFS= read -r entry <&3');
+  it('starts no process to look up or decode anything (every host program comes by absolute path)', () => {
+    expect(helperSh).not.toMatch(/\$\(command -v/);
+    expect(helperSh).not.toMatch(/\$\(printf/);
+    expect(helperSh).not.toMatch(/^[^#\n]*\breadlink\b/m);
   });
 });

@@ -110,7 +110,7 @@ describe('withLock', () => {
 });
 
 describe('stale lock takeover race', () => {
-  // BUG: src/util/lock.ts:54-56 two waiters that both judged the lock stale both `rm` it: the
+  // Regression (fixed): src/util/lock.ts:54-56 two waiters that both judged the lock stale both `rm` it: the
   // slower one removes the lock the faster one has just re-created and taken, and both run
   // inside the lock at once (the first one's release() then deletes the second one's lock).
   // The test forces that interleaving by holding back the second waiter's rm. Fix: make the

@@ -121,7 +121,7 @@ describe('prepareTarget', () => {
     expect(await readlink(join(lower, 'etc/resolv.conf'))).toBe('/run/systemd/resolve/stub-resolv.conf');
   });
 
-  // BUG: src/cell/mount-targets.ts:52 with replaceSymlink, when the symlink is found in *upper*
+  // Regression (fixed): src/cell/mount-targets.ts:52 with replaceSymlink, when the symlink is found in *upper*
   // (latent today: only /etc/resolv.conf uses replaceSymlink, in a fresh overlay upper; but any
   // non-empty upper such as a staged workspace would hit it), `writeFile(upperPath, '')`
   // follows it and truncates whatever it points to on the host (as root: any file). Fix:
@@ -152,7 +152,7 @@ describe('prepareTarget', () => {
     await mkdir(join(lower, 'app.conf'));
     await expectFailure(
       prepareTarget({ lower, upper, rel: 'app.conf', kind: 'file', cellPath: '/etc/app.conf' }),
-      'mount target /etc/app.conf already exists as a directory at /app.conf',
+      'mount target /etc/app.conf already exists as a directory at /etc/app.conf',
     );
   });
 
@@ -170,7 +170,7 @@ describe('prepareTarget', () => {
     expect(await tree(upper)).toEqual(['l link', 'd src', 'd src/build', 'd src/build/out']);
     await expectFailure(
       prepareTarget({ upper, rel: 'link/etc', kind: 'dir', cellPath: '/workspace/link/etc' }),
-      'mount target /workspace/link/etc traverses a symlink at /link',
+      'mount target /workspace/link/etc traverses a symlink at /workspace/link',
     );
   });
 });

@@ -10,9 +10,11 @@ import { baseSpec } from './spec-fixture.js';
 const SCRATCH = '/var/lib/build-cell/cells/c1';
 const MERGED = `${SCRATCH}/root`;
 
+const TOOLS = { unshare: '/usr/bin/unshare', env: '/usr/bin/env', prlimit: '/usr/bin/prlimit', shell: '/usr/bin/dash' };
+
 const ctx = (overrides: Partial<RunContext> = {}): RunContext => ({
   prefix: '/var/lib/build-cell',
-  hostMountNs: 'mnt:[4026531841]',
+  tools: TOOLS,
   hostname: 'build-cell',
   hostResolvConf: '/etc/resolv.conf',
   ...overrides,
@@ -58,9 +60,9 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
   const merged = plan.layout.merged;
   const layout = plan.layout;
   expect(merged).toBe(posix.join(spec.scratch, 'root'));
-  expect(kinds(plan).slice(0, 5)).toEqual(['ns-check', 'root-check', 'wait-go', 'private', 'overlay']);
+  expect(kinds(plan).slice(0, 4)).toEqual(['ns-check', 'root-check', 'wait-go', 'overlay']);
   // The cell's root is the first mount, and the only one of merged itself.
-  const overlayAt = 4;
+  const overlayAt = 3;
   expect(plan.ops[overlayAt]).toEqual({ op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: merged });
   expect(plan.ops.filter((o) => opTarget(o) === merged)).toHaveLength(1);
   const procAt = indexOf(plan, (o) => o.op === 'proc');
@@ -165,11 +167,10 @@ describe('planCell: operations', () => {
   it('starts with the safety checks, then the overlay of root', () => {
     const spec = baseSpec();
     const plan = planCell(spec, ctx());
-    expect(plan.ops.slice(0, 5)).toEqual([
-      { op: 'ns-check', hostMountNs: 'mnt:[4026531841]' },
+    expect(plan.ops.slice(0, 4)).toEqual([
+      { op: 'ns-check', fd: 5 },
       { op: 'root-check', prefix: '/var/lib/build-cell', root: spec.root },
       { op: 'wait-go' },
-      { op: 'private' },
       { op: 'overlay', lower: spec.root, upper: `${SCRATCH}/overlay/upper`, work: `${SCRATCH}/overlay/work`, target: MERGED },
     ]);
     checkInvariants(spec, plan);
@@ -498,7 +499,7 @@ describe('planCell: targets', () => {
       limits: { cpuTimeSeconds: 60, memoryBytes: 1 << 30, maxProcesses: 100 },
     });
     expect(planCell(spec, ctx()).exec).toEqual({
-      cwd: '/w', cpuTimeSeconds: 60, memoryBytes: 1 << 30, maxProcesses: 100, root: MERGED, executable: 'make', argv: ['-j', '4'],
+      cwd: '/w', tools: { env: TOOLS.env, prlimit: TOOLS.prlimit, unshare: TOOLS.unshare }, cpuTimeSeconds: 60, memoryBytes: 1 << 30, maxProcesses: 100, root: MERGED, executable: 'make', argv: ['-j', '4'],
     });
   });
 });
@@ -588,7 +589,7 @@ describe('planCell: property', () => {
 
 /** The helper's arity per operation (see src/cell/helper.sh): decode argv back to ops. */
 const FIELDS: Record<SetupOp['op'], string[]> = {
-  'ns-check': ['hostMountNs'], 'root-check': ['prefix', 'root'], 'wait-go': [], private: [], loopback: [], 'enter-userns': ['proc'], 'wait-map': [],
+  'ns-check': ['fd'], 'root-check': ['prefix', 'root'], 'wait-go': [], loopback: [], 'enter-userns': ['proc', 'unshare', 'shell'], 'wait-map': [],
   overlay: ['lower', 'upper', 'work', 'target'], 'overlay-ro': ['lowers', 'target'], bind: ['source', 'target'], 'bind-ro': ['source', 'target'],
   proc: ['target'], devpts: ['target'], 'binfmt-mount': ['target'],
   'binfmt-register': ['dir', 'name', 'rule', 'scope'],
@@ -604,19 +605,20 @@ function decodeHelperArgv(argv: string[]): { ops: SetupOp[]; exec: string[] } {
     if (!fields) throw new Error(`unknown op ${op} at ${i}`);
     const decoded: Record<string, string> = { op };
     fields.forEach((f, k) => (decoded[f] = argv[i + 1 + k]!));
-    ops.push((op === 'overlay-ro' ? { ...decoded, lowers: decoded.lowers!.split(':') } : decoded) as unknown as SetupOp);
+    const typed = op === 'overlay-ro' ? { ...decoded, lowers: decoded.lowers!.split(':') } : op === 'ns-check' ? { ...decoded, fd: Number(decoded.fd) } : decoded;
+    ops.push(typed as unknown as SetupOp);
     i += 1 + fields.length;
   }
   return { ops, exec: argv.slice(i) };
 }
 
 describe('helperArgv', () => {
-  it('is a flat argv of every op, ending with exec CWD CPU AS NPROC ROOT EXE ARGS...', () => {
+  it('is a flat argv of every op, ending with exec CWD CPU AS NPROC ROOT ENV PRLIMIT UNSHARE EXE ARGS...', () => {
     const spec = baseSpec({ command: { cwd: '/w', executable: '/usr/bin/env', argv: ['A=1', 'make'] }, limits: { cpuTimeSeconds: 5, memoryBytes: 1048576, maxProcesses: 64 } });
     const plan = planCell(spec, ctx());
     const argv = helperArgv(plan);
-    expect(argv.slice(0, 7)).toEqual(['ns-check', 'mnt:[4026531841]', 'root-check', '/var/lib/build-cell', spec.root, 'wait-go', 'private']);
-    expect(argv.slice(argv.indexOf('exec'))).toEqual(['exec', '/w', '5', '1048576', '64', MERGED, '/usr/bin/env', 'A=1', 'make']);
+    expect(argv.slice(0, 6)).toEqual(['ns-check', '5', 'root-check', '/var/lib/build-cell', spec.root, 'wait-go']);
+    expect(argv.slice(argv.indexOf('exec'))).toEqual(['exec', '/w', '5', '1048576', '64', MERGED, TOOLS.env, TOOLS.prlimit, TOOLS.unshare, '/usr/bin/env', 'A=1', 'make']);
     expect(decodeHelperArgv(argv).ops).toEqual(plan.ops);
   });
 
@@ -631,10 +633,10 @@ describe('helperArgv', () => {
     const plan = planCell(baseSpec({ command: { cwd: '/w d', executable: 'my tool', argv: tricky } }), ctx({ hostname: 'h "x"' }));
     const argv = helperArgv(plan);
     const at = argv.indexOf('exec');
-    expect(argv.slice(at + 6)).toEqual(['my tool', ...tricky]);
+    expect(argv.slice(at + 9)).toEqual(['my tool', ...tricky]);
     expect(argv[at + 1]).toBe('/w d');
     expect(argv[at - 1]).toBe('h "x"');
-    expect(argv.length).toBe(at + 7 + tricky.length);
+    expect(argv.length).toBe(at + 10 + tricky.length);
   });
 
   it('property: argv after exec is exactly the command', () => {
@@ -642,7 +644,7 @@ describe('helperArgv', () => {
       fc.property(fc.array(fc.string({ unit: 'binary', maxLength: 12 }), { maxLength: 6 }), (args) => {
         const plan = planCell(baseSpec({ command: { cwd: '/', executable: 'x', argv: args } }), ctx());
         const argv = helperArgv(plan);
-        expect(decodeHelperArgv(argv).exec).toEqual(['exec', '/', '-', '-', '-', MERGED, 'x', ...args]);
+        expect(decodeHelperArgv(argv).exec).toEqual(['exec', '/', '-', '-', '-', MERGED, TOOLS.env, TOOLS.prlimit, TOOLS.unshare, 'x', ...args]);
       }),
       { numRuns: 100 },
     );
@@ -762,7 +764,7 @@ describe('the nested user namespace of root cells', () => {
     const plan = planCell(baseSpec(), ctx({ nestedUserns: true, emulation: emulation('private') }));
     const names = plan.ops.map((o) => o.op);
     expect(names.slice(-5)).toEqual(['hostname', 'enter-userns', 'wait-map', 'binfmt-mount', 'binfmt-register']);
-    expect(plan.ops.find((o) => o.op === 'enter-userns')).toEqual({ op: 'enter-userns', proc: `${plan.layout.merged}/proc` });
+    expect(plan.ops.find((o) => o.op === 'enter-userns')).toEqual({ op: 'enter-userns', proc: `${plan.layout.merged}/proc`, unshare: TOOLS.unshare, shell: TOOLS.shell });
   });
   it('registers a global rule before it, as real root', () => {
     const names = planCell(baseSpec(), ctx({ nestedUserns: true, emulation: emulation('global') })).ops.map((o) => o.op);
@@ -787,16 +789,25 @@ describe('batchMounts', () => {
     { op: 'bind-ro', source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf` },
     { op: 'hostname', name: 'h' },
   ];
-  it('runs consecutive mounts as one mount --all, keeping the root overlay and single mounts as they are', () => {
+  it('runs every mount of a root cell, in order, as one mount --all', () => {
     const batched = batchMounts(ops, layout, { rootless: false });
-    expect(batched.map((o) => o.op)).toEqual(['overlay', 'proc', 'mounts', 'devpts', 'mounts', 'hostname']);
-    const second = batched[4] as Extract<SetupOp, { op: 'mounts' }>;
-    expect(second.entries).toEqual([
+    expect(batched.map((o) => o.op)).toEqual(['mounts', 'hostname']);
+    const all = batched[0] as Extract<SetupOp, { op: 'mounts' }>;
+    expect(all.entries).toEqual([
+      { source: 'overlay', target: layout.merged, type: 'overlay', options: 'lowerdir=/img,upperdir=/s/u,workdir=/s/w,redirect_dir=off,metacopy=off' },
+      { source: 'proc', target: `${layout.merged}/proc`, type: 'proc', options: 'nosuid,nodev,noexec' },
+      { source: layout.dev, target: `${layout.merged}/dev`, type: 'none', options: 'bind' },
+      { source: '/dev/null', target: `${layout.merged}/dev/null`, type: 'none', options: 'bind' },
+      { source: 'devpts', target: `${layout.merged}/dev/pts`, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' },
       { source: 'overlay', target: `${layout.merged}/workspace`, type: 'overlay', options: 'lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,redirect_dir=off,metacopy=off' },
       { source: 'overlay', target: `${layout.merged}/src`, type: 'overlay', options: 'lowerdir=/h/imp:/s/e' },
       { source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf`, type: 'none', options: 'bind,ro' },
     ]);
-    expect(second.file.startsWith(`${layout.scratch}/`)).toBe(true);
+    expect(all.file.startsWith(`${layout.scratch}/`)).toBe(true);
+  });
+  it('keeps the root overlay, proc and devpts as ops of their own without root (the helper has fallbacks for them)', () => {
+    const batched = batchMounts(ops, layout, { rootless: true });
+    expect(batched.map((o) => o.op)).toEqual(['overlay', 'proc', 'mounts', 'devpts', 'mounts', 'hostname']);
     expect(new Set(batched.filter((o) => o.op === 'mounts').map((o) => (o as { file: string }).file)).size).toBe(2);
   });
   it('leaves overlay options to the kernel in a user namespace, where it refuses them', () => {

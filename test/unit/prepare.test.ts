@@ -125,7 +125,7 @@ describe('pickDigest from a single manifest', () => {
     }
   });
 
-  // BUG: src/image/prepare.ts:144-148 pickDigest: JSON that is valid but not an object is not rejected:
+  // Regression (fixed): src/image/prepare.ts:144-148 pickDigest: JSON that is valid but not an object is not rejected:
   // `null` crashes with a TypeError ("Cannot read properties of null"), and `42` / `"x"` / `[]`
   // are hashed as if they were a single manifest. Fix: after JSON.parse, require
   // `typeof manifest === 'object' && manifest !== null && !Array.isArray(manifest)` and throw the

@@ -20,7 +20,7 @@ describe('parseReference', () => {
     expect(ref.pinnedDigest).toBeUndefined();
   });
 
-  // BUG: src/image/reference.ts:27 parseReference re-parses a bare name as `docker://${ref}` and
+  // Regression (fixed): src/image/reference.ts:27 parseReference re-parses a bare name as `docker://${ref}` and
   // returns that inner result, so `original` ("the reference as given") becomes
   // "docker://debian:bookworm" instead of "debian:bookworm" (and is trimmed). Every message that
   // quotes ref.original (pickDigest, prepareImage, "pull is never") then shows a reference the user
@@ -81,7 +81,7 @@ describe('parseReference', () => {
     for (const t of TRANSPORTS) expect(message).toContain(t);
   });
 
-  // BUG: src/image/reference.ts:23-27 only `scheme://` is recognised as a transport, so other
+  // Regression (fixed): src/image/reference.ts:23-27 only `scheme://` is recognised as a transport, so other
   // skopeo transports written the usual way (`docker-daemon:img:tag`, `ostree:...`, `sif:...`,
   // `tarball:...`) are silently taken as Docker Hub names (`docker://docker-daemon:img:tag`, not
   // even a valid reference) and fail later inside skopeo with a confusing error. Fix: also reject

@@ -39,9 +39,9 @@ describe('Store keys and paths', () => {
     expect(store.rootfsDir(arm, D)).not.toBe(store.rootfsDir(arm64, D));
   });
 
-  it('refKey is a sha256 hex that differs per arch and per reference, and is stable', () => {
+  it('refKey is a file name of its own per arch and reference, stable across state dirs', () => {
     const key = store.refKey('docker://debian:bookworm', amd64);
-    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(key).toBe('amd64-docker%3A%2F%2Fdebian%3Abookworm');
     expect(store.refKey('docker://debian:bookworm', amd64)).toBe(key);
     expect(new Store('/other').refKey('docker://debian:bookworm', amd64)).toBe(key);
     const keys = new Set([
@@ -53,6 +53,18 @@ describe('Store keys and paths', () => {
       store.refKey('debian:bookworm', amd64),
     ]);
     expect(keys.size).toBe(6);
+  });
+
+  it('refKey is filename-safe for any reference, and hashes a long one', () => {
+    for (const ref of ['oci:/a b/../c:tag', "x!'()*~%", 'docker://h:5000/a/b@sha256:' + 'f'.repeat(64), 'é/☃', '.', '..']) {
+      const key = store.refKey(ref, amd64);
+      expect(key).toMatch(/^amd64-[A-Za-z0-9._%-]+$/);
+      expect(key.length).toBeLessThan(255 - '.json'.length);
+      expect(decodeURIComponent(key.slice('amd64-'.length))).toBe(ref);
+    }
+    const long = `docker://registry.example/${'x'.repeat(300)}:tag`;
+    expect(store.refKey(long, amd64)).toMatch(/^amd64-sha256-[0-9a-f]{64}$/);
+    expect(store.refKey(long, arm64)).not.toBe(store.refKey(long, amd64).replace('amd64', 'arm64'));
   });
 });
 
@@ -72,6 +84,15 @@ describe('Store on disk', () => {
     expect(await store.readRef('docker://x', arm64)).toBeUndefined();
     // No temporary files are left behind.
     expect(await readdir(join(dir, 'images', 'refs'))).toEqual([`${store.refKey('docker://x', amd64)}.json`]);
+  });
+
+  it('never returns a record written for another reference, whatever its file is named', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bc-store-'));
+    const store = new Store(dir);
+    await mkdir(join(dir, 'images', 'refs'), { recursive: true });
+    const other = { reference: 'docker://other', arch: 'amd64', digest: D, resolvedAt: '2024-01-01T00:00:00.000Z' };
+    await writeFile(store.refFile('docker://x', amd64), JSON.stringify(other));
+    expect(await store.readRef('docker://x', amd64)).toBeUndefined();
   });
 
   it('hasRootfs needs the sentinel', async () => {

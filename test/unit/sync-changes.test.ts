@@ -343,7 +343,7 @@ describe.skipIf(!isRoot)('syncCaches', () => {
       scratch: join(base, 'scratch'),
       caches: [{ source: overlaySource, destination: '/root/.cache' }, { source: copySource, destination: '/var/cache/b' }],
     });
-    const plan: CellPlan = planCell(spec, { prefix: base, hostMountNs: 'mnt:[1]', hostname: 'h' });
+    const plan: CellPlan = planCell(spec, { prefix: base, tools: { unshare: '/usr/bin/unshare', env: '/usr/bin/env', prlimit: '/usr/bin/prlimit', shell: '/usr/bin/dash' }, hostname: 'h' });
     expect(plan.staging.caches).toEqual(['overlay', 'copy']);
     await write(plan.layout.cacheUpper(0), { 'edit.txt': 'new', 'added.txt': 'added' });
     whiteout(join(plan.layout.cacheUpper(0), 'gone.txt'));
