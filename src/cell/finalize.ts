@@ -14,7 +14,7 @@ import type { BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { copyTree } from './stage.js';
 import { randomHex } from '../util/random.js';
-import { chownTree, mkdirOwned, treeSize, type Owner } from '../util/fs.js';
+import { mkdirOwned, settleCopiedTree, type Owner } from '../util/fs.js';
 import type { CellPlan } from './plan.js';
 
 export type { Owner } from '../util/fs.js';
@@ -91,8 +91,7 @@ export async function copyExports(spec: BuildCellSpec, cellRoot: string, destina
     }
     const destination = destinations[i]!;
     await replaceWithCopy(source, destination, `export ${e.source}`);
-    if (owner) await chownTree(destination, owner);
-    copied.push({ source: e.source, destination, bytes: await treeSize(destination) });
+    copied.push({ source: e.source, destination, bytes: await settleCopiedTree(destination, owner) });
   }
   return copied;
 }
@@ -110,7 +109,7 @@ export async function syncCaches(spec: BuildCellSpec, plan: CellPlan, cellRoot: 
     }
     await mkdirOwned(dirname(c.source), owner);
     await replaceWithCopy(plan.layout.cachePath(i), c.source, `sync cache ${c.destination} back to ${c.source}`);
-    if (owner) await chownTree(c.source, owner);
+    await settleCopiedTree(c.source, owner);
   }
 }
 
@@ -147,7 +146,7 @@ export async function syncChanges(upper: string, view: string, host: string, own
       await syncChanges(from, join(view, name), to, owner);
     } else if (info.isFile() || info.isSymbolicLink()) {
       await replaceWithCopy(from, to, `sync ${to} back from the cell`);
-      if (owner) await lchown(to, owner.uid, owner.gid);
+      await settleCopiedTree(to, owner);
     }
   }
 }

@@ -4,7 +4,7 @@
  * prefix. The helper checks the sentinel again from inside the namespaces.
  */
 // Synchronous: a few metadata calls on every run's warm path (cheaper than thread-pool round trips).
-import { lstatSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT_SENTINEL } from '../image/store.js';
 import { checkAbsoluteNotRoot, covers, normalizeAbsolute } from '../spec/paths.js';
@@ -19,7 +19,23 @@ export async function canonicalPrefix(stateDir: string): Promise<string> {
   const canonical = realpathSync(stateDir);
   if (canonical === '/') throw new UserError('state-dir', 'must not resolve to /');
   checkPrefixName(canonical);
+  closeToOthers(canonical);
   return canonical;
+}
+
+/**
+ * The image store and the cells are for their owner only: images hold setuid binaries (su,
+ * passwd, sudo of whatever release the image has), and a cell's root can make its own; other
+ * host users must not be able to reach and run them.
+ */
+function closeToOthers(prefix: string): void {
+  for (const name of ['images', 'cells']) {
+    const dir = join(prefix, name);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const info = lstatSync(dir);
+    if (!info.isDirectory()) throw new CellSetupError(`${dir} is not a directory`);
+    if ((info.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
+  }
 }
 
 /** Mount options (overlay lowerdir=...) and helper arguments cannot carry these safely. */

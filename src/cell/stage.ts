@@ -168,8 +168,10 @@ export async function unpackArchive(archive: string, destination: string, option
         else return true;
         return false;
       },
-      onwarn: (code, message) => {
-        problems.push(`${code}: ${message}`);
+      onwarn: (code, message, data) => {
+        // Name the entry (device nodes and fifos are unsupported entries: refused, never made).
+        const entry = (data as { entry?: { path?: string } } | undefined)?.entry?.path;
+        problems.push(`${code}: ${message}${entry ? ` (${show(entry)})` : ''}`);
       },
     })]);
   } catch (error) {

@@ -1,5 +1,5 @@
 /** Small recursive filesystem helpers (no symlink is ever followed). */
-import { lchown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, readdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { join } from 'node:path';
 
@@ -16,15 +16,20 @@ export async function chownTree(path: string, owner: Owner): Promise<void> {
   for (const name of await readdir(path)) await chownTree(join(path, name), owner);
 }
 
-/** Apparent size in bytes of a file or a tree. */
-export async function treeSize(path: string): Promise<number> {
+/**
+ * What a tree copied out of a cell gets before the host uses it, in one walk: setuid and setgid
+ * bits cleared on regular files (the cell's root could have set them, and the host's users must
+ * not gain the cell's root), owners set to `owner` (if any). Returns the apparent size in bytes.
+ */
+export async function settleCopiedTree(path: string, owner?: Owner): Promise<number> {
   const info = await lstat(path);
+  if (owner) await lchown(path, owner.uid, owner.gid);
+  if (info.isFile() && info.mode & 0o6000) await chmod(path, info.mode & 0o1777);
   if (!info.isDirectory()) return info.size;
   let total = 0;
-  for (const name of await readdir(path)) total += await treeSize(join(path, name));
+  for (const name of await readdir(path)) total += await settleCopiedTree(join(path, name), owner);
   return total;
 }
-
 
 /** mkdir -p, giving every directory it creates to `owner` (no root-owned leftovers on the host). */
 export async function mkdirOwned(path: string, owner?: Owner): Promise<void> {

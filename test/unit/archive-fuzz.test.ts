@@ -9,37 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unpackArchive } from '../../src/cell/stage.js';
+import { tarArchive, type TarEntry } from '../helpers/tar.js';
 
-interface Entry {
-  type: 'file' | 'dir' | 'symlink' | 'hardlink';
-  name: string;
-  link: string;
-}
-
-/** A ustar archive built byte by byte, so that any name (even a hostile one) can be written. */
-function tarArchive(entries: Entry[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const header = Buffer.alloc(512);
-    const body = e.type === 'file' ? Buffer.from(`content of ${e.name}\n`) : Buffer.alloc(0);
-    header.write(e.name.slice(0, 99), 0, 'utf8');
-    header.write(e.type === 'dir' ? '0000755\0' : '0000644\0', 100);
-    header.write('0000000\0', 108);
-    header.write('0000000\0', 116);
-    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-    header.write('00000000000\0', 136);
-    header.write({ file: '0', dir: '5', symlink: '2', hardlink: '1' }[e.type], 156);
-    header.write(e.link.slice(0, 99), 157);
-    header.write('ustar\u000000', 257, 'binary');
-    header.fill(' ', 148, 156);
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
+type Entry = TarEntry & { type: 'file' | 'dir' | 'symlink' | 'hardlink'; link: string };
 
 /** Every path under `dir`, never following symlinks. */
 async function tree(dir: string, prefix = ''): Promise<string[]> {
