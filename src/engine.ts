@@ -59,8 +59,9 @@ export interface CellRequest {
 /**
  * image: the whole image preparation (on a warm run, only the store lookup); resolve, pull and
  * unpack are its parts when they ran. setup: the checks and the plan between image and stage.
+ * release: the helper's exit, which takes the namespaces and their mounts with it.
  */
-export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'setup' | 'stage' | 'run' | 'export' | 'cache' | 'cleanup';
+export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'setup' | 'stage' | 'run' | 'export' | 'cache' | 'release' | 'cleanup';
 
 export interface CellRunResult {
   exitCode: number;
@@ -212,7 +213,6 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
     const ownerFile = { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup: spec.cleanup }) };
-    records = writeScratchRecords(spec, plan, ownerFile);
     const helper = await installHelper(prefix);
     timings.setup = Math.round((now() - setupStart) * 10) / 10;
 
@@ -223,6 +223,9 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     await timed('stage', () => stageCell(spec, plan, request.owner));
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
     running.go(spec.env);
+    // Written while the command runs (the engine only waits then); the first thread-pool call
+    // also starts the thread pool, which costs a few ms.
+    records = writeScratchRecords(spec, plan, ownerFile);
     const outcome = await timed('run', () => running.outcome);
     await records;
     if (signal?.aborted) throw new CancelledError('cancelled: every process of the cell was killed');
@@ -236,12 +239,15 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
         // Caches are synced back even when the command or an export failed (while the cell's view exists).
         await timed('cache', () => syncCaches(spec, plan, cellRoot, request.owner));
       } finally {
-        await running.release();
+        // The helper exits, and the cell's namespaces and mounts go with it.
+        await timed('release', () => running.release());
         cell = undefined;
         // Overlay work dirs (the kernel makes them mode 000) are only needed while mounted;
-        // without them a preserved scratch can be removed by its owner with a plain rm -rf.
-        for (const work of [plan.layout.work, plan.layout.workspaceWork, ...spec.caches.map((_, i) => plan.layout.cacheWork(i))]) {
-          await removeScratch(work).catch(() => undefined);
+        // without them a kept scratch can be removed by its owner with a plain rm -rf.
+        if (scratchPreserved(spec.cleanup, succeeded)) {
+          for (const work of [plan.layout.work, plan.layout.workspaceWork, ...spec.caches.map((_, i) => plan.layout.cacheWork(i))]) {
+            await removeScratch(work).catch(() => undefined);
+          }
         }
       }
     }

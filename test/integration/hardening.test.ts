@@ -73,7 +73,7 @@ describe('images that plant symlinks where build-cell mounts', () => {
 });
 
 describe('hostile caches', () => {
-  it('syncs symlinks back as symlinks, never fifos, and never reads or writes through a planted link', async () => {
+  it('syncs symlinks back as symlinks, never fifos or sockets, and never reads or writes through a planted link', async () => {
     const cache = join(work, 'cache');
     mkdirSync(cache);
     writeFileSync(join(cache, 'keep'), 'keep\n');
@@ -81,6 +81,10 @@ describe('hostile caches', () => {
       'ln -s /etc /cache/etc-link',
       'ln -s /etc/passwd /cache/passwd-link',
       'mkfifo /cache/pipe',
+      // A unix socket: busybox syslogd binds /dev/log (it stays running; the cell kills it).
+      '(syslogd -n -O - >/dev/null 2>&1 &)',
+      'i=0; while [ ! -S /dev/log ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done',
+      'mv /dev/log /cache/sock && [ -S /cache/sock ]',
       'mkdir /cache/dir && ln -s /etc/shadow /cache/dir/shadow',
       'rm /cache/keep && ln -s /etc/hostname /cache/keep',
     ].join('\n')]);
