@@ -72,7 +72,8 @@ export interface HostSnapshot {
  * regular file's size and mtime (a directory's own mtime churns with its content).
  * `onlyNew`: only entries that appear count (other work on the machine rewrites and removes
  * its own files in /tmp). `ignore` names what concurrently running tests (and the tools they
- * start) legitimately create or rewrite there: the temp dirs of tempDir() and the harnesses,
+ * start) legitimately create or rewrite there: the temp dirs of tempDir(), the harnesses and
+ * the fixture builders (test/fixtures/*.sh, run on first use while other files test),
  * the user database that test/helpers/users.ts edits. BUILD_CELL_TEST_HOST_IGNORE (a regular
  * expression over absolute paths) silences more, for a machine shared with other work.
  */
@@ -85,7 +86,7 @@ const SENTINELS: ReadonlyArray<{ dir: string; times?: boolean; onlyNew?: boolean
   { dir: '/etc/binfmt.d', times: true },
   { dir: '/usr/lib/binfmt.d', times: true },
   // Also the random names of tools' temp dirs: Python's tempfile (tmpXXXXXXXX), nanoid (ncc builds).
-  { dir: '/tmp', onlyNew: true, ignore: /^(bc-|build-cell-|results-service-|harness-selftest-|bash_|vitest|tsx-|node-compile-cache|v8-compile-cache|hsperfdata_|systemd-private-|\.X11-unix|\.ICE-unix|\.font-unix)|^tmp[a-z0-9_]{8}$|^[A-Za-z0-9_-]{21}$/ },
+  { dir: '/tmp', onlyNew: true, ignore: /^(bc-|build-cell-|build-busybox-images\.|build-debian-image\.|results-service-|harness-selftest-|bash_|vitest|tsx-|node-compile-cache|v8-compile-cache|hsperfdata_|systemd-private-|\.X11-unix|\.ICE-unix|\.font-unix)|^tmp[a-z0-9_]{8}$|^[A-Za-z0-9_-]{21}$/ },
 ];
 
 /** Names the after-check's self-test plants (suffixed with its PID); other test processes ignore them. */
