@@ -1,12 +1,14 @@
 // Builds dist/: embeds the helper script, type-checks, then bundles each entry point with ncc.
-//   dist/cli.js      the CLI, one CommonJS file: Node starts an ESM entry ~3 ms later (its ESM
-//                    loader), a visible share of a warm cell. dist/package.json makes dist/*.js
-//                    CommonJS.
+//   dist/cli.js      the CLI's launcher (src/launcher/cli-launcher.cjs), which runs
+//   dist/cli.bundle.js  the CLI, one CommonJS file, with a V8 code cache. CommonJS: Node starts
+//                    an ESM entry ~3 ms later (its ESM loader), a visible share of a warm cell.
+//                    dist/package.json makes dist/*.js CommonJS.
 //   dist/main.js     the action's steps: one-line CommonJS loaders of the ESM bundles
 //   dist/post.js     dist/main.mjs and dist/post.mjs (some of their dependencies only bundle
 //                    correctly as ESM).
 // Lazily loaded chunks (e.g. tar, only for archive workspaces) are dist/<id>.<entry>.js|mjs.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit' });
@@ -43,10 +45,17 @@ for (const entry of ['cli', 'main', 'post']) {
     bundle = bundle.replace(template, `""+e+".${entry}.${ext}"`);
     for (const chunk of chunks) renameSync(`${out}/${chunk}`, `dist/${chunk.slice(0, -chunkSuffix.length)}.${entry}.${ext}`);
   }
-  // The shebang of the TypeScript entry (if any) leads the bundle; then the version, as the
-  // global the sources declare (src/cli/main.ts: BUILD_CELL_VERSION).
-  const shebang = /^#!.*\n/.exec(readFileSync(source, 'utf8'))?.[0] ?? '';
-  writeFileSync(`dist/${entry}.${ext}`, `${shebang}var BUILD_CELL_VERSION=${JSON.stringify(version)};\n${bundle.replace(/^#!.*\n/, '')}`);
+  // The version, as the global the sources declare (src/cli/main.ts: BUILD_CELL_VERSION).
+  const text = `var BUILD_CELL_VERSION=${JSON.stringify(version)};\n${bundle.replace(/^#!.*\n/, '')}`;
+  if (entry === 'cli') {
+    // dist/cli.js is the launcher (src/launcher/cli-launcher.cjs), which runs this bundle with
+    // a V8 code cache keyed by the bundle's sha256.
+    writeFileSync('dist/cli.bundle.js', text);
+    const id = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    const launcher = readFileSync('src/launcher/cli-launcher.cjs', 'utf8');
+    if (launcher.split('@BUNDLE_ID@').length !== 2) throw new Error('src/launcher/cli-launcher.cjs: no @BUNDLE_ID@ placeholder');
+    writeFileSync('dist/cli.js', launcher.replace('@BUNDLE_ID@', id));
+  } else writeFileSync(`dist/${entry}.${ext}`, text);
   if (!commonjs) {
     writeFileSync(`dist/${entry}.js`, `// Loads the ESM bundle ${entry}.mjs (see scripts/build.mjs).\nimport('./${entry}.mjs').catch((error) => {\n  console.error(error);\n  process.exitCode = 1;\n});\n`);
   }
