@@ -381,9 +381,16 @@ function buildCellCli() {
   };
   if (existsSync(join(REPO, 'src'))) walk(join(REPO, 'src'));
   if (newer.length) log(`WARNING: dist/cli.js is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}: run npm run build for current numbers`);
-  const snapshot = join(TMP, 'cli.js');
-  copyFileSync(dist, snapshot);
-  const sha = createHash('sha256').update(readFileSync(snapshot)).digest('hex');
+  // The CLI's files (launcher, bundle, lazily loaded chunks, package.json): a snapshot, so a
+  // rebuild meanwhile cannot mix versions. The code cache lives in the bench dir (fresh).
+  const snapDir = join(TMP, 'dist');
+  mkdirSync(snapDir);
+  for (const f of readdirSync(join(REPO, 'dist'))) {
+    if (f === 'cli.js' || f === 'cli.bundle.js' || f === 'package.json' || /^\d+\.cli\.js$/.test(f)) copyFileSync(join(REPO, 'dist', f), join(snapDir, f));
+  }
+  process.env.BUILD_CELL_CODE_CACHE = join(TMP, 'code-cache');
+  const snapshot = join(snapDir, 'cli.js');
+  const sha = createHash('sha256').update(readFileSync(join(snapDir, 'cli.bundle.js'))).digest('hex');
   return { path: snapshot, sha256: sha, distMtime: new Date(distTime).toISOString(), srcNewerThanDist: newer };
 }
 
@@ -872,7 +879,7 @@ async function main() {
     `build-cell bench, ${mach.date}: ${mach.nproc} × ${mach.cpu}, ${mach.memoryGiB} GiB, Linux ${mach.kernel}, node ${mach.node}; ` +
       `load average ${mach.loadavgAtStart.join('/')} at start, ${mach.loadavgAtEnd.join('/')} at end; ` +
       `creating an empty file in the bench dir: ${mach.fileCreateUsAtStart} µs at start, ${mach.fileCreateUsAtEnd} µs at end`,
-    `build-cell ${mach.git.head ?? '?'}${mach.git.dirty ? ` (+${mach.git.dirty} uncommitted files in src/ or dist/)` : ''}, dist/cli.js sha256 ${cli.sha256.slice(0, 12)}; ` +
+    `build-cell ${mach.git.head ?? '?'}${mach.git.dirty ? ` (+${mach.git.dirty} uncommitted files in src/ or dist/)` : ''}, dist/cli.bundle.js sha256 ${cli.sha256.slice(0, 12)}; ` +
       `timing: ${HYPERFINE ? `${tools.hyperfine} (-N)` : 'process.hrtime'}; ${tools.podman}, runc ${tools.runc?.replace(/^runc version /, '')}; total bench time ${totalS.toFixed(0)} s (${(totalS - measuredS).toFixed(0)} s of it removing the temp dir)`,
     '',
     '| # | measurement | build-cell | reference | ratio | runs | notes |',
