@@ -1,7 +1,9 @@
 /**
  * The namespace runner: starts the inner helper as PID 1 of fresh namespaces,
- *   setpriv --pdeathsig KILL -- unshare [--user] --fork --kill-child --pid --mount --uts --ipc [--net] -- sh HELPER OPS...
- * feeds it "go" and the environment over fd 3, and reads the outcome from fd 4.
+ *   setpriv --pdeathsig KILL -- unshare [--user] --fork --kill-child --pid --mount
+ *     --propagation private --uts --ipc [--net] -- dash HELPER OPS...
+ * hands it the engine's mount namespace on fd 5 (for its ns-check), feeds it "go" and the
+ * environment over fd 3 once the scratch is staged, and reads the outcome from fd 4.
  * --pdeathsig and --kill-child tie the cell's life to the engine's: if the engine dies, even by
  * SIGKILL, every process of the cell dies and its mounts vanish with its mount namespace.
  */

@@ -1,6 +1,7 @@
 /**
- * Staging: a fresh scratch dir holding the workspace seed, copies of the imports and caches,
- * the overlay's upper and work dirs, the mount points, and the (redacted) request file.
+ * Staging: the scratch dir's overlay upper and work dirs, the cell's /dev skeleton, the mount
+ * points, and copies only of what cannot be an overlay lower (archives, files, paths that
+ * overlayfs' option syntax cannot carry); the (redacted) request file is written meanwhile.
  * Copies use `cp -a` (ownership, modes, times, symlinks as symlinks, reflinks where the
  * filesystem has them); archives are unpacked with node-tar, refusing unsafe entries.
  */
