@@ -12,7 +12,8 @@
 // a directory and a file of this user's own that nobody else can write, and only for this exact
 // bundle (its sha256 is in the file name), Node version and architecture. Anything else, or a
 // cache V8 rejects, means compiling as usual (and writing a fresh cache at exit).
-// BUILD_CELL_CODE_CACHE=off turns it off; BUILD_CELL_CODE_CACHE=DIR puts it elsewhere.
+// It lives in the state dir (STATE/code-cache). BUILD_CELL_CODE_CACHE=off turns it off;
+// BUILD_CELL_CODE_CACHE=DIR puts it elsewhere.
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
@@ -21,13 +22,29 @@ const { wrap } = require('node:module');
 const BUNDLE_ID = '@BUNDLE_ID@';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
+/**
+ * STATE/code-cache: everything build-cell keeps lives in its state dir (`--state-dir`, else
+ * the CLI's default, as src/cli/args.ts decides). The state dir itself is never created here.
+ */
 function cacheDir() {
   const setting = process.env.BUILD_CELL_CODE_CACHE;
   if (setting === 'off') return undefined;
   if (setting) return setting;
-  if (process.geteuid() === 0) return '/var/cache/build-cell/code-cache';
-  const base = process.env.XDG_CACHE_HOME || (process.env.HOME && path.join(process.env.HOME, '.cache'));
-  return base ? path.join(base, 'build-cell', 'code-cache') : undefined;
+  const args = process.argv.slice(2);
+  let state;
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) {
+    if (args[i] === '--state-dir') state = args[i + 1];
+    else if (args[i].startsWith('--state-dir=')) state = args[i].slice('--state-dir='.length);
+  }
+  if (state === undefined) {
+    if (process.geteuid() === 0) state = '/var/lib/build-cell';
+    else {
+      const xdg = process.env.XDG_CACHE_HOME;
+      const home = process.env.HOME || require('node:os').homedir();
+      state = path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.cache'), 'build-cell');
+    }
+  }
+  return state ? path.resolve(state, 'code-cache') : undefined;
 }
 
 /** Ours, not a symlink, and writable by nobody else. */
@@ -48,7 +65,9 @@ function readCache(file) {
 
 function writeCache(file, data) {
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // Only in a state dir that exists (the run made it): never one of the launcher's making.
+    if (!process.env.BUILD_CELL_CODE_CACHE) fs.mkdirSync(path.dirname(file), { mode: 0o700 });
+    else fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const dir = fs.lstatSync(path.dirname(file));
     if (!dir.isDirectory() || !trusted(dir)) return;
     const temp = `${file}.${process.pid}.tmp`;

@@ -90,6 +90,17 @@ describe('the code cache', () => {
     expect(lstatSync(file).isFile()).toBe(true);
   });
 
+  it('lives in the state dir given, and never creates a state dir of its own', () => {
+    const state = join(dir, 'state');
+    const env = { BUILD_CELL_CODE_CACHE: '' };
+    expect(launch(['--version', '--state-dir', state], env).status).toBe(0);
+    expect(existsSync(state)).toBe(false);
+    mkdirSync(state);
+    expect(launch(['--version', `--state-dir=${state}`], env).status).toBe(0);
+    expect(readdirSync(join(state, 'code-cache'))).toEqual([expect.stringMatching(/---version\.bin$/)]);
+    expect(lstatSync(join(state, 'code-cache')).mode & 0o777).toBe(0o700);
+  });
+
   it('is off with BUILD_CELL_CODE_CACHE=off', () => {
     expect(launch(['--version'], { BUILD_CELL_CODE_CACHE: 'off' }).status).toBe(0);
     expect(existsSync(cache)).toBe(false);
