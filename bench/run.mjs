@@ -668,7 +668,7 @@ async function main() {
       if (extraCa) {
         const [warmNode, bareCa] = viaNode;
         rows.push({
-          id: '1d', what: `the same warm cell as \`node dist/cli.js\` (no launcher), NODE_EXTRA_CA_CERTS=${extraCa} set`, bc: warmNode.median, ref: pmRun.median, ratio: warmNode.median / pmRun.median, runs: `${warmNode.runs} / ${pmRun.runs}`,
+          id: '1d', what: `the same warm cell as \`node dist/cli.js\` (not through its shebang), NODE_EXTRA_CA_CERTS=${extraCa} set`, bc: warmNode.median, ref: pmRun.median, ratio: warmNode.median / pmRun.median, runs: `${warmNode.runs} / ${pmRun.runs}`,
           notes: `Node parses that file at every start: \`node -e 0\` ${fmtMs(bareCa.median)} with it, ${fmtMs(nodeBare.median)} without; the \`build-cell\` command (dist/cli.js's shebang) drops it`,
         });
       }
