@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '28d525034d0df57e';
+const BUNDLE_ID = '97ad290619411477';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

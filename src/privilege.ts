@@ -6,7 +6,7 @@
  * `auto` picks root when root, then rootless when user namespaces work, then sudo. Probes are
  * cached for the process and cost a few milliseconds. A failure says exactly why, with the fix.
  */
-import { spawnSync } from 'node:child_process';
+import { lazyChildProcess } from './util/builtins.js';
 import { readFileSync } from 'node:fs';
 import { CellSetupError } from './util/errors.js';
 import { which } from './util/which.js';
@@ -72,7 +72,7 @@ let sudoProbe: ProbeResult | undefined;
 export function probeUserns(): ProbeResult {
   if (!usernsProbe) {
     const unshare = which('unshare');
-    const result = unshare ? spawnSync(unshare, ['--user', '--map-root-user', '--mount', '--pid', '--fork', '--', 'true'], { encoding: 'utf8', timeout: 10_000 }) : undefined;
+    const result = unshare ? lazyChildProcess().spawnSync(unshare, ['--user', '--map-root-user', '--mount', '--pid', '--fork', '--', 'true'], { encoding: 'utf8', timeout: 10_000 }) : undefined;
     usernsProbe = diagnoseUserns(readUsernsSysctls(), { ok: result?.status === 0, stderr: result?.stderr, missing: !unshare });
   }
   return usernsProbe;
@@ -81,7 +81,7 @@ export function probeUserns(): ProbeResult {
 /** `sudo -n true`, once per process. */
 export function probeSudo(): ProbeResult {
   if (!sudoProbe) {
-    const result = spawnSync('sudo', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    const result = lazyChildProcess().spawnSync('sudo', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
     if (result.error) sudoProbe = { ok: false, why: `sudo is not available (${result.error.message})` };
     else if (result.status !== 0) sudoProbe = { ok: false, why: `sudo -n refused: ${(result.stderr || '').trim() || `exit ${result.status}`} (sudo needs a password, or this user may not use it)` };
     else sudoProbe = { ok: true };

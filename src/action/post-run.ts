@@ -5,7 +5,7 @@
  * Never fails the job.
  */
 import * as core from '@actions/core';
-import { spawnSync } from 'node:child_process';
+import { lazyChildProcess } from '../util/builtins.js';
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ export async function runPost(): Promise<void> {
   try {
     if (asRoot) await rm(scratch, { recursive: true, force: true });
     else {
-      const result = spawnSync('sudo', ['-n', 'rm', '-rf', '--', scratch], { encoding: 'utf8' });
+      const result = lazyChildProcess().spawnSync('sudo', ['-n', 'rm', '-rf', '--', scratch], { encoding: 'utf8' });
       if (result.status !== 0) throw new Error(result.stderr || `sudo rm exited with ${result.status}`);
     }
     core.info(`removed the scratch ${scratch}`);

@@ -7,7 +7,8 @@
  * --pdeathsig and --kill-child tie the cell's life to the engine's: if the engine dies, even by
  * SIGKILL, every process of the cell dies and its mounts vanish with its mount namespace.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { lazyChildProcess } from '../util/builtins.js';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -120,7 +121,7 @@ export function startCell(plan: CellPlan, helperPath: string, options: Namespace
   const hostMountNs = openSync('/proc/self/ns/mnt', 'r');
   let child: ChildProcess;
   try {
-    child = spawn(setpriv, args, {
+    child = lazyChildProcess().spawn(setpriv, args, {
       stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', ...Array<'ignore'>(HOST_MNT_NS_FD - 5).fill('ignore'), hostMountNs],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
     });

@@ -3,7 +3,7 @@
  * prompting) with the state dir pinned and the invoking user recorded, so the files it
  * leaves belong to that user. Choosing the mode is src/privilege.ts.
  */
-import { spawn } from 'node:child_process';
+import { lazyChildProcess } from '../util/builtins.js';
 import { CellSetupError } from '../util/errors.js';
 
 /** Environment variables the root process needs and sudo would drop. */
@@ -18,7 +18,7 @@ export function runUnderSudo(args: string[], extraEnv: Record<string, string> = 
   const carried = CARRIED_ENV.filter((name) => env[name] !== undefined);
   const sudoArgs = ['-n', ...(carried.length ? [`--preserve-env=${carried.join(',')}`] : []), '--', 'env', `PATH=${process.env.PATH ?? ''}`, process.execPath, script, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn('sudo', sudoArgs, { stdio: 'inherit', env });
+    const child = lazyChildProcess().spawn('sudo', sudoArgs, { stdio: 'inherit', env });
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);

@@ -24,7 +24,7 @@ import type { ArchInfo } from '../emulation/arch.js';
 import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js';
 import { commandLine, exec, tailLines } from '../util/exec.js';
 import { which } from '../util/which.js';
-import { lazyCrypto } from '../util/random.js';
+import { lazyCrypto } from '../util/builtins.js';
 import { extractDebMembers } from './deb.js';
 import {
   DEFAULT_TOOLS_SOURCE,

@@ -3,7 +3,8 @@
  * array (never a shell string), output captured, and failures reported with the command line
  * and the tail of its stderr so that a user can reproduce them.
  */
-import { spawn, type SpawnOptions } from 'node:child_process';
+import type { SpawnOptions } from 'node:child_process';
+import { lazyChildProcess } from '../util/builtins.js';
 import { CellSetupError } from './errors.js';
 import { which } from './which.js';
 
@@ -66,7 +67,7 @@ export function exec(file: string, args: readonly string[], what: string, option
   if (debugEnabled()) process.stderr.write(`build-cell: debug: ${line}\n`);
   const spawnOptions: SpawnOptions = { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] };
   return new Promise((resolve, reject) => {
-    const child = spawn(file, [...args], spawnOptions);
+    const child = lazyChildProcess().spawn(file, [...args], spawnOptions);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));

@@ -1,9 +1,8 @@
 /**
- * Random names and hashes without loading node:crypto at startup: that module costs ~2 ms of
- * every start, and a warm cell needs no cryptography at all (see the README's performance notes).
+ * Random names and hashes without loading node:crypto at start-up (see ./builtins.ts).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { lazyCrypto } from './builtins.js';
 
 /** `bytes` random bytes from the kernel (/dev/urandom), as hex: for unique temporary names. */
 export function randomHex(bytes: number): string {
@@ -16,13 +15,6 @@ export function randomHex(bytes: number): string {
     closeSync(fd);
   }
   return buffer.toString('hex');
-}
-
-let crypto: typeof import('node:crypto') | undefined;
-
-/** node:crypto, loaded on first use. */
-export function lazyCrypto(): typeof import('node:crypto') {
-  return (crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
 }
 
 export function sha256Hex(data: string | Buffer): string {
