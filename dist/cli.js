@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '97ad290619411477';
+const BUNDLE_ID = 'f82bf8c4814a1ace';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

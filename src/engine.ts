@@ -167,7 +167,7 @@ async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promis
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   const importKinds = await checkHostInputs(validateRequest(request));
   await checkExportDestinations(request.spec);
-  const { timings, timed } = phaseTimer<Phase>();
+  const { timings, timed, since } = phaseTimer<Phase>();
 
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
@@ -214,7 +214,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
     const ownerFile = { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup: spec.cleanup }) };
     const helper = await installHelper(prefix);
-    timings.setup = Math.round((now() - setupStart) * 10) / 10;
+    since('setup', setupStart);
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
     // The helper starts first and waits: its process start-up overlaps the staging.

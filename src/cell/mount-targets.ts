@@ -43,11 +43,11 @@ export async function prepareTarget(request: TargetRequest): Promise<void> {
   // The lower layer is consulted only while its path is made of plain directories: below a
   // lower symlink or non-directory, what overlayfs shows comes from upper alone.
   let lowerValid = request.lower !== undefined;
+  // For messages: each component as a cell path (rel is relative to the mount it lies under).
+  const cellParts = request.cellPath.split('/');
   for (let i = 0; i < parts.length; i++) {
     rel = rel ? `${rel}/${parts[i]}` : parts[i]!;
     const last = i === parts.length - 1;
-    // For messages: this component as a cell path (rel is relative to the mount it lies under).
-    const cellParts = request.cellPath.split('/');
     const at = cellParts.slice(0, cellParts.length - (parts.length - 1 - i)).join('/') || '/';
     const upperPath = join(request.upper, rel);
     const inUpper = lstatOrUndefined(upperPath, request.cellPath);

@@ -4,7 +4,7 @@
  * and the tail of its stderr so that a user can reproduce them.
  */
 import type { SpawnOptions } from 'node:child_process';
-import { lazyChildProcess } from '../util/builtins.js';
+import { lazyChildProcess } from './builtins.js';
 import { CellSetupError } from './errors.js';
 import { which } from './which.js';
 

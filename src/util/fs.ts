@@ -1,7 +1,6 @@
 /** Small recursive filesystem helpers (no symlink is ever followed). */
 import { chmod, lchown, lstat, mkdir, readdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface Owner {
   uid: number;
