@@ -2,8 +2,8 @@
  * Drive the built CLI (dist/cli.js) exactly as users and the acceptance tests do, and check
  * that a run left the host as it was.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, existsSync, lstatSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync, lstatSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -237,4 +237,16 @@ export function hostCheckedWork(name: string, setWork: (dir: string) => void, st
       await removeDir(work);
     }
   });
+}
+
+/**
+ * A full disk without touching the host's: a fresh dir `at` gets a tmpfs of `size` (e.g. '1m')
+ * in a mount namespace of its own, where the shell `lines` run with $1 = `at`, $2 = this Node,
+ * $3 = the CLI and $4... = `args`. What they print of the tmpfs is all that is left of it: it
+ * goes away with the namespace, and `at` is an empty dir again.
+ */
+export function onSmallDisk(at: string, size: string, lines: string[], args: string[]): SpawnSyncReturns<string> {
+  mkdirSync(at);
+  const script = [`mount -t tmpfs -o size=${size} tmpfs "$1" || exit 99`, ...lines].join('\n');
+  return spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', at, process.execPath, CLI, ...args], { encoding: 'utf8' });
 }

@@ -5,14 +5,13 @@
  * setuid or setgid bits; device entries refuse the archive; a compression bomb is refused
  * and a full disk is a clear error.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { CLI, expectRefused, hostCheckedWork, removeDir, runCli, tempDir } from '../helpers/cli.js';
+import { expectRefused, hostCheckedWork, onSmallDisk, removeDir, runCli, tempDir } from '../helpers/cli.js';
 import { tarArchive } from '../helpers/tar.js';
 
 let layout: string;
@@ -107,13 +106,10 @@ describe('archives that expand too far', () => {
   /** Run the CLI with its state dir on a 16 MiB tmpfs, in a mount namespace of the test's own. */
   function runOnSmallDisk(archive: string) {
     const small = join(work, 'small-state');
-    mkdirSync(small);
-    const script = [
-      'mount -t tmpfs -o size=16m tmpfs "$1" || exit 99',
+    const result = onSmallDisk(small, '16m', [
       '"$2" "$3" run --state-dir "$1" --image "$4" --workspace "$5" -- true',
       'echo "rc=$?"; ls -A "$1/cells"',
-    ].join('\n');
-    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', small, process.execPath, CLI, image(), archive], { encoding: 'utf8' });
+    ], [image(), archive]);
     expect(readdirSync(small), 'the mount point, after its namespace is gone').toEqual([]);
     return { stdout: result.stdout, messages: result.stderr.trim().split('\n').filter((l) => l.startsWith('build-cell: ')) };
   }

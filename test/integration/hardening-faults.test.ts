@@ -4,12 +4,12 @@
  * a real registry). Each is a clear error; no truncated cache content and no half-written store
  * entry is kept, and the next run through a healthy path works.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { CLI, expectRefused, hostCheckedWork, removeDir, runCli, strayProcesses, tempDir } from '../helpers/cli.js';
+import { CLI, expectRefused, hostCheckedWork, onSmallDisk, removeDir, runCli, strayProcesses, tempDir } from '../helpers/cli.js';
 import { pushLayout, startFaultyProxy, startRegistry, type FaultyProxy, type Registry } from '../helpers/registry.js';
 
 let layout: string;
@@ -48,17 +48,13 @@ describe('a full disk during the cache sync', () => {
    * cache (name, size, first bytes) and of the tmpfs top, before that namespace goes away.
    */
   function runOnSmallDisk(cacheName: string, script: string): { stdout: string; stderr: string } {
-    const small = join(work, 'small');
-    spawnSync('mkdir', [small]);
-    const shell = [
-      'mount -t tmpfs -o size=1m tmpfs "$1" || exit 99',
+    const result = onSmallDisk(join(work, 'small'), '1m', [
       `mkdir "$1/${cacheName}" && echo old > "$1/${cacheName}/keep" && echo stays > "$1/${cacheName}/other"`,
       `"$2" "$3" run --state-dir "$4" --image "$5" --cache "$1/${cacheName}":/cache --run "$6"`,
       'echo "rc=$?"',
       `cd "$1/${cacheName}" && for f in $(ls -A); do printf '%s %s %s\\n' "$f" "$(stat -c %s "$f")" "$(head -c 8 "$f" | tr '\\0\\n' '0 ')"; done`,
       'echo "top: $(ls -A "$1" | tr "\\n" " ")"',
-    ].join('\n');
-    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', shell, 'sh', small, process.execPath, CLI, state, `oci:${layout}:amd64`, script], { encoding: 'utf8' });
+    ], [state, `oci:${layout}:amd64`, script]);
     return { stdout: result.stdout, stderr: result.stderr };
   }
 

@@ -2,12 +2,12 @@
  * Hostile images and faults: symlinks planted where build-cell mounts, a CLI killed by
  * SIGKILL mid-run, and a full disk during an export. The host stays as it was.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { CLI, hostCheckedWork, removeDir, runCli, strayProcesses, tempDir } from '../helpers/cli.js';
+import { CLI, hostCheckedWork, onSmallDisk, removeDir, runCli, strayProcesses, tempDir } from '../helpers/cli.js';
 
 let layout: string;
 let hostile: string;
@@ -144,17 +144,12 @@ describe('faults', () => {
   });
 
   it('a full disk during an export is a clear error, and no truncated file is left', async () => {
-    const small = join(work, 'small');
-    mkdirSync(small);
-    // A 1 MiB tmpfs as the export destination, in a mount namespace of the test's own;
-    // what is left in it is listed before that namespace (and the tmpfs) goes away.
-    const script = [
-      'mount -t tmpfs -o size=1m tmpfs "$1" || exit 99',
+    // A 1 MiB tmpfs as the export destination; what is left in it is listed before it goes away.
+    const result = onSmallDisk(join(work, 'small'), '1m', [
       'echo old > "$1/out"',
       `"$2" "$3" run --state-dir "$4" --image "$5" --export /workspace/big:"$1/out" --run 'head -c 4000000 /dev/zero > big'`,
       'echo "rc=$?"; cat "$1/out"; ls -A "$1"',
-    ].join('\n');
-    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', small, process.execPath, CLI, state, `oci:${layout}:amd64`], { encoding: 'utf8' });
+    ], [state, `oci:${layout}:amd64`]);
     expect(result.stdout).toBe('rc=125\nold\nout\n');
     expect(result.stderr).toMatch(/^build-cell: .*export \/workspace\/big.*No space left on device/m);
   });
