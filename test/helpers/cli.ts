@@ -141,16 +141,27 @@ export function sentinelChanges(before: SentinelState, after: SentinelState): st
 /**
  * Every registration of the host's (global) binfmt_misc instance, byte for byte. When the
  * host has not mounted it, it is read through a throwaway private mount namespace, so the
- * check is real everywhere and changes nothing.
+ * check is real everywhere and changes nothing. Like a cgroup (below), a build-cell rule is
+ * left out while a process still names it: another test file's cell (a global rule exists for
+ * as long as its cell runs); one that nothing names any more is a leak and is compared.
  */
 function binfmtState(): string {
   const dir = '/proc/sys/fs/binfmt_misc';
+  let entries: Array<[string, string]>;
   if (existsSync(join(dir, 'status'))) {
     // `register` is write-only.
-    return readdirSync(dir).filter((name) => name !== 'register').sort().map((name) => `${name}:${readFileSync(join(dir, name), 'utf8')}`).join('\n');
+    entries = readdirSync(dir).filter((name) => name !== 'register').map((name) => [name, readFileSync(join(dir, name), 'utf8')]);
+  } else {
+    // Each entry: NAME \036 CONTENT \035.
+    const script = `mount -t binfmt_misc binfmt_misc ${dir} && cd ${dir} && for f in $(ls); do [ "$f" = register ] || { printf '%s\\036' "$f"; cat "$f"; printf '\\035'; }; done`;
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], { encoding: 'utf8' });
+    entries = out.split('\x1d').filter(Boolean).map((entry) => entry.split('\x1e', 2) as [string, string]);
   }
-  const script = `mount -t binfmt_misc binfmt_misc ${dir} && cd ${dir} && for f in $(ls | sort); do [ "$f" = register ] || { printf '%s:' "$f"; cat "$f"; echo; }; done`;
-  return execFileSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], { encoding: 'utf8' });
+  return entries
+    .filter(([name]) => !(name.startsWith('build-cell-') && strayProcesses(name).length > 0))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, content]) => `${name}:${content}`)
+    .join('\n');
 }
 
 function buildCellCgroups(): string[] {
