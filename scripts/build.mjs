@@ -37,7 +37,7 @@ for (const entry of ['cli', 'main', 'post']) {
   let bundle = readFileSync(`${out}/${index}`, 'utf8');
   // Chunks become dist/<id>.<entry>.<ext>, so the entries' chunks never collide; the runtime's
   // chunk file name template is adjusted to match.
-  const chunkSuffix = `.${index}.js`.replace('.index.js.js', '.index.js');
+  const chunkSuffix = commonjs ? '.index.cjs.js' : '.index.js';
   const chunks = readdirSync(out).filter((f) => /^\d+\./.test(f) && f.endsWith(chunkSuffix));
   if (chunks.length) {
     const template = `""+e+"${chunkSuffix}"`;
@@ -47,7 +47,7 @@ for (const entry of ['cli', 'main', 'post']) {
   }
   // The version, as the global the sources declare (src/cli/main.ts: BUILD_CELL_VERSION).
   const text = `var BUILD_CELL_VERSION=${JSON.stringify(version)};\n${bundle.replace(/^#!.*\n/, '')}`;
-  if (entry === 'cli') {
+  if (commonjs) {
     // dist/cli.js is the launcher (src/launcher/cli-launcher.cjs), which runs this bundle with
     // a V8 code cache keyed by the bundle's sha256.
     writeFileSync('dist/cli.bundle.js', text);
@@ -55,8 +55,8 @@ for (const entry of ['cli', 'main', 'post']) {
     const launcher = readFileSync('src/launcher/cli-launcher.cjs', 'utf8');
     if (launcher.split('@BUNDLE_ID@').length !== 2) throw new Error('src/launcher/cli-launcher.cjs: no @BUNDLE_ID@ placeholder');
     writeFileSync('dist/cli.js', launcher.replace('@BUNDLE_ID@', id));
-  } else writeFileSync(`dist/${entry}.${ext}`, text);
-  if (!commonjs) {
+  } else {
+    writeFileSync(`dist/${entry}.${ext}`, text);
     writeFileSync(`dist/${entry}.js`, `// Loads the ESM bundle ${entry}.mjs (see scripts/build.mjs).\nimport('./${entry}.mjs').catch((error) => {\n  console.error(error);\n  process.exitCode = 1;\n});\n`);
   }
   rmSync(out, { recursive: true, force: true });
