@@ -9,7 +9,6 @@ inner=
 if [ "${1-}" = --inner ]; then inner=1; shift; fi
 userns=
 
-report() { printf '%s\n' "$*" >&4 2>/dev/null || :; }
 fail() {
   printf 'error %s\n' "$*" >&4 2>/dev/null || printf 'build-cell: %s\n' "$*" >&2
   unregister_global

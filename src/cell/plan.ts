@@ -398,18 +398,16 @@ function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
  */
 export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { rootless: boolean }): SetupOp[] {
   const out: SetupOp[] = [];
-  let run: FstabEntry[] = [];
+  let run: Array<{ op: SetupOp; entry: FstabEntry }> = [];
   const flush = () => {
-    if (run.length > 1) out.push({ op: 'mounts', file: join(layout.scratch, `mounts-${out.length}.fstab`), entries: run });
-    else if (run.length === 1) out.push(pending!);
+    if (run.length > 1) out.push({ op: 'mounts', file: join(layout.scratch, `mounts-${out.length}.fstab`), entries: run.map((r) => r.entry) });
+    else if (run.length === 1) out.push(run[0]!.op);
     run = [];
   };
-  let pending: SetupOp | undefined;
   for (const op of ops) {
     const entry = options.rootless && op.op === 'overlay' && op.target === layout.merged ? undefined : fstabEntry(op, !options.rootless);
     if (entry) {
-      if (!run.length) pending = op;
-      run.push(entry);
+      run.push({ op, entry });
       continue;
     }
     flush();
