@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile, rm } from 'node:fs/promises';
-import { chownTree, type Owner } from '../util/fs.js';
+import { settleCopiedTree, type Owner } from '../util/fs.js';
 import { phaseTimer } from '../util/timing.js';
 import { sha256Hex } from '../util/random.js';
 import { join } from 'node:path';
@@ -111,21 +111,21 @@ export async function prepareImage(store: Store, request: PrepareRequest): Promi
   const record = { reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() };
   if (known?.digest !== digest) await store.writeRef(record, arch);
   if (cache && !fromCache && !(await cache.readLayout(arch, digest))) {
-    // Hand the layout to the Actions cache: a copy owned by the runner user.
-    await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest), request.cacheOwner);
+    // Hand the layout to the Actions cache: a copy owned by the runner user (the whole cache
+    // dir is given to them in one walk, the new layout, its ref and their directories alike).
+    await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest));
     await cache.writeRef(record, arch);
     await rm(cache.tmpDir, { recursive: true, force: true });
-    if (request.cacheOwner) await chownTree(cache.stateDir, request.cacheOwner);
+    if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
   }
   return { rootfs, layoutDir, digest, resolved, copied, unpacked, fromCache, timings, config: await readImageConfig(layoutDir) };
 }
 
 /** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */
-async function copyEntry(into: Store, source: string, destination: string, owner?: Owner): Promise<void> {
+async function copyEntry(into: Store, source: string, destination: string): Promise<void> {
   const temp = await into.tempDir('layout');
   try {
     await exec('cp', ['-a', '--reflink=auto', '--', `${source}/.`, temp], `cannot copy the image layout ${source}`);
-    if (owner) await chownTree(temp, owner);
     await into.commit(temp, destination);
   } finally {
     await rm(temp, { recursive: true, force: true });

@@ -7,18 +7,11 @@ export interface Owner {
   gid: number;
 }
 
-/** lchown a whole tree to `owner`. */
-export async function chownTree(path: string, owner: Owner): Promise<void> {
-  await lchown(path, owner.uid, owner.gid);
-  const info = await lstat(path);
-  if (!info.isDirectory()) return;
-  for (const name of await readdir(path)) await chownTree(join(path, name), owner);
-}
-
 /**
- * What a tree copied out of a cell gets before the host uses it, in one walk: setuid and setgid
- * bits cleared on regular files (the cell's root could have set them, and the host's users must
- * not gain the cell's root), owners set to `owner` (if any). Returns the apparent size in bytes.
+ * What a tree build-cell hands to the host (exports, synced caches, layouts for the Actions
+ * cache) gets before the host uses it, in one walk: setuid and setgid bits cleared on regular
+ * files (a cell's root could have set them, and the host's users must not gain the cell's
+ * root), owners set to `owner` (if any). Returns the apparent size in bytes.
  */
 export async function settleCopiedTree(path: string, owner?: Owner): Promise<number> {
   const info = await lstat(path);
