@@ -79,7 +79,7 @@ export interface HostSnapshot {
  */
 const SENTINELS: ReadonlyArray<{ dir: string; times?: boolean; onlyNew?: boolean; ignore?: RegExp }> = [
   { dir: '/' },
-  { dir: '/etc', times: true, ignore: /^((passwd|group|shadow|gshadow|subuid|subgid)(-|\.lock|\+)?|\.pwd\.lock|ld\.so\.cache)$/ },
+  { dir: '/etc', times: true, ignore: /^((passwd|group|shadow|gshadow|subuid|subgid)(-|\.lock|\+|\.\d+)?|\.pwd\.lock|ld\.so\.cache)$/ },
   { dir: '/root', ignore: /^\.(bash_history|lesshst|viminfo|wget-hsts|python_history|node_repl_history|npm|cache|config|local)$/ },
   { dir: '/usr/local/bin', times: true },
   { dir: '/usr/local/sbin', times: true },
