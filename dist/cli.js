@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = 'e651d850c2685194';
+const BUNDLE_ID = 'd58a6143f7edb28b';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -27,6 +27,7 @@ import { normalizeSpec, validateSpec } from './spec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
 import { scratchPreserved, type BuildCellSpec } from './spec/types.js';
 import { now, phaseTimer } from './util/timing.js';
+import { probeUserns } from './privilege.js';
 import { randomHex } from './util/random.js';
 import { BuildCellError, CellSetupError, UserError, show } from './util/errors.js';
 
@@ -124,6 +125,10 @@ async function checkHostInputs(spec: BuildCellSpec): Promise<Array<'dir' | 'file
 
 const CELL_OWNER = '.build-cell-owner';
 
+function rootlessIds() {
+  return process.getuid?.() !== 0 ? probeUserns().ids : undefined;
+}
+
 /**
  * Scratch dirs of runs that were killed (SIGKILL, a crash) before their own cleanup: removed
  * when their policy was `always`, kept otherwise (the owner file names the policy).
@@ -142,7 +147,7 @@ async function removeAbandonedCells(cellsDir: string): Promise<void> {
     } catch {
       owner = undefined;
     }
-    if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner)) await removeScratch(join(cellsDir, name)).catch(() => undefined);
+    if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner)) await removeScratch(join(cellsDir, name), rootlessIds()).catch(() => undefined);
   }
 }
 
@@ -184,6 +189,9 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   const host = hostArch();
   const guest = request.image.arch;
   const rootless = process.getuid?.() !== 0;
+  // Rootless: which ids the cell maps (probed once per process; the CLI has probed already).
+  const ids = rootless ? probeUserns().ids : undefined;
+  const subIds = !!ids?.uids;
   let emulation: Emulation | undefined;
   if (needsEmulation(host, guest)) {
     emulation = { arch: guest, qemuPath: findQemu(guest), binfmt: binfmtMode(), ruleName: `build-cell-${guest.name}-${id}` };
@@ -207,7 +215,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
     const tools = helperTools();
-    const ctx: RunContext = { prefix, tools, emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless,
+    const ctx: RunContext = { prefix, tools, emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless, subIds,
       // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
       nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none' };
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
@@ -218,7 +226,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
     // The helper starts first and waits: its process start-up overlaps the staging.
-    const running = startCell(plan, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none', tools });
+    const running = startCell(plan, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none', ids, tools });
     cell = running;
     await timed('stage', () => stageCell(spec, plan, request.owner));
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
@@ -269,7 +277,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     await timed('cleanup', async () => {
       if (cgroupDir) await removeCgroup(cgroupDir).catch(() => undefined);
       if (emulation?.binfmt === 'global') await removeGlobalRule(emulation.ruleName);
-      if (!scratchPreserved(spec.cleanup, succeeded)) await removeScratch(scratch);
+      if (!scratchPreserved(spec.cleanup, succeeded)) await removeScratch(scratch, ids);
     });
   }
 }

@@ -1,13 +1,24 @@
 /**
  * How build-cell gets the privileges a cell needs (namespaces, mounts):
  *   root      already root;
- *   rootless  an unprivileged user namespace (`unshare --user --map-root-user`): no sudo anywhere;
- *   sudo      the engine re-runs itself through `sudo -n` (never prompting).
- * `auto` picks root when root, then rootless when user namespaces work, then sudo. Probes are
- * cached for the process and cost a few milliseconds. A failure says exactly why, with the fix.
+ *   sudo      the engine re-runs itself through `sudo -n` (never prompting);
+ *   rootless  an unprivileged user namespace: the user mapped to root and, where /etc/subuid
+ *             and /etc/subgid give the user a range (and newuidmap/newgidmap exist), that range
+ *             mapped to uids and gids 1..N, so chown to other users works (dpkg, adduser).
+ * `auto` never picks a mode that cannot run what users run (apt-get install in a Debian cell):
+ *   1. root when already root;
+ *   2. rootless when it is complete: the subordinate ranges are mapped (dpkg and adduser chown
+ *      to system users) and, for a foreign architecture, the kernel gives the cell a binfmt_misc
+ *      instance of its own (Linux 6.7+). Nothing runs as host root, and everything the cell
+ *      leaves is the user's (and removable with rm -rf);
+ *   3. sudo when `sudo -n` works (GitHub-hosted runners): a root cell, complete everywhere;
+ *   4. rootless with root alone mapped, with a warning saying what fails and how to lift it.
+ * Probes are cached for the process and cost a few milliseconds. A failure says exactly why,
+ * with the fix.
  */
 import { lazyChildProcess } from './util/builtins.js';
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { CellSetupError } from './util/errors.js';
 import { which } from './util/which.js';
 
@@ -18,6 +29,52 @@ export type Mode = 'root' | 'sudo' | 'rootless';
 export interface ProbeResult {
   ok: boolean;
   why?: string;
+}
+
+/** A subordinate id range (a line of /etc/subuid or /etc/subgid): ids start..start+count-1. */
+export interface SubIdRange {
+  start: number;
+  count: number;
+}
+
+/**
+ * The ids of a rootless cell: the user is root; with `uids`/`gids`, the ranges map to 1..count.
+ * Without them only root is mapped (`note` says why, and what fails).
+ */
+export interface RootlessIds {
+  uids?: SubIdRange;
+  gids?: SubIdRange;
+  note: string;
+}
+
+export interface UsernsProbe extends ProbeResult {
+  ids?: RootlessIds;
+}
+
+/** The user's first range in an /etc/subuid-style file (by name or by uid). Pure. */
+export function parseSubIds(text: string, user: { name?: string; uid: number }): SubIdRange | undefined {
+  for (const line of text.split('\n')) {
+    const [owner, start, count] = line.trim().split(':');
+    if (!owner || (owner !== user.name && owner !== String(user.uid))) continue;
+    const range = { start: Number(start), count: Number(count) };
+    if (Number.isSafeInteger(range.start) && range.start > 0 && Number.isSafeInteger(range.count) && range.count > 0) return range;
+  }
+  return undefined;
+}
+
+/** unshare's arguments for a rootless cell's user namespace. Pure. */
+export function rootlessUnshareArgs(ids: RootlessIds | undefined): string[] {
+  return [
+    '--user', '--map-root-user',
+    ...(ids?.uids && ids.gids ? [`--map-users=${ids.uids.start},1,${ids.uids.count}`, `--map-groups=${ids.gids.start},1,${ids.gids.count}`] : []),
+  ];
+}
+
+/** The rootless id note for a full mapping. Pure. */
+export function describeIds(ids: RootlessIds): string {
+  return ids.uids && ids.gids
+    ? `uids 1-${ids.uids.count} and gids 1-${ids.gids.count} are mapped to the /etc/subuid and /etc/subgid ranges (starting at ${ids.uids.start} and ${ids.gids.start})`
+    : ids.note;
 }
 
 /** The kernel settings that decide whether unprivileged user namespaces work. */
@@ -65,15 +122,54 @@ export function diagnoseUserns(sysctls: UsernsSysctls, attempt: { ok: boolean; s
   return { ok: false, why: `unprivileged user namespaces do not work here: unshare --user --map-root-user failed: ${(attempt.stderr ?? '').trim() || 'no message'}` };
 }
 
-let usernsProbe: ProbeResult | undefined;
+let usernsProbe: UsernsProbe | undefined;
 let sudoProbe: ProbeResult | undefined;
 
-/** Can this user create a user namespace with mount and PID namespaces, as a cell needs? */
-export function probeUserns(): ProbeResult {
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+const ROOT_ONLY = 'only root is mapped, so chown to any other user or group fails (dpkg and adduser in some packages need it)';
+
+/**
+ * Can this user create a user namespace with mount and PID namespaces, as a cell needs? With
+ * a subordinate id range, the probe tries the full mapping first (it checks newuidmap, the
+ * ranges and unshare's --map-users, util-linux 2.38+, in one process), then root alone.
+ */
+export function probeUserns(): UsernsProbe {
   if (!usernsProbe) {
     const unshare = which('unshare');
-    const result = unshare ? lazyChildProcess().spawnSync(unshare, ['--user', '--map-root-user', '--mount', '--pid', '--fork', '--', 'true'], { encoding: 'utf8', timeout: 10_000 }) : undefined;
-    usernsProbe = diagnoseUserns(readUsernsSysctls(), { ok: result?.status === 0, stderr: result?.stderr, missing: !unshare });
+    const attempt = (mapArgs: string[]) => lazyChildProcess().spawnSync(unshare!, [...mapArgs, '--mount', '--pid', '--fork', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    let ids: RootlessIds | undefined;
+    let result: ReturnType<typeof attempt> | undefined;
+    if (unshare) {
+      const uid = process.getuid?.() ?? 0;
+      let name: string | undefined;
+      try {
+        name = userInfo().username;
+      } catch {
+        name = undefined;
+      }
+      const uids = parseSubIds(readText('/etc/subuid'), { name, uid });
+      const gids = parseSubIds(readText('/etc/subgid'), { name, uid });
+      let note = `${ROOT_ONLY}; to lift that, give ${name ?? `uid ${uid}`} a range in /etc/subuid and /etc/subgid (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name ?? String(uid)}) and install newuidmap (Debian/Ubuntu: apt-get install uidmap)`;
+      if (uids && gids && which('newuidmap') && which('newgidmap')) {
+        const full = { uids, gids, note: '' };
+        result = attempt(rootlessUnshareArgs(full));
+        if (result.status === 0) ids = full;
+        else note = `${ROOT_ONLY}: mapping the /etc/subuid range failed (${(result.stderr || '').trim().split('\n').pop() || `exit ${result.status}`}; unshare needs --map-users, util-linux 2.38 or later)`;
+      } else if (uids && gids) note = `${ROOT_ONLY}: newuidmap and newgidmap are missing (Debian/Ubuntu: apt-get install uidmap)`;
+      if (!ids) {
+        result = attempt(rootlessUnshareArgs(undefined));
+        ids = { note };
+      }
+      if (ids.uids) ids.note = describeIds(ids);
+    }
+    usernsProbe = { ...diagnoseUserns(readUsernsSysctls(), { ok: result?.status === 0, stderr: result?.stderr, missing: !unshare }), ...(result?.status === 0 ? { ids } : {}) };
   }
   return usernsProbe;
 }
@@ -89,25 +185,56 @@ export function probeSudo(): ProbeResult {
   return sudoProbe;
 }
 
-export function chooseMode(privilege: Privilege, uid: number, field = '--privilege'): Mode {
+/** The mode a run uses, and why (for the log, the job summary and --result-file). */
+export interface PrivilegeChoice {
+  mode: Mode;
+  reason: string;
+  /** Rootless: the ids the cell maps. */
+  ids?: RootlessIds;
+}
+
+export interface PrivilegeNeeds {
+  /** The cell runs a foreign architecture (rootless needs a private binfmt_misc instance for it). */
+  emulated?: boolean;
+  /** Whether this kernel gives a user namespace its own binfmt_misc (Linux 6.7+). */
+  privateBinfmt?: boolean;
+}
+
+export interface Probes {
+  userns: () => UsernsProbe;
+  sudo: () => ProbeResult;
+}
+
+/** The mode and its reason, from the probes (real, or faked by the unit tests). */
+export function choosePrivilege(privilege: Privilege, uid: number, field = '--privilege', needs: PrivilegeNeeds = {}, probes: Probes = { userns: probeUserns, sudo: probeSudo }): PrivilegeChoice {
+  const rootless = (reason: string): PrivilegeChoice => {
+    const ids = probes.userns().ids!;
+    return { mode: 'rootless', reason: `${reason}; ${ids.note}`, ids };
+  };
   if (privilege === 'root') {
     if (uid !== 0) throw new CellSetupError(`${field} root: build-cell is not running as root (uid ${uid})`);
-    return 'root';
+    return { mode: 'root', reason: `${field} root` };
   }
   if (privilege === 'rootless') {
-    const userns = probeUserns();
+    const userns = probes.userns();
     if (!userns.ok) throw new CellSetupError(`${field} rootless: ${userns.why}`);
-    return 'rootless';
+    return rootless(`${field} rootless`);
   }
-  if (uid === 0) return 'root';
+  if (uid === 0) return { mode: 'root', reason: privilege === 'auto' ? 'auto: running as root' : `${field} sudo: already root` };
   if (privilege === 'sudo') {
-    const sudo = probeSudo();
+    const sudo = probes.sudo();
     if (!sudo.ok) throw new CellSetupError(`${field} sudo: ${sudo.why}`);
-    return 'sudo';
+    return { mode: 'sudo', reason: `${field} sudo` };
   }
-  const userns = probeUserns();
-  if (userns.ok) return 'rootless';
-  const sudo = probeSudo();
-  if (sudo.ok) return 'sudo';
-  throw new CellSetupError(`build-cell needs root, user namespaces or passwordless sudo, and has none: rootless: ${userns.why}; sudo: ${sudo.why}`);
+  const userns = probes.userns();
+  const incomplete = !userns.ok ? userns.why!
+    : !userns.ids?.uids ? userns.ids!.note
+      : needs.emulated && !needs.privateBinfmt ? 'a foreign architecture without root needs a binfmt_misc instance of the cell\'s own (Linux 6.7 or later)'
+        : undefined;
+  if (!incomplete) return rootless('auto: not root; user namespaces work with the subordinate ids mapped');
+  const sudo = probes.sudo();
+  if (sudo.ok) return { mode: 'sudo', reason: `auto: not root; rootless would be incomplete (${incomplete}); sudo -n works` };
+  if (userns.ok && !(needs.emulated && !needs.privateBinfmt)) return rootless(`auto: not root, ${sudo.why}; user namespaces work`);
+  throw new CellSetupError(`build-cell needs root, passwordless sudo or user namespaces, and has none that can run this cell: rootless: ${incomplete}; sudo: ${sudo.why}`);
 }
+

@@ -9,12 +9,13 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needsEmulation, hostArch } from '../emulation/arch.js';
+import { binfmtMode } from '../emulation/binfmt.js';
 import { resolveDigest } from '../image/prepare.js';
 import { newCellId, type CellRequest, type CellRunResult } from '../engine.js';
 import { which } from '../util/which.js';
 import { runToOutcome, writeEngineRequest, type EngineOutcome } from '../engine-request.js';
 import { runUnderSudo } from '../cli/privilege.js';
-import { chooseMode, type Mode } from '../privilege.js';
+import { choosePrivilege, type Mode } from '../privilege.js';
 import { resolveTools } from '../tools/resolve.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
 import { readFile, rm } from 'node:fs/promises';
@@ -49,7 +50,11 @@ export async function runMain(): Promise<void> {
 
   try {
     printConfiguration(inputs, emulated);
-    mode = chooseMode(inputs.privilege, uid, 'privilege');
+    const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', { emulated, privateBinfmt: binfmtMode() === 'private' });
+    mode = privilege.mode;
+    summary.privilege = `${privilege.mode}: ${privilege.reason}`;
+    core.info(`privilege: ${privilege.mode} (${privilege.reason})`);
+    if (privilege.ids && !privilege.ids.uids) core.warning(`rootless cell: ${privilege.ids.note}`);
     core.saveState(STATE.mode, mode);
     // Through sudo, what the engine leaves on the host goes back to the runner user; rootless, it is the user's already.
     const owner = mode === 'sudo' ? { uid, gid: process.getgid?.() ?? uid } : undefined;

@@ -13,6 +13,8 @@ export interface SummaryData {
   arch: string;
   emulated: boolean;
   imageCacheHit: boolean;
+  /** The privilege mode, and why it was chosen. */
+  privilege?: string;
   exitCode?: number;
   signal?: number;
   error?: string;
@@ -45,6 +47,7 @@ export function summaryRows(data: SummaryData): string[][] {
     ['digest', data.digest ?? '–'],
     ['arch', `${data.arch}${data.emulated ? ' (emulated with qemu)' : ''}`],
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
+    ['privilege', data.privilege ?? '–'],
     ...PHASES.map((phase) => [`time: ${phase}`, formatMs(data.timings[phase])]),
     ['exit code', outcome],
   ];

@@ -3,6 +3,7 @@
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 global_rule=
+flatten_dir=
 # "--inner": this helper was re-run by the outer one inside the cell's user namespace (see
 # enter-userns): it applies the remaining operations, then execs the command (no PID-1 duty).
 inner=
@@ -48,18 +49,17 @@ while [ "$#" -gt 0 ]; do
       IFS= read -r go <&3 || go=
       [ "$go" = go ] || fail "the engine did not start the cell"
       shift ;;
+    # $6: redirect_dir=off,metacopy=off as root (every change whole in the upper layer, where
+    # the engine reads it back), userxattr without root (see overlayOptions in plan.ts).
     overlay)
-      need 5 "$@"
-      # redirect_dir and metacopy off: every change is whole in the upper layer, where the
-      # engine reads it back (cache sync), whatever this kernel's defaults are. In a user
-      # namespace the kernel refuses the options, and has both off anyway (userxattr).
-      mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4,redirect_dir=off,metacopy=off" "$5" 2>/dev/null \
-        || run mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5"
-      shift 5 ;;
+      need 6 "$@"
+      run mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4,$6" "$5"
+      shift 6 ;;
     overlay-ro)
-      need 3 "$@"
-      run mount -t overlay overlay -o "lowerdir=$2" "$3"
-      shift 3 ;;
+      need 4 "$@"
+      run mount -t overlay overlay -o "lowerdir=$2,$4" "$3"
+      shift 4 ;;
+    flatten-owners) need 3 "$@"; flatten_dir=$2 flatten_list=$3; shift 3 ;;
     bind) need 3 "$@"; run mount --bind "$2" "$3"; shift 3 ;;
     mounts) need 2 "$@"; run mount --all --fstab "$2"; shift 2 ;;
     bind-ro)
@@ -179,6 +179,12 @@ done
 unregister_global
 # Nothing of the cell may run on while the engine copies exports out of it.
 kill -KILL -1 2>/dev/null
+if [ -n "$flatten_dir" ]; then
+  # Files of other uids and gids (subordinate ids on the host) become the cell root's, i.e. the
+  # user's, after their owners and modes are recorded; -xdev keeps out of the cell's mounts.
+  find "$flatten_dir" -xdev \( ! -uid 0 -o ! -gid 0 \) -printf '%U %G %m %p\0' -exec chown -h 0:0 {} + > "$flatten_list" 2>/dev/null \
+    || fail "cannot give the cell's files back to the user (find/chown in $flatten_dir failed)"
+fi
 # dash's job table tells an exit ("Done(N)") from a signal ("Killed", ...): the engine reads it.
 { printf 'exit %s\n' "$rc"; jobs; printf 'ready\n'; } >&4 2>/dev/null
 # Keep the mount namespace alive until the engine has read the exports (it closes fd 3).

@@ -28,6 +28,8 @@ export interface ScratchLayout {
   empty: string;
   /** The cell's /dev (see DEV_SKELETON). */
   dev: string;
+  /** The flatten-owners record (rootless with subordinate ids). */
+  owners: string;
   importPath(index: number): string;
   cachePath(index: number): string;
   cacheUpper(index: number): string;
@@ -48,6 +50,7 @@ export function scratchLayout(scratch: string): ScratchLayout {
     workspaceWork: join(scratch, 'overlay', 'workspace-work'),
     empty: join(scratch, 'overlay', 'empty'),
     dev: join(scratch, 'dev'),
+    owners: join(scratch, 'owners.list'),
     importPath: (i) => join(scratch, 'imports', String(i)),
     cachePath: (i) => join(scratch, 'caches', String(i)),
     cacheUpper: (i) => join(scratch, 'overlay', `cache-${i}-upper`),
@@ -102,8 +105,10 @@ export interface RunContext {
   hostname: string;
   /** Whether each import source is a directory or a file (its mount target must match). */
   importKinds?: Array<'dir' | 'file'>;
-  /** Rootless: only the invoking user is mapped (to root) in the cell's user namespace. */
+  /** Rootless: the invoking user is mapped to root in the cell's user namespace. */
   rootless?: boolean;
+  /** Rootless: other uids and gids are mapped too (subordinate ranges); without it only root is. */
+  subIds?: boolean;
   /**
    * Root cells: after the mounts (made by real root), the command runs in a user namespace of
    * its own with every uid mapped to itself, so the cell's root has no capability over the host.
@@ -134,8 +139,9 @@ export type SetupOp =
   | { op: 'ns-check'; fd: number }
   | { op: 'root-check'; prefix: string; root: string }
   | { op: 'wait-go' }
-  | { op: 'overlay'; lower: string; upper: string; work: string; target: string }
-  | { op: 'overlay-ro'; lowers: string[]; target: string }
+  /** `options`: see overlayOptions. */
+  | { op: 'overlay'; lower: string; upper: string; work: string; target: string; options: string }
+  | { op: 'overlay-ro'; lowers: string[]; target: string; options: string }
   | { op: 'bind' | 'bind-ro'; source: string; target: string }
   | { op: 'proc'; target: string }
   | { op: 'devpts'; target: string }
@@ -147,6 +153,13 @@ export type SetupOp =
   | { op: 'mounts'; file: string; entries: FstabEntry[] }
   | { op: 'wait-map' }
   | { op: 'loopback' }
+  /**
+   * Rootless with subordinate ids: once the command has ended, every entry under `dir` (the
+   * scratch, not crossing into the cell's mounts) owned by another uid or gid of the cell is
+   * recorded in `list` ("UID GID MODE PATH\0", as the cell saw them) and given to the cell's
+   * root, i.e. the invoking user: the engine then reads it back as that user, and removes it.
+   */
+  | { op: 'flatten-owners'; dir: string; list: string }
   | { op: 'hostname'; name: string };
 
 export interface ExecStep {
@@ -186,8 +199,21 @@ export const DEV_SKELETON: ReadonlyArray<{ name: string } & ({ kind: 'file' } | 
   { name: 'stderr', kind: 'symlink', value: '/proc/self/fd/2' },
 ];
 
+/**
+ * Mount options of every overlay of a cell. Root: redirect_dir and metacopy off, so every
+ * change is whole in the upper layer, where the engine reads it back (cache sync, write-back,
+ * the install layer), whatever the kernel's defaults. Rootless: userxattr, the user.overlay.*
+ * xattrs an unprivileged mounter may set: without it overlayfs cannot mark a directory opaque,
+ * and renaming a new directory into an image directory fails with EXDEV (dpkg unpacks every
+ * directory so: mkdir NAME.dpkg-new, rename). userxattr implies both options off.
+ */
+export function overlayOptions(rootless: boolean | undefined): string {
+  return rootless ? 'userxattr' : 'redirect_dir=off,metacopy=off';
+}
+
 export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: Emulation, interpreter: string) => string): CellPlan {
   const layout = scratchLayout(spec.scratch);
+  const options = overlayOptions(ctx.rootless);
   const inCell = (cellPath: string) => join(layout.merged, cellPath);
   const userMounts = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)];
   const targets: MountTarget[] = [
@@ -202,19 +228,19 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     { op: 'root-check', prefix: ctx.prefix, root: spec.root },
     { op: 'wait-go' },
     // Every mount below is private already: unshare --propagation private (see cell/run.ts).
-    { op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: layout.merged },
+    { op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: layout.merged, options },
     { op: 'proc', target: inCell('/proc') },
     // A fresh /dev built by the engine in the scratch (DEV_SKELETON): nothing the image planted there is used.
     { op: 'bind', source: layout.dev, target: inCell('/dev') },
     ...DEVICES.map((d): SetupOp => ({ op: 'bind', source: `/dev/${d}`, target: inCell(`/dev/${d}`) })),
     { op: 'devpts', target: inCell('/dev/pts') },
-    workspaceOp(spec, layout, inCell(spec.workspacePath), ctx),
+    workspaceOp(spec, layout, inCell(spec.workspacePath), options),
     ...spec.imports.map((m, i): SetupOp => (importMode(ctx, i) === 'overlay'
       // Two lower layers and no upper: read-only, and no remount can make it writable.
-      ? { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination) }
+      ? { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination), options }
       : { op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) })),
     ...spec.caches.map((m, i): SetupOp => (cacheMode(m.source) === 'overlay'
-      ? { op: 'overlay', lower: m.source, upper: layout.cacheUpper(i), work: layout.cacheWork(i), target: inCell(m.destination) }
+      ? { op: 'overlay', lower: m.source, upper: layout.cacheUpper(i), work: layout.cacheWork(i), target: inCell(m.destination), options }
       : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) })),
   ];
   if (ctx.hostResolvConf && spec.network === 'enabled' && !userMounts.some((m) => covers(m, '/etc/resolv.conf'))) {
@@ -253,9 +279,10 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
   if (!userMounts.includes(spec.command.cwd) && spec.command.cwd !== '/') {
     targets.push({ cellPath: spec.command.cwd, kind: 'dir' });
   }
+  if (ctx.rootless && ctx.subIds) ops.push({ op: 'flatten-owners', dir: layout.scratch, list: layout.owners });
   const files: CellFile[] = [];
-  if (ctx.rootless) {
-    // Only root is mapped in a rootless cell, so apt cannot drop to its _apt user: let it download as root.
+  if (ctx.rootless && !ctx.subIds) {
+    // Only root is mapped in this rootless cell, so apt cannot drop to its _apt user: let it download as root.
     files.push({ cellPath: '/etc/apt/apt.conf.d/00build-cell-rootless', content: 'APT::Sandbox::User "root";\n', mode: 0o644, onlyIfDir: '/etc/apt/apt.conf.d' });
   }
   return {
@@ -291,8 +318,9 @@ export function helperArgv(plan: CellPlan): string[] {
       case 'wait-go': case 'loopback': case 'wait-map': argv.push(op.op); break;
       case 'enter-userns': argv.push(op.op, op.proc, op.unshare, op.shell); break;
       case 'mounts': argv.push(op.op, op.file); break;
-      case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target); break;
-      case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target); break;
+      case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target, op.options); break;
+      case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target, op.options); break;
+      case 'flatten-owners': argv.push(op.op, op.dir, op.list); break;
       case 'bind': case 'bind-ro': argv.push(op.op, op.source, op.target); break;
       case 'proc': case 'devpts': case 'binfmt-mount': argv.push(op.op, op.target); break;
       case 'binfmt-register': argv.push(op.op, op.dir, op.name, op.rule, op.scope); break;
@@ -318,9 +346,9 @@ function importMode(ctx: RunContext, index: number): StagingMode {
   return (ctx.importKinds?.[index] ?? 'dir') === 'dir' && ctx.importSources?.[index] !== undefined && overlayCanUse(ctx.importSources[index]!) ? 'overlay' : 'copy';
 }
 
-function workspaceOp(spec: BuildCellSpec, layout: ScratchLayout, target: string, _ctx: RunContext): SetupOp {
+function workspaceOp(spec: BuildCellSpec, layout: ScratchLayout, target: string, options: string): SetupOp {
   if (workspaceMode(spec) === 'overlay' && spec.workspaceSeed.kind === 'snapshot') {
-    return { op: 'overlay', lower: spec.workspaceSeed.path, upper: layout.workspaceUpper, work: layout.workspaceWork, target };
+    return { op: 'overlay', lower: spec.workspaceSeed.path, upper: layout.workspaceUpper, work: layout.workspaceWork, target, options };
   }
   return { op: 'bind', source: layout.workspace, target };
 }
@@ -375,16 +403,14 @@ export function fstabText(entries: FstabEntry[]): string {
 }
 
 function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
-  // Overlays whose upper layer is read back: every change whole in it (see the helper's overlay op).
-  const faithful = privileged ? ',redirect_dir=off,metacopy=off' : '';
   switch (op.op) {
     // Without root, proc and devpts keep the helper's fallbacks (a masked /proc refuses a fresh one).
     case 'proc': return privileged ? { source: 'proc', target: op.target, type: 'proc', options: 'nosuid,nodev,noexec' } : undefined;
     case 'devpts': return privileged ? { source: 'devpts', target: op.target, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' } : undefined;
     case 'bind': return { source: op.source, target: op.target, type: 'none', options: 'bind' };
     case 'bind-ro': return { source: op.source, target: op.target, type: 'none', options: 'bind,ro' };
-    case 'overlay': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work}${faithful}` };
-    case 'overlay-ro': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lowers.join(':')}` };
+    case 'overlay': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work},${op.options}` };
+    case 'overlay-ro': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lowers.join(':')},${op.options}` };
     default: return undefined;
   }
 }
@@ -393,8 +419,8 @@ function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
  * Replace each run of consecutive mounts by one `mounts` op: one mount(8) process for the
  * run instead of one per mount (each costs a fork, an exec and a mountinfo parse). For root
  * that is every mount of the cell: the root overlay, proc, /dev, devpts and the inputs. Without
- * root, the root overlay, proc and devpts stay separate ops, since the helper has fallbacks for
- * them in a user namespace. Pure; the files are written by the stage.
+ * root, proc and devpts stay separate ops, since the helper has fallbacks for them in a user
+ * namespace. Pure; the files are written by the stage.
  */
 export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { rootless: boolean }): SetupOp[] {
   const out: SetupOp[] = [];
@@ -405,7 +431,7 @@ export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { ro
     run = [];
   };
   for (const op of ops) {
-    const entry = options.rootless && op.op === 'overlay' && op.target === layout.merged ? undefined : fstabEntry(op, !options.rootless);
+    const entry = fstabEntry(op, !options.rootless);
     if (entry) {
       run.push({ op, entry });
       continue;

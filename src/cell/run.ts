@@ -17,6 +17,7 @@ import { CellSetupError } from '../util/errors.js';
 import { randomHex } from '../util/random.js';
 import { tool, which } from '../util/which.js';
 import { HELPER_HASH, HELPER_SCRIPT } from './helper-script.js';
+import { rootlessUnshareArgs, type RootlessIds } from '../privilege.js';
 import { HOST_MNT_NS_FD, helperArgv, type CellPlan, type HelperTools } from './plan.js';
 
 export interface CellOutcome {
@@ -28,9 +29,11 @@ export interface NamespaceOptions {
   network: 'enabled' | 'disabled';
   /**
    * none: no user namespace around the helper (root; the command gets one of its own, see the
-   * helper's enter-userns); map-root: rootless, the invoking user mapped to root.
+   * helper's enter-userns); map-root: rootless, the invoking user mapped to root (and `ids`
+   * mapped to 1..N, when the user has subordinate ranges).
    */
   userNamespace: 'none' | 'map-root';
+  ids?: RootlessIds;
   tools: HelperTools;
 }
 
@@ -70,9 +73,9 @@ export function encodeEnvEntry(name: string, value: string): string {
   return `${entry.split('\n').length - 1} ${entry}`;
 }
 
-export function unshareArgs(options: Pick<NamespaceOptions, 'network' | 'userNamespace'>): string[] {
+export function unshareArgs(options: Pick<NamespaceOptions, 'network' | 'userNamespace' | 'ids'>): string[] {
   return [
-    ...(options.userNamespace === 'map-root' ? ['--user', '--map-root-user'] : []),
+    ...(options.userNamespace === 'map-root' ? rootlessUnshareArgs(options.ids) : []),
     // Private propagation before the helper's first mount: nothing it mounts reaches the host.
     '--fork', '--kill-child', '--pid', '--mount', '--propagation', 'private', '--uts', '--ipc',
     ...(options.network === 'disabled' ? ['--net'] : []),

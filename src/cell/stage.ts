@@ -15,6 +15,8 @@ import { specToJson } from '../spec/request.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
+import { tool } from '../util/which.js';
+import { rootlessUnshareArgs, type RootlessIds } from '../privilege.js';
 import { mkdirOwned, type Owner } from '../util/fs.js';
 import { DEV_SKELETON, fstabText, hostLocation, type CellPlan } from './plan.js';
 import { prepareTarget } from './mount-targets.js';
@@ -187,14 +189,20 @@ export async function unpackArchive(archive: string, destination: string, option
 
 /**
  * Remove a scratch dir. Without root, the overlay's work dir (mode 000, made by the kernel)
- * must first be made writable again.
+ * must first be made writable again; and a rootless cell with subordinate ids that was killed
+ * before its helper gave its files back (flatten-owners) holds files of those ids: they are
+ * removed from inside a user namespace with the same mapping.
  */
-export async function removeScratch(scratch: string): Promise<void> {
+export async function removeScratch(scratch: string, ids?: RootlessIds): Promise<void> {
   try {
     // Synchronous: a scratch is mostly a small skeleton (the workspace and caches are overlays).
     rmSync(scratch, { recursive: true, force: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EACCES' && (error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    if (ids?.uids) {
+      await exec(tool('unshare'), [...rootlessUnshareArgs(ids), '--', 'rm', '-rf', '--', scratch], `remove ${scratch}`);
+      return;
+    }
     await exec('chmod', ['-R', 'u+rwX', '--', scratch], `make ${scratch} removable`, { allowFailure: true });
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -7,7 +7,8 @@ import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { ensureDemoImage } from '../demo/busybox-image.js';
-import { hostArch } from '../emulation/arch.js';
+import { hostArch, needsEmulation } from '../emulation/arch.js';
+import { binfmtMode } from '../emulation/binfmt.js';
 import { parseReference } from '../image/reference.js';
 import { prepare, runBuildCell, type CellRunResult } from '../engine.js';
 import { SCRIPT_PATH } from '../spec/types.js';
@@ -15,7 +16,7 @@ import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.j
 import { readEngineRequest, runToOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from './privilege.js';
-import { chooseMode } from '../privilege.js';
+import { choosePrivilege, type PrivilegeChoice } from '../privilege.js';
 
 declare const BUILD_CELL_VERSION: string | undefined;
 
@@ -44,11 +45,18 @@ async function dispatch(argv: string[]): Promise<number> {
     process.stdout.write(`build-cell ${typeof BUILD_CELL_VERSION === 'string' ? BUILD_CELL_VERSION : 'dev'}\n`);
     return 0;
   }
-  if (chooseMode(command.privilege, uid) === 'sudo') return reexecUnderSudo(argv, command);
-
   const log = (message: string) => {
     if (command.verbose) process.stderr.write(`build-cell: ${message}\n`);
   };
+  const guest = command.kind === 'run' ? command.image.arch : hostArch();
+  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', { emulated: needsEmulation(hostArch(), guest), privateBinfmt: binfmtMode() === 'private' });
+  if (privilege.mode === 'sudo' && uid !== 0) {
+    log(`privilege sudo (${privilege.reason})`);
+    return reexecUnderSudo(argv, command, privilege.reason);
+  }
+  if (!process.env[PRIVILEGE_ENV]) log(`privilege ${privilege.mode} (${privilege.reason})`);
+  // A rootless cell without subordinate ids cannot chown: said once, where it runs.
+  if (privilege.ids && !privilege.ids.uids && command.kind !== 'prepare') process.stderr.write(`build-cell: warning: rootless cell: ${privilege.ids.note}\n`);
   switch (command.kind) {
     case 'prepare': {
       const image = await prepare(command.stateDir, command.image);
@@ -68,14 +76,14 @@ async function dispatch(argv: string[]): Promise<number> {
           script: 'echo "Hello from a build cell: $(uname -sm), hostname $(hostname), pid $$"\n. /etc/os-release && echo "image: $PRETTY_NAME"\necho "processes visible: $(ls -d /proc/[0-9]* | wc -l)"\n',
           env: [], network: 'disabled', limits: {}, cleanup: 'always',
         },
-      }, log);
+      }, log, privilege);
     }
     case 'run':
-      return runCommand(command, log);
+      return runCommand(command, log, privilege);
   }
 }
 
-async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m: string) => void): Promise<number> {
+async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m: string) => void, privilege: PrivilegeChoice): Promise<number> {
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -89,7 +97,7 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
     const owner = sudoOwner();
     const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true }, controller.signal);
     report(result, log);
-    if (command.resultFile) await writeFile(command.resultFile, `${JSON.stringify(result, null, 2)}\n`);
+    if (command.resultFile) await writeFile(command.resultFile, `${JSON.stringify(resultRecord(result, privilege), null, 2)}\n`);
     return result.exitCode;
   } catch (error) {
     if (received) {
@@ -102,6 +110,19 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
   }
+}
+
+/** Why the invoking process chose sudo, handed to the root process it re-ran through sudo. */
+const PRIVILEGE_ENV = 'BUILD_CELL_PRIVILEGE_REASON';
+
+function throughSudo(uid: number): PrivilegeChoice | undefined {
+  const reason = process.env[PRIVILEGE_ENV];
+  return uid === 0 && reason && process.env.SUDO_UID ? { mode: 'sudo', reason } : undefined;
+}
+
+/** What --result-file records: the engine's result, and the privilege mode with why it was chosen. */
+function resultRecord(result: CellRunResult, privilege: PrivilegeChoice): CellRunResult & { privilege: { mode: string; reason: string } } {
+  return { ...result, privilege: { mode: privilege.mode, reason: privilege.reason } };
 }
 
 /** Hidden command: run an engine request file for the action (as root, through sudo). */
@@ -132,14 +153,14 @@ function sudoOwner(): { uid: number; gid: number } | undefined {
   return process.getuid?.() === 0 && Number.isInteger(uid) && uid > 0 && Number.isInteger(gid) ? { uid, gid } : undefined;
 }
 
-function reexecUnderSudo(argv: string[], command: Exclude<CliCommand, { kind: 'help' | 'version' }>): Promise<number> {
+function reexecUnderSudo(argv: string[], command: Exclude<CliCommand, { kind: 'help' | 'version' }>, reason: string): Promise<number> {
   // Pin what depends on who runs: the state dir, and a password read from stdin.
   const args = argv.filter((a) => a !== '--registry-password-stdin');
   const dashDash = args.indexOf('--');
   const pinned = ['--state-dir', command.stateDir, '--privilege', 'root'];
   const withPins = dashDash >= 0 ? [...args.slice(0, dashDash), ...pinned, ...args.slice(dashDash)] : [...args, ...pinned];
   const password = 'image' in command ? command.image.registry.password : undefined;
-  return runUnderSudo(withPins, password !== undefined ? { BUILD_CELL_REGISTRY_PASSWORD: password } : {});
+  return runUnderSudo(withPins, { [PRIVILEGE_ENV]: reason, ...(password !== undefined ? { BUILD_CELL_REGISTRY_PASSWORD: password } : {}) });
 }
 
 export { USAGE };

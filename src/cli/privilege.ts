@@ -7,7 +7,7 @@ import { lazyChildProcess } from '../util/builtins.js';
 import { CellSetupError } from '../util/errors.js';
 
 /** Environment variables the root process needs and sudo would drop. */
-const CARRIED_ENV = ['BUILD_CELL_REGISTRY_PASSWORD', 'BUILD_CELL_DEBUG', 'BUILD_CELL_BINFMT', 'RUNNER_DEBUG'];
+const CARRIED_ENV = ['BUILD_CELL_REGISTRY_PASSWORD', 'BUILD_CELL_DEBUG', 'BUILD_CELL_BINFMT', 'BUILD_CELL_PRIVILEGE_REASON', 'RUNNER_DEBUG'];
 
 /**
  * Re-run this CLI as root: `sudo -n --preserve-env=... -- env PATH=$PATH node SCRIPT ARGS`.

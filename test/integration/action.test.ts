@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type RunActionOptions } from '../helpers/action-harness.js';
 import { expectHostUnchanged, removeDir, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
-import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
+import { busyboxLayout, DEBIAN_TAG, debianLayout, node24Binary } from '../helpers/fixtures.js';
 import { pushLayout, startRegistry, startRegistryWithAuth, type Registry } from '../helpers/registry.js';
 import { startAzurite, startResultsService } from '../helpers/results-service.js';
 import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
@@ -242,6 +242,43 @@ describe('the action as a runner user (sudo, and rootless)', () => {
     expect(owners).toBe('');
     execFileSync('runuser', ['-u', user, '--', 'rm', '-rf', state, join(workspace, 'out')]);
     expect(existsSync(state)).toBe(false);
+  });
+
+  const APT_JOB = [
+    'apt-get update -qq',
+    'apt-get install -y --no-install-recommends gcc libc6-dev cron >/dev/null',
+    'mkdir -p out && gcc -O2 -o out/hello hello.c && ./out/hello',
+  ].join('\n');
+
+  it('runs apt-get install and a compile in the Debian image with the default inputs (auto), and says which mode ran and why', async () => {
+    const workspace = join(home, 'ws-apt');
+    mkdirSync(workspace);
+    writeFileSync(join(workspace, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello from the cell"); return 0; }\n');
+    execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
+    const state = join(home, 'state-apt');
+    const debian = layoutForUser(await debianLayout(), fresh('bc-action-debian-'), user);
+    chmodSync(join(debian, '..'), 0o755);
+    const run = await action({ image: `oci:${debian}:${DEBIAN_TAG}`, 'state-dir': state, run: APT_JOB, exports: '/workspace/out:out' }, { workspace, wrapper: ['runuser', '-u', user, '--'] });
+    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain('hello from the cell');
+    expect(run.stdout).not.toMatch(/Invalid cross-device link|returned an error code/);
+    // This user has subordinate ids, so auto picks a complete rootless cell.
+    expect(run.stdout).toMatch(/privilege: rootless \(auto: not root; user namespaces work with the subordinate ids mapped/);
+    expect(run.summary).toMatch(/privilege.*rootless: auto: not root/);
+    expect(execFileSync('find', [workspace, state, '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
+    execFileSync('runuser', ['-u', user, '--', 'rm', '-rf', state, join(workspace, 'out')]);
+  });
+
+  it('runs the same job through sudo, leaving the workspace to the runner user', async () => {
+    const workspace = join(home, 'ws-apt-sudo');
+    mkdirSync(workspace);
+    writeFileSync(join(workspace, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello through sudo"); return 0; }\n');
+    execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
+    const run = await action({ image: `oci:${await debianLayout()}:${DEBIAN_TAG}`, run: APT_JOB, exports: '/workspace/out:out', privilege: 'sudo', 'image-cache': 'false' }, { workspace, wrapper: ['runuser', '-u', user, '--'] });
+    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain('hello through sudo');
+    expect(run.summary).toMatch(/privilege.*sudo: privilege sudo/);
+    expect(execFileSync('find', [workspace, '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
   });
 });
 

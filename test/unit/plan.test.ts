@@ -12,6 +12,7 @@ const MERGED = `${SCRATCH}/root`;
 
 const TOOLS = { unshare: '/usr/bin/unshare', env: '/usr/bin/env', prlimit: '/usr/bin/prlimit', shell: '/usr/bin/dash' };
 
+const OVERLAY_ROOT = 'redirect_dir=off,metacopy=off';
 const ctx = (overrides: Partial<RunContext> = {}): RunContext => ({
   prefix: '/var/lib/build-cell',
   tools: TOOLS,
@@ -63,7 +64,7 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
   expect(kinds(plan).slice(0, 4)).toEqual(['ns-check', 'root-check', 'wait-go', 'overlay']);
   // The cell's root is the first mount, and the only one of merged itself.
   const overlayAt = 3;
-  expect(plan.ops[overlayAt]).toEqual({ op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: merged });
+  expect(plan.ops[overlayAt]).toEqual({ op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: merged, options: OVERLAY_ROOT });
   expect(plan.ops.filter((o) => opTarget(o) === merged)).toHaveLength(1);
   const procAt = indexOf(plan, (o) => o.op === 'proc');
   const devAt = indexOf(plan, (o) => o.op === 'bind' && o.source === layout.dev && o.target === `${merged}/dev`);
@@ -171,7 +172,7 @@ describe('planCell: operations', () => {
       { op: 'ns-check', fd: 5 },
       { op: 'root-check', prefix: '/var/lib/build-cell', root: spec.root },
       { op: 'wait-go' },
-      { op: 'overlay', lower: spec.root, upper: `${SCRATCH}/overlay/upper`, work: `${SCRATCH}/overlay/work`, target: MERGED },
+      { op: 'overlay', lower: spec.root, upper: `${SCRATCH}/overlay/upper`, work: `${SCRATCH}/overlay/work`, target: MERGED, options: OVERLAY_ROOT },
     ]);
     checkInvariants(spec, plan);
   });
@@ -233,16 +234,16 @@ describe('planCell: operations', () => {
     const sources = spec.imports.map((m) => m.source);
     const plan = planCell(spec, ctx({ importKinds: ['dir', 'file', 'dir', 'dir', 'dir'], importSources: sources }));
     expect(userMountOps(spec, plan)).toEqual([
-      { op: 'overlay', lower: '/h/ws', upper: `${SCRATCH}/overlay/workspace-upper`, work: `${SCRATCH}/overlay/workspace-work`, target: `${MERGED}/workspace` },
-      { op: 'overlay-ro', lowers: ['/h/dir', `${SCRATCH}/overlay/empty`], target: `${MERGED}/src` },
+      { op: 'overlay', lower: '/h/ws', upper: `${SCRATCH}/overlay/workspace-upper`, work: `${SCRATCH}/overlay/workspace-work`, target: `${MERGED}/workspace`, options: OVERLAY_ROOT },
+      { op: 'overlay-ro', lowers: ['/h/dir', `${SCRATCH}/overlay/empty`], target: `${MERGED}/src`, options: OVERLAY_ROOT },
       { op: 'bind-ro', source: `${SCRATCH}/imports/1`, target: `${MERGED}/etc/app.conf` },
       { op: 'bind-ro', source: `${SCRATCH}/imports/2`, target: `${MERGED}/opt/comma` },
       { op: 'bind-ro', source: `${SCRATCH}/imports/3`, target: `${MERGED}/opt/colon` },
-      { op: 'overlay-ro', lowers: ['/h/with space', `${SCRATCH}/overlay/empty`], target: `${MERGED}/opt/space` },
-      { op: 'overlay', lower: '/h/c0', upper: `${SCRATCH}/overlay/cache-0-upper`, work: `${SCRATCH}/overlay/cache-0-work`, target: `${MERGED}/root/.cache` },
+      { op: 'overlay-ro', lowers: ['/h/with space', `${SCRATCH}/overlay/empty`], target: `${MERGED}/opt/space`, options: OVERLAY_ROOT },
+      { op: 'overlay', lower: '/h/c0', upper: `${SCRATCH}/overlay/cache-0-upper`, work: `${SCRATCH}/overlay/cache-0-work`, target: `${MERGED}/root/.cache`, options: OVERLAY_ROOT },
       { op: 'bind', source: `${SCRATCH}/caches/1`, target: `${MERGED}/var/cache/apt` },
       { op: 'bind', source: `${SCRATCH}/caches/2`, target: `${MERGED}/var/lib/apt` },
-      { op: 'overlay', lower: '/h/c3', upper: `${SCRATCH}/overlay/cache-3-upper`, work: `${SCRATCH}/overlay/cache-3-work`, target: `${MERGED}/root/.npm` },
+      { op: 'overlay', lower: '/h/c3', upper: `${SCRATCH}/overlay/cache-3-upper`, work: `${SCRATCH}/overlay/cache-3-work`, target: `${MERGED}/root/.npm`, options: OVERLAY_ROOT },
     ]);
     expect(plan.staging).toEqual({
       workspace: 'overlay',
@@ -263,7 +264,7 @@ describe('planCell: operations', () => {
     it('is an overlay of a snapshot seed directory: nothing copied, changes in its own upper', () => {
       const spec = baseSpec({ workspaceSeed: { kind: 'snapshot', path: '/home/u/project' } });
       const plan = planCell(spec, ctx());
-      expect(wsOp(plan)).toEqual({ op: 'overlay', lower: '/home/u/project', upper: `${SCRATCH}/overlay/workspace-upper`, work: `${SCRATCH}/overlay/workspace-work`, target: `${MERGED}/workspace` });
+      expect(wsOp(plan)).toEqual({ op: 'overlay', lower: '/home/u/project', upper: `${SCRATCH}/overlay/workspace-upper`, work: `${SCRATCH}/overlay/workspace-work`, target: `${MERGED}/workspace`, options: OVERLAY_ROOT });
       expect(plan.staging.workspace).toBe('overlay');
       expect(workspaceMode(spec)).toBe('overlay');
       checkInvariants(spec, plan);
@@ -294,7 +295,7 @@ describe('planCell: operations', () => {
     it('mounts a directory import as a read-only overlay: its source and the empty dir, no upper', () => {
       const spec = baseSpec({ imports: [{ source: '/h/src', destination: '/src' }] });
       const plan = planCell(spec, ctx({ importKinds: ['dir'], importSources: ['/h/src'] }));
-      expect(importOps(spec, plan)).toEqual([{ op: 'overlay-ro', lowers: ['/h/src', `${SCRATCH}/overlay/empty`], target: `${MERGED}/src` }]);
+      expect(importOps(spec, plan)).toEqual([{ op: 'overlay-ro', lowers: ['/h/src', `${SCRATCH}/overlay/empty`], target: `${MERGED}/src`, options: OVERLAY_ROOT }]);
       expect(plan.staging.imports).toEqual(['overlay']);
       // Nothing of it is bound from the scratch.
       expect(plan.ops.some((o) => o.op === 'bind-ro' && o.source.startsWith(`${SCRATCH}/imports`))).toBe(false);
@@ -318,7 +319,7 @@ describe('planCell: operations', () => {
       const spec = baseSpec({ imports: [{ source: '/h/first', destination: '/first' }, { source, destination: '/imp' }] });
       const plan = planCell(spec, ctx({ importKinds: ['dir', kind], importSources: ['/h/first', source] }));
       expect(importOps(spec, plan)).toEqual([
-        { op: 'overlay-ro', lowers: ['/h/first', `${SCRATCH}/overlay/empty`], target: `${MERGED}/first` },
+        { op: 'overlay-ro', lowers: ['/h/first', `${SCRATCH}/overlay/empty`], target: `${MERGED}/first`, options: OVERLAY_ROOT },
         { op: 'bind-ro', source: `${SCRATCH}/imports/1`, target: `${MERGED}/imp` },
       ]);
       expect(plan.staging.imports).toEqual(['overlay', 'copy']);
@@ -347,7 +348,7 @@ describe('planCell: operations', () => {
       const spec = baseSpec({ caches: [{ source: '/home/u/.cache/build', destination: '/root/.cache' }] });
       const plan = planCell(spec, ctx());
       expect(cacheOps(spec, plan)).toEqual([
-        { op: 'overlay', lower: '/home/u/.cache/build', upper: `${SCRATCH}/overlay/cache-0-upper`, work: `${SCRATCH}/overlay/cache-0-work`, target: `${MERGED}/root/.cache` },
+        { op: 'overlay', lower: '/home/u/.cache/build', upper: `${SCRATCH}/overlay/cache-0-upper`, work: `${SCRATCH}/overlay/cache-0-work`, target: `${MERGED}/root/.cache`, options: OVERLAY_ROOT },
       ]);
       expect(plan.staging.caches).toEqual(['overlay']);
       expect(cacheMode('/home/u/.cache/build')).toBe('overlay');
@@ -364,7 +365,7 @@ describe('planCell: operations', () => {
       const plan = planCell(spec, ctx());
       expect(cacheOps(spec, plan)).toEqual([
         { op: 'bind', source: `${SCRATCH}/caches/0`, target: `${MERGED}/root/.cache` },
-        { op: 'overlay', lower: '/h/ok', upper: `${SCRATCH}/overlay/cache-1-upper`, work: `${SCRATCH}/overlay/cache-1-work`, target: `${MERGED}/root/.npm` },
+        { op: 'overlay', lower: '/h/ok', upper: `${SCRATCH}/overlay/cache-1-upper`, work: `${SCRATCH}/overlay/cache-1-work`, target: `${MERGED}/root/.npm`, options: OVERLAY_ROOT },
       ]);
       expect(plan.staging.caches).toEqual(['copy', 'overlay']);
       expect(cacheMode(source)).toBe('copy');
@@ -375,7 +376,9 @@ describe('planCell: operations', () => {
   it('stages the same way for a rootless cell', () => {
     const spec = baseSpec({ workspaceSeed: { kind: 'snapshot', path: '/h/ws' }, imports: [{ source: '/h/src', destination: '/src' }] });
     const c = { importKinds: ['dir' as const], importSources: ['/h/src'] };
-    expect(planCell(spec, ctx({ ...c, rootless: true })).ops).toEqual(planCell(spec, ctx(c)).ops);
+    // The same ops, but for the overlays' options (userxattr).
+    const withoutOptions = (ops: SetupOp[]) => ops.map((o) => (o.op === 'overlay' || o.op === 'overlay-ro' ? { ...o, options: '' } : o));
+    expect(withoutOptions(planCell(spec, ctx({ ...c, rootless: true })).ops)).toEqual(withoutOptions(planCell(spec, ctx(c)).ops));
     expect(planCell(spec, ctx({ ...c, rootless: true })).staging).toEqual({ workspace: 'overlay', imports: ['overlay'], caches: ['overlay'] });
   });
 
@@ -555,13 +558,13 @@ describe('planCell: property', () => {
           const inCell = (d: string) => posix.join(layout.merged, d);
           expect(userMountOps(spec, plan)).toEqual([
             wsOverlay && workspaceSeed.kind === 'snapshot'
-              ? { op: 'overlay', lower: workspaceSeed.path, upper: layout.workspaceUpper, work: layout.workspaceWork, target: inCell(spec.workspacePath) }
+              ? { op: 'overlay', lower: workspaceSeed.path, upper: layout.workspaceUpper, work: layout.workspaceWork, target: inCell(spec.workspacePath), options: OVERLAY_ROOT }
               : { op: 'bind', source: layout.workspace, target: inCell(spec.workspacePath) },
             ...spec.imports.map((m, i) => (importOverlay[i]
-              ? { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination) }
+              ? { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination), options: OVERLAY_ROOT }
               : { op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) })),
             ...spec.caches.map((m, i) => (cacheOverlay[i]
-              ? { op: 'overlay', lower: m.source, upper: layout.cacheUpper(i), work: layout.cacheWork(i), target: inCell(m.destination) }
+              ? { op: 'overlay', lower: m.source, upper: layout.cacheUpper(i), work: layout.cacheWork(i), target: inCell(m.destination), options: OVERLAY_ROOT }
               : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) })),
           ]);
           // No host path that overlayfs cannot carry ever reaches a mount option.
@@ -590,7 +593,7 @@ describe('planCell: property', () => {
 /** The helper's arity per operation (see src/cell/helper.sh): decode argv back to ops. */
 const FIELDS: Record<SetupOp['op'], string[]> = {
   'ns-check': ['fd'], 'root-check': ['prefix', 'root'], 'wait-go': [], loopback: [], 'enter-userns': ['proc', 'unshare', 'shell'], 'wait-map': [],
-  overlay: ['lower', 'upper', 'work', 'target'], 'overlay-ro': ['lowers', 'target'], bind: ['source', 'target'], 'bind-ro': ['source', 'target'],
+  overlay: ['lower', 'upper', 'work', 'target', 'options'], 'overlay-ro': ['lowers', 'target', 'options'], 'flatten-owners': ['dir', 'list'], bind: ['source', 'target'], 'bind-ro': ['source', 'target'],
   proc: ['target'], devpts: ['target'], 'binfmt-mount': ['target'],
   'binfmt-register': ['dir', 'name', 'rule', 'scope'],
   cgroup: ['dir'], hostname: ['name'], mounts: ['file'],
@@ -778,14 +781,15 @@ describe('the nested user namespace of root cells', () => {
 
 describe('batchMounts', () => {
   const layout = scratchLayout('/s/cells/c1');
+  const root = 'redirect_dir=off,metacopy=off';
   const ops: SetupOp[] = [
-    { op: 'overlay', lower: '/img', upper: '/s/u', work: '/s/w', target: layout.merged },
+    { op: 'overlay', lower: '/img', upper: '/s/u', work: '/s/w', target: layout.merged, options: root },
     { op: 'proc', target: `${layout.merged}/proc` },
     { op: 'bind', source: layout.dev, target: `${layout.merged}/dev` },
     { op: 'bind', source: '/dev/null', target: `${layout.merged}/dev/null` },
     { op: 'devpts', target: `${layout.merged}/dev/pts` },
-    { op: 'overlay', lower: '/h/my ws', upper: '/s/wu', work: '/s/ww', target: `${layout.merged}/workspace` },
-    { op: 'overlay-ro', lowers: ['/h/imp', '/s/e'], target: `${layout.merged}/src` },
+    { op: 'overlay', lower: '/h/my ws', upper: '/s/wu', work: '/s/ww', target: `${layout.merged}/workspace`, options: root },
+    { op: 'overlay-ro', lowers: ['/h/imp', '/s/e'], target: `${layout.merged}/src`, options: root },
     { op: 'bind-ro', source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf` },
     { op: 'hostname', name: 'h' },
   ];
@@ -800,7 +804,7 @@ describe('batchMounts', () => {
       { source: '/dev/null', target: `${layout.merged}/dev/null`, type: 'none', options: 'bind' },
       { source: 'devpts', target: `${layout.merged}/dev/pts`, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' },
       { source: 'overlay', target: `${layout.merged}/workspace`, type: 'overlay', options: 'lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,redirect_dir=off,metacopy=off' },
-      { source: 'overlay', target: `${layout.merged}/src`, type: 'overlay', options: 'lowerdir=/h/imp:/s/e' },
+      { source: 'overlay', target: `${layout.merged}/src`, type: 'overlay', options: 'lowerdir=/h/imp:/s/e,redirect_dir=off,metacopy=off' },
       { source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf`, type: 'none', options: 'bind,ro' },
     ]);
     expect(all.file.startsWith(`${layout.scratch}/`)).toBe(true);
@@ -810,12 +814,47 @@ describe('batchMounts', () => {
     expect(batched.map((o) => o.op)).toEqual(['overlay', 'proc', 'mounts', 'devpts', 'mounts', 'hostname']);
     expect(new Set(batched.filter((o) => o.op === 'mounts').map((o) => (o as { file: string }).file)).size).toBe(2);
   });
-  it('leaves overlay options to the kernel in a user namespace, where it refuses them', () => {
-    const batched = batchMounts(ops, layout, { rootless: true });
+  it('writes each overlay with the options the plan gave it (userxattr in a user namespace)', () => {
+    const rootless = ops.map((o): SetupOp => (o.op === 'overlay' || o.op === 'overlay-ro' ? { ...o, options: 'userxattr' } : o));
+    const batched = batchMounts(rootless, layout, { rootless: true });
     const entries = batched.flatMap((o) => (o.op === 'mounts' ? o.entries : []));
-    expect(entries.find((e) => e.target.endsWith('/workspace'))!.options).toBe('lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww');
+    expect(entries.find((e) => e.target.endsWith('/workspace'))!.options).toBe('lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,userxattr');
+    expect(entries.find((e) => e.target.endsWith('/src'))!.options).toBe('lowerdir=/h/imp:/s/e,userxattr');
   });
   it('escapes whitespace and backslashes in fstab fields', () => {
     expect(fstabText([{ source: '/a b\\c', target: '/t\tx', type: 'none', options: 'bind' }])).toBe('/a\\040b\\134c /t\\011x none bind 0 0\n');
+  });
+});
+
+describe('rootless cells: overlay options and ids', () => {
+  const overlays = (plan: CellPlan) => plan.ops.filter((o): o is Extract<SetupOp, { op: 'overlay' | 'overlay-ro' }> => o.op === 'overlay' || o.op === 'overlay-ro');
+  const withInputs = () => baseSpec({
+    workspaceSeed: { kind: 'snapshot', path: '/h/ws' },
+    imports: [{ source: '/h/imp', destination: '/src' }],
+    caches: [{ source: '/h/cache', destination: '/root/.cache' }],
+  });
+  it('mounts every overlay with userxattr (dpkg renames new directories into image directories)', () => {
+    const plan = planCell(withInputs(), ctx({ rootless: true, importKinds: ['dir'], importSources: ['/h/imp'] }));
+    expect(overlays(plan).map((o) => o.op)).toEqual(['overlay', 'overlay', 'overlay-ro', 'overlay']);
+    for (const op of overlays(plan)) expect(op.options).toBe('userxattr');
+  });
+  it('mounts every overlay of a root cell with redirect_dir and metacopy off', () => {
+    const plan = planCell(withInputs(), ctx({ importKinds: ['dir'], importSources: ['/h/imp'] }));
+    for (const op of overlays(plan)) expect(op.options).toBe('redirect_dir=off,metacopy=off');
+  });
+  it('with subordinate ids: gives the files back to the user at the end, and lets apt use its _apt user', () => {
+    const plan = planCell(baseSpec(), ctx({ rootless: true, subIds: true }));
+    expect(plan.ops.filter((o) => o.op === 'flatten-owners')).toEqual([{ op: 'flatten-owners', dir: SCRATCH, list: `${SCRATCH}/owners.list` }]);
+    expect(plan.files).toEqual([]);
+  });
+  it('with root alone mapped: apt downloads as root, and there is nothing to give back', () => {
+    const plan = planCell(baseSpec(), ctx({ rootless: true }));
+    expect(plan.ops.map((o) => o.op)).not.toContain('flatten-owners');
+    expect(plan.files.map((f) => f.cellPath)).toEqual(['/etc/apt/apt.conf.d/00build-cell-rootless']);
+  });
+  it('root cells neither flatten nor configure apt', () => {
+    const plan = planCell(baseSpec(), ctx({ subIds: true }));
+    expect(plan.ops.map((o) => o.op)).not.toContain('flatten-owners');
+    expect(plan.files).toEqual([]);
   });
 });
