@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = 'd58a6143f7edb28b';
+const BUNDLE_ID = 'f94cc6cde4b673bf';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -18,10 +18,11 @@ import type { RegistryOptions } from './image/registry-auth.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
 import { checkExportDestinations, copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
-import { batchMounts, planCell, type Emulation, type RunContext } from './cell/plan.js';
+import { batchMounts, planCell, type CellPlan, type Emulation, type RunContext } from './cell/plan.js';
 import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
-import { emptyScratch, removeScratch, stageCell, writeScratchRecords } from './cell/stage.js';
+import { emptyScratch, removeScratch, stageCell, writeScratchRecords, type Staged } from './cell/stage.js';
+import { prepareDerived, type InstallRequest, type InstallResult } from './install/derive.js';
 import { overlaps } from './spec/paths.js';
 import { normalizeSpec, validateSpec } from './spec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
@@ -55,6 +56,16 @@ export interface CellRequest {
   inheritImageEnv?: boolean;
   /** The cell's id (its scratch is STATE/cells/ID); the action picks it so its post step can find the scratch. */
   cellId?: string;
+  /** The cached install step: the command runs on the image it derives (see install/derive.ts). */
+  install?: InstallRequest;
+}
+
+/** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
+export interface CellHooks {
+  /** After the command succeeded, while the cell's view (`root`) exists; its processes are gone. */
+  whileAlive?: (cell: { root: string; plan: CellPlan; staged: Staged }) => Promise<void>;
+  /** After the command succeeded and the cell was released, before its scratch is removed. */
+  afterRelease?: (cell: { plan: CellPlan; staged: Staged }) => Promise<void>;
 }
 
 /**
@@ -62,7 +73,7 @@ export interface CellRequest {
  * unpack are its parts when they ran. setup: the checks and the plan between image and stage.
  * release: the helper's exit, which takes the namespaces and their mounts with it.
  */
-export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'setup' | 'stage' | 'run' | 'export' | 'cache' | 'release' | 'cleanup';
+export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'install' | 'setup' | 'stage' | 'run' | 'export' | 'cache' | 'release' | 'cleanup';
 
 export interface CellRunResult {
   exitCode: number;
@@ -74,6 +85,8 @@ export interface CellRunResult {
   scratchPreserved: boolean;
   exports: Array<{ source: string; destination: string; bytes: number }>;
   timings: Partial<Record<Phase, number>>;
+  /** The install step, when the request had one. */
+  install?: InstallResult;
 }
 
 export class CancelledError extends BuildCellError {
@@ -172,12 +185,52 @@ async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promis
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   const importKinds = await checkHostInputs(validateRequest(request));
   await checkExportDestinations(request.spec);
-  const { timings, timed, since } = phaseTimer<Phase>();
-
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
-  const image = await timed('image', () => prepare(prefix, request.image, request.owner));
-  Object.assign(timings, image.timings);
+  const timer = phaseTimer<Phase>();
+  const { image, install } = await timer.timed('image', () => cellImage(prefix, request, signal));
+  Object.assign(timer.timings, image.timings);
+  if (install?.ran && install.seconds !== undefined) {
+    // The install cell's own run is a phase of its own, not part of preparing the image.
+    timer.timings.install = Math.round(install.seconds * 10000) / 10;
+    timer.timings.image = Math.round((timer.timings.image! - timer.timings.install) * 10) / 10;
+  }
+  const result = await runCellOn(prefix, image, request, { importKinds, signal, timer });
+  return install ? { ...result, install } : result;
+}
+
+/** `prepare --install`: the derived image, found or made, without running a command. */
+export async function prepareWithInstall(request: CellRequest): Promise<{ image: PreparedImage; install?: InstallResult }> {
+  validateRequest(request);
+  const prefix = await canonicalPrefix(request.stateDir);
+  await checkOutsideStateDir(request.spec, prefix);
+  return cellImage(prefix, request);
+}
+
+/** The image a request's cell runs on: the image itself, or the derived image of its install step. */
+async function cellImage(prefix: string, request: CellRequest, signal?: AbortSignal): Promise<{ image: PreparedImage; install?: InstallResult }> {
+  if (!request.install) return { image: await prepare(prefix, request.image, request.owner) };
+  const store = new Store(prefix);
+  return prepareDerived({
+    store,
+    base: { ...request.image, rootless: process.getuid?.() !== 0, cacheOwner: request.owner },
+    install: request.install,
+    spec: request.spec,
+    runCell: (base, spec, hooks) => runCellOn(prefix, base, { ...request, spec, install: undefined, cellId: undefined }, { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks }),
+  });
+}
+
+export interface CellOnOptions {
+  importKinds: Array<'dir' | 'file'>;
+  signal?: AbortSignal;
+  timer: ReturnType<typeof phaseTimer<Phase>>;
+  hooks?: CellHooks;
+}
+
+/** One cell on a prepared image: setup, stage, run, exports, caches, release, cleanup. */
+async function runCellOn(prefix: string, image: PreparedImage, request: CellRequest, options: CellOnOptions): Promise<CellRunResult> {
+  const { importKinds, signal, hooks } = options;
+  const { timings, timed, since } = options.timer;
   const setupStart = now();
   const id = request.cellId ?? newCellId();
   const scratch = join(prefix, 'cells', id);
@@ -206,6 +259,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   let succeeded = false;
   let preserved = false;
   let records: Promise<void> | undefined;
+  let staged: Staged | undefined;
   const onAbort = () => cell?.kill();
   signal?.addEventListener('abort', onAbort);
   try {
@@ -228,7 +282,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     // The helper starts first and waits: its process start-up overlaps the staging.
     const running = startCell(plan, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none', ids, tools });
     cell = running;
-    await timed('stage', () => stageCell(spec, plan, request.owner));
+    staged = await timed('stage', () => stageCell(spec, plan, request.owner));
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
     running.go(spec.env);
     // Written while the command runs (the engine only waits then); the first thread-pool call
@@ -240,6 +294,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     succeeded = outcome.exitCode === 0;
     let exports: CellRunResult['exports'] = [];
     const cellRoot = join(running.viewRoot, plan.layout.merged);
+    if (succeeded && hooks?.whileAlive) await hooks.whileAlive({ root: cellRoot, plan, staged: staged! });
     try {
       exports = await timed('export', () => copyExports(spec, cellRoot, destinations, succeeded, request.owner));
     } finally {
@@ -259,6 +314,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
         }
       }
     }
+    if (succeeded && hooks?.afterRelease) await hooks.afterRelease({ plan, staged: staged! });
     preserved = scratchPreserved(spec.cleanup, succeeded);
     return {
       exitCode: outcome.exitCode, signal: outcome.signal, image, arch: guest.name, emulated: !!emulation,

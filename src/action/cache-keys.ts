@@ -7,13 +7,21 @@
  * new key (run id + attempt), and restores the newest entry with the same prefix.
  */
 import { sha256Hex } from '../util/random.js';
-import type { ArchInfo } from '../emulation/arch.js';
+import { archKey, type ArchInfo } from '../emulation/arch.js';
 
 export const KEY_VERSION = 'v1';
 
 export function imageCacheKey(arch: ArchInfo, digest: string): string {
-  const archKey = arch.ociVariant ? `${arch.ociArch}-${arch.ociVariant}` : arch.ociArch;
-  return `build-cell-image-${KEY_VERSION}-${archKey}-${digest.replace(/^sha256:/, '')}`;
+  return `build-cell-image-${KEY_VERSION}-${archKey(arch)}-${digest.replace(/^sha256:/, '')}`;
+}
+
+/**
+ * The derived image of an install step: arch + base digest + the install's key hash (script,
+ * shell, install-key, env names; see install/key.ts). Matrix legs never collide, and a moved
+ * tag or an edited script is a new key.
+ */
+export function installCacheKey(arch: ArchInfo, baseDigest: string, hash: string): string {
+  return `build-cell-install-${KEY_VERSION}-${archKey(arch)}-${baseDigest.replace(/^sha256:/, '').slice(0, 16)}-${hash.slice(0, 32)}`;
 }
 
 export interface BuildCacheKeys {

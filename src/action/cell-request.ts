@@ -4,8 +4,9 @@
  * file-command directory through which scripts in the cell set step outputs.
  */
 import { join } from 'node:path';
+import { covers } from '../spec/paths.js';
 import type { CellRequest } from '../engine.js';
-import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
+import { scriptCommand, type BuildCellSpec } from '../spec/types.js';
 import { isWorkspaceArchive } from '../spec/validate.js';
 import type { Owner } from '../util/fs.js';
 import type { ActionInputs } from './inputs.js';
@@ -34,6 +35,8 @@ export interface ActionContext {
   owner?: Owner;
   digest?: string;
   imageCacheDir?: string;
+  /** Where the Actions cache restores the install step's derived layout to (and saves it from). */
+  installCacheDir?: string;
 }
 
 /** The host directory for a cache given only by its cell path. */
@@ -46,9 +49,7 @@ export function commandFor(inputs: ActionInputs): BuildCellSpec['command'] {
     const [executable, ...argv] = inputs.command.argv;
     return { cwd: inputs.workingDirectory, executable: executable!, argv };
   }
-  return inputs.command.shell === 'bash'
-    ? { cwd: inputs.workingDirectory, executable: 'bash', argv: ['--noprofile', '--norc', '-eo', 'pipefail', SCRIPT_PATH] }
-    : { cwd: inputs.workingDirectory, executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] };
+  return { cwd: inputs.workingDirectory, ...scriptCommand(inputs.command.shell) };
 }
 
 export function cellEnv(inputs: ActionInputs, env: NodeJS.ProcessEnv): Array<[string, string]> {
@@ -58,9 +59,27 @@ export function cellEnv(inputs: ActionInputs, env: NodeJS.ProcessEnv): Array<[st
   return [...merged];
 }
 
+/** The install step: the cell's environment less the file commands (the install sets no step outputs), the user's caches. */
+function installRequest(inputs: ActionInputs, ctx: ActionContext, caches: CellRequest['spec']['caches']): CellRequest['install'] {
+  if (!inputs.install) return undefined;
+  const fileCommandNames = new Set<string>(Object.keys(FILE_COMMANDS));
+  return {
+    script: inputs.install.script,
+    key: inputs.install.key,
+    shell: inputs.install.shell,
+    env: cellEnv(inputs, ctx.env).filter(([name]) => !fileCommandNames.has(name)),
+    keyEnvNames: inputs.env.map(([name]) => name),
+    caches: caches.filter((c) => !covers(inputs.workspacePath, c.destination)),
+    cacheDir: ctx.installCacheDir,
+  };
+}
+
 export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellRequest {
   const workspace = inputs.workspace;
+  const userCaches = inputs.caches.map((m, i) => ({ source: m.host ?? ctx.cacheDirs[i]!, destination: m.cell }));
+  const install = installRequest(inputs, ctx, userCaches);
   return {
+    ...(install ? { install } : {}),
     stateDir: inputs.stateDir,
     owner: ctx.owner,
     inheritImageEnv: true,
@@ -79,10 +98,7 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
       workspacePath: inputs.workspacePath,
       workspaceSeed: !workspace ? { kind: 'empty' } : isWorkspaceArchive(workspace) ? { kind: 'archive', path: workspace } : { kind: 'snapshot', path: workspace },
       imports: inputs.imports.map((m) => ({ source: m.host, destination: m.cell })),
-      caches: [
-        ...inputs.caches.map((m, i) => ({ source: m.host ?? ctx.cacheDirs[i]!, destination: m.cell })),
-        { source: ctx.fileCommandsDir, destination: FILE_COMMANDS_CELL_DIR },
-      ],
+      caches: [...userCaches, { source: ctx.fileCommandsDir, destination: FILE_COMMANDS_CELL_DIR }],
       exports: inputs.exports.map((m) => ({ source: m.cell, destination: m.host })),
       command: commandFor(inputs),
       env: cellEnv(inputs, ctx.env),

@@ -21,6 +21,8 @@ export interface ActionInputs {
   arch: ArchInfo;
   /** The script (`run`) with its shell, or the argv (`command`). */
   command: { kind: 'script'; script: string; shell: (typeof SHELLS)[number] } | { kind: 'argv'; argv: string[] };
+  /** The cached install step (see src/install/derive.ts): its script and extra key part. */
+  install?: { script: string; key: string; shell: (typeof SHELLS)[number] };
   /** Host directory or archive; undefined: empty workspace. */
   workspace?: string;
   workspacePath: string;
@@ -49,6 +51,7 @@ export const INPUT_NAMES = [
   'image', 'arch', 'run', 'shell', 'command', 'workspace', 'workspace-path', 'working-directory', 'env', 'imports',
   'caches', 'cache-key', 'exports', 'network', 'cpu-time', 'memory', 'max-processes', 'cleanup', 'artifact-name',
   'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'tools', 'state-dir',
+  'install', 'install-key',
 ] as const;
 
 export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
@@ -86,6 +89,12 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
   if (run.includes('\0')) throw new UserError('run', 'must not contain a NUL byte');
   const shell = oneOf(read('shell') || 'sh', SHELLS, 'shell');
   const command: ActionInputs['command'] = run.trim() ? { kind: 'script', script: run, shell } : { kind: 'argv', argv: commandLines };
+
+  const installScript = read('install');
+  const installKey = read('install-key').trim();
+  if (installScript.includes('\0')) throw new UserError('install', 'must not contain a NUL byte');
+  if (!installScript.trim() && installKey) throw new UserError('install-key', 'needs install (a script): it is a part of the install step\'s key');
+  const install = installScript.trim() ? { script: installScript, key: installKey, shell } : undefined;
 
   const workspaceInput = read('workspace').trim();
   const workspace = workspaceInput === 'none' ? undefined : fromWorkspace(workspaceInput || githubWorkspace);
@@ -128,6 +137,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     image: parseReference(image, 'image'),
     arch: read('arch').trim() ? resolveArch(read('arch'), 'arch') : hostArch(),
     command,
+    ...(install ? { install } : {}),
     workspace,
     workspacePath,
     workingDirectory,

@@ -28,6 +28,7 @@ import { restoreCache, saveCache } from './actions-cache.js';
 import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
+import { describeInstall, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
 import { phaseTimer } from '../util/timing.js';
 
 export async function runMain(): Promise<void> {
@@ -66,13 +67,17 @@ export async function runMain(): Promise<void> {
       for (const dir of tools.dirsToAddToPath) core.addPath(dir);
     }));
 
-    // The image: re-resolve a tag (one manifest request), then restore its layout by digest.
+    // The image: re-resolve a tag (one manifest request), then restore its layout by digest;
+    // with an install step, first its derived image (a hit needs no base image at all).
     let digest: string | undefined;
     let imageKey: string | undefined;
     let imageCacheDir: string | undefined;
+    let installCache: InstallCache | undefined;
     await core.group('Image cache', () => timed('cache restore', async () => {
-      if (!inputs.imageCache) return core.info('image-cache is false: not using the Actions cache for the image');
+      if (!inputs.imageCache) return core.info('image-cache is false: not using the Actions cache for the image or the install step');
       const keyDigest = inputs.image.pinnedDigest ?? (digest = await resolveDigest(inputs.image, inputs.arch, inputs.registry));
+      installCache = await restoreInstall(inputs, keyDigest, work);
+      if (installCache?.hit) return;
       imageKey = imageCacheKey(inputs.arch, keyDigest);
       imageCacheDir = join(work, 'image-cache', imageKey);
       await mkdir(imageCacheDir, { recursive: true });
@@ -97,7 +102,7 @@ export async function runMain(): Promise<void> {
 
     const fileCommandsDir = join(work, `file-commands-${process.pid}`);
     await prepareFileCommands(fileCommandsDir);
-    const request = { ...toCellRequest(inputs, { env: process.env, runnerTemp, fileCommandsDir, cacheDirs, owner, digest, imageCacheDir }), cellId: newCellId() };
+    const request = { ...toCellRequest(inputs, { env: process.env, runnerTemp, fileCommandsDir, cacheDirs, owner, digest, imageCacheDir, installCacheDir: installCache?.dir }), cellId: newCellId() };
     core.saveState(STATE.scratch, join(inputs.stateDir, 'cells', request.cellId));
     core.saveState(STATE.cleanup, inputs.cleanup);
     core.saveState(STATE.work, work);
@@ -106,7 +111,14 @@ export async function runMain(): Promise<void> {
     let result: CellRunResult | undefined;
     if (outcome.ok) {
       result = outcome.result;
-      summary.digest = result.image.digest;
+      // image-digest is the base image's; with an install step, install-digest is what ran.
+      summary.digest = result.install?.baseDigest ?? result.image.digest;
+      summary.install = describeInstall(result.install, installCache);
+      if (result.install) {
+        core.setOutput('install-cache-hit', String(!result.install.ran));
+        core.setOutput('install-digest', result.install.digest);
+        timings.install = result.timings.install;
+      }
       summary.exitCode = result.exitCode;
       summary.signal = result.signal;
       summary.exports = result.exports;
@@ -116,7 +128,7 @@ export async function runMain(): Promise<void> {
       timings.run = result.timings.run;
       timings.export = result.timings.export;
       core.setOutput('exit-code', String(result.exitCode));
-      core.setOutput('image-digest', result.image.digest);
+      core.setOutput('image-digest', summary.digest);
       if (result.scratchPreserved) core.setOutput('scratch-path', result.scratch);
       if (result.exitCode === 0) core.saveState(STATE.outcome, 'success');
     } else {
@@ -135,6 +147,7 @@ export async function runMain(): Promise<void> {
     }
 
     await core.group('Caches: save', () => timed('cache save', async () => {
+      await saveInstall(installCache, result?.install);
       if (imageKey && imageCacheDir && result && !summary.imageCacheHit) {
         await bestEffort('saving the image to the Actions cache', () => saveCache([imageCacheDir!], imageKey!));
       }

@@ -4,7 +4,7 @@
  */
 import * as core from '@actions/core';
 
-export const PHASES = ['tools', 'cache restore', 'pull', 'unpack', 'stage', 'run', 'export', 'upload', 'cache save'] as const;
+export const PHASES = ['tools', 'cache restore', 'pull', 'unpack', 'install', 'stage', 'run', 'export', 'upload', 'cache save'] as const;
 export type ActionPhase = (typeof PHASES)[number];
 
 export interface SummaryData {
@@ -13,6 +13,8 @@ export interface SummaryData {
   arch: string;
   emulated: boolean;
   imageCacheHit: boolean;
+  /** The install step: ran (and its time), or reused from where. */
+  install?: string;
   /** The privilege mode, and why it was chosen. */
   privilege?: string;
   exitCode?: number;
@@ -48,6 +50,7 @@ export function summaryRows(data: SummaryData): string[][] {
     ['arch', `${data.arch}${data.emulated ? ' (emulated with qemu)' : ''}`],
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
     ['privilege', data.privilege ?? '–'],
+    ...(data.install ? [['install step', data.install]] : []),
     ...PHASES.map((phase) => [`time: ${phase}`, formatMs(data.timings[phase])]),
     ['exit code', outcome],
   ];

@@ -6,13 +6,13 @@
  * the build planted (to /etc, to /) can never make the engine copy host content out. Export
  * destinations were resolved on the host before the cell ran, so the cell cannot redirect them.
  */
-import { chmod, lchown, lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { lstat, realpath, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { overlaps, relativeTo } from '../spec/paths.js';
 import type { BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { copyTree } from './stage.js';
+import { applyUpper } from './apply-upper.js';
 import { randomHex } from '../util/random.js';
 import { mkdirOwned, settleCopiedTree, type Owner } from '../util/fs.js';
 import type { CellPlan } from './plan.js';
@@ -113,42 +113,13 @@ export async function syncCaches(spec: BuildCellSpec, plan: CellPlan, cellRoot: 
   }
 }
 
-function isWhiteout(info: Stats): boolean {
-  return info.isCharacterDevice() && info.rdev === 0;
-}
-
 /**
- * Apply an overlay upper layer to the host directory it was layered on. Whiteouts delete; in
- * a changed directory, names the cell no longer sees are deleted (this also covers opaque
- * directories); files and symlinks are copied (cp -a, never followed); directories recurse;
- * fifos, sockets and devices are never created on the host. A host entry that is a symlink
- * is replaced, never descended into.
+ * Apply an overlay cache's upper layer to the host directory it was layered on (see
+ * applyUpper: whiteouts and names the cell no longer sees are deleted, files, symlinks and
+ * directories applied, never through a host symlink; fifos, sockets and devices are skipped).
  */
 export async function syncChanges(upper: string, view: string, host: string, owner?: Owner): Promise<void> {
-  const visible = new Set(await readdir(view));
-  for (const name of await readdir(host)) {
-    if (!visible.has(name)) await rm(join(host, name), { recursive: true, force: true });
-  }
-  for (const name of await readdir(upper)) {
-    const from = join(upper, name);
-    const to = join(host, name);
-    const info = await lstat(from);
-    if (isWhiteout(info)) {
-      await rm(to, { recursive: true, force: true });
-    } else if (info.isDirectory()) {
-      const existing = await lstat(to).catch(() => undefined);
-      if (!existing?.isDirectory()) {
-        await rm(to, { recursive: true, force: true });
-        await mkdir(to);
-        if (owner) await lchown(to, owner.uid, owner.gid);
-      }
-      await chmod(to, info.mode & 0o7777);
-      await syncChanges(from, join(view, name), to, owner);
-    } else if (info.isFile() || info.isSymbolicLink()) {
-      await replaceWithCopy(from, to, `sync ${to} back from the cell`);
-      await settleCopiedTree(to, owner);
-    }
-  }
+  await applyUpper(upper, view, host, { owner, what: 'sync the cache back to' });
 }
 
 /** Copy `source` next to `destination`, then swap it in: a failed copy never leaves half a tree. */

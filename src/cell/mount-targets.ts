@@ -34,8 +34,10 @@ function lstatOrUndefined(path: string, cellPath: string): Stats | undefined {
   }
 }
 
-export async function prepareTarget(request: TargetRequest): Promise<void> {
+/** Returns what it created in `upper` (paths relative to it, parents first). */
+export async function prepareTarget(request: TargetRequest): Promise<string[]> {
   const parts = request.rel.split('/').filter(Boolean);
+  const created: string[] = [];
   let rel = '';
   const fail = (why: string): never => {
     throw new CellSetupError(`mount target ${request.cellPath} ${why}`);
@@ -61,19 +63,21 @@ export async function prepareTarget(request: TargetRequest): Promise<void> {
         // never writing through the link.
         if (inUpper) rmSync(upperPath, { force: true });
         writeFileSync(upperPath, '', { mode: 0o644, flag: 'wx' });
-        return;
+        created.push(rel);
+        return created;
       }
       fail(`traverses a symlink at ${at}`);
     }
     if (!found) {
       if (last && request.kind === 'file') writeFileSync(upperPath, '', { mode: 0o644, flag: 'wx' });
       else mkdirSync(upperPath, { mode: 0o755 });
+      created.push(rel);
       continue;
     }
     if (last) {
       if (request.kind === 'dir' && !found.isDirectory()) fail(`already exists as a non-directory at ${at}`);
       if (request.kind === 'file' && found.isDirectory()) fail(`already exists as a directory at ${at}`);
-      return;
+      return created;
     }
     if (!found.isDirectory()) fail(`traverses a non-directory at ${at}`);
     if (!inUpper) {
@@ -81,6 +85,8 @@ export async function prepareTarget(request: TargetRequest): Promise<void> {
       mkdirSync(upperPath);
       chmodSync(upperPath, found.mode & 0o7777);
       if (process.getuid?.() === 0) chownSync(upperPath, found.uid, found.gid);
+      created.push(rel);
     }
   }
+  return created;
 }

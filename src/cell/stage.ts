@@ -21,11 +21,18 @@ import { mkdirOwned, type Owner } from '../util/fs.js';
 import { DEV_SKELETON, fstabText, hostLocation, type CellPlan } from './plan.js';
 import { prepareTarget } from './mount-targets.js';
 
+/** What staging put into the root's upper layer (mount points, their parents, files): not the cell's own changes. */
+export interface Staged {
+  /** Paths relative to the root upper, parents first. */
+  rootCreated: string[];
+}
+
 /**
  * Stage the scratch dir (which the engine created, empty). Only what this cell uses is created:
  * on some disks every directory costs a fraction of a millisecond.
  */
-export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<void> {
+export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<Staged> {
+  const rootCreated: string[] = [];
   const { layout, staging } = plan;
   // The engine has checked the inputs (existence, kinds) before anything was written.
   const dirs = [layout.upper, layout.work, layout.merged];
@@ -60,7 +67,7 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
     const where = hostLocation(spec, layout, target.cellPath, true, staging);
     // A read-only import cannot get new directories: a missing one is reported by the cell.
     if (!where.dir) continue;
-    await prepareTarget({
+    const created = await prepareTarget({
       lower: where.lower,
       upper: where.dir,
       rel: where.rel,
@@ -68,13 +75,15 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
       replaceSymlink: target.replaceSymlink,
       cellPath: target.cellPath,
     });
+    if (where.base === 'rootfs') rootCreated.push(...created);
   }
   if (spec.script !== undefined) writeFileSync(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
   for (const file of plan.files) {
     if (file.onlyIfDir && !isPlainDir(spec.root, file.onlyIfDir)) continue;
-    await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath });
+    rootCreated.push(...await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath }));
     writeFileSync(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
   }
+  return { rootCreated };
 }
 
 function makeDevSkeleton(dir: string): void {

@@ -27,11 +27,17 @@ export interface CommonOptions {
   verbose: boolean;
 }
 
+/** --install SCRIPT [--install-key K]: the cached install step (see src/install/derive.ts). */
+export interface InstallOption {
+  script: string;
+  key: string;
+}
+
 export type CliCommand =
   | { kind: 'help'; text: string }
   | { kind: 'version' }
-  | ({ kind: 'prepare' } & CommonOptions)
-  | ({ kind: 'run'; spec: CellSpecInput; resultFile?: string } & CommonOptions)
+  | ({ kind: 'prepare'; install?: InstallOption; env: Array<[string, string]>; caches: CellSpecInput['caches'] } & CommonOptions)
+  | ({ kind: 'run'; spec: CellSpecInput; install?: InstallOption; resultFile?: string } & CommonOptions)
   | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean };
 
 export const USAGE = `Usage:
@@ -41,8 +47,10 @@ export const USAGE = `Usage:
      [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
      [--privilege auto|root|sudo|rootless] [--result-file FILE] [--verbose]
+     [--install 'SHELL SCRIPT' [--install-key STRING]]
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
   build-cell prepare --image REF [--arch ARCH] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
+     [--install 'SHELL SCRIPT' [--install-key STRING] [--env K=V]... [--cache HOST:CELL]...]
   build-cell demo [--state-dir DIR]
   build-cell --help | --version
 
@@ -60,6 +68,10 @@ const IMAGE_OPTIONS = {
   privilege: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
+  install: { type: 'string' },
+  'install-key': { type: 'string' },
+  env: { type: 'string', multiple: true },
+  cache: { type: 'string', multiple: true },
 } as const;
 
 const RUN_OPTIONS = {
@@ -67,9 +79,7 @@ const RUN_OPTIONS = {
   workspace: { type: 'string' },
   'workspace-path': { type: 'string' },
   cwd: { type: 'string' },
-  env: { type: 'string', multiple: true },
   import: { type: 'string', multiple: true },
-  cache: { type: 'string', multiple: true },
   export: { type: 'string', multiple: true },
   network: { type: 'string' },
   'cpu-time': { type: 'string' },
@@ -102,7 +112,11 @@ export function parseCli(argv: string[], environment: CliEnvironment): CliComman
       if (dashDash >= 0) throw new UserError('prepare', 'takes no command');
       const values = parse(flags, IMAGE_OPTIONS);
       if (values.help) return { kind: 'help', text: USAGE };
-      return { kind: 'prepare', ...common(values, environment) };
+      const install = installOption(values);
+      const env = ((values.env as string[] | undefined) ?? []).map((e) => envEntry(e, environment.env));
+      const caches = ((values.cache as string[] | undefined) ?? []).map((m, i) => hostToCell(m, `--cache #${i + 1}`, environment.cwd));
+      if (!install && (env.length || caches.length)) throw new UserError(env.length ? '--env' : '--cache', 'prepare takes --env and --cache only with --install (they are the install step\'s)');
+      return { kind: 'prepare', ...common(values, environment), env, caches, ...(install ? { install } : {}) };
     }
     case 'demo': {
       const values = parse(flags, { 'state-dir': { type: 'string' }, privilege: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } });
@@ -158,7 +172,21 @@ function parseRun(flags: string[], trailing: string[], environment: CliEnvironme
     ...(script !== undefined ? { script } : {}),
   };
   const resultFile = str('result-file');
-  return { kind: 'run', ...base, spec, ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}) };
+  const install = installOption(v);
+  return { kind: 'run', ...base, spec, ...(install ? { install } : {}), ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}) };
+}
+
+function installOption(v: Record<string, unknown>): InstallOption | undefined {
+  const script = v.install as string | undefined;
+  const key = v['install-key'] as string | undefined;
+  if (script === undefined) {
+    if (key !== undefined) throw new UserError('--install-key', 'needs --install SCRIPT (it is a part of the install step\'s key)');
+    return undefined;
+  }
+  if (!script.trim()) throw new UserError('--install', 'must not be empty: a shell script, run with sh -e before the command');
+  if (script.includes('\0')) throw new UserError('--install', 'must not contain a NUL byte');
+  if (key?.includes('\0')) throw new UserError('--install-key', 'must not contain a NUL byte');
+  return { script, key: key ?? '' };
 }
 
 function common(v: Record<string, unknown>, environment: CliEnvironment): CommonOptions {

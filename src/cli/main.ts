@@ -10,11 +10,12 @@ import { ensureDemoImage } from '../demo/busybox-image.js';
 import { hostArch, needsEmulation } from '../emulation/arch.js';
 import { binfmtMode } from '../emulation/binfmt.js';
 import { parseReference } from '../image/reference.js';
-import { prepare, runBuildCell, type CellRunResult } from '../engine.js';
+import { prepare, prepareWithInstall, runBuildCell, type CellRunResult, type CellSpecInput } from '../engine.js';
+import type { InstallRequest, InstallResult } from '../install/derive.js';
 import { SCRIPT_PATH } from '../spec/types.js';
 import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
 import { readEngineRequest, runToOutcome } from '../engine-request.js';
-import { parseCli, USAGE, type CliCommand } from './args.js';
+import { parseCli, USAGE, type CliCommand, type InstallOption } from './args.js';
 import { runUnderSudo } from './privilege.js';
 import { choosePrivilege, type PrivilegeChoice } from '../privilege.js';
 
@@ -59,6 +60,13 @@ async function dispatch(argv: string[]): Promise<number> {
   if (privilege.ids && !privilege.ids.uids && command.kind !== 'prepare') process.stderr.write(`build-cell: warning: rootless cell: ${privilege.ids.note}\n`);
   switch (command.kind) {
     case 'prepare': {
+      if (command.install) {
+        const spec: CellSpecInput = { ...PREPARE_SPEC, env: command.env, caches: command.caches };
+        const { image, install } = await prepareWithInstall({ stateDir: command.stateDir, image: command.image, spec, owner: sudoOwner(), inheritImageEnv: true, install: installRequest(command.install, command.env) });
+        process.stdout.write(`${image.digest} ${image.rootfs}\n`);
+        if (install) reportInstall(install, log);
+        return 0;
+      }
       const image = await prepare(command.stateDir, command.image);
       process.stdout.write(`${image.digest} ${image.rootfs}\n`);
       log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
@@ -95,7 +103,9 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
   process.on('SIGHUP', onSignal);
   try {
     const owner = sudoOwner();
-    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true }, controller.signal);
+    const install = command.install ? installRequest(command.install, command.spec.env) : undefined;
+    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install }, controller.signal);
+    if (result.install) reportInstall(result.install, log);
     report(result, log);
     if (command.resultFile) await writeFile(command.resultFile, `${JSON.stringify(resultRecord(result, privilege), null, 2)}\n`);
     return result.exitCode;
@@ -110,6 +120,21 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
   }
+}
+
+/** The spec of `prepare --install`: only what the install cell takes from it (see installSpec). */
+const PREPARE_SPEC: CellSpecInput = {
+  workspacePath: '/workspace', workspaceSeed: { kind: 'empty' }, imports: [], caches: [], exports: [],
+  command: { cwd: '/', executable: '/bin/true', argv: [] }, env: [], network: 'enabled', limits: {}, cleanup: 'always',
+};
+
+function installRequest(option: InstallOption, env: Array<[string, string]>): InstallRequest {
+  return { script: option.script, key: option.key, shell: 'sh', keyEnvNames: env.map(([name]) => name) };
+}
+
+function reportInstall(install: InstallResult, log: (m: string) => void): void {
+  if (install.ran) process.stderr.write(`build-cell: install step ran in ${install.seconds!.toFixed(1)} s; derived image ${install.digest}\n`);
+  else log(`install step reused from the ${install.source === 'cache' ? 'cache dir' : 'store'}: derived image ${install.digest}`);
 }
 
 /** Why the invoking process chose sudo, handed to the root process it re-ran through sudo. */

@@ -98,3 +98,8 @@ export function binfmtRule(ruleName: string, arch: ArchInfo, interpreter: string
   // P: keep argv[0] (qemu >= 6 reads AT_FLAGS_PRESERVE_ARGV0). C: setuid binaries keep their credentials.
   return `:${ruleName}:M::${arch.magic}:${arch.mask}:${interpreter}:FPC`;
 }
+
+/** The arch as the store and the cache keys name it: OCI arch, and variant when there is one (arm-v7). */
+export function archKey(arch: ArchInfo): string {
+  return arch.ociVariant ? `${arch.ociArch}-${arch.ociVariant}` : arch.ociArch;
+}

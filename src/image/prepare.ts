@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { settleCopiedTree, type Owner } from '../util/fs.js';
-import { phaseTimer } from '../util/timing.js';
+import { now, phaseTimer } from '../util/timing.js';
 import { sha256Hex } from '../util/random.js';
 import { join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
@@ -64,20 +64,35 @@ export interface ImageConfig {
 
 const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 
-export async function prepareImage(store: Store, request: PrepareRequest): Promise<PreparedImage> {
+/** The manifest digest a request names: given, known to the store, or resolved (one manifest request). */
+export interface DigestChoice {
+  digest: string;
+  resolved: boolean;
+  /** What the store (or the cache dir) recorded for the reference, if anything. */
+  known?: { digest: string };
+  resolveMs?: number;
+}
+
+export async function imageDigest(store: Store, request: PrepareRequest): Promise<DigestChoice> {
   const { ref, arch } = request;
   const cache = request.cacheDir ? new Store(request.cacheDir) : undefined;
-  const { timings, timed } = phaseTimer<keyof PreparedImage['timings']>();
   const known = (await store.readRef(ref.full, arch)) ?? (await cache?.readRef(ref.full, arch));
-  let digest = request.digest ?? known?.digest;
-  let resolved = false;
+  const digest = request.digest ?? known?.digest;
   if (request.pull === 'never' && !digest) {
     throw new UserError('pull', `image ${show(ref.original)} (${arch.name}) is not in the store ${store.stateDir} and pull is "never"`);
   }
-  if (!digest || (request.pull === 'always' && !request.digest)) {
-    digest = await timed('resolve', () => resolveDigest(ref, arch, request.registry));
-    resolved = true;
-  }
+  if (digest && !(request.pull === 'always' && !request.digest)) return { digest, resolved: false, known };
+  const start = now();
+  const resolved = await resolveDigest(ref, arch, request.registry);
+  return { digest: resolved, resolved: true, known, resolveMs: now() - start };
+}
+
+export async function prepareImage(store: Store, request: PrepareRequest, chosen?: DigestChoice): Promise<PreparedImage> {
+  const { ref, arch } = request;
+  const cache = request.cacheDir ? new Store(request.cacheDir) : undefined;
+  const { timings, timed, since } = phaseTimer<keyof PreparedImage['timings']>();
+  const { digest, resolved, known, resolveMs } = chosen ?? (await imageDigest(store, request));
+  if (resolveMs !== undefined) since('resolve', now() - resolveMs);
   const layoutDir = store.layoutDir(arch, digest);
   const rootfs = store.rootfsDir(arch, digest);
   let copied = false;
@@ -87,9 +102,9 @@ export async function prepareImage(store: Store, request: PrepareRequest): Promi
   const ready = store.hasRootfs(arch, digest) && !!(await store.readLayout(arch, digest));
   if (!ready) await withLock(store.lockDir(`image-${store.entryName(arch, digest)}`), async () => {
     await store.removeStaleTemps();
-    if (!(await store.readLayout(arch, digest!))) {
-      if (cache && (await cache.readLayout(arch, digest!))) {
-        await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest!), layoutDir));
+    if (!(await store.readLayout(arch, digest))) {
+      if (cache && (await cache.readLayout(arch, digest))) {
+        await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest), layoutDir));
         fromCache = true;
       } else {
         if (request.pull === 'never') throw new UserError('pull', `the layout of ${show(ref.original)} is missing from the store and pull is "never"`);

@@ -14,7 +14,7 @@ import { ownerIsAlive } from '../util/lock.js';
 import { randomHex, sha256Hex } from '../util/random.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ArchInfo } from '../emulation/arch.js';
+import { archKey, type ArchInfo } from '../emulation/arch.js';
 
 export const LAYOUT_TAG = 'image';
 export const LAYOUT_RECORD = 'build-cell.json';
@@ -43,7 +43,7 @@ export class Store {
   get tmpDir() { return join(this.stateDir, 'tmp'); }
 
   archKey(arch: ArchInfo): string {
-    return arch.ociVariant ? `${arch.ociArch}-${arch.ociVariant}` : arch.ociArch;
+    return archKey(arch);
   }
 
   /**

@@ -70,6 +70,15 @@ export function scratchPreserved(policy: CleanupPolicy | string, succeeded: bool
 /** Where `script` appears inside the cell. */
 export const SCRIPT_PATH = '/.build-cell/run.sh';
 
+export type ScriptShell = 'sh' | 'bash';
+
+/** How a script runs in a cell: `sh -e`, or bash as GitHub's `shell: bash` runs it. */
+export function scriptCommand(shell: ScriptShell, scriptPath: string = SCRIPT_PATH): { executable: string; argv: string[] } {
+  return shell === 'bash'
+    ? { executable: 'bash', argv: ['--noprofile', '--norc', '-eo', 'pipefail', scriptPath] }
+    : { executable: '/bin/sh', argv: ['-e', scriptPath] };
+}
+
 export const NETWORK_POLICIES: readonly NetworkPolicy[] = ['enabled', 'disabled'];
 export const CLEANUP_POLICIES: readonly CleanupPolicy[] = ['always', 'preserve-on-failure', 'never'];
 

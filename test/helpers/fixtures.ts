@@ -47,6 +47,8 @@ export const FIXTURE_CACHE_DIR = join(REPO_ROOT, 'test', '.cache', 'fixtures');
 interface FixtureSpec {
   name: string;
   script: string;
+  /** The script's environment on top of this process's (part of the stamp: another value, another build). */
+  env?: Record<string, string>;
   /** Upper bound for one build; waiting for someone else's lock gets a bit more. */
   buildTimeoutMs: number;
 }
@@ -81,6 +83,16 @@ export async function debianLayout(): Promise<string> {
   return ensureFixture(DEBIAN);
 }
 
+/**
+ * A Debian layout of another architecture or suite (tag: the suite), e.g. arm64 bookworm for
+ * the bench's real workflow: a foreign one is bootstrapped in two stages, the second under
+ * qemu-user-static (minutes).
+ */
+export async function debianLayoutFor(arch: string, suite = 'bookworm'): Promise<string> {
+  if (arch === 'amd64' && suite === 'bookworm') return debianLayout();
+  return ensureFixture({ ...DEBIAN, name: `debian-${suite}-${arch}`, env: { DEBIAN_ARCH: arch, DEBIAN_SUITE: suite }, buildTimeoutMs: 60 * 60_000 });
+}
+
 // One build per fixture per worker, however many callers.
 const inFlight = new Map<string, Promise<string>>();
 
@@ -106,7 +118,7 @@ async function buildIfStale(spec: FixtureSpec): Promise<string> {
   const outDir = join(FIXTURE_CACHE_DIR, spec.name);
   const layout = join(outDir, 'layout');
   const stampFile = join(FIXTURE_CACHE_DIR, `${spec.name}.stamp`);
-  const hash = createHash('sha256').update(await readFile(spec.script)).digest('hex');
+  const hash = createHash('sha256').update(await readFile(spec.script)).update(spec.env ? JSON.stringify(spec.env) : '').digest('hex');
   const fresh = async () =>
     (await readFile(stampFile, 'utf8').catch(() => '')).trim() === hash &&
     (await exists(join(layout, 'index.json')));
@@ -135,7 +147,7 @@ function runScript(spec: FixtureSpec, outDir: string): Promise<void> {
     const child = spawn('bash', [spec.script, outDir], {
       stdio: ['ignore', fd, fd],
       detached: true,
-      env: process.env,
+      env: { ...process.env, ...spec.env },
     });
     const timer = setTimeout(() => {
       try {

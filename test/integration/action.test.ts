@@ -174,6 +174,40 @@ describe('the action', () => {
     }
   });
 
+  it('runs the install step once, saves it, and a fresh runner restores it without running it', async () => {
+    const inputs = {
+      image: `oci:${layout}:amd64`, install: 'echo INSTALL-RAN; echo "tool v1" > /tool', 'install-key': 'k1',
+      run: 'cat /tool; echo "has=$(cat /tool)" >> "$GITHUB_OUTPUT"',
+    };
+    // GitHub's hosted runners all use the same RUNNER_TEMP path (part of the cache version).
+    const runnerTemp = fresh('bc-action-rt-');
+    const first = await action(inputs, { runId: '300', runnerTemp });
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    expect(first.stdout).toContain('INSTALL-RAN');
+    expect(first.outputs).toMatchObject({ 'install-cache-hit': 'false', has: 'tool v1' });
+    expect(first.outputs['install-digest']).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(first.outputs['install-digest']).not.toBe(first.outputs['image-digest']);
+    expect(first.summary).toMatch(/install step.*ran in \d+\.\d s, saved to the Actions cache/);
+    expect(service.caches().map((c) => c.key)).toEqual(expect.arrayContaining([expect.stringMatching(/^build-cell-install-v1-amd64-[a-f0-9]{16}-[a-f0-9]{32}$/)]));
+
+    // A fresh runner: new state dir and tool cache (action() gives each run new ones), empty runner temp.
+    await removeDir(runnerTemp);
+    mkdirSync(runnerTemp);
+    const second = await action(inputs, { runId: '301', runnerTemp });
+    expect(second.mainCode, second.stdout + second.stderr).toBe(0);
+    expect(second.stdout).not.toContain('INSTALL-RAN');
+    expect(second.outputs).toMatchObject({ 'install-cache-hit': 'true', has: 'tool v1', 'install-digest': first.outputs['install-digest'], 'image-digest': first.outputs['image-digest'] });
+    expect(second.stdout).toContain('install step restored from the Actions cache');
+    expect(second.summary).toMatch(/install step.*restored from the Actions cache/);
+
+    // Another key: the install runs again; a failing install fails the step and caches nothing.
+    const failed = await action({ ...inputs, install: 'echo nope; exit 9', 'install-key': 'k2' }, { runId: '302', runnerTemp });
+    expect(failed.mainCode).toBe(1);
+    expect(failed.outputs['exit-code']).toBe('125');
+    expect(failed.errors.join('\n')).toMatch(/install step failed: the install script exited with 9/);
+    expect(failed.stdout).not.toContain('tool v1');
+  });
+
   it('stops the cell and fails when the job is cancelled', async () => {
     const run = await action({ image: `oci:${layout}:amd64`, run: 'echo started; sleep 300', 'image-cache': 'false' }, { signalAfterMs: 2500 });
     expect(run.mainCode).not.toBe(0);
@@ -274,11 +308,21 @@ describe('the action as a runner user (sudo, and rootless)', () => {
     mkdirSync(workspace);
     writeFileSync(join(workspace, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello through sudo"); return 0; }\n');
     execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
-    const run = await action({ image: `oci:${await debianLayout()}:${DEBIAN_TAG}`, run: APT_JOB, exports: '/workspace/out:out', privilege: 'sudo', 'image-cache': 'false' }, { workspace, wrapper: ['runuser', '-u', user, '--'] });
-    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
-    expect(run.stdout).toContain('hello through sudo');
-    expect(run.summary).toMatch(/privilege.*sudo: privilege sudo/);
-    expect(execFileSync('find', [workspace, '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
+    // The apt part as the cached install step: its derived layout goes to the Actions cache as the runner user's.
+    const [install, compile] = [APT_JOB.split('\n').slice(0, 2).join('\n'), APT_JOB.split('\n')[2]!];
+    // The runner user resolves the image's digest itself (for the cache keys): a layout it can read.
+    const debian = layoutForUser(await debianLayout(), fresh('bc-action-debian-'), user);
+    chmodSync(join(debian, '..'), 0o755);
+    const run = await action({ image: `oci:${debian}:${DEBIAN_TAG}`, install, run: compile, exports: '/workspace/out:out', privilege: 'sudo' }, { workspace, wrapper: ['runuser', '-u', user, '--'], keepTemp: true });
+    try {
+      expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+      expect(run.stdout).toContain('hello through sudo');
+      expect(run.summary).toMatch(/privilege.*sudo: privilege sudo/);
+      expect(run.outputs).toMatchObject({ 'install-cache-hit': 'false', 'install-digest': expect.stringMatching(/^sha256:/) });
+      expect(execFileSync('find', [workspace, join(run.runnerTemp, 'build-cell'), '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
+    } finally {
+      await run.cleanup();
+    }
   });
 });
 

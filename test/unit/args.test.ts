@@ -329,7 +329,25 @@ describe('parseCli: other commands', () => {
 
   it('prepare rejects a command and run-only flags', () => {
     expectUserError(() => cli(['prepare', '--image', 'x', '--', 'true']), 'prepare', 'takes no command');
-    expectUserError(() => cli(['prepare', '--image', 'x', '--env', 'A=1']), 'arguments', '--env');
+    expectUserError(() => cli(['prepare', '--image', 'x', '--export', 'a:b']), 'arguments', '--export');
+    expectUserError(() => cli(['prepare', '--image', 'x', '--env', 'A=1']), '--env', 'only with --install');
+    expectUserError(() => cli(['prepare', '--image', 'x', '--cache', 'c:/c']), '--cache', 'only with --install');
+  });
+
+  it('takes the install step on run and prepare', () => {
+    const run = cli(['run', '--image', 'x', '--install', 'apt-get install -y gcc', '--install-key', 'k1', '--env', 'A=1', '--', 'true']);
+    expect(run).toMatchObject({ kind: 'run', install: { script: 'apt-get install -y gcc', key: 'k1' } });
+    expect(cli(['run', '--image', 'x', '--install', 'true', '--', 'true'])).toMatchObject({ install: { script: 'true', key: '' } });
+    expect(cli(['run', '--image', 'x', '--', 'true'])).not.toHaveProperty('install');
+    const prepare = cli(['prepare', '--image', 'x', '--install', 'apk add gcc', '--env', 'A=1', '--cache', '/h/apt:/var/cache/apt']);
+    expect(prepare).toMatchObject({ kind: 'prepare', install: { script: 'apk add gcc', key: '' }, env: [['A', '1']], caches: [{ source: '/h/apt', destination: '/var/cache/apt' }] });
+  });
+
+  it('refuses a bad install step, naming the flag', () => {
+    expectUserError(() => cli(['run', '--image', 'x', '--install-key', 'k', '--', 'true']), '--install-key', 'needs --install');
+    expectUserError(() => cli(['run', '--image', 'x', '--install', '  ', '--', 'true']), '--install', 'must not be empty');
+    expectUserError(() => cli(['run', '--image', 'x', '--install', 'a\0b', '--', 'true']), '--install', 'NUL');
+    expectUserError(() => cli(['prepare', '--image', 'x', '--install-key', 'k']), '--install-key', 'needs --install');
   });
 
   it('demo takes only --state-dir, --privilege and --verbose', () => {

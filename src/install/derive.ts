@@ -1,0 +1,164 @@
+/**
+ * The cached install step: `install` runs once in a cell on the base image, and its changes to
+ * the root filesystem become a derived image, an image like any other in the store (its layout
+ * and rootfs keyed by arch and its own manifest digest), named by the install's key (see
+ * key.ts). The next run with the same key finds it in the store, or in the Actions cache dir,
+ * and never runs the install again.
+ *
+ * What the install cell sees: the base image, the network, the environment, and the caches
+ * given outside the workspace path (so an apt archive cache still helps the first install).
+ * Not the workspace, imports or exports: the derived image depends on nothing its key leaves
+ * out. Concurrent cells with the same key build it once: the others wait on its lock, then
+ * reuse it. A failing install caches nothing, and the command does not run.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { covers } from '../spec/paths.js';
+import { scriptCommand } from '../spec/types.js';
+import { CellSetupError } from '../util/errors.js';
+import { withLock } from '../util/lock.js';
+import { now } from '../util/timing.js';
+import { imageDigest, prepareImage, type PreparedImage, type PrepareRequest } from '../image/prepare.js';
+import { Store } from '../image/store.js';
+import type { ArchInfo } from '../emulation/arch.js';
+import type { CellHooks, CellRunResult, CellSpecInput } from '../engine.js';
+import { installHash, installReference, type InstallShell } from './key.js';
+import { readOwnerRecord, removeStaged, scanDeletions, writeLayer, type Deletions } from './layer.js';
+import { writeDerivedLayout } from './oci.js';
+import { buildDerivedRootfs } from './rootfs.js';
+
+export interface InstallRequest {
+  script: string;
+  /** install-key: an extra key part (e.g. a hash of the files the install reads). */
+  key: string;
+  shell: InstallShell;
+  /** The install cell's environment; undefined: the command's. */
+  env?: Array<[string, string]>;
+  /** The install cell's caches; undefined: the command's, less those inside its workspace path. */
+  caches?: CellSpecInput['caches'];
+  /** The names that key the derived image (the user's --env names; never their values). */
+  keyEnvNames: string[];
+  /** Where the Actions cache restores derived layouts to and saves them from (as for images). */
+  cacheDir?: string;
+}
+
+export interface InstallResult {
+  /** The install ran in this run (false: the derived image was reused). */
+  ran: boolean;
+  /** ran, or where the derived image came from: the store, or the Actions cache dir. */
+  source: 'ran' | 'store' | 'cache';
+  /** The derived image's manifest digest. */
+  digest: string;
+  baseDigest: string;
+  /** The key's hash (the Actions cache key is made from it). */
+  hash: string;
+  /** The install cell's run, when it ran. */
+  seconds?: number;
+}
+
+export class InstallFailedError extends CellSetupError {
+  override name = 'InstallFailedError';
+}
+
+/** Runs the install cell on the base image (the engine, without the install). */
+export type InstallCellRunner = (base: PreparedImage, spec: CellSpecInput, hooks: CellHooks) => Promise<CellRunResult>;
+
+/** An install under qemu may take long: wait for another cell's build of the same key that long. */
+const INSTALL_LOCK_TIMEOUT_MS = 6 * 3600_000;
+
+/** The install cell's spec, from the command's: see the module comment. Pure. */
+export function installSpec(spec: CellSpecInput, install: InstallRequest): CellSpecInput {
+  return {
+    workspacePath: spec.workspacePath,
+    workspaceSeed: { kind: 'empty' },
+    imports: [],
+    caches: install.caches ?? spec.caches.filter((c) => !covers(spec.workspacePath, c.destination)),
+    exports: [],
+    command: { cwd: '/', ...scriptCommand(install.shell) },
+    script: install.script,
+    env: install.env ?? spec.env,
+    network: 'enabled',
+    limits: {},
+    cleanup: spec.cleanup,
+  };
+}
+
+export async function prepareDerived(options: {
+  store: Store;
+  base: PrepareRequest;
+  install: InstallRequest;
+  spec: CellSpecInput;
+  runCell: InstallCellRunner;
+}): Promise<{ image: PreparedImage; install: InstallResult }> {
+  const { store, base, install } = options;
+  const chosen = await imageDigest(store, base);
+  const hash = installHash({ arch: base.arch, baseDigest: chosen.digest, script: install.script, shell: install.shell, installKey: install.key, envNames: install.keyEnvNames });
+  const derived: PrepareRequest = { ref: installReference(hash), arch: base.arch, pull: 'never', registry: base.registry, rootless: base.rootless, cacheDir: install.cacheDir, cacheOwner: base.cacheOwner };
+  const cache = install.cacheDir ? new Store(install.cacheDir) : undefined;
+  const outcome = (image: PreparedImage, seconds?: number) => ({
+    image,
+    install: { ran: seconds !== undefined, source: seconds !== undefined ? 'ran' as const : image.fromCache ? 'cache' as const : 'store' as const, digest: image.digest, baseDigest: chosen.digest, hash, ...(seconds !== undefined ? { seconds } : {}) },
+  });
+  /** The derived image, when the store or the cache dir has it. */
+  const find = async (): Promise<PreparedImage | undefined> => {
+    const record = (await store.readRef(derived.ref.full, base.arch)) ?? (await cache?.readRef(derived.ref.full, base.arch));
+    if (!record) return undefined;
+    if (!(await store.readLayout(base.arch, record.digest)) && !(await cache?.readLayout(base.arch, record.digest))) return undefined;
+    return prepareImage(store, { ...derived, digest: record.digest });
+  };
+  const found = await find();
+  if (found) return outcome(found);
+  return withLock(store.lockDir(`install-${store.archKey(base.arch)}-${hash.slice(0, 32)}`), async () => {
+    const meanwhile = await find();
+    if (meanwhile) return outcome(meanwhile);
+    const baseImage = await prepareImage(store, base, chosen);
+    const start = now();
+    const digest = await runInstall(store, baseImage, base.arch, install, options.spec, hash, options.runCell);
+    const seconds = (now() - start) / 1000;
+    // Through prepareImage: the ref record written, and the layout handed to the cache dir.
+    return outcome(await prepareImage(store, { ...derived, digest }), seconds);
+  }, { timeoutMs: INSTALL_LOCK_TIMEOUT_MS, what: 'another cell is running the same install step' });
+}
+
+/** Run the install cell and turn its root changes into a derived image in the store. Returns its digest. */
+async function runInstall(store: Store, base: PreparedImage, arch: ArchInfo, install: InstallRequest, spec: CellSpecInput, hash: string, runCell: InstallCellRunner): Promise<string> {
+  let deletions: Deletions | undefined;
+  let digest: string | undefined;
+  const result = await runCell(base, installSpec(spec, install), {
+    whileAlive: async ({ root, plan }) => {
+      const mountPoints = new Set(plan.targets.map((t) => t.cellPath.slice(1)));
+      deletions = await scanDeletions(plan.layout.upper, base.rootfs, root, mountPoints);
+    },
+    afterRelease: async ({ plan, staged }) => {
+      const upper = plan.layout.upper;
+      await removeStaged(upper, staged.rootCreated);
+      const ownership = process.getuid?.() === 0 ? { kind: 'stat' as const } : { kind: 'rootless' as const, record: await readOwnerRecord(plan.layout.owners) };
+      const temp = await store.tempDir('derived');
+      try {
+        const layerFile = join(temp, 'layer.tar');
+        const layer = await writeLayer(upper, base.rootfs, deletions!, ownership, layerFile);
+        const layoutDir = join(temp, 'layout');
+        await mkdir(layoutDir);
+        const firstLine = install.script.trim().split('\n')[0]!.slice(0, 200);
+        const written = await writeDerivedLayout({
+          baseLayout: base.layoutDir, dir: layoutDir, layerFile, layer,
+          createdBy: `build-cell install: ${firstLine}`, comment: `build-cell install key ${hash}`,
+          record: { reference: installReference(hash).full, arch: arch.name },
+        });
+        const rootfs = join(temp, 'rootfs');
+        await buildDerivedRootfs({ base: base.rootfs, upper, deletions: deletions!, target: rootfs, prefix: store.stateDir });
+        // The layout first: a rootfs is only used with its layout (see prepareImage's warm path).
+        await store.commit(layoutDir, store.layoutDir(arch, written.digest));
+        await store.commit(rootfs, store.rootfsDir(arch, written.digest));
+        digest = written.digest;
+      } finally {
+        await rm(temp, { recursive: true, force: true });
+      }
+    },
+  });
+  if (result.exitCode !== 0 || !digest) {
+    const how = result.signal ? `was killed by signal ${result.signal} (exit code ${result.exitCode})` : `exited with ${result.exitCode}`;
+    throw new InstallFailedError(`install step failed: the install script ${how}; the command did not run and nothing was cached${result.scratchPreserved ? ` (scratch kept at ${result.scratch})` : ''}`);
+  }
+  return digest;
+}
