@@ -4,8 +4,9 @@
  * secrets (env values, a registry password): it is created owner-only in an owner-only
  * directory and deleted by the engine as soon as it has read it.
  */
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { runUnderSudo } from './cli/privilege.js';
 import { resolveArch } from './emulation/arch.js';
 import { runBuildCell, type CellRequest, type CellRunResult } from './engine.js';
 import { UserError, errorMessage } from './util/errors.js';
@@ -47,5 +48,26 @@ export async function runToOutcome(request: CellRequest): Promise<EngineOutcome>
     return { ok: false, error: errorMessage(error), cancelled: controller.signal.aborted };
   } finally {
     for (const signal of signals) process.off(signal, abort);
+  }
+}
+
+/**
+ * Run a request in this process (root or rootless) or through sudo (`cli` is the CLI to run
+ * as root: its hidden internal-run command); the outcome is always returned, never thrown.
+ * `work` is an owner-only place for the request and result files.
+ */
+export async function runInMode(request: CellRequest, mode: 'root' | 'sudo' | 'rootless', work: string, cli: string): Promise<EngineOutcome> {
+  if (mode !== 'sudo') return runToOutcome(request);
+  await mkdir(work, { recursive: true });
+  const requestFile = await writeEngineRequest(work, request);
+  const resultFile = join(dirname(requestFile), '..', `result-${process.pid}.json`);
+  try {
+    const code = await runUnderSudo(['internal-run', requestFile, resultFile], {}, cli);
+    const text = await readFile(resultFile, 'utf8').catch(() => undefined);
+    if (!text) return { ok: false, error: `the engine (through sudo) exited with ${code} and reported nothing` };
+    return JSON.parse(text) as EngineOutcome;
+  } finally {
+    await rm(dirname(requestFile), { recursive: true, force: true }).catch(() => undefined);
+    await rm(resultFile, { force: true }).catch(() => undefined);
   }
 }

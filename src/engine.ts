@@ -18,6 +18,7 @@ import type { RegistryOptions } from './image/registry-auth.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
 import { checkExportDestinations, copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
+import { checkWriteBack, writeBack, type WriteBackResult } from './cell/write-back.js';
 import { batchMounts, planCell, type CellPlan, type Emulation, type RunContext } from './cell/plan.js';
 import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
@@ -58,6 +59,10 @@ export interface CellRequest {
   cellId?: string;
   /** The cached install step: the command runs on the image it derives (see install/derive.ts). */
   install?: InstallRequest;
+  /** Apply the cell's workspace changes to the host workspace directory after the command (see cell/write-back.ts). */
+  writeBack?: boolean;
+  /** A session's root layer, under the state dir: the cell's root changes stay there for its next cell (see session/). */
+  rootLayer?: { upper: string; work: string };
 }
 
 /** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
@@ -73,7 +78,7 @@ export interface CellHooks {
  * unpack are its parts when they ran. setup: the checks and the plan between image and stage.
  * release: the helper's exit, which takes the namespaces and their mounts with it.
  */
-export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'install' | 'setup' | 'stage' | 'run' | 'export' | 'cache' | 'release' | 'cleanup';
+export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'install' | 'setup' | 'stage' | 'run' | 'export' | 'write-back' | 'cache' | 'release' | 'cleanup';
 
 export interface CellRunResult {
   exitCode: number;
@@ -87,6 +92,8 @@ export interface CellRunResult {
   timings: Partial<Record<Phase, number>>;
   /** The install step, when the request had one. */
   install?: InstallResult;
+  /** What write-back applied, when asked for. */
+  writeBack?: WriteBackResult;
 }
 
 export class CancelledError extends BuildCellError {
@@ -103,6 +110,7 @@ export function validateRequest(request: CellRequest): BuildCellSpec {
   const pending = `${request.stateDir}/images/rootfs/pending`;
   const spec: BuildCellSpec = { ...request.spec, root: pending, scratch: `${request.stateDir}/cells/pending` };
   validateSpec(spec);
+  if (request.writeBack) checkWriteBack(spec);
   return normalizeSpec(spec);
 }
 
@@ -265,13 +273,14 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
   try {
     await removeAbandonedCells(join(prefix, 'cells'));
     await prepareDirUnder(prefix, scratch, 'scratch');
+    if (request.rootLayer) for (const dir of [request.rootLayer.upper, request.rootLayer.work]) await prepareDirUnder(prefix, dir, 'rootLayer');
     emptyScratch(scratch);
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
     const tools = helperTools();
     const ctx: RunContext = { prefix, tools, emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless, subIds,
       // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
-      nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none' };
+      nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none', persistentRoot: request.rootLayer };
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
     const ownerFile = { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup: spec.cleanup }) };
@@ -295,8 +304,11 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     let exports: CellRunResult['exports'] = [];
     const cellRoot = join(running.viewRoot, plan.layout.merged);
     if (succeeded && hooks?.whileAlive) await hooks.whileAlive({ root: cellRoot, plan, staged: staged! });
+    let writtenBack: WriteBackResult | undefined;
     try {
       exports = await timed('export', () => copyExports(spec, cellRoot, destinations, succeeded, request.owner));
+      // Whatever the command's exit code, like the caches.
+      if (request.writeBack) writtenBack = await timed('write-back', () => writeBack(spec, plan, staged!.workspaceCreated, cellRoot, request.owner));
     } finally {
       try {
         // Caches are synced back even when the command or an export failed (while the cell's view exists).
@@ -318,7 +330,7 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     preserved = scratchPreserved(spec.cleanup, succeeded);
     return {
       exitCode: outcome.exitCode, signal: outcome.signal, image, arch: guest.name, emulated: !!emulation,
-      scratch, scratchPreserved: preserved, exports, timings,
+      scratch, scratchPreserved: preserved, exports, timings, ...(writtenBack ? { writeBack: writtenBack } : {}),
     };
   } catch (error) {
     if (signal?.aborted && !(error instanceof CancelledError)) throw new CancelledError('cancelled: every process of the cell was killed');

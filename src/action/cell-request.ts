@@ -80,6 +80,7 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
   const install = installRequest(inputs, ctx, userCaches);
   return {
     ...(install ? { install } : {}),
+    ...(inputs.writeBack ? { writeBack: true } : {}),
     stateDir: inputs.stateDir,
     owner: ctx.owner,
     inheritImageEnv: true,

@@ -25,6 +25,8 @@ export interface ActionInputs {
   install?: { script: string; key: string; shell: (typeof SHELLS)[number] };
   /** Host directory or archive; undefined: empty workspace. */
   workspace?: string;
+  /** Apply the cell's workspace changes to the host workspace directory (see cell/write-back.ts). */
+  writeBack: boolean;
   workspacePath: string;
   /** Absolute cell path. */
   workingDirectory: string;
@@ -51,7 +53,7 @@ export const INPUT_NAMES = [
   'image', 'arch', 'run', 'shell', 'command', 'workspace', 'workspace-path', 'working-directory', 'env', 'imports',
   'caches', 'cache-key', 'exports', 'network', 'cpu-time', 'memory', 'max-processes', 'cleanup', 'artifact-name',
   'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'tools', 'state-dir',
-  'install', 'install-key',
+  'install', 'install-key', 'write-back',
 ] as const;
 
 export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
@@ -102,6 +104,11 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     throw new UserError('workspace', `${show(workspaceInput)} is not a supported archive: accepted are a directory, .tar, .tar.gz, .tgz, or none`);
   }
 
+  const writeBack = bool(read('write-back') || 'false', 'write-back');
+  if (writeBack && (!workspace || isWorkspaceArchive(workspace))) {
+    throw new UserError('write-back', `needs a directory workspace to write back to, and workspace is ${workspace ? `the archive ${show(workspaceInput)}` : 'none'}`);
+  }
+
   const env2 = parseEnvLines(read('env'));
   checkEnv(env2, 'env');
 
@@ -139,6 +146,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     command,
     ...(install ? { install } : {}),
     workspace,
+    writeBack,
     workspacePath,
     workingDirectory,
     env: env2,

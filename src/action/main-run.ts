@@ -11,14 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { needsEmulation, hostArch } from '../emulation/arch.js';
 import { binfmtMode } from '../emulation/binfmt.js';
 import { resolveDigest } from '../image/prepare.js';
-import { newCellId, type CellRequest, type CellRunResult } from '../engine.js';
+import { newCellId, type CellRunResult } from '../engine.js';
 import { which } from '../util/which.js';
-import { runToOutcome, writeEngineRequest, type EngineOutcome } from '../engine-request.js';
-import { runUnderSudo } from '../cli/privilege.js';
+import { runInMode } from '../engine-request.js';
 import { choosePrivilege, type Mode } from '../privilege.js';
 import { resolveTools } from '../tools/resolve.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { bestEffort } from './best-effort.js';
 import { buildCacheKeys, imageCacheKey } from './cache-keys.js';
 import { managedCacheDir, toCellRequest } from './cell-request.js';
@@ -107,7 +106,7 @@ export async function runMain(): Promise<void> {
     core.saveState(STATE.cleanup, inputs.cleanup);
     core.saveState(STATE.work, work);
 
-    const outcome = await core.group('Run', () => runCell(request, mode!, work));
+    const outcome = await core.group('Run', () => runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')));
     let result: CellRunResult | undefined;
     if (outcome.ok) {
       result = outcome.result;
@@ -120,6 +119,10 @@ export async function runMain(): Promise<void> {
         timings.install = result.timings.install;
       }
       summary.exitCode = result.exitCode;
+      if (result.writeBack) {
+        summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}`;
+        for (const path of result.writeBack.skipped) core.warning(`write-back: ${path} is a fifo, socket or device node: not written back`);
+      }
       summary.signal = result.signal;
       summary.exports = result.exports;
       timings.pull = (result.timings.resolve ?? 0) + (result.timings.pull ?? 0);
@@ -127,6 +130,7 @@ export async function runMain(): Promise<void> {
       timings.stage = result.timings.stage;
       timings.run = result.timings.run;
       timings.export = result.timings.export;
+      timings['write-back'] = result.timings['write-back'];
       core.setOutput('exit-code', String(result.exitCode));
       core.setOutput('image-digest', summary.digest);
       if (result.scratchPreserved) core.setOutput('scratch-path', result.scratch);
@@ -188,22 +192,4 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   show('state dir', inputs.stateDir);
   show('registry', inputs.registry.username ? `as ${inputs.registry.username}` : 'anonymous');
   core.endGroup();
-}
-
-/** Run the cell in this process (root) or through sudo; the outcome is always returned, never thrown. */
-async function runCell(request: CellRequest, mode: Mode, work: string): Promise<EngineOutcome> {
-  if (mode !== 'sudo') return runToOutcome(request);
-  await mkdir(work, { recursive: true });
-  const requestFile = await writeEngineRequest(work, request);
-  const resultFile = join(dirname(requestFile), '..', `result-${process.pid}.json`);
-  const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
-  try {
-    const code = await runUnderSudo(['internal-run', requestFile, resultFile], {}, cli);
-    const text = await readFile(resultFile, 'utf8').catch(() => undefined);
-    if (!text) return { ok: false, error: `the engine (through sudo) exited with ${code} and reported nothing` };
-    return JSON.parse(text) as EngineOutcome;
-  } finally {
-    await rm(dirname(requestFile), { recursive: true, force: true }).catch(() => undefined);
-    await rm(resultFile, { force: true }).catch(() => undefined);
-  }
 }

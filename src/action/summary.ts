@@ -4,7 +4,7 @@
  */
 import * as core from '@actions/core';
 
-export const PHASES = ['tools', 'cache restore', 'pull', 'unpack', 'install', 'stage', 'run', 'export', 'upload', 'cache save'] as const;
+export const PHASES = ['tools', 'cache restore', 'pull', 'unpack', 'install', 'stage', 'run', 'export', 'write-back', 'upload', 'cache save'] as const;
 export type ActionPhase = (typeof PHASES)[number];
 
 export interface SummaryData {
@@ -15,6 +15,8 @@ export interface SummaryData {
   imageCacheHit: boolean;
   /** The install step: ran (and its time), or reused from where. */
   install?: string;
+  /** Write-back: files written and deleted. */
+  writeBack?: string;
   /** The privilege mode, and why it was chosen. */
   privilege?: string;
   exitCode?: number;
@@ -51,6 +53,7 @@ export function summaryRows(data: SummaryData): string[][] {
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
     ['privilege', data.privilege ?? '–'],
     ...(data.install ? [['install step', data.install]] : []),
+    ...(data.writeBack ? [['write-back', data.writeBack]] : []),
     ...PHASES.map((phase) => [`time: ${phase}`, formatMs(data.timings[phase])]),
     ['exit code', outcome],
   ];

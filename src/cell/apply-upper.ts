@@ -27,6 +27,8 @@ export interface ApplyOptions {
   onSkipped?: (rel: string, kind: 'fifo' | 'socket' | 'device') => void;
   /** What the caller does, for error messages: `cannot WHAT /host/path: ...` ('sync the cache back to', 'write back'). */
   what?: string;
+  /** Entries (paths relative to the root) not applied: build-cell's own, such as mount points it made. */
+  skip?: (rel: string) => boolean;
 }
 
 export interface ApplyCounts {
@@ -78,7 +80,10 @@ class Walk {
     const names = await readdir(from).catch((error: unknown) => {
       throw this.failure(to, error);
     });
-    for (const name of names) await this.entry(join(from, name), join(seen, name), join(to, name), rel ? `${rel}/${name}` : name);
+    for (const name of names) {
+      const child = rel ? `${rel}/${name}` : name;
+      if (!this.options.skip?.(child)) await this.entry(join(from, name), join(seen, name), join(to, name), child);
+    }
   }
 
   /** Delete what the cell no longer sees in `to` (deleted names, whiteouts, an opaque directory's old contents). */

@@ -116,6 +116,11 @@ export interface RunContext {
   nestedUserns?: boolean;
   /** The import sources (host paths), to decide how each is staged. */
   importSources?: string[];
+  /**
+   * A session's root layer: the overlay upper (and work) dir that outlives the cell, so the
+   * next cell of the session starts where this one left its root filesystem.
+   */
+  persistentRoot?: { upper: string; work: string };
 }
 
 /** A file the engine writes into the cell's private layer before it starts. */
@@ -212,7 +217,7 @@ export function overlayOptions(rootless: boolean | undefined): string {
 }
 
 export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: Emulation, interpreter: string) => string): CellPlan {
-  const layout = scratchLayout(spec.scratch);
+  const layout: ScratchLayout = { ...scratchLayout(spec.scratch), ...ctx.persistentRoot };
   const options = overlayOptions(ctx.rootless);
   const inCell = (cellPath: string) => join(layout.merged, cellPath);
   const userMounts = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)];

@@ -11,6 +11,7 @@ import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writ
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isWorkspaceArchive } from '../spec/validate.js';
+import { covers } from '../spec/paths.js';
 import { specToJson } from '../spec/request.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
@@ -25,6 +26,8 @@ import { prepareTarget } from './mount-targets.js';
 export interface Staged {
   /** Paths relative to the root upper, parents first. */
   rootCreated: string[];
+  /** Mount points (and their parents) of imports and caches inside the workspace, relative to it. */
+  workspaceCreated: string[];
 }
 
 /**
@@ -33,6 +36,10 @@ export interface Staged {
  */
 export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<Staged> {
   const rootCreated: string[] = [];
+  const workspaceCreated: string[] = [];
+  // A target inside the workspace that no import or cache (other than itself) covers is created in the workspace's layer.
+  const inWorkspace = (cellPath: string) => covers(spec.workspacePath, cellPath)
+    && ![...spec.imports, ...spec.caches].some((m) => m.destination !== cellPath && covers(m.destination, cellPath));
   const { layout, staging } = plan;
   // The engine has checked the inputs (existence, kinds) before anything was written.
   const dirs = [layout.upper, layout.work, layout.merged];
@@ -76,6 +83,7 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
       cellPath: target.cellPath,
     });
     if (where.base === 'rootfs') rootCreated.push(...created);
+    else if (target.cellPath !== spec.workspacePath && inWorkspace(target.cellPath)) workspaceCreated.push(...created);
   }
   if (spec.script !== undefined) writeFileSync(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
   for (const file of plan.files) {
@@ -83,7 +91,7 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
     rootCreated.push(...await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath }));
     writeFileSync(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
   }
-  return { rootCreated };
+  return { rootCreated, workspaceCreated };
 }
 
 function makeDevSkeleton(dir: string): void {

@@ -11,6 +11,7 @@ import { parseReference, type ImageReference } from '../image/reference.js';
 import type { RegistryOptions } from '../image/registry-auth.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, type NetworkPolicy, type WorkspaceSeed } from '../spec/types.js';
 import { isWorkspaceArchive } from '../spec/validate.js';
+import { checkWriteBack } from '../cell/write-back.js';
 import type { CellSpecInput } from '../engine.js';
 import { PRIVILEGES, type Privilege } from '../privilege.js';
 import { UserError, show } from '../util/errors.js';
@@ -37,7 +38,7 @@ export type CliCommand =
   | { kind: 'help'; text: string }
   | { kind: 'version' }
   | ({ kind: 'prepare'; install?: InstallOption; env: Array<[string, string]>; caches: CellSpecInput['caches'] } & CommonOptions)
-  | ({ kind: 'run'; spec: CellSpecInput; install?: InstallOption; resultFile?: string } & CommonOptions)
+  | ({ kind: 'run'; spec: CellSpecInput; install?: InstallOption; writeBack?: boolean; resultFile?: string } & CommonOptions)
   | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean };
 
 export const USAGE = `Usage:
@@ -47,7 +48,7 @@ export const USAGE = `Usage:
      [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
      [--privilege auto|root|sudo|rootless] [--result-file FILE] [--verbose]
-     [--install 'SHELL SCRIPT' [--install-key STRING]]
+     [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back]
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
   build-cell prepare --image REF [--arch ARCH] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
      [--install 'SHELL SCRIPT' [--install-key STRING] [--env K=V]... [--cache HOST:CELL]...]
@@ -88,6 +89,7 @@ const RUN_OPTIONS = {
   cleanup: { type: 'string' },
   run: { type: 'string' },
   'result-file': { type: 'string' },
+  'write-back': { type: 'boolean' },
 } as const;
 
 export interface CliEnvironment {
@@ -173,7 +175,11 @@ function parseRun(flags: string[], trailing: string[], environment: CliEnvironme
   };
   const resultFile = str('result-file');
   const install = installOption(v);
-  return { kind: 'run', ...base, spec, ...(install ? { install } : {}), ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}) };
+  if (v['write-back']) checkWriteBack(spec, '--write-back');
+  return {
+    kind: 'run', ...base, spec, ...(install ? { install } : {}), ...(v['write-back'] ? { writeBack: true } : {}),
+    ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}),
+  };
 }
 
 function installOption(v: Record<string, unknown>): InstallOption | undefined {

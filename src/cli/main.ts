@@ -104,8 +104,10 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
   try {
     const owner = sudoOwner();
     const install = command.install ? installRequest(command.install, command.spec.env) : undefined;
-    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install }, controller.signal);
+    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install, writeBack: command.writeBack }, controller.signal);
     if (result.install) reportInstall(result.install, log);
+    for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: write-back: ${path} is a fifo, socket or device node: not written back\n`);
+    if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
     report(result, log);
     if (command.resultFile) await writeFile(command.resultFile, `${JSON.stringify(resultRecord(result, privilege), null, 2)}\n`);
     return result.exitCode;

@@ -12,6 +12,8 @@ import { LAYOUT_RECORD, LAYOUT_TAG, type LayoutRecord } from '../image/store.js'
 
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 export const LAYER_TYPE = 'application/vnd.oci.image.layer.v1.tar';
+/** The tag of the base image's manifest in a derived layout (see restore.ts). */
+export const BASE_TAG = 'base';
 
 interface Descriptor {
   mediaType: string;
@@ -79,7 +81,10 @@ export async function writeDerivedLayout(options: {
   const manifestBlob = await writeBlob(dir, JSON.stringify(newManifest));
   const descriptor: Descriptor = { mediaType: MANIFEST_TYPE, digest: manifestBlob.digest, size: manifestBlob.size, annotations: { 'org.opencontainers.image.ref.name': LAYOUT_TAG } };
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [descriptor] }));
+  // The base stays tagged too: a fresh machine unpacks it with umoci and the install's layer with
+  // GNU tar (restore.ts). The image's own entry comes first.
+  const base: Descriptor = { mediaType: baseDescriptor.mediaType, digest: baseDescriptor.digest, size: baseDescriptor.size, annotations: { 'org.opencontainers.image.ref.name': BASE_TAG } };
+  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [descriptor, base] }));
   const record: LayoutRecord = { ...options.record, digest: manifestBlob.digest, layoutDigest: manifestBlob.digest, resolvedAt: created };
   await writeFile(join(dir, LAYOUT_RECORD), `${JSON.stringify(record, null, 2)}\n`);
   return { digest: manifestBlob.digest, layer };

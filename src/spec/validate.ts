@@ -60,7 +60,11 @@ export function isWorkspaceArchive(path: string): boolean {
   return /\.(tar|tar\.gz|tgz)$/.test(path);
 }
 
-/** Import and cache destinations must not cover one another, nor the workspace. */
+/**
+ * Import and cache destinations must not cover one another (as in the seed), nor the
+ * workspace: one may lie inside the workspace (Cargo's target/, node_modules/), mounted over
+ * it, but not be it or contain it.
+ */
 function checkMountDestinations(spec: BuildCellSpec): void {
   const destinations = [
     ...spec.imports.map((m, i) => ({ field: `imports[${i}].destination`, path: m.destination })),
@@ -68,8 +72,8 @@ function checkMountDestinations(spec: BuildCellSpec): void {
   ];
   for (let i = 0; i < destinations.length; i++) {
     const left = destinations[i]!;
-    if (overlaps(left.path, spec.workspacePath)) {
-      throw new UserError(left.field, `${show(left.path)} conflicts with the workspace path ${show(spec.workspacePath)}`);
+    if (covers(left.path, spec.workspacePath)) {
+      throw new UserError(left.field, `${show(left.path)} conflicts with the workspace path ${show(spec.workspacePath)}: a destination may lie inside the workspace, not be it or contain it`);
     }
     for (let j = i + 1; j < destinations.length; j++) {
       const right = destinations[j]!;

@@ -208,6 +208,31 @@ describe('the action', () => {
     expect(failed.stdout).not.toContain('tool v1');
   });
 
+  it('writes the workspace back, with a build cache inside the workspace restored and saved through the Actions cache', async () => {
+    const inputs = {
+      image: `oci:${layout}:amd64`, 'write-back': 'true', caches: '/workspace/target', 'image-cache': 'false',
+      run: 'n=$(cat target/count 2>/dev/null || echo 0); echo $((n + 1)) > target/count; mkdir -p out && echo "build $((n + 1))" > out/result; rm -f stale',
+    };
+    const runnerTemp = fresh('bc-action-rt-');
+    const workspace = fresh('bc-action-ws-');
+    writeFileSync(join(workspace, 'stale'), 's');
+    const first = await action(inputs, { workspace, runnerTemp, runId: '400' });
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    expect(readFileSync(join(workspace, 'out', 'result'), 'utf8')).toBe('build 1\n');
+    expect(existsSync(join(workspace, 'stale'))).toBe(false);
+    expect(existsSync(join(workspace, 'target'))).toBe(false);
+    expect(first.summary).toMatch(/write-back.*\d+ written, 1 deleted/);
+    await removeDir(runnerTemp);
+    mkdirSync(runnerTemp);
+    const second = await action(inputs, { workspace, runnerTemp, runId: '401' });
+    expect(second.mainCode, second.stdout + second.stderr).toBe(0);
+    expect(second.outputs['cache-hit']).toBe('true');
+    expect(readFileSync(join(workspace, 'out', 'result'), 'utf8')).toBe('build 2\n');
+    const refused = await action({ ...inputs, workspace: 'none' }, { runId: '402' });
+    expect(refused.mainCode).toBe(1);
+    expect(refused.errors.join('\n')).toMatch(/write-back: needs a directory workspace to write back to, and workspace is none/);
+  });
+
   it('stops the cell and fails when the job is cancelled', async () => {
     const run = await action({ image: `oci:${layout}:amd64`, run: 'echo started; sleep 300', 'image-cache': 'false' }, { signalAfterMs: 2500 });
     expect(run.mainCode).not.toBe(0);

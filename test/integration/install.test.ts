@@ -5,7 +5,7 @@
  * image: skopeo pushes it to a local registry and build-cell runs it from there.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout, DEBIAN_TAG, debianLayout } from '../helpers/fixtures.js';
@@ -87,6 +87,32 @@ describe('the install step on busybox', () => {
     const grep = spawnSync('grep', ['-rlaF', SECRET, state, work], { encoding: 'utf8' });
     expect(grep.status, `files holding the value: ${grep.stdout}`).toBe(1);
   }, 120_000);
+
+  it('a fresh state dir with only the derived layout (a restored cache) unpacks the same rootfs the local build made', async () => {
+    const install = 'mkdir -p /srv/d/deep && echo f > /srv/d/deep/f && ln -s /etc/passwd /srv/link && rm -rf /etc/init.d /bin/true && ln /srv/d/deep/f /srv/hard && chmod 4711 /srv/d/deep/f && chown 12:34 /srv/d';
+    const first = await run([...image(), '--install', install, '--', '/bin/busybox', 'true'], 'l.json');
+    expectOk(first, 'local build');
+    const digest = result('l.json').install.digest as string;
+    const fresh = join(work, 'fresh');
+    const entry = `amd64-${digest.slice(7)}`;
+    for (const d of ['layouts', 'refs']) mkdirSync(join(fresh, 'images', d), { recursive: true });
+    execFileSync('cp', ['-a', join(state, 'images', 'layouts', entry), join(fresh, 'images', 'layouts')]);
+    for (const ref of installRefs()) execFileSync('cp', [join(state, 'images', 'refs', ref), join(fresh, 'images', 'refs')]);
+    const restored = await runCli(['run', '--state-dir', fresh, ...image(), '--install', install, '--result-file', join(work, 'f.json'), '--', '/bin/busybox', 'true']);
+    expectOk(restored, 'restored');
+    expect(result('f.json').install).toMatchObject({ ran: false, digest });
+    const listing = (root: string) => execFileSync('sh', ['-c', 'cd "$1" && find . ! -name .build-cell-root -printf "%p %y %m %U %G %l\\n" | sort', 'sh', root], { encoding: 'utf8' });
+    const local = listing(join(state, 'images', 'rootfs', entry));
+    expect(listing(join(fresh, 'images', 'rootfs', entry))).toBe(local);
+    expect(local).toMatch(/^\.\/srv\/d d 755 12 34 /m);
+    expect(local).toMatch(/^\.\/srv\/hard f 4711 0 0 /m);
+    // The hard link made in the install is one in both (the local rootfs also shares inodes with the base).
+    for (const root of [join(state, 'images', 'rootfs', entry), join(fresh, 'images', 'rootfs', entry)]) {
+      expect(statSync(join(root, 'srv/hard')).ino).toBe(statSync(join(root, 'srv/d/deep/f')).ino);
+    }
+    expect(local).not.toMatch(/^\.\/etc\/init\.d /m);
+    await removeDir(fresh);
+  });
 
   it('a failing install fails the run with exit 125, naming the step and its exit code; the command does not run; nothing is cached', async () => {
     const failed = await run([...image(), '--install', 'echo partial > /half; exit 7', '--run', 'echo COMMAND-RAN']);

@@ -4,7 +4,7 @@
  * upper dir (whiteouts for deletions, type changes, hard links, owners), on real temp dirs.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { scriptCommand } from '../../src/spec/types.js';
 import { installSpec } from '../../src/install/derive.js';
 import { entryHeaders, paxRecord, splitUstarPath, TarWriter } from '../../src/install/tar.js';
 import { parseOwnerRecord, removeStaged, scanDeletions, writeLayer } from '../../src/install/layer.js';
+import { applyWhiteouts, tarWhiteouts } from '../../src/install/restore.js';
 import { installCacheKey } from '../../src/action/cache-keys.js';
 import { toCellRequest } from '../../src/action/cell-request.js';
 import { parseInputs, type InputReader } from '../../src/action/inputs.js';
@@ -236,5 +237,38 @@ describe('writing a layer', () => {
     expect(listing).toMatch(/^drwxr-xr-x 0\/0 .* var\/$/m);
     expect(listing).toMatch(/^drwxrwsr-x 100\/102 .* var\/lib\/x\/$/m);
     expect(listing).toMatch(/^-rw------- 42\/0 .* var\/lib\/x\/f$/m);
+  });
+});
+
+describe('restoring a derived layer', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bc-restore-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  it('reads the whiteouts from the headers (long PAX paths too) and applies them without following links', async () => {
+    const layer = join(dir, 'l.tar');
+    const tar = await TarWriter.create(layer);
+    const long = `${'d'.repeat(120)}/${'e'.repeat(120)}/.wh.gone`;
+    for (const path of ['etc/.wh.deleted', 'opaque/.wh..wh..opq', 'link/.wh.victim', long, '.wh.top']) await tar.add({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 0 });
+    await tar.add({ path: 'etc/kept', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 0 });
+    await tar.finish();
+    const whiteouts = await tarWhiteouts(layer);
+    expect(whiteouts).toEqual(['etc/.wh.deleted', 'opaque/.wh..wh..opq', 'link/.wh.victim', long, '.wh.top']);
+
+    const root = join(dir, 'root');
+    const outside = join(dir, 'outside');
+    for (const d of ['etc', 'opaque/sub', `${'d'.repeat(120)}/${'e'.repeat(120)}/gone`, 'top']) mkdirSync(join(root, d), { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'victim'), 'v');
+    symlinkSync(outside, join(root, 'link'));
+    for (const f of ['etc/deleted', 'etc/kept', 'opaque/a']) writeFileSync(join(root, f), '');
+    await applyWhiteouts(root, whiteouts);
+    expect(readdirSync(join(root, 'etc'))).toEqual(['kept']);
+    expect(readdirSync(join(root, 'opaque'))).toEqual([]);
+    expect(readdirSync(join(root, 'd'.repeat(120), 'e'.repeat(120)))).toEqual([]);
+    expect(existsSync(join(root, 'top'))).toBe(false);
+    // Through the link: nothing happens to what it points to.
+    expect(readFileSync(join(outside, 'victim'), 'utf8')).toBe('v');
   });
 });

@@ -91,6 +91,15 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
       expect(DEV_SKELETON).toContainEqual({ name: op.source.slice('/dev/'.length), kind: 'file' });
     }
   });
+  // A mount inside another one's target comes after it (parent before child).
+  plan.ops.forEach((outer, i) => {
+    const a = opTarget(outer);
+    if (a === undefined || outer.op === 'cgroup' || a === merged) return;
+    plan.ops.forEach((inner, j) => {
+      const b = opTarget(inner);
+      if (b !== undefined && inner.op !== 'cgroup' && b !== a && covers(a, b)) expect(j, `${inner.op} ${b} after ${outer.op} ${a}`).toBeGreaterThan(i);
+    });
+  });
   // The workspace, imports and caches: in that order, after proc and /dev, each as its staging says.
   const user = userMountOps(spec, plan);
   const userAt = user.map((o) => plan.ops.indexOf(o));
@@ -530,7 +539,8 @@ describe('planCell: property', () => {
         fc.array(hostPath, { minLength: 6, maxLength: 6 }),
         fc.boolean(),
         (tops, nImports, network, emulate, cgroup, cwd, workspaceSeed, importHosts, cacheHosts, namedSources) => {
-          const dests = tops.map((t, i) => (i % 2 ? `/${t}` : `/opt/${t}`));
+          // Some inside the workspace (Cargo's target/, node_modules/): mounted over it.
+          const dests = tops.map((t, i) => [`/opt/${t}`, `/${t}`, `/workspace/${t}`][i % 3]!);
           const split = Math.min(nImports, dests.length);
           const spec = baseSpec({
             network: network as BuildCellSpec['network'],
@@ -577,9 +587,10 @@ describe('planCell: property', () => {
           const mountedPaths = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)];
           mounted.forEach((op, k) => {
             if (op.op === 'overlay-ro') return; // read-only overlay imports: see the BUG test in hostLocation
-            const where = hostLocation(spec, layout, `${mountedPaths[k]}/x/y`);
+            // A name no generated mount has ('~'): below the mount itself, not a nested one.
+            const where = hostLocation(spec, layout, `${mountedPaths[k]}/~x/y`);
             const expected = op.op === 'overlay' ? { lower: op.lower, dir: op.upper } : op.op === 'bind' || op.op === 'bind-ro' ? { lower: undefined, dir: op.source } : undefined;
-            expect(where).toStrictEqual({ base: 'staged', ...expected, rel: 'x/y' });
+            expect(where).toStrictEqual({ base: 'staged', ...expected, rel: '~x/y' });
           });
           // Each op round-trips through the helper's argv.
           expect(decodeHelperArgv(helperArgv(plan))).toEqual({ ops: plan.ops, exec: helperArgv(plan).slice(helperArgv(plan).indexOf('exec')) });

@@ -82,8 +82,15 @@ describe('validateSpec: imports, caches, exports', () => {
 
   it('rejects an import destination equal to the workspace', () =>
     invalid({ imports: [{ source: '/h', destination: '/workspace' }] }, 'imports[0].destination', '"/workspace"', 'conflicts with the workspace path'));
-  it('rejects an import destination inside the workspace', () =>
-    invalid({ imports: [{ source: '/h', destination: '/workspace/src' }] }, 'imports[0].destination', '"/workspace/src"', 'workspace path "/workspace"'));
+  it('accepts import, cache and export paths inside the workspace (mounted over it, as the seed allows)', () => {
+    expect(() => validateSpec(baseSpec({
+      imports: [{ source: '/h/config.toml', destination: '/workspace/.cargo/config.toml' }],
+      caches: [{ source: '/h/target', destination: '/workspace/target' }, { source: '/h/nm', destination: '/workspace/web/node_modules' }],
+      exports: [{ source: '/workspace/target/release/app', destination: '/h/out/app' }],
+    }))).not.toThrow();
+  });
+  it('still refuses destinations inside the workspace that cover one another', () =>
+    invalid({ imports: [], caches: [{ source: '/h/a', destination: '/workspace/target' }, { source: '/h/b', destination: '/workspace/target/debug' }] }, 'caches[1].destination', 'must not cover one another'));
   it('rejects a cache destination covering the workspace', () =>
     invalid({ caches: [{ source: '/h', destination: '/w' }], workspacePath: '/w/ws' }, 'caches[0].destination', '"/w"', 'workspace path "/w/ws"'));
   it('rejects a cache covering an import (names the later one)', () =>
