@@ -17,7 +17,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync,
+  chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync,
   renameSync, rmSync, statSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -408,7 +408,7 @@ function layoutTags(layout) {
  * else built (idempotent, cached) under test/.cache/bench-fixtures by the tests' own script.
  * Copied into TMP so that a test run rebuilding its fixtures meanwhile cannot disturb us.
  */
-function fixtureLayout(name, script, tags) {
+function fixtureLayout(name, script, tags, env = {}) {
   const testOut = join(REPO, 'test', '.cache', 'fixtures', name);
   const benchOut = join(REPO, 'test', '.cache', 'bench-fixtures', name);
   const complete = (l) => tags.every((t) => layoutTags(l).has(t));
@@ -418,7 +418,7 @@ function fixtureLayout(name, script, tags) {
   } else {
     log(`building fixture ${name} with test/fixtures/${script} (cached in test/.cache/bench-fixtures/${name})`);
     mkdirSync(benchOut, { recursive: true });
-    run('bash', [join(REPO, 'test', 'fixtures', script), benchOut], { inherit: true });
+    run('bash', [join(REPO, 'test', 'fixtures', script), benchOut], { inherit: true, env: { ...process.env, ...env } });
     source = join(benchOut, 'layout');
   }
   const copy = join(TMP, 'fixtures', name);
@@ -865,6 +865,118 @@ async function main() {
     measurements['7.rss.buildcell'] = bc;
     measurements['7.rss.node'] = nd;
     rows.push({ id: '7', what: 'peak RSS (GNU time `%M`) of the warm cell vs `node -e 0`', bc: bc.medianKiB / 1024, ref: nd.medianKiB / 1024, ratio: bc.medianKiB / nd.medianKiB, mib: true, runs: `${bc.runs} / ${nd.runs}`, notes: `max over runs ${(bc.maxKiB / 1024).toFixed(1)} MiB; %M is the largest of the process and its waited-for children` });
+  }
+
+  // ---- 8. A real job: arm64 Debian, apt-get install gcc + a compile, with and without the install step --------
+  if (want(8)) {
+    const arm = fixtureLayout('debian-bookworm-arm64', 'build-debian-image.sh', ['bookworm'], { DEBIAN_ARCH: 'arm64' });
+    const amd = debian ?? fixtureLayout('debian', 'build-debian-image.sh', ['bookworm']);
+    const ws = join(TMP, 'job-ws');
+    mkdirSync(ws, { recursive: true });
+    writeFileSync(join(ws, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n');
+    const INSTALL = 'apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null';
+    const COMPILE = 'gcc -O2 -o /tmp/hello hello.c && /tmp/hello';
+    for (const [label, layout, arch, n] of [['arm64', arm.layout, 'arm64', 3], ['amd64', amd.layout, 'amd64', 3]]) {
+      const image = `oci:${layout}:bookworm`;
+      const st = join(TMP, `job-${label}`);
+      const job = (state, extra, script, name) => [...BC, 'run', '--image', image, '--arch', arch, '--state-dir', state, '--workspace', ws, ...(name ? rfArgs(name) : []), ...extra, '--run', script];
+      once(bcPrepare(image, st, ['--arch', arch]));
+      // The install's first run makes the derived image (and is what (a) costs, plus the layer).
+      const first = join(TMP, `job-${label}-first.json`);
+      once(job(st, ['--install', INSTALL, '--result-file', first], COMPILE), { limitS: 1800 });
+      const install = JSON.parse(readFileSync(first, 'utf8')).install;
+      const derivedEntry = `${arch}-${install.digest.slice(7)}`;
+      const fresh = join(TMP, `job-${label}-fresh`);
+      const refName = readdirSync(join(st, 'images', 'refs')).find((n) => n.includes('build-cell-install'));
+      const restore = `${trashSh(fresh)}; mkdir -p ${q(join(fresh, 'images', 'layouts'))} ${q(join(fresh, 'images', 'refs'))}; cp -a ${q(join(st, 'images', 'layouts', derivedEntry))} ${q(join(fresh, 'images', 'layouts'))}/; cp ${q(join(st, 'images', 'refs', refName))} ${q(join(fresh, 'images', 'refs'))}/; sync`;
+      const [uncached, reused, restored] = measureGroup([
+        { key: `8.${label}.uncached`, args: job(st, [], `${INSTALL} && ${COMPILE}`), runs: n, warmup: 0, prepare: 'sync' },
+        { key: `8.${label}.reused`, args: job(st, ['--install', INSTALL], COMPILE, `job-${label}-reused`), runs: 5, warmup: 1, resultDir: rf(`job-${label}-reused`) },
+        { key: `8.${label}.restored`, args: job(fresh, ['--install', INSTALL], COMPILE, `job-${label}-restored`), runs: n, warmup: 0, prepare: restore, resultDir: rf(`job-${label}-restored`) },
+      ]);
+      const a = uncached.median;
+      rows.push(
+        { id: `8${label === 'arm64' ? 'a' : 'e'}`, what: `real job, ${label} Debian bookworm: apt-get install gcc libc6-dev + compile, uncached (in every run)`, bc: a, ref: null, ratio: null, runs: `${uncached.runs}`, notes: `the install's first run: ${fmtMs(install.seconds * 1000)} (the install cell, its layer and rootfs)` },
+        { id: `8${label === 'arm64' ? 'b' : 'f'}`, what: `real job, ${label}: \`--install\` reused from the store vs uncached`, bc: reused.median, ref: a, ratio: reused.median / a, runs: `${reused.runs} / ${uncached.runs}`, notes: `target ≤ 0.1×: ${reused.median / a <= 0.1 ? 'met' : 'missed'}; phases ${Object.entries(reused.phases).map(([k, v]) => `${k} ${v}`).join(', ')} ms` },
+        { id: `8${label === 'arm64' ? 'c' : 'g'}`, what: `real job, ${label}: a fresh state dir with the derived layout restored (a new hosted runner) vs uncached`, bc: restored.median, ref: a, ratio: restored.median / a, runs: `${restored.runs} / ${uncached.runs}`, notes: `target ≤ 0.25×: ${restored.median / a <= 0.25 ? 'met' : 'missed'}; unpack ${restored.phases.unpack} ms (umoci for the base, GNU tar for the install's layer), run ${restored.phases.run} ms` },
+      );
+      if (label === 'amd64') {
+        // The same derived image as podman runs it: pushed to the local registry, pulled into a fresh --root.
+        push(join(st, 'images', 'layouts', derivedEntry), 'image', reg.host, 'derived');
+        const pb = join(podman.dir, 'pd');
+        const pmJob = ['sh', '-c', `${cmdline(PM(pb, 'pull', '-q', '--tls-verify=false', `${reg.host}/derived:image`))} >/dev/null && ${cmdline(PM(pb, 'run', '--rm', '--network', 'host', '-v', `${ws}:/workspace`, '-w', '/workspace', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `${reg.host}/derived:image`, 'sh', '-c', COMPILE))}`];
+        const pmPrepare = `awk -v d=${q(pb)} 'index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done; ${trashSh(pb)}; sync`;
+        const [bcC, pm] = measureGroup([
+          { key: '8.amd64.restored.again', args: job(fresh, ['--install', INSTALL], COMPILE), runs: n, warmup: 0, prepare: restore },
+          { key: '8.amd64.podman', args: pmJob, runs: n, warmup: 1, env: podman.env, prepare: pmPrepare },
+        ], { rounds: n });
+        rows.push({ id: '8h', what: 'the derived amd64 image as podman runs it: `podman pull` (fresh --root) + `podman run` of the compile vs build-cell from a restored layout', bc: bcC.median, ref: pm.median, ratio: bcC.median / pm.median, runs: `${bcC.runs} / ${pm.runs}`, notes: `target ≤ 1.0×: ${bcC.median / pm.median <= 1 ? 'met' : 'missed'}` });
+      }
+      trash(fresh);
+    }
+  }
+
+  // ---- 9. Rootless: a warm cell as an unprivileged user vs as root ------------------------------------------
+  if (want(9)) {
+    const user = 'bc-bench-rootless';
+    run('useradd', ['--no-create-home', '--home-dir', join(TMP, 'rl-home'), user], { allowFail: true });
+    try {
+      const home = join(TMP, 'rl-home');
+      mkdirSync(home, { recursive: true });
+      run('cp', ['-a', busybox.layout, join(home, 'layout')]);
+      run('chown', ['-R', `${user}:${user}`, home]);
+      chmodSync(TMP, 0o755);
+      const asUser = ['runuser', '-u', user, '--', 'env', `HOME=${home}`, cli.path];
+      const rootless = [...asUser, 'run', '--privilege', 'rootless', '--image', `oci:${join(home, 'layout')}:amd64`, '--state-dir', join(home, 'state'), '--', '/bin/true'];
+      const asRoot = ['runuser', '-u', 'root', '--', cli.path, 'run', '--image', `oci:${join(home, 'layout')}:amd64`, '--state-dir', join(TMP, 'rl-root-state'), '--', '/bin/true'];
+      once(rootless);
+      once(asRoot);
+      const [rl, rt] = measureGroup([
+        { key: '9.rootless.warm', args: rootless, runs: 30, warmup: 3, rewarm: 1 },
+        { key: '9.root.warm', args: asRoot, runs: 30, warmup: 3, rewarm: 1 },
+      ], { rounds: 3 });
+      rows.push({ id: '9', what: 'warm cell as an unprivileged user (rootless, /etc/subuid range mapped) vs as root, both through runuser', bc: rl.median, ref: rt.median, ratio: rl.median / rt.median, runs: `${rl.runs} / ${rt.runs}`, notes: 'rootless adds the user-namespace probe (one unshare with the full mapping, newuidmap/newgidmap) and the owner hand-back (one find)' });
+    } finally {
+      run('userdel', [user], { allowFail: true });
+    }
+  }
+
+  // ---- 10. Write-back: one changed file in a 100,000-file workspace ------------------------------------------
+  if (want(10)) {
+    const ws = join(TMP, 'wb-ws');
+    makeTree(ws, 100_000);
+    run('sync', []);
+    const dest = join(TMP, 'wb-copy');
+    const [wb, plain, cp] = measureGroup([
+      { key: '10.writeback', args: bcRun([...rfArgs('wb'), '--workspace', ws, '--write-back'], ['sh', '-c', 'echo changed > d7/f7']), runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('wb') },
+      { key: '10.plain', args: bcRun([...rfArgs('wb-plain'), '--workspace', ws], ['sh', '-c', 'echo changed > d7/f7']), runs: 10, warmup: 1, prepare: 'sync', resultDir: rf('wb-plain') },
+      { key: '10.cp', args: ['cp', '-a', ws, dest], runs: 3, warmup: 0, prepare: `${trashSh(dest)}; sync` },
+    ], { rounds: 2 });
+    if (readFileSync(join(ws, 'd7', 'f7'), 'utf8') !== 'changed\n') throw new Error('write-back did not write the change back');
+    const cost = wb.phases['write-back'];
+    rows.push(
+      { id: '10a', what: 'write-back of one changed file in a 100,000-file workspace (its phase) vs `cp -a` of the workspace', bc: Math.max(cost, 0.1), ref: cp.median, ratio: Math.max(cost, 0.1) / cp.median, runs: `${wb.runs} / ${cp.runs}`, notes: `target ≤ 0.01×: ${cost / cp.median <= 0.01 ? 'met' : 'missed'}; whole run ${fmtMs(wb.median)}, the same cell without write-back ${fmtMs(plain.median)}; staging ${wb.phases.stage} ms` },
+    );
+    trash(ws);
+    trash(dest);
+  }
+
+  // ---- 11. Sessions: a step vs a warm run -------------------------------------------------------------------
+  if (want(11)) {
+    const sessions = join(STATE, 'sessions');
+    once([...BC, 'session', 'start', '--name', 'bench', '--image', IMG.amd64, '--tls-verify', 'false', '--state-dir', STATE]);
+    const script = join(TMP, 'step.sh');
+    writeFileSync(script, '/bin/true\n');
+    const [step, exec, warm] = measureGroup([
+      { key: '11.session.step', args: [...BC, 'session', 'step', '--sessions', sessions, '--session', 'bench', script], runs: 30, warmup: 3, rewarm: 1 },
+      { key: '11.session.exec', args: [...BC, 'session', 'exec', '--name', 'bench', '--state-dir', STATE, '--', '/bin/true'], runs: 30, warmup: 3, rewarm: 1 },
+      { key: '11.run.warm', args: bcRun([], ['/bin/true']), runs: 30, warmup: 3, rewarm: 1 },
+    ], { rounds: 3 });
+    once([...BC, 'session', 'end', '--name', 'bench', '--state-dir', STATE]);
+    rows.push(
+      { id: '11a', what: 'a session step as the runner runs it (`build-cell {0}`: script file, env filter, file commands) vs a warm `build-cell run -- /bin/true`', bc: step.median, ref: warm.median, ratio: step.median / warm.median, runs: `${step.runs} / ${warm.runs}`, notes: `target ≤ 1.2×: ${step.median / warm.median <= 1.2 ? 'met' : 'missed'}` },
+      { id: '11b', what: '`build-cell session exec -- /bin/true` vs a warm `build-cell run -- /bin/true`', bc: exec.median, ref: warm.median, ratio: exec.median / warm.median, runs: `${exec.runs} / ${warm.runs}` },
+    );
   }
 
   // ---- Report -----------------------------------------------------------------------------------------------------

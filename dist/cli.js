@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '9e14116b14dd96aa';
+const BUNDLE_ID = '36c892677c7034cc';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

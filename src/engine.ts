@@ -63,6 +63,8 @@ export interface CellRequest {
   writeBack?: boolean;
   /** A session's root layer, under the state dir: the cell's root changes stay there for its next cell (see session/). */
   rootLayer?: { upper: string; work: string };
+  /** Only prepare the image (and its install step): no cell runs (a session started without a command). */
+  prepareOnly?: boolean;
 }
 
 /** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
@@ -203,6 +205,9 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     timer.timings.install = Math.round(install.seconds * 10000) / 10;
     timer.timings.image = Math.round((timer.timings.image! - timer.timings.install) * 10) / 10;
   }
+  if (request.prepareOnly) {
+    return { exitCode: 0, image, arch: request.image.arch.name, emulated: needsEmulation(hostArch(), request.image.arch), scratch: '', scratchPreserved: false, exports: [], timings: timer.timings, ...(install ? { install } : {}) };
+  }
   const result = await runCellOn(prefix, image, request, { importKinds, signal, timer });
   return install ? { ...result, install } : result;
 }
@@ -224,7 +229,8 @@ async function cellImage(prefix: string, request: CellRequest, signal?: AbortSig
     base: { ...request.image, rootless: process.getuid?.() !== 0, cacheOwner: request.owner },
     install: request.install,
     spec: request.spec,
-    runCell: (base, spec, hooks) => runCellOn(prefix, base, { ...request, spec, install: undefined, cellId: undefined }, { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks }),
+    // The install cell is a cell of its own: none of the command's extras (write-back, a session's root layer).
+    runCell: (base, spec, hooks) => runCellOn(prefix, base, { stateDir: request.stateDir, image: request.image, owner: request.owner, inheritImageEnv: request.inheritImageEnv, spec }, { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks }),
   });
 }
 

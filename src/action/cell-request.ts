@@ -49,6 +49,8 @@ export function commandFor(inputs: ActionInputs): BuildCellSpec['command'] {
     const [executable, ...argv] = inputs.command.argv;
     return { cwd: inputs.workingDirectory, executable: executable!, argv };
   }
+  // A session without a first command: nothing runs (the engine only prepares the image).
+  if (inputs.command.kind === 'none') return { cwd: inputs.workingDirectory, executable: 'true', argv: [] };
   return { cwd: inputs.workingDirectory, ...scriptCommand(inputs.command.shell) };
 }
 

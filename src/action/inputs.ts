@@ -12,6 +12,7 @@ import { checkEnv } from '../spec/validate.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, type CleanupPolicy, type NetworkPolicy } from '../spec/types.js';
 import { UserError, show } from '../util/errors.js';
 import { PRIVILEGES } from '../privilege.js';
+import { checkSessionName, DEFAULT_SESSION } from '../session/state.js';
 
 export const SHELLS = ['sh', 'bash'] as const;
 export const TOOLS_MODES = ['auto', 'pinned'] as const;
@@ -19,8 +20,12 @@ export const TOOLS_MODES = ['auto', 'pinned'] as const;
 export interface ActionInputs {
   image: ImageReference;
   arch: ArchInfo;
-  /** The script (`run`) with its shell, or the argv (`command`). */
-  command: { kind: 'script'; script: string; shell: (typeof SHELLS)[number] } | { kind: 'argv'; argv: string[] };
+  /** The script (`run`) with its shell, or the argv (`command`); none: a session started without a first command. */
+  command: { kind: 'script'; script: string; shell: (typeof SHELLS)[number] } | { kind: 'argv'; argv: string[] } | { kind: 'none' };
+  /** The shell of `run` and of a session's steps. */
+  shell: (typeof SHELLS)[number];
+  /** Later steps run in this cell's state with `shell: build-cell {0}` (see src/session/). */
+  session?: string;
   /** The cached install step (see src/install/derive.ts): its script and extra key part. */
   install?: { script: string; key: string; shell: (typeof SHELLS)[number] };
   /** Host directory or archive; undefined: empty workspace. */
@@ -53,7 +58,7 @@ export const INPUT_NAMES = [
   'image', 'arch', 'run', 'shell', 'command', 'workspace', 'workspace-path', 'working-directory', 'env', 'imports',
   'caches', 'cache-key', 'exports', 'network', 'cpu-time', 'memory', 'max-processes', 'cleanup', 'artifact-name',
   'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'tools', 'state-dir',
-  'install', 'install-key', 'write-back',
+  'install', 'install-key', 'write-back', 'session',
 ] as const;
 
 export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
@@ -84,13 +89,15 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
   const wd = read('working-directory').trim();
   const workingDirectory = !wd ? workspacePath : wd.startsWith('/') ? cellPathInput(wd, 'working-directory') : cellPathInput(`${workspacePath}/${wd}`, 'working-directory');
 
+  const sessionInput = read('session').trim();
+  const session = !sessionInput || sessionInput === 'false' ? undefined : sessionInput === 'true' ? DEFAULT_SESSION : checkSessionName(sessionInput, 'session');
   const run = read('run');
   const commandLines = lines(read('command'));
   if (run.trim() && commandLines.length) throw new UserError('run', 'give either run (a script) or command (one argument per line), not both');
-  if (!run.trim() && !commandLines.length) throw new UserError('run', 'is required (or command): the script to run in the cell');
+  if (!run.trim() && !commandLines.length && !session) throw new UserError('run', 'is required (or command, or session): the script to run in the cell');
   if (run.includes('\0')) throw new UserError('run', 'must not contain a NUL byte');
   const shell = oneOf(read('shell') || 'sh', SHELLS, 'shell');
-  const command: ActionInputs['command'] = run.trim() ? { kind: 'script', script: run, shell } : { kind: 'argv', argv: commandLines };
+  const command: ActionInputs['command'] = run.trim() ? { kind: 'script', script: run, shell } : commandLines.length ? { kind: 'argv', argv: commandLines } : { kind: 'none' };
 
   const installScript = read('install');
   const installKey = read('install-key').trim();
@@ -104,7 +111,8 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     throw new UserError('workspace', `${show(workspaceInput)} is not a supported archive: accepted are a directory, .tar, .tar.gz, .tgz, or none`);
   }
 
-  const writeBack = bool(read('write-back') || 'false', 'write-back');
+  // A session writes each step's workspace changes back: the input is implied.
+  const writeBack = bool(read('write-back') || 'false', 'write-back') || (!!session && !!workspace && !isWorkspaceArchive(workspace));
   if (writeBack && (!workspace || isWorkspaceArchive(workspace))) {
     throw new UserError('write-back', `needs a directory workspace to write back to, and workspace is ${workspace ? `the archive ${show(workspaceInput)}` : 'none'}`);
   }
@@ -144,6 +152,8 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     image: parseReference(image, 'image'),
     arch: read('arch').trim() ? resolveArch(read('arch'), 'arch') : hostArch(),
     command,
+    shell,
+    ...(session ? { session } : {}),
     ...(install ? { install } : {}),
     workspace,
     writeBack,

@@ -28,6 +28,7 @@ import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
 import { describeInstall, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
+import { startActionSession } from './session.js';
 import { phaseTimer } from '../util/timing.js';
 
 export async function runMain(): Promise<void> {
@@ -106,7 +107,10 @@ export async function runMain(): Promise<void> {
     core.saveState(STATE.cleanup, inputs.cleanup);
     core.saveState(STATE.work, work);
 
-    const outcome = await core.group('Run', () => runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')));
+    if (inputs.session) core.saveState(STATE.session, inputs.session);
+    const outcome = await core.group('Run', () => (inputs.session
+      ? startActionSession(inputs, request, mode!, work)
+      : runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js'))));
     let result: CellRunResult | undefined;
     if (outcome.ok) {
       result = outcome.result;
@@ -142,7 +146,8 @@ export async function runMain(): Promise<void> {
     await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () => forwardFileCommands(fileCommandsDir, process.env));
     await rm(fileCommandsDir, { recursive: true, force: true }).catch(() => undefined);
 
-    if (inputs.artifactName && result?.exports.length) {
+    // A session's exports, artifact and build caches are the post step's (when the session ends).
+    if (!inputs.session && inputs.artifactName && result?.exports.length) {
       await core.group('Artifact', () => timed('upload', async () => {
         const id = await uploadExports(inputs.artifactName!, result!.exports.map((e) => e.destination), process.env.GITHUB_WORKSPACE || process.cwd());
         summary.artifact = { name: inputs.artifactName!, id };
@@ -156,7 +161,7 @@ export async function runMain(): Promise<void> {
         await bestEffort('saving the image to the Actions cache', () => saveCache([imageCacheDir!], imageKey!));
       }
       // Build caches are saved after failed commands too: the next run starts warmer.
-      if (cacheDirs.length && (outcome.ok || !outcome.cancelled)) {
+      if (cacheDirs.length && !inputs.session && (outcome.ok || !outcome.cancelled)) {
         await bestEffort('saving the build caches', () => saveCache(cacheDirs, cacheKeys.primary));
       }
     }));
@@ -179,7 +184,8 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   const show = (name: string, value: unknown) => core.info(`${name.padEnd(18)} ${value}`);
   show('image', inputs.image.full);
   show('arch', `${inputs.arch.name}${emulated ? ' (emulated)' : ''}`);
-  show('command', inputs.command.kind === 'script' ? `script with ${inputs.command.shell}` : JSON.stringify(inputs.command.argv));
+  show('command', inputs.command.kind === 'script' ? `script with ${inputs.command.shell}` : inputs.command.kind === 'argv' ? JSON.stringify(inputs.command.argv) : '(none)');
+  if (inputs.session) show('session', `${inputs.session} (later steps: shell: build-cell${inputs.session === 'default' ? '' : ` --session ${inputs.session}`} {0})`);
   show('workspace', `${inputs.workspace ?? '(empty)'} -> ${inputs.workspacePath}`);
   show('working directory', inputs.workingDirectory);
   show('env', inputs.env.map(([k]) => k).join(' ') || '(none)');

@@ -11,10 +11,40 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STATE } from './state.js';
 import { scratchPreserved } from '../spec/types.js';
+import { bestEffort } from './best-effort.js';
+import { getInputs } from './inputs.js';
+import { endActionSession } from './session.js';
+import { uploadExports } from './artifact.js';
+import { saveCache } from './actions-cache.js';
+import { buildCacheKeys } from './cache-keys.js';
+import { managedCacheDir } from './cell-request.js';
+
+/**
+ * The end of a session (see session.ts): its exports copied out of a last cell over its state,
+ * the artifact uploaded, the build caches saved (they hold every step's changes), its root
+ * layer removed per cleanup. A failed export fails the post step.
+ */
+async function endSessionPost(work: string): Promise<void> {
+  const inputs = getInputs();
+  const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
+  const ended = await endActionSession(inputs, work);
+  if (ended.error) core.setFailed(`build-cell: ending the session: ${ended.error}`);
+  if (inputs.artifactName && ended.exports.length) {
+    const id = await bestEffort('uploading the artifact', () => uploadExports(inputs.artifactName!, ended.exports.map((e) => e.destination), process.env.GITHUB_WORKSPACE || process.cwd()));
+    core.info(`artifact ${inputs.artifactName}${id !== undefined ? ` (id ${id})` : ''} uploaded`);
+  }
+  if (inputs.caches.length) {
+    const cacheDirs = inputs.caches.map((c, i) => c.host ?? managedCacheDir(runnerTemp, i, c.cell));
+    const keys = buildCacheKeys({ arch: inputs.arch, image: inputs.image.full, cellPaths: inputs.caches.map((c) => c.cell), userKey: inputs.cacheKey, runId: process.env.GITHUB_RUN_ID, runAttempt: process.env.GITHUB_RUN_ATTEMPT });
+    await bestEffort('saving the build caches', () => saveCache(cacheDirs, keys.primary));
+  }
+  core.info(`session ${inputs.session} ended${ended.exports.length ? `: ${ended.exports.length} export(s) copied out` : ''}`);
+}
 
 
 export async function runPost(): Promise<void> {
   const work = core.getState(STATE.work);
+  if (core.getState(STATE.session) && work) await bestEffort('ending the session', () => endSessionPost(work));
   if (work) {
     // Request and file-command directories of a main step that did not get to remove them.
     for (const name of await readdir(work).catch(() => [] as string[])) {

@@ -9,4 +9,6 @@ export const STATE = {
   outcome: 'outcome',
   /** RUNNER_TEMP/build-cell work directory of this step. */
   work: 'work',
+  /** The session the main step started (its name): the post step ends it. */
+  session: 'session',
 } as const;

@@ -12,6 +12,7 @@ import type { RegistryOptions } from '../image/registry-auth.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, type NetworkPolicy, type WorkspaceSeed } from '../spec/types.js';
 import { isWorkspaceArchive } from '../spec/validate.js';
 import { checkWriteBack } from '../cell/write-back.js';
+import { checkSessionName, DEFAULT_SESSION } from '../session/state.js';
 import type { CellSpecInput } from '../engine.js';
 import { PRIVILEGES, type Privilege } from '../privilege.js';
 import { UserError, show } from '../util/errors.js';
@@ -39,7 +40,13 @@ export type CliCommand =
   | { kind: 'version' }
   | ({ kind: 'prepare'; install?: InstallOption; env: Array<[string, string]>; caches: CellSpecInput['caches'] } & CommonOptions)
   | ({ kind: 'run'; spec: CellSpecInput; install?: InstallOption; writeBack?: boolean; resultFile?: string } & CommonOptions)
-  | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean };
+  | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean }
+  /** session start: a run whose command is optional (the first step). */
+  | ({ kind: 'session-start'; name: string; run: boolean; spec: CellSpecInput; install?: InstallOption } & CommonOptions)
+  | { kind: 'session-exec'; name: string; stateDir: string; verbose: boolean; env: Array<[string, string]>; command: { script: string } | { argv: string[] }; resultFile?: string }
+  | { kind: 'session-end'; name: string; stateDir: string; verbose: boolean; exports: CellSpecInput['exports'] }
+  /** The runner's `shell: build-cell {0}` (through the shim the action puts on PATH). */
+  | { kind: 'session-step'; sessions: string; name: string; script: string; verbose: boolean };
 
 export const USAGE = `Usage:
   build-cell run --image REF [--arch ARCH] [--workspace HOSTDIR|ARCHIVE] [--workspace-path /workspace]
@@ -53,6 +60,9 @@ export const USAGE = `Usage:
   build-cell prepare --image REF [--arch ARCH] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
      [--install 'SHELL SCRIPT' [--install-key STRING] [--env K=V]... [--cache HOST:CELL]...]
   build-cell demo [--state-dir DIR]
+  build-cell session start [--name NAME] --image REF [run's flags] [( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )]
+  build-cell session exec [--name NAME] [--state-dir DIR] [--env K=V]... ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
+  build-cell session end [--name NAME] [--state-dir DIR] [--export CELL:HOST]...
   build-cell --help | --version
 
 Exit code: the command's own; 128+N when it was killed by signal N; 125 when build-cell itself failed.`;
@@ -120,12 +130,14 @@ export function parseCli(argv: string[], environment: CliEnvironment): CliComman
       if (!install && (env.length || caches.length)) throw new UserError(env.length ? '--env' : '--cache', 'prepare takes --env and --cache only with --install (they are the install step\'s)');
       return { kind: 'prepare', ...common(values, environment), env, caches, ...(install ? { install } : {}) };
     }
+    case 'session':
+      return parseSession(rest, environment);
     case 'demo': {
       const values = parse(flags, { 'state-dir': { type: 'string' }, privilege: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } });
       return { kind: 'demo', stateDir: stateDir(values['state-dir'] as string | undefined, environment), privilege: privilege(values.privilege as string | undefined), verbose: !!values.verbose };
     }
     default:
-      throw new UserError('command', `unknown command ${show(command)}: accepted are run, prepare, demo`);
+      throw new UserError('command', `unknown command ${show(command)}: accepted are run, prepare, demo, session`);
   }
 }
 
@@ -140,8 +152,8 @@ function parse(args: string[], options: OptionsConfig): Record<string, string | 
   }
 }
 
-function parseRun(flags: string[], trailing: string[], environment: CliEnvironment): CliCommand {
-  const v = parse(flags, RUN_OPTIONS);
+function parseRun(flags: string[], trailing: string[], environment: CliEnvironment, options: { commandOptional?: boolean; extra?: OptionsConfig } = {}): Extract<CliCommand, { kind: 'run' | 'help' }> {
+  const v = parse(flags, { ...RUN_OPTIONS, ...options.extra });
   if (v.help) return { kind: 'help', text: USAGE };
   const base = common(v, environment);
   const str = (name: string) => v[name] as string | undefined;
@@ -150,11 +162,11 @@ function parseRun(flags: string[], trailing: string[], environment: CliEnvironme
   const workspacePath = cellPath(str('workspace-path') ?? '/workspace', '--workspace-path');
   const script = str('run');
   if (script !== undefined && trailing.length) throw new UserError('--run', 'give either --run SCRIPT or -- EXECUTABLE [ARG...], not both');
-  if (script === undefined && !trailing.length) throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
+  if (script === undefined && !trailing.length && !options.commandOptional) throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
   if (script !== undefined && script.includes('\0')) throw new UserError('--run', 'must not contain a NUL byte');
   const command = script !== undefined
     ? { executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] }
-    : { executable: trailing[0]!, argv: trailing.slice(1) };
+    : trailing.length ? { executable: trailing[0]!, argv: trailing.slice(1) } : { executable: 'true', argv: [] };
 
   const spec: CellSpecInput = {
     workspacePath,
@@ -260,4 +272,59 @@ export function envEntry(value: string, env: NodeJS.ProcessEnv): [string, string
     return [value, inherited];
   }
   return [value.slice(0, eq), value.slice(eq + 1)];
+}
+
+const SESSION_NAME = { name: { type: 'string' } } as const;
+
+function sessionName(value: unknown): string {
+  return checkSessionName(typeof value === 'string' ? value : DEFAULT_SESSION, '--name');
+}
+
+function parseSession([sub, ...rest]: string[], environment: CliEnvironment): CliCommand {
+  const dashDash = rest.indexOf('--');
+  const flags = dashDash >= 0 ? rest.slice(0, dashDash) : rest;
+  const trailing = dashDash >= 0 ? rest.slice(dashDash + 1) : [];
+  switch (sub) {
+    case 'start': {
+      const run = parseRun(flags, trailing, environment, { commandOptional: true, extra: SESSION_NAME });
+      if (run.kind === 'help') return run;
+      if (run.writeBack) throw new UserError('--write-back', 'is implied in a session: each step writes its workspace changes back');
+      const v = parse(flags, { ...RUN_OPTIONS, ...SESSION_NAME });
+      const { kind: _, resultFile: _r, writeBack: _w, ...rest2 } = run;
+      return { ...rest2, kind: 'session-start', name: sessionName(v.name), run: v.run !== undefined || trailing.length > 0 };
+    }
+    case 'exec': {
+      const v = parse(flags, { ...SESSION_NAME, 'state-dir': { type: 'string' }, env: { type: 'string', multiple: true }, run: { type: 'string' }, 'result-file': { type: 'string' }, verbose: { type: 'boolean', short: 'v' } });
+      const script = v.run as string | undefined;
+      if (script !== undefined && trailing.length) throw new UserError('--run', 'give either --run SCRIPT or -- EXECUTABLE [ARG...], not both');
+      if (script === undefined && !trailing.length) throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
+      if (script?.includes('\0')) throw new UserError('--run', 'must not contain a NUL byte');
+      const resultFile = v['result-file'] as string | undefined;
+      return {
+        kind: 'session-exec', name: sessionName(v.name), stateDir: stateDir(v['state-dir'] as string | undefined, environment), verbose: !!v.verbose,
+        env: ((v.env as string[] | undefined) ?? []).map((e) => envEntry(e, environment.env)),
+        command: script !== undefined ? { script } : { argv: trailing },
+        ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}),
+      };
+    }
+    case 'end': {
+      if (dashDash >= 0) throw new UserError('session end', 'takes no command');
+      const v = parse(flags, { ...SESSION_NAME, 'state-dir': { type: 'string' }, export: { type: 'string', multiple: true }, verbose: { type: 'boolean', short: 'v' } });
+      return {
+        kind: 'session-end', name: sessionName(v.name), stateDir: stateDir(v['state-dir'] as string | undefined, environment), verbose: !!v.verbose,
+        exports: ((v.export as string[] | undefined) ?? []).map((m, i) => cellToHost(m, `--export #${i + 1}`, environment.cwd)),
+      };
+    }
+    case 'step': {
+      // The runner calls `build-cell [--session NAME] SCRIPT`; the shim adds `session step --sessions DIR`.
+      const v = parseArgs({ args: flags, options: { sessions: { type: 'string' }, session: { type: 'string' }, verbose: { type: 'boolean' } }, strict: true, allowPositionals: true });
+      const sessions = v.values.sessions;
+      const [script, ...more] = v.positionals;
+      if (!sessions) throw new UserError('--sessions', 'is required (the shim that `session: true` puts on PATH passes it)');
+      if (!script || more.length) throw new UserError('script', 'give exactly one script file: `shell: build-cell {0}` (or `build-cell --session NAME {0}`)');
+      return { kind: 'session-step', sessions: resolve(environment.cwd, sessions), name: checkSessionName(v.values.session ?? DEFAULT_SESSION, '--session'), script: resolve(environment.cwd, script), verbose: !!v.values.verbose };
+    }
+    default:
+      throw new UserError('session', `unknown session command ${show(sub ?? '')}: accepted are start, exec, end (and step, for the runner)`);
+  }
 }

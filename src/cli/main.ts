@@ -17,6 +17,7 @@ import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.j
 import { readEngineRequest, runToOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand, type InstallOption } from './args.js';
 import { runUnderSudo } from './privilege.js';
+import { runSessionCommand } from '../session/cli.js';
 import { choosePrivilege, type PrivilegeChoice } from '../privilege.js';
 
 declare const BUILD_CELL_VERSION: string | undefined;
@@ -49,6 +50,8 @@ async function dispatch(argv: string[]): Promise<number> {
   const log = (message: string) => {
     if (command.verbose) process.stderr.write(`build-cell: ${message}\n`);
   };
+  // Sessions run their engine through sudo themselves (the session's files are the user's).
+  if (command.kind === 'session-start' || command.kind === 'session-exec' || command.kind === 'session-end' || command.kind === 'session-step') return runSessionCommand(command, log);
   const guest = command.kind === 'run' ? command.image.arch : hostArch();
   const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', { emulated: needsEmulation(hostArch(), guest), privateBinfmt: binfmtMode() === 'private' });
   if (privilege.mode === 'sudo' && uid !== 0) {
@@ -180,7 +183,7 @@ function sudoOwner(): { uid: number; gid: number } | undefined {
   return process.getuid?.() === 0 && Number.isInteger(uid) && uid > 0 && Number.isInteger(gid) ? { uid, gid } : undefined;
 }
 
-function reexecUnderSudo(argv: string[], command: Exclude<CliCommand, { kind: 'help' | 'version' }>, reason: string): Promise<number> {
+function reexecUnderSudo(argv: string[], command: Extract<CliCommand, { kind: 'run' | 'prepare' | 'demo' }>, reason: string): Promise<number> {
   // Pin what depends on who runs: the state dir, and a password read from stdin.
   const args = argv.filter((a) => a !== '--registry-password-stdin');
   const dashDash = args.indexOf('--');

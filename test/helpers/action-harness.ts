@@ -344,7 +344,19 @@ export interface RunActionOptions {
   event?: Record<string, unknown>;
   /** Keep the harness temp dir (file commands, default workspace/temp/tool cache). */
   keepTemp?: boolean;
+  /**
+   * Workflow steps between main and post, run as the runner runs `run:` steps: the script in a
+   * file under RUNNER_TEMP, `shell` (default `bash -e {0}`) with its program looked up on the
+   * step's PATH (GITHUB_PATH of earlier steps first) and `{0}` replaced by that file, the step's
+   * own `env`, GITHUB_ENV of earlier steps, and fresh file-command files. A `host` function
+   * instead runs in the test, with the workspace (a host step in between).
+   */
+  steps?: WorkflowStep[];
 }
+
+export type WorkflowStep =
+  | { run: string; shell?: string; env?: Record<string, string>; signalAfterMs?: number; timeoutMs?: number }
+  | { host: (workspace: string) => Promise<void> | void };
 
 export interface StepResult {
   step: 'main' | 'post';
@@ -401,6 +413,8 @@ export interface ActionRun {
   /** Outputs written that action.yml does not declare. */
   undeclaredOutputs: string[];
   main: StepResult;
+  /** The `steps` (a host step's entry is undefined). */
+  steps: Array<StepResult | undefined>;
   post?: StepResult;
   workspace: string;
   runnerTemp: string;
@@ -626,6 +640,15 @@ function spawnStep(o: SpawnStepOptions): Promise<Omit<StepResult, 'outputs' | 'e
   });
 }
 
+/** `command -v NAME` on `path` (the runner resolves a custom shell's program so). */
+function findOnPath(name: string, path: string): string | undefined {
+  if (name.includes('/')) return existsSync(name) ? name : undefined;
+  for (const dir of path.split(':')) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
 const randomDigits = (n: number): string =>
   Array.from(randomBytes(n), (b, i) => String(i === 0 ? (b % 9) + 1 : b % 10)).join('');
 
@@ -788,10 +811,43 @@ export async function runAction(options: RunActionOptions = {}): Promise<ActionR
     };
 
     const main = await runOne('main', mainScript, { env: {}, path: [], state: {} }, options.signalAfterMs);
+    // What earlier steps set with GITHUB_ENV and GITHUB_PATH, as the runner carries it on.
+    const carried = { env: { ...main.env }, path: [...main.path] };
+    const workflowSteps: Array<StepResult | undefined> = [];
+    for (const [i, step] of (options.steps ?? []).entries()) {
+      if ('host' in step) {
+        await step.host(workspace);
+        workflowSteps.push(undefined);
+        continue;
+      }
+      const files = await createFileCommands(fileCommandDir, shared);
+      const env: Record<string, string> = { ...baseEnv(), ...context, ...carried.env, ...step.env, ...files };
+      if (carried.path.length) env.PATH = prependPath(carried.path, env.PATH);
+      for (const [k, v] of Object.entries(options.env ?? {})) {
+        if (v === undefined) delete env[k];
+        else env[k] = v;
+      }
+      const scriptFile = join(runnerTemp, `step-${i}-${randomUUID()}.sh`);
+      await writeFile(scriptFile, step.run);
+      if (shared) await chmod(scriptFile, 0o644);
+      const words = (step.shell ?? 'bash -e {0}').split(/\s+/).filter(Boolean);
+      const program = findOnPath(words[0]!, env.PATH ?? '');
+      if (!program) throw new Error(`step ${i}: shell ${words[0]} is not on the step's PATH (${env.PATH}); main said:\n${main.stdout}\n${main.stderr}`);
+      const ran = await spawnStep({
+        step: 'main', command: [...(options.wrapper ?? []), program, ...words.slice(1).map((w) => w.replace('{0}', scriptFile))], script: scriptFile,
+        signalScriptProcess: false, cwd: workspace, env, signal: options.signal ?? 'SIGINT', escalate: options.escalate ?? true,
+        timeoutMs: step.timeoutMs ?? timeoutMs, ...(step.signalAfterMs !== undefined ? { signalAfterMs: step.signalAfterMs } : {}),
+      });
+      const parsed = await readFileCommands(files);
+      const commands = [...parseWorkflowCommands(ran.stdout, 'main', 'stdout'), ...parseWorkflowCommands(ran.stderr, 'main', 'stderr')];
+      Object.assign(carried.env, parsed.env);
+      carried.path.push(...parsed.path);
+      workflowSteps.push({ ...ran, ...parsed, commands });
+    }
     let post: StepResult | undefined;
     if (postScript) {
       // post-if: always() — runs after success, failure and cancellation alike.
-      post = await runOne('post', postScript, { env: main.env, path: main.path, state: main.state }, undefined);
+      post = await runOne('post', postScript, { env: carried.env, path: carried.path, state: main.state }, undefined);
     }
 
     const steps = post ? [main, post] : [main];
@@ -817,6 +873,7 @@ export async function runAction(options: RunActionOptions = {}): Promise<ActionR
       unexpectedInputs,
       undeclaredOutputs: Object.keys(main.outputs).filter((k) => !meta.outputs.includes(k)),
       main,
+      steps: workflowSteps,
       ...(post ? { post } : {}),
       workspace,
       runnerTemp,

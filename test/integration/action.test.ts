@@ -233,6 +233,85 @@ describe('the action', () => {
     expect(refused.errors.join('\n')).toMatch(/write-back: needs a directory workspace to write back to, and workspace is none/);
   });
 
+  it('runs later steps in the session with shell: build-cell {0}: state, env, outputs, write-back, exit codes; post exports and uploads', async () => {
+    const workspace = fresh('bc-action-ws-');
+    writeFileSync(join(workspace, 'hello.txt'), 'hi\n');
+    // A variable of the machine (the environment the runner process itself started with, here
+    // this test's): never the cell's. The harness passes this process's environment on to steps.
+    const machine = readFileSync('/proc/self/environ', 'utf8').split('\0').map((e) => e.split('=')[0]!).find((n) => /^(LANG|LC_ALL|TERM|PYENV_ROOT|DEBIAN_FRONTEND)$/.test(n));
+    const run = await action({
+      image: `oci:${layout}:amd64`, session: 'true', caches: '/var/cache/c', exports: '/workspace/out:out', 'artifact-name': 'session-out',
+      run: 'echo main > /root/state; echo "first=1" >> "$GITHUB_OUTPUT"; echo "FROM_MAIN=m" >> "$GITHUB_ENV"',
+    }, {
+      workspace, runId: '500',
+      steps: [
+        { shell: 'build-cell {0}', env: { MY_VAR: 'hello from env:' }, run: [
+          'cat /root/state', 'echo "MY_VAR=$MY_VAR FROM_MAIN=$FROM_MAIN"', 'echo "v=$(cat /root/state)" >> "$GITHUB_OUTPUT"',
+          'echo step1 >> /root/state', 'mkdir -p out && echo built > out/file', 'echo "FROM_STEP=yes" >> "$GITHUB_ENV"', 'echo x > /var/cache/c/f',
+          'echo "### from a session step" >> "$GITHUB_STEP_SUMMARY"',
+        ].join('\n') },
+        { host: (ws) => writeFileSync(join(ws, 'from-host'), 'h\n') },
+        { shell: 'build-cell {0}', run: [
+          'cat from-host', 'echo "FROM_STEP=$FROM_STEP"', 'echo "path=$PATH"', 'echo "tokens=$(env | grep -c "^ACTIONS_" || true)"',
+          `echo "host-only=\${${machine ?? 'NO_SUCH_VARIABLE'}:-absent}"`, 'cat /root/state', 'test -f /var/cache/c/f && echo cache-kept', 'exit 3',
+        ].join('\n') },
+      ],
+    });
+    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+    expect(run.outputs.first).toBe('1');
+    const [one, , two] = run.steps;
+    expect(one!.code, one!.stdout + one!.stderr).toBe(0);
+    expect(one!.stdout).toContain('main\nMY_VAR=hello from env: FROM_MAIN=m\n');
+    expect(one!.outputs).toEqual({ v: 'main' });
+    expect(one!.summary).toContain('from a session step');
+    expect(readFileSync(join(workspace, 'out', 'file'), 'utf8')).toBe('built\n');
+    expect(two!.code).toBe(3);
+    expect(two!.stdout).toContain('h\nFROM_STEP=yes\n');
+    expect(two!.stdout).toContain('tokens=0\n');
+    expect(two!.stdout).toContain('host-only=absent\n');
+    // The image's PATH, not the host's (nor the shim's directory).
+    const cellPath = /^path=(.*)$/m.exec(two!.stdout)![1]!;
+    expect(cellPath.split(':')).not.toContain(join(run.runnerTemp, 'build-cell', 'bin'));
+    expect(cellPath).toBe('/usr/sbin:/usr/bin:/sbin:/bin');
+    expect(two!.stdout).toContain('main\nstep1\ncache-kept\n');
+    // post: the session ends, its exports become the artifact.
+    expect(run.postCode, run.stdout + run.stderr).toBe(0);
+    const artifact = service.artifacts().find((a) => a.name === 'session-out');
+    expect(artifact?.finalized).toBe(true);
+    expect(readdirSync(join(run.state, 'sessions'))).toEqual([]);
+  });
+
+  it('a session step without a session, or with an unknown name, says how to start one', async () => {
+    const run = await action({ image: `oci:${layout}:amd64`, session: 'arm', run: 'true' }, {
+      steps: [{ shell: 'build-cell --session other {0}', run: 'true' }, { shell: 'build-cell {0}', run: 'true' }],
+    });
+    const [unknown, none] = run.steps;
+    expect(unknown!.code).toBe(125);
+    expect(unknown!.stderr).toMatch(/there is no build-cell session named "other" \(running: arm\): start one in an earlier step of this job: `uses: metalor\/build-cell@v1` with `session: true`/);
+    expect(none!.code).toBe(125);
+    expect(none!.stderr).toMatch(/no build-cell session is running here \(running: arm\)/);
+  });
+
+  it('a named session on arm64: a cancelled step (timeout-minutes) stops its cell, and the session stays usable', async () => {
+    const workspace = fresh('bc-action-ws-');
+    const run = await action({ image: `oci:${layout}:arm64`, arch: 'arm64', session: 'arm', run: 'echo arm > /root/who' }, {
+      workspace,
+      steps: [
+        { shell: 'build-cell --session arm {0}', run: 'cat /root/who; uname -m' },
+        { shell: 'build-cell --session arm {0}', run: 'echo started; sleep 300', signalAfterMs: 2000 },
+        { shell: 'build-cell --session arm {0}', run: 'cat /root/who; echo still-usable' },
+      ],
+    });
+    const [first, cancelled, after] = run.steps;
+    expect(first!.code, first!.stderr).toBe(0);
+    expect(first!.stdout).toBe('arm\naarch64\n');
+    expect(cancelled!.stdout).toContain('started');
+    expect(cancelled!.code).not.toBe(0);
+    expect(after!.stdout).toBe('arm\nstill-usable\n');
+    expect(run.postCode).toBe(0);
+    expect(strayProcesses(run.state)).toEqual([]);
+  });
+
   it('stops the cell and fails when the job is cancelled', async () => {
     const run = await action({ image: `oci:${layout}:amd64`, run: 'echo started; sleep 300', 'image-cache': 'false' }, { signalAfterMs: 2500 });
     expect(run.mainCode).not.toBe(0);
@@ -302,6 +381,40 @@ describe('the action as a runner user (sudo, and rootless)', () => {
     execFileSync('runuser', ['-u', user, '--', 'rm', '-rf', state, join(workspace, 'out')]);
     expect(existsSync(state)).toBe(false);
   });
+
+  for (const privilege of ['sudo', 'rootless'] as const) {
+    it(`a session as the runner user (${privilege}), with bash and an install step: state and outputs across steps, the workspace the user's`, async () => {
+      const workspace = join(home, `ws-session-${privilege}`);
+      mkdirSync(workspace);
+      execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
+      const state = join(home, `state-session-${privilege}`);
+      mkdirSync(state);
+      execFileSync('chown', [`${user}:${user}`, state]);
+      // Debian: bash is the session's shell.
+      const userLayout = layoutForUser(await debianLayout(), fresh('bc-action-layout-'), user);
+      chmodSync(join(userLayout, '..'), 0o755);
+      const run = await action({
+        image: `oci:${userLayout}:${DEBIAN_TAG}`, privilege, 'state-dir': state, session: 'true', shell: 'bash', install: 'echo installed > /opt-installed',
+        run: 'echo "$((6 * 7))" > /root/answer', exports: '/workspace/out:out', 'image-cache': 'false',
+      }, {
+        workspace, wrapper: ['runuser', '-u', user, '--'],
+        steps: [
+          { shell: 'build-cell {0}', run: 'set -o pipefail; cat /opt-installed /root/answer | tr a-z A-Z; mkdir -p out; id -u > out/uid; echo "answer=$(cat /root/answer)" >> "$GITHUB_OUTPUT"' },
+          { shell: 'build-cell {0}', run: 'false | true; echo "pipefail is on, so this never prints"' },
+        ],
+      });
+      expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+      const [one, two] = run.steps;
+      expect(one!.code, one!.stderr).toBe(0);
+      expect(one!.stdout).toBe('INSTALLED\n42\n');
+      expect(one!.outputs).toEqual({ answer: '42' });
+      expect(two!.code).toBe(1);
+      expect(two!.stdout).not.toContain('never prints');
+      expect(run.postCode, run.stdout + run.stderr).toBe(0);
+      expect(readFileSync(join(workspace, 'out', 'uid'), 'utf8')).toBe('0\n');
+      expect(execFileSync('find', [workspace, '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
+    });
+  }
 
   const APT_JOB = [
     'apt-get update -qq',

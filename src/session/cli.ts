@@ -1,0 +1,117 @@
+/**
+ * The session commands: `build-cell session start|exec|end` for a terminal (a multi-step CI
+ * job reproduced locally), and `session step`, what the runner runs for `shell: build-cell {0}`
+ * (through the shim the action's main step puts on PATH). Each exits with the step's command's
+ * exit code (128+N for a signal); build-cell's own errors are 125, through the CLI's main.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { constants } from 'node:os';
+import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../action/cell-request.js';
+import { forwardFileCommands, prepareFileCommands } from '../action/file-commands.js';
+import { binfmtMode } from '../emulation/binfmt.js';
+import { hostArch, needsEmulation } from '../emulation/arch.js';
+import type { CellRunResult } from '../engine.js';
+import type { EngineOutcome } from '../engine-request.js';
+import { choosePrivilege } from '../privilege.js';
+import { CellSetupError, UserError } from '../util/errors.js';
+import type { CliCommand } from '../cli/args.js';
+import { parseEnviron, stepEnvironment } from './env.js';
+import { endSession, runStep, startSession, type Runner } from './run.js';
+import { readSession } from './state.js';
+import type { InstallRequest } from '../install/derive.js';
+
+type SessionCommand = Extract<CliCommand, { kind: `session-${string}` }>;
+
+const START_HINT = 'start one with `build-cell session start`';
+const STEP_HINT = 'start one in an earlier step of this job: `uses: metalor/build-cell@v1` with `session: true` (or `session: NAME`, then `shell: build-cell --session NAME {0}`)';
+
+export async function runSessionCommand(command: SessionCommand, log: (m: string) => void): Promise<number> {
+  // The CLI that runs the engine as root in sudo mode: this one.
+  const cli = process.argv[1]!;
+  switch (command.kind) {
+    case 'session-start': {
+      const sessions = join(command.stateDir, 'sessions');
+      const dir = join(sessions, command.name);
+      const privilege = choosePrivilege(command.privilege, process.getuid?.() ?? 0, '--privilege', { emulated: needsEmulation(hostArch(), command.image.arch), privateBinfmt: binfmtMode() === 'private' });
+      log(`privilege ${privilege.mode} (${privilege.reason})`);
+      const install: InstallRequest | undefined = command.install ? { script: command.install.script, key: command.install.key, shell: 'sh', keyEnvNames: command.spec.env.map(([n]) => n) } : undefined;
+      const owner = privilege.mode === 'sudo' ? { uid: process.getuid!(), gid: process.getgid!() } : undefined;
+      const { state, outcome } = await startSession({
+        sessions, name: command.name, mode: privilege.mode, shell: 'sh', run: command.run,
+        root: { dir, upper: join(dir, 'upper'), work: join(dir, 'work') },
+        request: { stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install },
+      }, { cli, work: dir });
+      const code = finish(outcome);
+      process.stderr.write(`build-cell: session ${state.name} started (image ${state.image.digest}); run steps with: build-cell session exec --name ${state.name} --run '...'\n`);
+      return code;
+    }
+    case 'session-exec': {
+      const sessions = join(command.stateDir, 'sessions');
+      const state = readSession(sessions, command.name, START_HINT);
+      const outcome = await runStep(sessions, state, { command: command.command, env: command.env }, { cli, work: join(sessions, command.name) });
+      return finish(outcome);
+    }
+    case 'session-end': {
+      const sessions = join(command.stateDir, 'sessions');
+      const state = readSession(sessions, command.name, START_HINT);
+      const { outcome, kept } = await endSession(sessions, state, command.exports, { cli, work: join(sessions, command.name) });
+      if (outcome && !outcome.ok) throw new CellSetupError(outcome.error);
+      if (kept) process.stderr.write(`build-cell: session ${state.name} ended; its root layer is kept at ${state.root.dir} (cleanup: ${state.cleanup})\n`);
+      return 0;
+    }
+    case 'session-step':
+      return runnerStep(command);
+  }
+}
+
+/** A runner step: its script file, its environment less the runner's, its own file commands. */
+async function runnerStep(command: Extract<SessionCommand, { kind: 'session-step' }>): Promise<number> {
+  const state = readSession(command.sessions, command.name, STEP_HINT);
+  let script: string;
+  try {
+    script = readFileSync(command.script, 'utf8');
+  } catch (error) {
+    throw new UserError('script', `cannot read the step's script ${command.script}: ${(error as Error).message}`);
+  }
+  const work = join(command.sessions, command.name);
+  const fileCommands = await mkdtemp(join(work, 'step-'));
+  try {
+    await prepareFileCommands(fileCommands);
+    let machine: Record<string, string> = {};
+    try {
+      machine = parseEnviron(readFileSync(`/proc/${process.ppid}/environ`, 'utf8'));
+    } catch {
+      machine = {};
+    }
+    const env: Array<[string, string]> = [
+      ...stepEnvironment(process.env, machine).filter(([name]) => !(name in FILE_COMMANDS) && name !== 'GITHUB_WORKSPACE'),
+      ['GITHUB_WORKSPACE', state.workspacePath],
+      ...Object.entries(FILE_COMMANDS).map(([name, file]): [string, string] => [name, `${FILE_COMMANDS_CELL_DIR}/${file}`]),
+    ];
+    const outcome = await runStep(command.sessions, state, {
+      command: { script }, env, caches: [{ source: fileCommands, destination: FILE_COMMANDS_CELL_DIR }],
+    }, { cli: process.argv[1]!, work });
+    // What the step's script wrote to GITHUB_OUTPUT and the others reaches this step's own files.
+    await forwardFileCommands(fileCommands, process.env);
+    return finish(outcome);
+  } finally {
+    await rm(fileCommands, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The step's exit code; its warnings; build-cell's own failure thrown (exit 125 from main). */
+function finish(outcome: EngineOutcome): number {
+  if (!outcome.ok) {
+    if (outcome.cancelled) {
+      process.stderr.write('build-cell: cancelled: the cell was stopped and cleaned up\n');
+      return 128 + constants.signals.SIGTERM;
+    }
+    throw new CellSetupError(outcome.error);
+  }
+  const result: CellRunResult = outcome.result;
+  for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: write-back: ${path} is a fifo, socket or device node: not written back\n`);
+  if (result.signal) process.stderr.write(`build-cell: the command was killed by signal ${result.signal} (exit code ${result.exitCode})\n`);
+  return result.exitCode;
+}
