@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '36c892677c7034cc';
+const BUNDLE_ID = '6fa834ad7051892c';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -62,7 +62,7 @@ export interface CellRequest {
   /** Apply the cell's workspace changes to the host workspace directory after the command (see cell/write-back.ts). */
   writeBack?: boolean;
   /** A session's root layer, under the state dir: the cell's root changes stay there for its next cell (see session/). */
-  rootLayer?: { upper: string; work: string };
+  rootLayer?: string;
   /** Only prepare the image (and its install step): no cell runs (a session started without a command). */
   prepareOnly?: boolean;
 }
@@ -279,14 +279,14 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
   try {
     await removeAbandonedCells(join(prefix, 'cells'));
     await prepareDirUnder(prefix, scratch, 'scratch');
-    if (request.rootLayer) for (const dir of [request.rootLayer.upper, request.rootLayer.work]) await prepareDirUnder(prefix, dir, 'rootLayer');
+    if (request.rootLayer) await prepareDirUnder(prefix, request.rootLayer, 'rootLayer');
     emptyScratch(scratch);
     const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
     const tools = helperTools();
     const ctx: RunContext = { prefix, tools, emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless, subIds,
       // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
-      nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none', persistentRoot: request.rootLayer };
+      nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none', persistentUpper: request.rootLayer };
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
     const ownerFile = { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup: spec.cleanup }) };

@@ -17,8 +17,8 @@
  * with the fix.
  */
 import { lazyChildProcess } from './util/builtins.js';
-import { readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
+import { lstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { release, userInfo } from 'node:os';
 import { CellSetupError } from './util/errors.js';
 import { which } from './util/which.js';
 
@@ -140,7 +140,56 @@ const ROOT_ONLY = 'only root is mapped, so chown to any other user or group fail
  * a subordinate id range, the probe tries the full mapping first (it checks newuidmap, the
  * ranges and unshare's --map-users, util-linux 2.38+, in one process), then root alone.
  */
+/**
+ * Where a successful probe is remembered across runs (the CLI sets STATE/probe-userns.json):
+ * a warm rootless cell then spawns no probe. It holds a fingerprint of everything the probe
+ * depends on (the uid, the kernel, the sysctls, /etc/subuid and /etc/subgid, the unshare and
+ * newuidmap binaries), and is trusted only when it is this user's own and nobody else's to write.
+ */
+let probeCacheFile: string | undefined;
+export function rememberProbesIn(file: string | undefined): void {
+  probeCacheFile = file;
+}
+
+function probeFingerprint(): string {
+  const stat = (path: string | undefined) => {
+    if (!path) return '-';
+    try {
+      const info = statSync(path);
+      return `${info.ino}:${info.size}:${info.mtimeMs}`;
+    } catch {
+      return '-';
+    }
+  };
+  return JSON.stringify([process.getuid?.(), release(), readUsernsSysctls(), ...['/etc/subuid', '/etc/subgid'].map(stat), ...['unshare', 'newuidmap', 'newgidmap'].map((t) => stat(which(t)))]);
+}
+
+function cachedProbe(fingerprint: string): UsernsProbe | undefined {
+  if (!probeCacheFile) return undefined;
+  try {
+    const info = lstatSync(probeCacheFile);
+    if (!info.isFile() || info.uid !== process.getuid?.() || info.mode & 0o022) return undefined;
+    const cached = JSON.parse(readFileSync(probeCacheFile, 'utf8')) as { fingerprint: string; probe: UsernsProbe };
+    return cached.fingerprint === fingerprint && cached.probe.ok ? cached.probe : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function rememberProbe(fingerprint: string, probe: UsernsProbe): void {
+  if (!probeCacheFile || !probe.ok) return;
+  try {
+    const temp = `${probeCacheFile}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify({ fingerprint, probe }), { mode: 0o600 });
+    renameSync(temp, probeCacheFile);
+  } catch {
+    // best effort: the next run probes again
+  }
+}
+
 export function probeUserns(): UsernsProbe {
+  const fingerprint = probeCacheFile ? probeFingerprint() : '';
+  usernsProbe ??= cachedProbe(fingerprint);
   if (!usernsProbe) {
     const unshare = which('unshare');
     const attempt = (mapArgs: string[]) => lazyChildProcess().spawnSync(unshare!, [...mapArgs, '--mount', '--pid', '--fork', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
@@ -170,6 +219,7 @@ export function probeUserns(): UsernsProbe {
       if (ids.uids) ids.note = describeIds(ids);
     }
     usernsProbe = { ...diagnoseUserns(readUsernsSysctls(), { ok: result?.status === 0, stderr: result?.stderr, missing: !unshare }), ...(result?.status === 0 ? { ids } : {}) };
+    rememberProbe(fingerprint, usernsProbe);
   }
   return usernsProbe;
 }

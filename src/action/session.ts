@@ -32,13 +32,14 @@ function jobScope(work: string): string {
 }
 
 /** The `build-cell` the steps call: the runner looks it up on PATH (GITHUB_PATH) for `shell: build-cell {0}`. */
-export function shimScript(node: string, cliPath: string, sessions: string): string {
+export function shimScript(node: string, cliPath: string, sessions: string, stateDir: string): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return [
     '#!/bin/sh',
     '# build-cell: `shell: build-cell {0}` runs a step\'s script in this job\'s session (see the action\'s session input).',
     // The CLI makes no TLS connection of its own: Node need not parse a CA bundle at every step.
-    `exec env -u NODE_EXTRA_CA_CERTS ${q(node)} ${q(cliPath)} session step --sessions ${q(sessions)} "$@"`,
+    // --state-dir: where the CLI keeps its code cache (as for every other build-cell command).
+    `exec env -u NODE_EXTRA_CA_CERTS ${q(node)} ${q(cliPath)} session step --sessions ${q(sessions)} --state-dir ${q(stateDir)} "$@"`,
     '',
   ].join('\n');
 }
@@ -60,7 +61,7 @@ export async function startActionSession(inputs: ActionInputs, request: CellRequ
   const bin = join(work, 'bin');
   mkdirSync(bin, { recursive: true });
   const shim = join(bin, 'build-cell');
-  writeFileSync(shim, shimScript(process.execPath, cli(), sessions), { mode: 0o755 });
+  writeFileSync(shim, shimScript(process.execPath, cli(), sessions, stateDir), { mode: 0o755 });
   chmodSync(shim, 0o755);
   core.addPath(bin);
   core.info(`session ${state.name} started: later steps run in it with \`shell: build-cell${name === 'default' ? '' : ` --session ${name}`} {0}\`; the post step ends it`);

@@ -117,10 +117,11 @@ export interface RunContext {
   /** The import sources (host paths), to decide how each is staged. */
   importSources?: string[];
   /**
-   * A session's root layer: the overlay upper (and work) dir that outlives the cell, so the
-   * next cell of the session starts where this one left its root filesystem.
+   * A session's root layer: the overlay upper dir that outlives the cell, so the next cell of
+   * the session starts where this one left its root filesystem. (The work dir stays the
+   * scratch's: a fresh, empty one costs the kernel nothing to clean at mount.)
    */
-  persistentRoot?: { upper: string; work: string };
+  persistentUpper?: string;
 }
 
 /** A file the engine writes into the cell's private layer before it starts. */
@@ -217,7 +218,7 @@ export function overlayOptions(rootless: boolean | undefined): string {
 }
 
 export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: Emulation, interpreter: string) => string): CellPlan {
-  const layout: ScratchLayout = { ...scratchLayout(spec.scratch), ...ctx.persistentRoot };
+  const layout: ScratchLayout = { ...scratchLayout(spec.scratch), ...(ctx.persistentUpper ? { upper: ctx.persistentUpper } : {}) };
   const options = overlayOptions(ctx.rootless);
   const inCell = (cellPath: string) => join(layout.merged, cellPath);
   const userMounts = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)];

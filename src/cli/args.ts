@@ -317,7 +317,8 @@ function parseSession([sub, ...rest]: string[], environment: CliEnvironment): Cl
     }
     case 'step': {
       // The runner calls `build-cell [--session NAME] SCRIPT`; the shim adds `session step --sessions DIR`.
-      const v = parseArgs({ args: flags, options: { sessions: { type: 'string' }, session: { type: 'string' }, verbose: { type: 'boolean' } }, strict: true, allowPositionals: true });
+      // --state-dir: only for the launcher, which keeps the CLI's code cache there (the session file names the real one).
+      const v = parseArgs({ args: flags, options: { sessions: { type: 'string' }, session: { type: 'string' }, 'state-dir': { type: 'string' }, verbose: { type: 'boolean' } }, strict: true, allowPositionals: true });
       const sessions = v.values.sessions;
       const [script, ...more] = v.positionals;
       if (!sessions) throw new UserError('--sessions', 'is required (the shim that `session: true` puts on PATH passes it)');

@@ -2,7 +2,7 @@
  * The CLI: parse, get root (directly or through sudo), run the engine, map the outcome to an
  * exit code. Errors of build-cell itself are one `build-cell: ...` line on stderr and exit 125.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:os';
@@ -18,7 +18,7 @@ import { readEngineRequest, runToOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand, type InstallOption } from './args.js';
 import { runUnderSudo } from './privilege.js';
 import { runSessionCommand } from '../session/cli.js';
-import { choosePrivilege, type PrivilegeChoice } from '../privilege.js';
+import { choosePrivilege, rememberProbesIn, type PrivilegeChoice } from '../privilege.js';
 
 declare const BUILD_CELL_VERSION: string | undefined;
 
@@ -50,6 +50,8 @@ async function dispatch(argv: string[]): Promise<number> {
   const log = (message: string) => {
     if (command.verbose) process.stderr.write(`build-cell: ${message}\n`);
   };
+  // A rootless probe that worked is remembered in the state dir (when it exists: nothing is created for it).
+  if ('stateDir' in command && uid !== 0 && existsSync(command.stateDir)) rememberProbesIn(join(command.stateDir, 'probe-userns.json'));
   // Sessions run their engine through sudo themselves (the session's files are the user's).
   if (command.kind === 'session-start' || command.kind === 'session-exec' || command.kind === 'session-end' || command.kind === 'session-step') return runSessionCommand(command, log);
   const guest = command.kind === 'run' ? command.image.arch : hostArch();

@@ -4,10 +4,9 @@
  * (through the shim the action's main step puts on PATH). Each exits with the step's command's
  * exit code (128+N for a signal); build-cell's own errors are 125, through the CLI's main.
  */
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { constants } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../action/cell-request.js';
 import { forwardFileCommands, prepareFileCommands } from '../action/file-commands.js';
 import { binfmtMode } from '../emulation/binfmt.js';
@@ -40,7 +39,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
       const owner = privilege.mode === 'sudo' ? { uid: process.getuid!(), gid: process.getgid!() } : undefined;
       const { state, outcome } = await startSession({
         sessions, name: command.name, mode: privilege.mode, shell: 'sh', run: command.run,
-        root: { dir, upper: join(dir, 'upper'), work: join(dir, 'work') },
+        root: { dir, upper: join(dir, 'upper') },
         request: { stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install },
       }, { cli, work: dir });
       const code = finish(outcome);
@@ -76,7 +75,8 @@ async function runnerStep(command: Extract<SessionCommand, { kind: 'session-step
     throw new UserError('script', `cannot read the step's script ${command.script}: ${(error as Error).message}`);
   }
   const work = join(command.sessions, command.name);
-  const fileCommands = await mkdtemp(join(work, 'step-'));
+  // Outside the state dir (a cache source may not lie in it), owner-only (mkdtemp), removed after the step.
+  const fileCommands = mkdtempSync(join(process.env.RUNNER_TEMP || tmpdir(), 'build-cell-step-'));
   try {
     await prepareFileCommands(fileCommands);
     let machine: Record<string, string> = {};
@@ -97,7 +97,7 @@ async function runnerStep(command: Extract<SessionCommand, { kind: 'session-step
     await forwardFileCommands(fileCommands, process.env);
     return finish(outcome);
   } finally {
-    await rm(fileCommands, { recursive: true, force: true }).catch(() => undefined);
+    rmSync(fileCommands, { recursive: true, force: true });
   }
 }
 

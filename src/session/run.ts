@@ -55,7 +55,7 @@ export async function startSession(options: StartOptions, runner: Runner): Promi
   writeSession(options.sessions, state);
   const outcome = await runInMode({
     ...request,
-    rootLayer: { upper: options.root.upper, work: options.root.work },
+    rootLayer: options.root.upper,
     writeBack: state.workspace !== undefined,
     prepareOnly: !options.run,
   }, options.mode, runner.work, runner.cli);
@@ -113,7 +113,7 @@ export function stepRequest(state: SessionState, step: Step): CellRequest {
       cleanup: state.cleanup,
       ...('script' in step.command ? { script: step.command.script } : {}),
     },
-    rootLayer: { upper: state.root.upper, work: state.root.work },
+    rootLayer: state.root.upper,
     writeBack: state.workspace !== undefined,
   };
 }

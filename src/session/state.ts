@@ -37,7 +37,7 @@ export interface SessionState {
   limits: ResourceLimits;
   cleanup: CleanupPolicy;
   /** The session's root layer, under the state dir. */
-  root: { dir: string; upper: string; work: string };
+  root: { dir: string; upper: string };
   /** Steps run, and whether one failed (the end's cleanup policy and exports use it). */
   steps: number;
   failed: boolean;
@@ -55,7 +55,7 @@ export const sessionFile = (sessions: string, name: string) => join(sessions, na
 /** The session's root layer under the state dir; `scope` keeps jobs sharing a state dir apart. */
 export function rootLayerFor(stateDir: string, scope: string, name: string): SessionState['root'] {
   const dir = join(stateDir, 'sessions', `${scope}-${name}`);
-  return { dir, upper: join(dir, 'upper'), work: join(dir, 'work') };
+  return { dir, upper: join(dir, 'upper') };
 }
 
 export function readSession(sessions: string, name: string, hint: string): SessionState {

@@ -35,9 +35,9 @@ describe('stepEnvironment: what a runner step gives its cell', () => {
 
 describe('the session shim and names', () => {
   it('runs the CLI session step with the sessions dir, passing the runner\'s arguments', () => {
-    const shim = shimScript('/opt/node24/bin/node', "/a'b/dist/cli.js", '/t/build-cell/sessions');
+    const shim = shimScript('/opt/node24/bin/node', "/a'b/dist/cli.js", '/t/build-cell/sessions', '/var/lib/build-cell');
     expect(shim).toMatch(/^#!\/bin\/sh\n/);
-    expect(shim).toContain(`exec env -u NODE_EXTRA_CA_CERTS '/opt/node24/bin/node' '/a'\\''b/dist/cli.js' session step --sessions '/t/build-cell/sessions' "$@"`);
+    expect(shim).toContain(`exec env -u NODE_EXTRA_CA_CERTS '/opt/node24/bin/node' '/a'\\''b/dist/cli.js' session step --sessions '/t/build-cell/sessions' --state-dir '/var/lib/build-cell' "$@"`);
   });
   it('takes names of letters, digits, dot, dash and underscore', () => {
     expect(checkSessionName('arm64-leg_1.x', 'session')).toBe('arm64-leg_1.x');
@@ -68,5 +68,32 @@ describe('session commands and inputs', () => {
     expect(parseInputs(read({ session: 'false', run: 'make' }), ws).session).toBeUndefined();
     expect(() => parseInputs(read({}), ws)).toThrow(/^run: is required/);
     expect(() => parseInputs(read({ session: 'a b' }), ws)).toThrow(/^session: "a b" is not a session name/);
+  });
+});
+
+describe('forwardFileCommands', () => {
+  it('appends what the cell wrote, and never reads through a symlink the cell put in its place', async () => {
+    const { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { forwardFileCommands, prepareFileCommands } = await import('../../src/action/file-commands.js');
+    const dir = mkdtempSync(join(tmpdir(), 'bc-fc-'));
+    try {
+      const fc = join(dir, 'fc');
+      await prepareFileCommands(fc);
+      writeFileSync(join(dir, 'host-secret'), 'secret=1\n');
+      writeFileSync(join(fc, 'output'), 'a=1');
+      rmSync(join(fc, 'env'));
+      symlinkSync(join(dir, 'host-secret'), join(fc, 'env'));
+      const out = join(dir, 'GITHUB_OUTPUT');
+      const env = join(dir, 'GITHUB_ENV');
+      writeFileSync(out, '');
+      writeFileSync(env, '');
+      expect(await forwardFileCommands(fc, { GITHUB_OUTPUT: out, GITHUB_ENV: env })).toEqual(['GITHUB_OUTPUT']);
+      expect(readFileSync(out, 'utf8')).toBe('a=1\n');
+      expect(readFileSync(env, 'utf8')).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
