@@ -903,7 +903,7 @@ async function main() {
       if (label === 'amd64') {
         // The same derived image as podman runs it: pushed to the local registry, pulled into a fresh --root.
         push(join(st, 'images', 'layouts', derivedEntry), 'image', reg.host, 'derived');
-        const pb = join(podman.dir, 'pd');
+        const pb = join(podman.dir, 'pjob');
         const pmJob = ['sh', '-c', `${cmdline(PM(pb, 'pull', '-q', '--tls-verify=false', `${reg.host}/derived:image`))} >/dev/null && ${cmdline(PM(pb, 'run', '--rm', '--network', 'host', '-v', `${ws}:/workspace`, '-w', '/workspace', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `${reg.host}/derived:image`, 'sh', '-c', COMPILE))}`];
         const pmPrepare = `awk -v d=${q(pb)} 'index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done; ${trashSh(pb)}; sync`;
         const [bcC, pm] = measureGroup([

@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '6fa834ad7051892c';
+const BUNDLE_ID = '79e2afae2ad9b5fa';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

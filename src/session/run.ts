@@ -9,14 +9,14 @@ import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { lazyChildProcess } from '../util/builtins.js';
 import { resolveArch } from '../emulation/arch.js';
-import type { CellRequest, CellRunResult } from '../engine.js';
+import type { CellRequest } from '../engine.js';
 import { runInMode, type EngineOutcome } from '../engine-request.js';
 import { installReference } from '../install/key.js';
 import { probeUserns } from '../privilege.js';
 import { removeScratch } from '../cell/stage.js';
 import { scriptCommand, scratchPreserved, type CellToHost, type HostToCell } from '../spec/types.js';
 import { CellSetupError } from '../util/errors.js';
-import { readSession, sessionFile, writeSession, type SessionState } from './state.js';
+import { sessionFile, writeSession, type SessionState } from './state.js';
 import { join } from 'node:path';
 import { covers } from '../spec/paths.js';
 
@@ -49,7 +49,7 @@ export async function startSession(options: StartOptions, runner: Runner): Promi
     workspace: spec.workspaceSeed.kind === 'snapshot' ? spec.workspaceSeed.path : undefined,
     workspacePath: spec.workspacePath, cwd: spec.command.cwd, shell: options.shell,
     imports: spec.imports, caches: spec.caches.filter((c) => !options.firstCellOnly?.includes(c.destination)), network: spec.network, limits: spec.limits, cleanup: spec.cleanup,
-    root: options.root, steps: 0, failed: false,
+    root: options.root, failed: false,
   };
   // Written first, by the invoking user: the directory is theirs (the engine, root through sudo, only adds the root layer).
   writeSession(options.sessions, state);
@@ -66,7 +66,7 @@ export async function startSession(options: StartOptions, runner: Runner): Promi
       arch: request.image.arch.name,
       digest: result.image.digest,
     };
-    if (options.run) record(state, result);
+    if (options.run && result.exitCode !== 0) state.failed = true;
     writeSession(options.sessions, state);
   } else {
     // No session without its image: nothing of it is left.
@@ -74,11 +74,6 @@ export async function startSession(options: StartOptions, runner: Runner): Promi
     await rm(join(options.sessions, options.name), { recursive: true, force: true });
   }
   return { state, outcome };
-}
-
-function record(state: SessionState, result: CellRunResult): void {
-  state.steps++;
-  if (result.exitCode !== 0) state.failed = true;
 }
 
 export interface Step {
@@ -118,14 +113,10 @@ export function stepRequest(state: SessionState, step: Step): CellRequest {
   };
 }
 
-/** Run one step; the session records how it ended. */
+/** Run one step; the session records a failure (the end's cleanup policy and exports use it). */
 export async function runStep(sessions: string, state: SessionState, step: Step, runner: Runner): Promise<EngineOutcome> {
   const outcome = await runInMode(stepRequest(state, step), state.mode, runner.work, runner.cli);
-  // Re-read: another session's step may not touch this file, but a cancelled earlier one may have.
-  const current = readSession(sessions, state.name, '');
-  if (outcome.ok) record(current, outcome.result);
-  else current.failed = true;
-  writeSession(sessions, current);
+  if (!state.failed && (!outcome.ok || outcome.result.exitCode !== 0)) writeSession(sessions, { ...state, failed: true });
   return outcome;
 }
 

@@ -38,8 +38,7 @@ export interface SessionState {
   cleanup: CleanupPolicy;
   /** The session's root layer, under the state dir. */
   root: { dir: string; upper: string };
-  /** Steps run, and whether one failed (the end's cleanup policy and exports use it). */
-  steps: number;
+  /** Whether a step failed (the end's cleanup policy and exports use it). */
   failed: boolean;
 }
 
