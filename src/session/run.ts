@@ -1,6 +1,6 @@
 /**
  * Starting a session, running a step in it, ending it. Each step is an ordinary cell over the
- * session's root layer (cell/plan.ts persistentRoot): files, installed packages and /root
+ * session's root layer (cell/plan.ts persistentUpper): files, installed packages and /root
  * dotfiles carry over from step to step, processes do not. The workspace is the live host
  * directory, written back after each step. The end copies the exports out of a last cell over
  * the same state, then removes the root layer as the cleanup policy says.
