@@ -148,6 +148,7 @@ async function checkHostInputs(spec: BuildCellSpec): Promise<Array<'dir' | 'file
 
 const CELL_OWNER = '.build-cell-owner';
 
+/** Rootless: the ids a cell maps (subordinate ranges, or root alone); undefined as root. */
 function rootlessIds() {
   return process.getuid?.() !== 0 ? probeUserns().ids : undefined;
 }
@@ -257,7 +258,7 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
   const guest = request.image.arch;
   const rootless = process.getuid?.() !== 0;
   // Rootless: which ids the cell maps (probed once per process; the CLI has probed already).
-  const ids = rootless ? probeUserns().ids : undefined;
+  const ids = rootlessIds();
   const subIds = !!ids?.uids;
   let emulation: Emulation | undefined;
   if (needsEmulation(host, guest)) {

@@ -21,6 +21,8 @@ import { lstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'no
 import { release, userInfo } from 'node:os';
 import { CellSetupError } from './util/errors.js';
 import { which } from './util/which.js';
+import { hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
+import { binfmtMode } from './emulation/binfmt.js';
 
 export const PRIVILEGES = ['auto', 'root', 'sudo', 'rootless'] as const;
 export type Privilege = (typeof PRIVILEGES)[number];
@@ -248,6 +250,11 @@ export interface PrivilegeNeeds {
   emulated?: boolean;
   /** Whether this kernel gives a user namespace its own binfmt_misc (Linux 6.7+). */
   privateBinfmt?: boolean;
+}
+
+/** What a cell of `guest` needs of its mode: whether it emulates, and whether this kernel gives it a private binfmt_misc. */
+export function needsOf(guest: ArchInfo): PrivilegeNeeds {
+  return { emulated: needsEmulation(hostArch(), guest), privateBinfmt: binfmtMode() === 'private' };
 }
 
 export interface Probes {

@@ -9,12 +9,11 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needsEmulation, hostArch } from '../emulation/arch.js';
-import { binfmtMode } from '../emulation/binfmt.js';
 import { resolveDigest } from '../image/prepare.js';
 import { newCellId, type CellRunResult } from '../engine.js';
 import { which } from '../util/which.js';
 import { runInMode } from '../engine-request.js';
-import { choosePrivilege, type Mode } from '../privilege.js';
+import { choosePrivilege, needsOf, type Mode } from '../privilege.js';
 import { resolveTools } from '../tools/resolve.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
 import { rm } from 'node:fs/promises';
@@ -29,6 +28,7 @@ import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
 import { describeInstall, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
 import { startActionSession } from './session.js';
+import { skippedWarning } from '../cell/write-back.js';
 import { phaseTimer } from '../util/timing.js';
 
 export async function runMain(): Promise<void> {
@@ -51,7 +51,7 @@ export async function runMain(): Promise<void> {
 
   try {
     printConfiguration(inputs, emulated);
-    const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', { emulated, privateBinfmt: binfmtMode() === 'private' });
+    const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', needsOf(inputs.arch));
     mode = privilege.mode;
     summary.privilege = `${privilege.mode}: ${privilege.reason}`;
     core.info(`privilege: ${privilege.mode} (${privilege.reason})`);
@@ -125,7 +125,7 @@ export async function runMain(): Promise<void> {
       summary.exitCode = result.exitCode;
       if (result.writeBack) {
         summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}`;
-        for (const path of result.writeBack.skipped) core.warning(`write-back: ${path} is a fifo, socket or device node: not written back`);
+        for (const path of result.writeBack.skipped) core.warning(skippedWarning(path));
       }
       summary.signal = result.signal;
       summary.exports = result.exports;

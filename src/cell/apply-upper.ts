@@ -57,7 +57,8 @@ export async function applyUpper(upper: string, view: string, host: string, opti
   return walk.counts;
 }
 
-function isWhiteout(info: Stats): boolean {
+/** An overlayfs whiteout: a character device 0/0 in an upper layer. */
+export function isWhiteout(info: Stats): boolean {
   return info.isCharacterDevice() && info.rdev === 0;
 }
 

@@ -23,6 +23,11 @@ export interface WriteBackResult {
   skipped: string[];
 }
 
+/** The warning for an entry write-back leaves out (the CLI and the action word it the same). */
+export function skippedWarning(path: string): string {
+  return `write-back: ${path} is a fifo, socket or device node: not written back`;
+}
+
 /** Write-back needs a directory workspace: checked with the request, before anything runs. */
 export function checkWriteBack(spec: Pick<BuildCellSpec, 'workspaceSeed'>, field = 'writeBack'): void {
   if (spec.workspaceSeed.kind !== 'snapshot') throw noDirectory(spec.workspaceSeed.kind, field);

@@ -7,18 +7,18 @@ import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { ensureDemoImage } from '../demo/busybox-image.js';
-import { hostArch, needsEmulation } from '../emulation/arch.js';
-import { binfmtMode } from '../emulation/binfmt.js';
+import { hostArch } from '../emulation/arch.js';
 import { parseReference } from '../image/reference.js';
 import { prepare, prepareWithInstall, runBuildCell, type CellRunResult, type CellSpecInput } from '../engine.js';
-import type { InstallRequest, InstallResult } from '../install/derive.js';
+import { cliInstallRequest, type InstallResult } from '../install/derive.js';
 import { SCRIPT_PATH } from '../spec/types.js';
 import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
 import { readEngineRequest, runToOutcome } from '../engine-request.js';
-import { parseCli, USAGE, type CliCommand, type InstallOption } from './args.js';
+import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from './privilege.js';
 import { runSessionCommand } from '../session/cli.js';
-import { choosePrivilege, rememberProbesIn, type PrivilegeChoice } from '../privilege.js';
+import { skippedWarning } from '../cell/write-back.js';
+import { choosePrivilege, needsOf, rememberProbesIn, type PrivilegeChoice } from '../privilege.js';
 
 declare const BUILD_CELL_VERSION: string | undefined;
 
@@ -55,7 +55,7 @@ async function dispatch(argv: string[]): Promise<number> {
   // Sessions run their engine through sudo themselves (the session's files are the user's).
   if (command.kind === 'session-start' || command.kind === 'session-exec' || command.kind === 'session-end' || command.kind === 'session-step') return runSessionCommand(command, log);
   const guest = command.kind === 'run' ? command.image.arch : hostArch();
-  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', { emulated: needsEmulation(hostArch(), guest), privateBinfmt: binfmtMode() === 'private' });
+  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest));
   if (privilege.mode === 'sudo' && uid !== 0) {
     log(`privilege sudo (${privilege.reason})`);
     return reexecUnderSudo(argv, command, privilege.reason);
@@ -67,7 +67,7 @@ async function dispatch(argv: string[]): Promise<number> {
     case 'prepare': {
       if (command.install) {
         const spec: CellSpecInput = { ...PREPARE_SPEC, env: command.env, caches: command.caches };
-        const { image, install } = await prepareWithInstall({ stateDir: command.stateDir, image: command.image, spec, owner: sudoOwner(), inheritImageEnv: true, install: installRequest(command.install, command.env) });
+        const { image, install } = await prepareWithInstall({ stateDir: command.stateDir, image: command.image, spec, owner: sudoOwner(), inheritImageEnv: true, install: cliInstallRequest(command.install, command.env) });
         process.stdout.write(`${image.digest} ${image.rootfs}\n`);
         if (install) reportInstall(install, log);
         return 0;
@@ -108,10 +108,10 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
   process.on('SIGHUP', onSignal);
   try {
     const owner = sudoOwner();
-    const install = command.install ? installRequest(command.install, command.spec.env) : undefined;
+    const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
     const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install, writeBack: command.writeBack }, controller.signal);
     if (result.install) reportInstall(result.install, log);
-    for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: write-back: ${path} is a fifo, socket or device node: not written back\n`);
+    for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
     if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
     report(result, log);
     if (command.resultFile) await writeFile(command.resultFile, `${JSON.stringify(resultRecord(result, privilege), null, 2)}\n`);
@@ -134,10 +134,6 @@ const PREPARE_SPEC: CellSpecInput = {
   workspacePath: '/workspace', workspaceSeed: { kind: 'empty' }, imports: [], caches: [], exports: [],
   command: { cwd: '/', executable: '/bin/true', argv: [] }, env: [], network: 'enabled', limits: {}, cleanup: 'always',
 };
-
-function installRequest(option: InstallOption, env: Array<[string, string]>): InstallRequest {
-  return { script: option.script, key: option.key, shell: 'sh', keyEnvNames: env.map(([name]) => name) };
-}
 
 function reportInstall(install: InstallResult, log: (m: string) => void): void {
   if (install.ran) process.stderr.write(`build-cell: install step ran in ${install.seconds!.toFixed(1)} s; derived image ${install.digest}\n`);

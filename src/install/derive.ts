@@ -42,6 +42,11 @@ export interface InstallRequest {
   cacheDir?: string;
 }
 
+/** The CLI's install step (`--install`, `--install-key`): run with sh -e, keyed by the names of its --env. */
+export function cliInstallRequest(option: { script: string; key: string }, env: Array<[string, string]>): InstallRequest {
+  return { script: option.script, key: option.key, shell: 'sh', keyEnvNames: env.map(([name]) => name) };
+}
+
 export interface InstallResult {
   /** The install ran in this run (false: the derived image was reused). */
   ran: boolean;

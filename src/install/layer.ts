@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { HELPER_DIR } from '../cell/plan.js';
 import { ROOT_SENTINEL } from '../image/store.js';
 import { TarWriter, type TarEntry } from './tar.js';
+import { isWhiteout } from '../cell/apply-upper.js';
 
 /** Names deleted from the lower layer, by directory of the upper ('' is the root). */
 export type Deletions = Map<string, string[]>;
@@ -28,13 +29,10 @@ export function isExcluded(rel: string): boolean {
   return EXCLUDED.has(rel);
 }
 
-export function isWhiteout(info: Stats): boolean {
-  return info.isCharacterDevice() && info.rdev === 0;
-}
-
-const statOrUndefined = (path: string) => lstat(path).catch(() => undefined);
+export const statOrUndefined = (path: string) => lstat(path).catch(() => undefined);
 const namesOf = (path: string) => readdir(path).catch(() => [] as string[]);
-const childRel = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
+/** A child's path relative to the root ('' is the root). */
+export const childRel = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
 
 /**
  * The deletions, read while the cell's view (`view`: its `/`) is alive. `mountPoints` (relative

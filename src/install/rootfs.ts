@@ -9,10 +9,8 @@ import { chmod, lchown, lstat, readdir, rename, rm, utimes, writeFile } from 'no
 import { join } from 'node:path';
 import { ROOT_SENTINEL } from '../image/store.js';
 import { exec } from '../util/exec.js';
-import { isExcluded, isWhiteout, type Deletions } from './layer.js';
-
-const statOrUndefined = (path: string) => lstat(path).catch(() => undefined);
-const childRel = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
+import { childRel, isExcluded, statOrUndefined, type Deletions } from './layer.js';
+import { isWhiteout } from '../cell/apply-upper.js';
 
 export async function buildDerivedRootfs(options: { base: string; upper: string; deletions: Deletions; target: string; prefix: string }): Promise<void> {
   const { upper, deletions, target } = options;

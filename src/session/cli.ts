@@ -9,17 +9,16 @@ import { join } from 'node:path';
 import { constants, tmpdir } from 'node:os';
 import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../action/cell-request.js';
 import { forwardFileCommands, prepareFileCommands } from '../action/file-commands.js';
-import { binfmtMode } from '../emulation/binfmt.js';
-import { hostArch, needsEmulation } from '../emulation/arch.js';
 import type { CellRunResult } from '../engine.js';
 import type { EngineOutcome } from '../engine-request.js';
-import { choosePrivilege } from '../privilege.js';
+import { choosePrivilege, needsOf } from '../privilege.js';
 import { CellSetupError, UserError } from '../util/errors.js';
 import type { CliCommand } from '../cli/args.js';
 import { parseEnviron, stepEnvironment } from './env.js';
-import { endSession, runStep, startSession, type Runner } from './run.js';
+import { skippedWarning } from '../cell/write-back.js';
+import { endSession, runStep, startSession } from './run.js';
 import { readSession } from './state.js';
-import type { InstallRequest } from '../install/derive.js';
+import { cliInstallRequest } from '../install/derive.js';
 
 type SessionCommand = Extract<CliCommand, { kind: `session-${string}` }>;
 
@@ -33,9 +32,9 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
     case 'session-start': {
       const sessions = join(command.stateDir, 'sessions');
       const dir = join(sessions, command.name);
-      const privilege = choosePrivilege(command.privilege, process.getuid?.() ?? 0, '--privilege', { emulated: needsEmulation(hostArch(), command.image.arch), privateBinfmt: binfmtMode() === 'private' });
+      const privilege = choosePrivilege(command.privilege, process.getuid?.() ?? 0, '--privilege', needsOf(command.image.arch));
       log(`privilege ${privilege.mode} (${privilege.reason})`);
-      const install: InstallRequest | undefined = command.install ? { script: command.install.script, key: command.install.key, shell: 'sh', keyEnvNames: command.spec.env.map(([n]) => n) } : undefined;
+      const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
       const owner = privilege.mode === 'sudo' ? { uid: process.getuid!(), gid: process.getgid!() } : undefined;
       const { state, outcome } = await startSession({
         sessions, name: command.name, mode: privilege.mode, shell: 'sh', run: command.run,
@@ -111,7 +110,7 @@ function finish(outcome: EngineOutcome): number {
     throw new CellSetupError(outcome.error);
   }
   const result: CellRunResult = outcome.result;
-  for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: write-back: ${path} is a fifo, socket or device node: not written back\n`);
+  for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
   if (result.signal) process.stderr.write(`build-cell: the command was killed by signal ${result.signal} (exit code ${result.exitCode})\n`);
   return result.exitCode;
 }

@@ -1,6 +1,8 @@
 /** Throwaway Unix users for the tests that run build-cell as someone other than root. */
 import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
+import { removeDir, tempDir } from './cli.js';
 
 export function uidOf(user: string): number {
   return Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
@@ -31,4 +33,26 @@ export function layoutForUser(layout: string, dir: string, user: string): string
   execFileSync('cp', ['-a', layout, copy]);
   execFileSync('chown', ['-R', `${user}:`, copy]);
   return copy;
+}
+
+/**
+ * For a describe block: a user with passwordless sudo and one without, sharing a home dir
+ * (mode 0755), created before its tests and removed after. Returns the names and the home.
+ */
+export function sudoAndPlainUsers(prefix: string): { sudoUser: string; plainUser: string; home: () => string } {
+  const sudoUser = `${prefix}-sudo`;
+  const plainUser = `${prefix}-rl`;
+  let home = '';
+  beforeAll(() => {
+    home = tempDir(`${prefix}-home-`);
+    chmodSync(home, 0o755);
+    createUser(sudoUser, home, { sudo: true });
+    createUser(plainUser, home);
+  });
+  afterAll(async () => {
+    removeUser(sudoUser);
+    removeUser(plainUser);
+    await removeDir(home);
+  });
+  return { sudoUser, plainUser, home: () => home };
 }

@@ -5,12 +5,12 @@
  * each test, the host is as it was (mounts, binfmt, processes).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
 import { hostCheckedWork, removeDir, runCli, tempDir, type CliResult, type RunCliOptions } from '../helpers/cli.js';
-import { createUser, layoutForUser, removeUser, uidOf } from '../helpers/users.js';
+import { layoutForUser, sudoAndPlainUsers, uidOf } from '../helpers/users.js';
 
 let layout: string;
 let state: string;
@@ -78,23 +78,10 @@ describe('build-cell session', () => {
 });
 
 describe('sessions as other users', () => {
-  const SUDO_USER = 'bc-session-sudo';
-  const ROOTLESS_USER = 'bc-session-rl';
-  let home: string;
-  beforeAll(() => {
-    home = tempDir('bc-session-home-');
-    chmodSync(home, 0o755);
-    createUser(SUDO_USER, home, { sudo: true });
-    createUser(ROOTLESS_USER, home);
-  });
-  afterAll(async () => {
-    removeUser(SUDO_USER);
-    removeUser(ROOTLESS_USER);
-    await removeDir(home);
-  });
-  for (const [user, privilege] of [[SUDO_USER, 'sudo'], [ROOTLESS_USER, 'rootless']] as const) {
+  const users = sudoAndPlainUsers('bc-session');
+  for (const [user, privilege] of [[users.sudoUser, 'sudo'], [users.plainUser, 'rootless']] as const) {
     it(`${privilege}: steps carry state, the workspace comes back as the user's, and the user is left with nothing else`, async () => {
-      const dir = join(home, privilege);
+      const dir = join(users.home(), privilege);
       mkdirSync(join(dir, 'ws'), { recursive: true });
       execFileSync('chown', ['-R', `${user}:${user}`, dir]);
       const userLayout = layoutForUser(layout, dir, user);

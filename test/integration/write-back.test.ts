@@ -4,12 +4,12 @@
  * sudo), fifos, a full disk, and bad input.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
 import { hostCheckedWork, onSmallDisk, removeDir, runCli, tempDir, type CliResult } from '../helpers/cli.js';
-import { createUser, layoutForUser, removeUser, uidOf } from '../helpers/users.js';
+import { layoutForUser, sudoAndPlainUsers, uidOf } from '../helpers/users.js';
 
 let layout: string;
 let state: string;
@@ -178,24 +178,13 @@ describe('--write-back', () => {
 });
 
 describe('--write-back ownership', () => {
-  const SUDO_USER = 'bc-wb-sudo';
-  const ROOTLESS_USER = 'bc-wb-rootless';
-  let home: string;
-  beforeAll(() => {
-    home = tempDir('bc-wb-home-');
-    chmodSync(home, 0o755);
-    createUser(SUDO_USER, home, { sudo: true });
-    createUser(ROOTLESS_USER, home);
-  });
-  afterAll(async () => {
-    removeUser(SUDO_USER);
-    removeUser(ROOTLESS_USER);
-    await removeDir(home);
-  });
+  const users = sudoAndPlainUsers('bc-wb');
+  const { sudoUser: SUDO_USER, plainUser: ROOTLESS_USER } = users;
   const notOwned = (dir: string, user: string) => execFileSync('find', [dir, '-not', '-user', user], { encoding: 'utf8' }).trim();
   const SCRIPT = 'mkdir -p out/deep && echo b > out/deep/f && echo c > changed && touch owned-by-other && chown 1234:1234 owned-by-other';
 
   it('through sudo: everything written back belongs to the user behind sudo', async () => {
+    const home = users.home();
     const ws = join(home, 'ws-sudo');
     mkdirSync(ws);
     writeFileSync(join(ws, 'changed'), 'a');
@@ -209,6 +198,7 @@ describe('--write-back ownership', () => {
   });
 
   it('rootless: everything written back belongs to the user, also what the cell gave another uid', async () => {
+    const home = users.home();
     const ws = join(home, 'ws-rootless');
     mkdirSync(ws);
     writeFileSync(join(ws, 'changed'), 'a');
@@ -216,7 +206,7 @@ describe('--write-back ownership', () => {
     const userState = join(home, 'state-rootless');
     mkdirSync(userState);
     execFileSync('chown', [ROOTLESS_USER, userState]);
-    const userLayout = layoutForUser(layout, join(home), ROOTLESS_USER);
+    const userLayout = layoutForUser(layout, home, ROOTLESS_USER);
     const result = await runCli(['run', '--privilege', 'rootless', '--state-dir', userState, '--image', `oci:${userLayout}:amd64`, '--workspace', ws, '--write-back', '--run', SCRIPT], {
       wrapper: ['runuser', '-u', ROOTLESS_USER, '--'], cwd: home, env: { PATH: process.env.PATH, HOME: home },
     });
