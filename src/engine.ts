@@ -24,10 +24,10 @@ import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
 import { emptyScratch, removeScratch, stageCell, writeScratchRecords, type Staged } from './cell/stage.js';
 import { prepareDerived, type InstallRequest, type InstallResult } from './install/derive.js';
-import { overlaps } from './spec/paths.js';
-import { normalizeSpec, validateSpec } from './spec/validate.js';
-import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './spec/env.js';
-import { scratchPreserved, type BuildCellSpec } from './spec/types.js';
+import { overlaps } from './cellspec/paths.js';
+import { normalizeSpec, validateSpec } from './cellspec/validate.js';
+import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './cellspec/env.js';
+import { scratchPreserved, type BuildCellSpec } from './cellspec/types.js';
 import { now, phaseTimer } from './util/timing.js';
 import { probeUserns } from './privilege.js';
 import { randomHex } from './util/random.js';

@@ -4,10 +4,10 @@
  * file-command directory through which scripts in the cell set step outputs.
  */
 import { join } from 'node:path';
-import { covers } from '../spec/paths.js';
+import { covers } from '../cellspec/paths.js';
 import type { CellRequest } from '../engine.js';
-import { scriptCommand, type BuildCellSpec } from '../spec/types.js';
-import { isWorkspaceArchive } from '../spec/validate.js';
+import { scriptCommand, type BuildCellSpec } from '../cellspec/types.js';
+import { isWorkspaceArchive } from '../cellspec/validate.js';
 import type { Owner } from '../util/fs.js';
 import type { ActionInputs } from './inputs.js';
 

@@ -6,10 +6,10 @@
 import * as core from '@actions/core';
 import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
-import { isWorkspaceArchive } from '../spec/validate.js';
-import { bool, oneOf, optionalInt, optionalSize } from '../spec/text.js';
-import { checkEnv } from '../spec/validate.js';
-import { CLEANUP_POLICIES, NETWORK_POLICIES, type CleanupPolicy, type NetworkPolicy } from '../spec/types.js';
+import { isWorkspaceArchive } from '../cellspec/validate.js';
+import { bool, oneOf, optionalInt, optionalSize } from '../cellspec/text.js';
+import { checkEnv } from '../cellspec/validate.js';
+import { CLEANUP_POLICIES, NETWORK_POLICIES, type CleanupPolicy, type NetworkPolicy } from '../cellspec/types.js';
 import { UserError, show } from '../util/errors.js';
 import { PRIVILEGES } from '../privilege.js';
 import { checkSessionName, DEFAULT_SESSION } from '../session/state.js';

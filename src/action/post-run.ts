@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STATE } from './state.js';
-import { scratchPreserved } from '../spec/types.js';
+import { scratchPreserved } from '../cellspec/types.js';
 import { bestEffort } from './best-effort.js';
 import { getInputs } from './inputs.js';
 import { endActionSession } from './session.js';

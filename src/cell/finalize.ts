@@ -8,8 +8,8 @@
  */
 import { lstat, realpath, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { overlaps, relativeTo } from '../spec/paths.js';
-import type { BuildCellSpec } from '../spec/types.js';
+import { overlaps, relativeTo } from '../cellspec/paths.js';
+import type { BuildCellSpec } from '../cellspec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { copyTree } from './stage.js';
 import { applyUpper } from './apply-upper.js';

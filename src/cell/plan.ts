@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import type { ArchInfo } from '../emulation/arch.js';
-import { covers, relativeTo } from '../spec/paths.js';
-import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
-import { REQUEST_FILE } from '../spec/request.js';
+import { covers, relativeTo } from '../cellspec/paths.js';
+import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
+import { REQUEST_FILE } from '../cellspec/request.js';
 
 /** Where each staged input lives inside the scratch dir. */
 export interface ScratchLayout {

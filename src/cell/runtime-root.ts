@@ -7,7 +7,7 @@
 import { chmodSync, lstatSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT_SENTINEL } from '../image/store.js';
-import { checkAbsoluteNotRoot, covers, normalizeAbsolute } from '../spec/paths.js';
+import { checkAbsoluteNotRoot, covers, normalizeAbsolute } from '../cellspec/paths.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 
 /** The state dir, created if needed and canonicalized: the runtime prefix. */

@@ -10,10 +10,10 @@
 import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isWorkspaceArchive } from '../spec/validate.js';
-import { covers } from '../spec/paths.js';
-import { specToJson } from '../spec/request.js';
-import { SCRIPT_PATH, type BuildCellSpec } from '../spec/types.js';
+import { isWorkspaceArchive } from '../cellspec/validate.js';
+import { covers } from '../cellspec/paths.js';
+import { specToJson } from '../cellspec/request.js';
+import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
 import { tool } from '../util/which.js';

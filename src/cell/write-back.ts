@@ -10,7 +10,7 @@
  */
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BuildCellSpec } from '../spec/types.js';
+import type { BuildCellSpec } from '../cellspec/types.js';
 import { UserError } from '../util/errors.js';
 import type { Owner } from '../util/fs.js';
 import { applyUpper } from './apply-upper.js';

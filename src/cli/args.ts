@@ -9,14 +9,14 @@ import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
 import { PULL_POLICIES, type PullPolicy } from '../image/prepare.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
 import type { RegistryOptions } from '../image/registry-auth.js';
-import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, type NetworkPolicy, type WorkspaceSeed } from '../spec/types.js';
-import { isWorkspaceArchive } from '../spec/validate.js';
+import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, type NetworkPolicy, type WorkspaceSeed } from '../cellspec/types.js';
+import { isWorkspaceArchive } from '../cellspec/validate.js';
 import { checkWriteBack } from '../cell/write-back.js';
 import { checkSessionName, DEFAULT_SESSION } from '../session/state.js';
 import type { CellSpecInput } from '../engine.js';
 import { PRIVILEGES, type Privilege } from '../privilege.js';
 import { UserError, show } from '../util/errors.js';
-import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../spec/text.js';
+import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../cellspec/text.js';
 
 export { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize };
 

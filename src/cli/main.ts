@@ -11,7 +11,7 @@ import { hostArch } from '../emulation/arch.js';
 import { parseReference } from '../image/reference.js';
 import { prepare, prepareWithInstall, runBuildCell, type CellRunResult, type CellSpecInput } from '../engine.js';
 import { cliInstallRequest, type InstallResult } from '../install/derive.js';
-import { SCRIPT_PATH } from '../spec/types.js';
+import { SCRIPT_PATH } from '../cellspec/types.js';
 import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
 import { readEngineRequest, runToOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';

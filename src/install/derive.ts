@@ -13,8 +13,8 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { covers } from '../spec/paths.js';
-import { scriptCommand } from '../spec/types.js';
+import { covers } from '../cellspec/paths.js';
+import { scriptCommand } from '../cellspec/types.js';
 import { CellSetupError } from '../util/errors.js';
 import { withLock } from '../util/lock.js';
 import { now } from '../util/timing.js';

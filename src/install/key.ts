@@ -11,7 +11,7 @@
 import { sha256Hex } from '../util/random.js';
 import { archKey, type ArchInfo } from '../emulation/arch.js';
 import type { ImageReference } from '../image/reference.js';
-import type { ScriptShell } from '../spec/types.js';
+import type { ScriptShell } from '../cellspec/types.js';
 
 /** Bumped whenever what an entry holds, or how it is made, changes. */
 export const INSTALL_FORMAT = 'install-v1';

@@ -14,11 +14,11 @@ import { runInMode, type EngineOutcome } from '../engine-request.js';
 import { installReference } from '../install/key.js';
 import { probeUserns } from '../privilege.js';
 import { removeScratch } from '../cell/stage.js';
-import { scriptCommand, scratchPreserved, type CellToHost, type HostToCell } from '../spec/types.js';
+import { scriptCommand, scratchPreserved, type CellToHost, type HostToCell } from '../cellspec/types.js';
 import { CellSetupError } from '../util/errors.js';
 import { sessionFile, writeSession, type SessionState } from './state.js';
 import { join } from 'node:path';
-import { covers } from '../spec/paths.js';
+import { covers } from '../cellspec/paths.js';
 
 /** Where a step's engine request crosses sudo, and the CLI that runs it as root. */
 export interface Runner {

@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 
 import { join } from 'node:path';
 import type { Mode } from '../privilege.js';
 import type { ImageReference } from '../image/reference.js';
-import type { CleanupPolicy, HostToCell, NetworkPolicy, ResourceLimits, ScriptShell } from '../spec/types.js';
+import type { CleanupPolicy, HostToCell, NetworkPolicy, ResourceLimits, ScriptShell } from '../cellspec/types.js';
 import { UserError, show } from '../util/errors.js';
 import type { Owner } from '../util/fs.js';
 import { randomHex } from '../util/random.js';

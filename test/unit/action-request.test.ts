@@ -4,7 +4,7 @@ import { FILE_COMMANDS_CELL_DIR, managedCacheDir, toCellRequest } from '../../sr
 import { buildCacheKeys, imageCacheKey } from '../../src/action/cache-keys.js';
 import { summaryRows, formatBytes } from '../../src/action/summary.js';
 import { resolveArch } from '../../src/emulation/arch.js';
-import { validateSpec } from '../../src/spec/validate.js';
+import { validateSpec } from '../../src/cellspec/validate.js';
 
 const env = { GITHUB_WORKSPACE: '/ws', RUNNER_TEMP: '/tmp/rt', GITHUB_SHA: 'abc', ACTIONS_RUNTIME_TOKEN: 'secret-token', GITHUB_OUTPUT: '/host/out', CI: 'true' };
 const inputsOf = (values: Record<string, string>) => parseInputs(((name) => ({ image: 'debian:bookworm', run: 'make', ...values } as Record<string, string>)[name] ?? '') as InputReader, env);

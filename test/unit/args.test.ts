@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hostArch } from '../../src/emulation/arch.js';
 import { envEntry, parseCli, stateDir, USAGE, type CliCommand, type CliEnvironment } from '../../src/cli/args.js';
-import { cellToHost, hostToCell, optionalInt, optionalSize } from '../../src/spec/text.js';
+import { cellToHost, hostToCell, optionalInt, optionalSize } from '../../src/cellspec/text.js';
 import { expectUserError } from './spec-fixture.js';
 
 const ENV: CliEnvironment = { cwd: '/home/u/proj', env: { HOME: '/home/u', TOKEN: 'abc=def' }, uid: 1000 };

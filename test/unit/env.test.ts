@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from '../../src/spec/env.js';
+import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from '../../src/cellspec/env.js';
 
 describe('mergeEnv', () => {
   it('returns an empty list for no layers', () => {

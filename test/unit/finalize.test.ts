@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveInCell, } from '../../src/cell/finalize.js';
-import { scratchPreserved } from '../../src/spec/types.js';
+import { scratchPreserved } from '../../src/cellspec/types.js';
 import { CellSetupError } from '../../src/util/errors.js';
 
 let root = '';

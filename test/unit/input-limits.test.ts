@@ -4,10 +4,10 @@
  * Each is refused up front with the field and what is accepted, not half-way through a run.
  */
 import { describe, expect, it } from 'vitest';
-import { checkAbsolutePath, NAME_MAX, PATH_MAX } from '../../src/spec/paths.js';
-import { checkEnv, MAX_ENV_ENTRY, MAX_ENV_TOTAL, validateSpec } from '../../src/spec/validate.js';
+import { checkAbsolutePath, NAME_MAX, PATH_MAX } from '../../src/cellspec/paths.js';
+import { checkEnv, MAX_ENV_ENTRY, MAX_ENV_TOTAL, validateSpec } from '../../src/cellspec/validate.js';
 import { parseInputs, type InputReader } from '../../src/action/inputs.js';
-import type { BuildCellSpec } from '../../src/spec/types.js';
+import type { BuildCellSpec } from '../../src/cellspec/types.js';
 import { baseSpec, expectUserError } from './spec-fixture.js';
 
 const invalid = (overrides: Partial<BuildCellSpec>, field: string, ...fragments: string[]) =>

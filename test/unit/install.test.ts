@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveArch } from '../../src/emulation/arch.js';
 import { installHash, installReference, type InstallKeyParts } from '../../src/install/key.js';
-import { scriptCommand } from '../../src/spec/types.js';
+import { scriptCommand } from '../../src/cellspec/types.js';
 import { installSpec } from '../../src/install/derive.js';
 import { entryHeaders, paxRecord, splitUstarPath, TarWriter } from '../../src/install/tar.js';
 import { parseOwnerRecord, removeStaged, scanDeletions, writeLayer } from '../../src/install/layer.js';

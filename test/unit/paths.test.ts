@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { posix } from 'node:path';
-import { checkAbsoluteNotRoot, checkAbsolutePath, covers, normalizeAbsolute, overlaps, relativeTo } from '../../src/spec/paths.js';
+import { checkAbsoluteNotRoot, checkAbsolutePath, covers, normalizeAbsolute, overlaps, relativeTo } from '../../src/cellspec/paths.js';
 import { expectUserError } from './spec-fixture.js';
 
 /** Path segments that are neither '.', '..' nor contain '/' or NUL. */

@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { posix } from 'node:path';
 import { binfmtRule, resolveArch } from '../../src/emulation/arch.js';
 import { batchMounts, cacheMode, DEV_SKELETON, fstabText, helperArgv, HELPER_DIR, hostLocation, overlayCanUse, planCell, scratchLayout, workspaceMode, type CellPlan, type Emulation, type RunContext, type SetupOp, type StagingMode } from '../../src/cell/plan.js';
-import { covers } from '../../src/spec/paths.js';
-import { SCRIPT_PATH, type BuildCellSpec } from '../../src/spec/types.js';
+import { covers } from '../../src/cellspec/paths.js';
+import { SCRIPT_PATH, type BuildCellSpec } from '../../src/cellspec/types.js';
 import { baseSpec } from './spec-fixture.js';
 
 const SCRATCH = '/var/lib/build-cell/cells/c1';

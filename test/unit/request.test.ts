@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { REQUEST_VERSION, specFromJson, specToJson } from '../../src/spec/request.js';
-import type { BuildCellSpec } from '../../src/spec/types.js';
+import { REQUEST_VERSION, specFromJson, specToJson } from '../../src/cellspec/request.js';
+import type { BuildCellSpec } from '../../src/cellspec/types.js';
 import { UserError } from '../../src/util/errors.js';
 import { baseSpec, expectUserError } from './spec-fixture.js';
 

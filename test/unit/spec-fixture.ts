@@ -1,5 +1,5 @@
 /** Shared, pure fixtures for the unit tests (not a test file itself). */
-import type { BuildCellSpec } from '../../src/spec/types.js';
+import type { BuildCellSpec } from '../../src/cellspec/types.js';
 import { UserError } from '../../src/util/errors.js';
 import { expect } from 'vitest';
 

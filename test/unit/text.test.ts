@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../../src/spec/text.js';
+import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../../src/cellspec/text.js';
 import { expectUserError } from './spec-fixture.js';
 
 describe('optionalSize', () => {

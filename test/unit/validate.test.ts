@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isWorkspaceArchive, normalizeSpec, RESERVED_CELL_PATHS, validateSpec, checkEnv } from '../../src/spec/validate.js';
-import type { BuildCellSpec } from '../../src/spec/types.js';
+import { isWorkspaceArchive, normalizeSpec, RESERVED_CELL_PATHS, validateSpec, checkEnv } from '../../src/cellspec/validate.js';
+import type { BuildCellSpec } from '../../src/cellspec/types.js';
 import { baseSpec, expectUserError } from './spec-fixture.js';
 
 const invalid = (overrides: Partial<BuildCellSpec>, field: string, ...fragments: string[]) =>
