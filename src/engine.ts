@@ -5,13 +5,14 @@
  * private binfmt rule) vanish, cgroups and global binfmt rules are removed, and the scratch
  * is kept only as the cleanup policy says.
  */
-import { release } from 'node:os';
 // Synchronous metadata calls on the warm path: cheaper than thread-pool round trips for a few stats.
 import { lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { ownerIsAlive, processStartTime } from './util/lock.js';
 import { join } from 'node:path';
-import { binfmtRule, hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
-import { binfmtMode, findQemu, removeGlobalRule } from './emulation/binfmt.js';
+import { binfmtRule, type ArchInfo } from './emulation/arch.js';
+import { removeGlobalRule } from './emulation/binfmt.js';
+import { nativePersonality, needsEmulation } from './emulation/native.js';
+import { checkEmulation, describeEmulation, emulationFor } from './emulation/setup.js';
 import { prepareImage, type PreparedImage, type PullPolicy } from './image/prepare.js';
 import type { ImageReference } from './image/reference.js';
 import type { RegistryOptions } from './image/registry-auth.js';
@@ -31,7 +32,7 @@ import { scratchPreserved, type BuildCellSpec } from './cellspec/types.js';
 import { now, phaseTimer } from './util/timing.js';
 import { probeUserns } from './privilege.js';
 import { randomHex } from './util/random.js';
-import { BuildCellError, CellSetupError, UserError, show } from './util/errors.js';
+import { BuildCellError, UserError, show } from './util/errors.js';
 
 export interface ImageRequest {
   ref: ImageReference;
@@ -65,6 +66,8 @@ export interface CellRequest {
   rootLayer?: string;
   /** Only prepare the image (and its install step): no cell runs (a session started without a command). */
   prepareOnly?: boolean;
+  /** The CPU model qemu emulates for a foreign guest (see emulation/cpu.ts); checked before the image. */
+  qemuCpu?: string;
 }
 
 /** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
@@ -88,6 +91,10 @@ export interface CellRunResult {
   image: PreparedImage;
   arch: string;
   emulated: boolean;
+  /** How the cell was emulated: qemu's path and the CPU model with where it came from. */
+  emulation?: string;
+  /** The CPU model qemu emulated (QEMU_CPU), when one was set. */
+  qemuCpu?: string;
   scratch: string;
   scratchPreserved: boolean;
   exports: Array<{ source: string; destination: string; bytes: number }>;
@@ -195,6 +202,7 @@ async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promis
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   const importKinds = await checkHostInputs(validateRequest(request));
+  await checkEmulation(request.image.arch, request.qemuCpu);
   await checkExportDestinations(request.spec);
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
@@ -207,7 +215,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     timer.timings.image = Math.round((timer.timings.image! - timer.timings.install) * 10) / 10;
   }
   if (request.prepareOnly) {
-    return { exitCode: 0, image, arch: request.image.arch.name, emulated: needsEmulation(hostArch(), request.image.arch), scratch: '', scratchPreserved: false, exports: [], timings: timer.timings, ...(install ? { install } : {}) };
+    return { exitCode: 0, image, arch: request.image.arch.name, emulated: needsEmulation(request.image.arch), scratch: '', scratchPreserved: false, exports: [], timings: timer.timings, ...(install ? { install } : {}) };
   }
   const result = await runCellOn(prefix, image, request, { importKinds, signal, timer });
   return install ? { ...result, install } : result;
@@ -216,6 +224,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
 /** `prepare --install`: the derived image, found or made, without running a command. */
 export async function prepareWithInstall(request: CellRequest): Promise<{ image: PreparedImage; install?: InstallResult }> {
   validateRequest(request);
+  await checkEmulation(request.image.arch, request.qemuCpu);
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
   return cellImage(prefix, request);
@@ -231,7 +240,7 @@ async function cellImage(prefix: string, request: CellRequest, signal?: AbortSig
     install: request.install,
     spec: request.spec,
     // The install cell is a cell of its own: none of the command's extras (write-back, a session's root layer).
-    runCell: (base, spec, hooks) => runCellOn(prefix, base, { stateDir: request.stateDir, image: request.image, owner: request.owner, inheritImageEnv: request.inheritImageEnv, spec }, { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks }),
+    runCell: (base, spec, hooks) => runCellOn(prefix, base, { stateDir: request.stateDir, image: request.image, owner: request.owner, inheritImageEnv: request.inheritImageEnv, qemuCpu: request.qemuCpu, spec }, { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks }),
   });
 }
 
@@ -249,24 +258,18 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
   const setupStart = now();
   const id = request.cellId ?? newCellId();
   const scratch = join(prefix, 'cells', id);
-  const env = request.inheritImageEnv ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env) : request.spec.env;
-  const spec = normalizeSpec({ ...request.spec, env, root: image.rootfs, scratch });
+  const guest = request.image.arch;
+  const rootless = process.getuid?.() !== 0;
+  const imageEnv = request.inheritImageEnv ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env) : request.spec.env;
+  const emulated = emulationFor(guest, id, rootless, request.qemuCpu, request.spec.env, imageEnv);
+  const emulation: Emulation | undefined = emulated?.emulation;
+  const spec = normalizeSpec({ ...request.spec, env: emulated?.env ?? imageEnv, root: image.rootfs, scratch });
   validateSpec(spec);
   await checkRuntimeRoot(prefix, spec.root);
 
-  const host = hostArch();
-  const guest = request.image.arch;
-  const rootless = process.getuid?.() !== 0;
   // Rootless: which ids the cell maps (probed once per process; the CLI has probed already).
   const ids = rootlessIds();
   const subIds = !!ids?.uids;
-  let emulation: Emulation | undefined;
-  if (needsEmulation(host, guest)) {
-    emulation = { arch: guest, qemuPath: findQemu(guest), binfmt: binfmtMode(), ruleName: `build-cell-${guest.name}-${id}` };
-    if (rootless && emulation.binfmt === 'global') {
-      throw new CellSetupError(`running ${guest.name} code without root needs a binfmt_misc instance of the cell's own, which Linux offers from 6.7 on (this kernel: ${release()}); run as root or through sudo instead`);
-    }
-  }
   const destinations = await resolveExportDestinations(spec, request.owner);
 
   let cell: RunningCell | undefined;
@@ -296,7 +299,8 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
 
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
     // The helper starts first and waits: its process start-up overlaps the staging.
-    const running = startCell(plan, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none', ids, tools });
+    const personality = emulation ? undefined : nativePersonality(guest);
+    const running = startCell(plan, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none', ids, tools, ...(personality ? { personality } : {}) });
     cell = running;
     staged = await timed('stage', () => stageCell(spec, plan, request.owner));
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
@@ -337,7 +341,7 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     preserved = scratchPreserved(spec.cleanup, succeeded);
     return {
       exitCode: outcome.exitCode, signal: outcome.signal, image, arch: guest.name, emulated: !!emulation,
-      scratch, scratchPreserved: preserved, exports, timings, ...(writtenBack ? { writeBack: writtenBack } : {}),
+      ...(emulated ? { emulation: describeEmulation(emulated), qemuCpu: emulated.cpu.model } : {}), scratch, scratchPreserved: preserved, exports, timings, ...(writtenBack ? { writeBack: writtenBack } : {}),
     };
   } catch (error) {
     if (signal?.aborted && !(error instanceof CancelledError)) throw new CancelledError('cancelled: every process of the cell was killed');

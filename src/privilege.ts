@@ -21,7 +21,8 @@ import { lstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'no
 import { release, userInfo } from 'node:os';
 import { CellSetupError } from './util/errors.js';
 import { which } from './util/which.js';
-import { hostArch, needsEmulation, type ArchInfo } from './emulation/arch.js';
+import type { ArchInfo } from './emulation/arch.js';
+import { needsEmulation } from './emulation/native.js';
 import { binfmtMode } from './emulation/binfmt.js';
 
 export const PRIVILEGES = ['auto', 'root', 'sudo', 'rootless'] as const;
@@ -254,13 +255,15 @@ export interface PrivilegeNeeds {
 
 /** What a cell of `guest` needs of its mode: whether it emulates, and whether this kernel gives it a private binfmt_misc. */
 export function needsOf(guest: ArchInfo): PrivilegeNeeds {
-  return { emulated: needsEmulation(hostArch(), guest), privateBinfmt: binfmtMode() === 'private' };
+  return { emulated: needsEmulation(guest), privateBinfmt: binfmtMode() === 'private' };
 }
 
 export interface Probes {
   userns: () => UsernsProbe;
   sudo: () => ProbeResult;
 }
+
+const NO_PRIVATE_BINFMT = "a foreign architecture without root needs a binfmt_misc instance of the cell's own (Linux 6.7 or later)";
 
 /** The mode and its reason, from the probes (real, or faked by the unit tests). */
 export function choosePrivilege(privilege: Privilege, uid: number, field = '--privilege', needs: PrivilegeNeeds = {}, probes: Probes = { userns: probeUserns, sudo: probeSudo }): PrivilegeChoice {
@@ -275,6 +278,8 @@ export function choosePrivilege(privilege: Privilege, uid: number, field = '--pr
   if (privilege === 'rootless') {
     const userns = probes.userns();
     if (!userns.ok) throw new CellSetupError(`${field} rootless: ${userns.why}`);
+    // Said before the image is touched, not when the cell would register its handler.
+    if (needs.emulated && !needs.privateBinfmt) throw new CellSetupError(`${field} rootless: ${NO_PRIVATE_BINFMT} (this kernel: ${release()}); run as root or through sudo instead`);
     return rootless(`${field} rootless`);
   }
   if (uid === 0) return { mode: 'root', reason: privilege === 'auto' ? 'auto: running as root' : `${field} sudo: already root` };
@@ -286,7 +291,7 @@ export function choosePrivilege(privilege: Privilege, uid: number, field = '--pr
   const userns = probes.userns();
   const incomplete = !userns.ok ? userns.why!
     : !userns.ids?.uids ? userns.ids!.note
-      : needs.emulated && !needs.privateBinfmt ? 'a foreign architecture without root needs a binfmt_misc instance of the cell\'s own (Linux 6.7 or later)'
+      : needs.emulated && !needs.privateBinfmt ? NO_PRIVATE_BINFMT
         : undefined;
   if (!incomplete) return rootless('auto: not root; user namespaces work with the subordinate ids mapped');
   const sudo = probes.sudo();

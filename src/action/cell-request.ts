@@ -83,6 +83,7 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
   return {
     ...(install ? { install } : {}),
     ...(inputs.writeBack ? { writeBack: true } : {}),
+    ...(inputs.qemuCpu ? { qemuCpu: inputs.qemuCpu } : {}),
     stateDir: inputs.stateDir,
     owner: ctx.owner,
     inheritImageEnv: true,

@@ -5,6 +5,7 @@
  */
 import * as core from '@actions/core';
 import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
+import { parseQemuCpu } from '../emulation/cpu.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import { bool, oneOf, optionalInt, optionalSize } from '../cellspec/text.js';
@@ -52,13 +53,15 @@ export interface ActionInputs {
   /** auto: PATH, tool cache, then the pinned download; pinned: never qemu/umoci from PATH. */
   tools: (typeof TOOLS_MODES)[number];
   stateDir: string;
+  /** The CPU model qemu emulates for a foreign arch (syntax checked here, the name against qemu once it is resolved). */
+  qemuCpu?: string;
 }
 
 export const INPUT_NAMES = [
   'image', 'arch', 'run', 'shell', 'command', 'workspace', 'workspace-path', 'working-directory', 'env', 'imports',
   'caches', 'cache-key', 'exports', 'network', 'cpu-time', 'memory', 'max-processes', 'cleanup', 'artifact-name',
   'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'tools', 'state-dir',
-  'install', 'install-key', 'write-back', 'session',
+  'install', 'install-key', 'write-back', 'session', 'qemu-cpu',
 ] as const;
 
 export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
@@ -145,12 +148,14 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
   if (password && !username) throw new UserError('registry-password', 'needs registry-username');
   const toolsSource = read('tools-source').trim() || 'https://deb.debian.org/debian';
   if (!/^https?:\/\/[^\s]+$/.test(toolsSource)) throw new UserError('tools-source', `must be an http(s) URL of a Debian archive mirror, got ${show(toolsSource)}`);
+  const qemuCpu = parseQemuCpu(read('qemu-cpu'), 'qemu-cpu');
   const stateDir = read('state-dir').trim() || '/var/lib/build-cell';
   if (!stateDir.startsWith('/')) throw new UserError('state-dir', `must be an absolute path, got ${show(stateDir)}`);
 
   return {
     image: parseReference(image, 'image'),
     arch: read('arch').trim() ? resolveArch(read('arch'), 'arch') : hostArch(),
+    ...(qemuCpu ? { qemuCpu } : {}),
     command,
     shell,
     ...(session ? { session } : {}),

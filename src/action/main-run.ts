@@ -8,7 +8,8 @@ import * as core from '@actions/core';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { needsEmulation, hostArch } from '../emulation/arch.js';
+import { checkQemuCpu } from '../emulation/cpu.js';
+import { needsEmulation } from '../emulation/native.js';
 import { resolveDigest } from '../image/prepare.js';
 import { newCellId, type CellRunResult } from '../engine.js';
 import { which } from '../util/which.js';
@@ -42,7 +43,8 @@ export async function runMain(): Promise<void> {
   for (const name of unknownInputs()) core.warning(`build-cell does not know the input '${name}'; it is ignored`);
 
   const { timings, timed } = phaseTimer<ActionPhase>();
-  const emulated = needsEmulation(hostArch(), inputs.arch);
+  const emulated = needsEmulation(inputs.arch);
+  if (inputs.qemuCpu && !emulated) core.warning(`qemu-cpu ${inputs.qemuCpu} is not used: ${inputs.arch.name} runs natively on this ${process.arch} host`);
   const summary: SummaryData = { image: inputs.image.original, arch: inputs.arch.name, emulated, imageCacheHit: false, timings, exports: [] };
   const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
   const work = join(runnerTemp, 'build-cell');
@@ -65,6 +67,8 @@ export async function runMain(): Promise<void> {
       const onPath = inputs.tools === 'pinned' ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name)) : undefined;
       const tools = await resolveTools({ qemu: emulated ? [inputs.arch] : [], source: inputs.toolsSource, log: core.info, onPath });
       for (const dir of tools.dirsToAddToPath) core.addPath(dir);
+      // The CPU model is checked against the qemu just resolved, before any cache or image is touched.
+      if (emulated && inputs.qemuCpu) await checkQemuCpu(inputs.qemuCpu, tools.qemu[inputs.arch.qemu]!, inputs.arch, 'qemu-cpu');
     }));
 
     // The image: re-resolve a tag (one manifest request), then restore its layout by digest;
@@ -123,6 +127,7 @@ export async function runMain(): Promise<void> {
         timings.install = result.timings.install;
       }
       summary.exitCode = result.exitCode;
+      summary.emulation = result.emulation;
       if (result.writeBack) {
         summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}`;
         for (const path of result.writeBack.skipped) core.warning(skippedWarning(path));
@@ -184,6 +189,7 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   const show = (name: string, value: unknown) => core.info(`${name.padEnd(18)} ${value}`);
   show('image', inputs.image.full);
   show('arch', `${inputs.arch.name}${emulated ? ' (emulated)' : ''}`);
+  if (inputs.qemuCpu) show('qemu cpu', emulated ? inputs.qemuCpu : `${inputs.qemuCpu} (not used: ${inputs.arch.name} runs natively here)`);
   show('command', inputs.command.kind === 'script' ? `script with ${inputs.command.shell}` : inputs.command.kind === 'argv' ? JSON.stringify(inputs.command.argv) : '(none)');
   if (inputs.session) show('session', `${inputs.session} (later steps: shell: build-cell${inputs.session === 'default' ? '' : ` --session ${inputs.session}`} {0})`);
   show('workspace', `${inputs.workspace ?? '(empty)'} -> ${inputs.workspacePath}`);

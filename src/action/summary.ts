@@ -12,6 +12,8 @@ export interface SummaryData {
   digest?: string;
   arch: string;
   emulated: boolean;
+  /** How the cell was emulated: qemu and the CPU model, with where the model came from. */
+  emulation?: string;
   imageCacheHit: boolean;
   /** The install step: ran (and its time), or reused from where. */
   install?: string;
@@ -50,6 +52,7 @@ export function summaryRows(data: SummaryData): string[][] {
     ['image', data.image],
     ['digest', data.digest ?? '–'],
     ['arch', `${data.arch}${data.emulated ? ' (emulated with qemu)' : ''}`],
+    ...(data.emulation ? [['emulation', data.emulation]] : []),
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
     ['privilege', data.privilege ?? '–'],
     ...(data.install ? [['install step', data.install]] : []),

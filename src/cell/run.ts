@@ -35,6 +35,12 @@ export interface NamespaceOptions {
   userNamespace: 'none' | 'map-root';
   ids?: RootlessIds;
   tools: HelperTools;
+  /**
+   * linux32: a 32-bit guest running natively on a 64-bit host (i386 on x86-64, armhf on
+   * arm64). The cell starts under `setarch linux32`, so `uname -m` says i686 / armv8l as on
+   * 32-bit hardware and builds that ask uname (config.guess) configure for the guest.
+   */
+  personality?: 'linux32';
 }
 
 /** The host programs the helper needs, by absolute path; a clear error names a missing one. */
@@ -119,7 +125,8 @@ export interface RunningCell {
 export function startCell(plan: CellPlan, helperPath: string, options: NamespaceOptions): RunningCell {
   const setpriv = tool('setpriv');
   const { unshare, shell } = options.tools;
-  const args = ['--pdeathsig', 'KILL', '--', unshare, ...unshareArgs(options), '--', shell, helperPath, ...helperArgv(plan)];
+  const personality = options.personality ? [tool('setarch'), options.personality] : [];
+  const args = ['--pdeathsig', 'KILL', '--', ...personality, unshare, ...unshareArgs(options), '--', shell, helperPath, ...helperArgv(plan)];
   // The helper's ns-check compares its mount namespace with this one, handed over as an open fd.
   const hostMountNs = openSync('/proc/self/ns/mnt', 'r');
   let child: ChildProcess;

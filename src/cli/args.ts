@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
+import { parseQemuCpu } from '../emulation/cpu.js';
 import { PULL_POLICIES, type PullPolicy } from '../image/prepare.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
 import type { RegistryOptions } from '../image/registry-auth.js';
@@ -27,6 +28,8 @@ export interface CommonOptions {
   stateDir: string;
   privilege: Privilege;
   verbose: boolean;
+  /** --qemu-cpu MODEL: the CPU qemu emulates for a foreign --arch (see emulation/cpu.ts). */
+  qemuCpu?: string;
 }
 
 /** --install SCRIPT [--install-key K]: the cached install step (see src/install/derive.ts). */
@@ -54,10 +57,10 @@ export const USAGE = `Usage:
      [--network enabled|disabled] [--cpu-time SECONDS] [--memory SIZE(K|M|G)] [--max-processes N]
      [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
-     [--privilege auto|root|sudo|rootless] [--result-file FILE] [--verbose]
+     [--privilege auto|root|sudo|rootless] [--qemu-cpu MODEL] [--result-file FILE] [--verbose]
      [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back]
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
-  build-cell prepare --image REF [--arch ARCH] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
+  build-cell prepare --image REF [--arch ARCH] [--qemu-cpu MODEL] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
      [--install 'SHELL SCRIPT' [--install-key STRING] [--env K=V]... [--cache HOST:CELL]...]
   build-cell demo [--state-dir DIR]
   build-cell session start [--name NAME] --image REF [run's flags] [( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )]
@@ -81,6 +84,7 @@ const IMAGE_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   install: { type: 'string' },
   'install-key': { type: 'string' },
+  'qemu-cpu': { type: 'string' },
   env: { type: 'string', multiple: true },
   cache: { type: 'string', multiple: true },
 } as const;
@@ -207,6 +211,12 @@ function installOption(v: Record<string, unknown>): InstallOption | undefined {
   return { script, key: key ?? '' };
 }
 
+function qemuCpuOption(value: string | undefined): { qemuCpu?: string } {
+  if (value !== undefined && !value.trim()) throw new UserError('--qemu-cpu', 'must not be empty: a qemu CPU model such as cortex-a53 (see qemu-ARCH-static -cpu help)');
+  const qemuCpu = parseQemuCpu(value, '--qemu-cpu');
+  return qemuCpu ? { qemuCpu } : {};
+}
+
 function common(v: Record<string, unknown>, environment: CliEnvironment): CommonOptions {
   const imageValue = v.image as string | undefined;
   if (imageValue === undefined) throw new UserError('--image', 'is required: an image reference such as debian:bookworm, docker://host/repo@sha256:..., oci:/path:tag');
@@ -232,6 +242,7 @@ function common(v: Record<string, unknown>, environment: CliEnvironment): Common
     stateDir: stateDir(v['state-dir'] as string | undefined, environment),
     privilege: privilege(v.privilege as string | undefined),
     verbose: !!v.verbose,
+    ...qemuCpuOption(v['qemu-cpu'] as string | undefined),
   };
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import { ensureDemoImage } from '../demo/busybox-image.js';
 import { hostArch } from '../emulation/arch.js';
+import { needsEmulation } from '../emulation/native.js';
 import { parseReference } from '../image/reference.js';
 import { prepare, prepareWithInstall, runBuildCell, type CellRunResult, type CellSpecInput } from '../engine.js';
 import { cliInstallRequest, type InstallResult } from '../install/derive.js';
@@ -52,6 +53,9 @@ async function dispatch(argv: string[]): Promise<number> {
   };
   // A rootless probe that worked is remembered in the state dir (when it exists: nothing is created for it).
   if ('stateDir' in command && uid !== 0 && existsSync(command.stateDir)) rememberProbesIn(join(command.stateDir, 'probe-userns.json'));
+  if ('qemuCpu' in command && command.qemuCpu && !needsEmulation(command.image.arch)) {
+    process.stderr.write(`build-cell: warning: --qemu-cpu ${command.qemuCpu} is not used: ${command.image.arch.name} runs natively on this ${process.arch} host\n`);
+  }
   // Sessions run their engine through sudo themselves (the session's files are the user's).
   if (command.kind === 'session-start' || command.kind === 'session-exec' || command.kind === 'session-end' || command.kind === 'session-step') return runSessionCommand(command, log);
   const guest = command.kind === 'run' ? command.image.arch : hostArch();
@@ -67,7 +71,7 @@ async function dispatch(argv: string[]): Promise<number> {
     case 'prepare': {
       if (command.install) {
         const spec: CellSpecInput = { ...PREPARE_SPEC, env: command.env, caches: command.caches };
-        const { image, install } = await prepareWithInstall({ stateDir: command.stateDir, image: command.image, spec, owner: sudoOwner(), inheritImageEnv: true, install: cliInstallRequest(command.install, command.env) });
+        const { image, install } = await prepareWithInstall({ stateDir: command.stateDir, image: command.image, spec, owner: sudoOwner(), inheritImageEnv: true, install: cliInstallRequest(command.install, command.env), qemuCpu: command.qemuCpu });
         process.stdout.write(`${image.digest} ${image.rootfs}\n`);
         if (install) reportInstall(install, log);
         return 0;
@@ -109,7 +113,7 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
   try {
     const owner = sudoOwner();
     const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
-    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install, writeBack: command.writeBack }, controller.signal);
+    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install, writeBack: command.writeBack, qemuCpu: command.qemuCpu }, controller.signal);
     if (result.install) reportInstall(result.install, log);
     for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
     if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
@@ -171,7 +175,7 @@ function report(result: CellRunResult, log: (m: string) => void): void {
     process.stderr.write(`build-cell: the command was killed by ${name} (exit code ${result.exitCode})\n`);
   }
   if (result.scratchPreserved) process.stderr.write(`build-cell: scratch preserved at ${result.scratch}\n`);
-  log(`image ${result.image.digest} (${result.arch}${result.emulated ? ', emulated' : ''}); timings ms ${JSON.stringify(result.timings)}`);
+  log(`image ${result.image.digest} (${result.arch}${result.emulation ? `, emulated: ${result.emulation}` : ''}); timings ms ${JSON.stringify(result.timings)}`);
 }
 
 /** The user behind `sudo`, who should own exports and caches. */

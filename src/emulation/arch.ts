@@ -79,17 +79,6 @@ export function hostArch(nodeArch: string = process.arch): ArchInfo {
   return resolveArch(name);
 }
 
-/**
- * Whether `guest` needs qemu on `host`. A 64-bit x86 kernel runs i386 binaries natively;
- * 32-bit arm is emulated even on arm64 hosts, since many arm64 CPUs (e.g. GitHub's arm64
- * runners) have no AArch32 mode.
- */
-export function needsEmulation(host: ArchInfo, guest: ArchInfo): boolean {
-  if (host.name === guest.name) return false;
-  if (host.name === 'amd64' && guest.name === '386') return false;
-  return true;
-}
-
 /** The binfmt_misc registration line for `arch` with interpreter `interpreter`. */
 export function binfmtRule(ruleName: string, arch: ArchInfo, interpreter: string): string {
   if (!/^[A-Za-z0-9_.-]+$/.test(ruleName)) throw new UserError('binfmt rule', `invalid name ${show(ruleName)}`);

@@ -39,7 +39,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
       const { state, outcome } = await startSession({
         sessions, name: command.name, mode: privilege.mode, shell: 'sh', run: command.run,
         root: { dir, upper: join(dir, 'upper') },
-        request: { stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install },
+        request: { stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install, qemuCpu: command.qemuCpu },
       }, { cli, work: dir });
       const code = finish(outcome);
       process.stderr.write(`build-cell: session ${state.name} started (image ${state.image.digest}); run steps with: build-cell session exec --name ${state.name} --run '...'\n`);

@@ -49,7 +49,7 @@ export async function startSession(options: StartOptions, runner: Runner): Promi
     workspace: spec.workspaceSeed.kind === 'snapshot' ? spec.workspaceSeed.path : undefined,
     workspacePath: spec.workspacePath, cwd: spec.command.cwd, shell: options.shell,
     imports: spec.imports, caches: spec.caches.filter((c) => !options.firstCellOnly?.includes(c.destination)), network: spec.network, limits: spec.limits, cleanup: spec.cleanup,
-    root: options.root, failed: false,
+    root: options.root, failed: false, ...(request.qemuCpu ? { qemuCpu: request.qemuCpu } : {}),
   };
   // Written first, by the invoking user: the directory is theirs (the engine, root through sudo, only adds the root layer).
   writeSession(options.sessions, state);
@@ -94,6 +94,7 @@ export function stepRequest(state: SessionState, step: Step): CellRequest {
     stateDir: state.stateDir,
     owner: state.owner,
     inheritImageEnv: true,
+    ...(state.qemuCpu ? { qemuCpu: state.qemuCpu } : {}),
     image: { ref: state.image.ref, arch: resolveArch(state.image.arch), pull: 'never', registry: { tlsVerify: true }, digest: state.image.digest },
     spec: {
       workspacePath: state.workspacePath,

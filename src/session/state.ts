@@ -36,6 +36,8 @@ export interface SessionState {
   network: NetworkPolicy;
   limits: ResourceLimits;
   cleanup: CleanupPolicy;
+  /** The CPU model qemu emulates in every step (--qemu-cpu / qemu-cpu at the start). */
+  qemuCpu?: string;
   /** The session's root layer, under the state dir. */
   root: { dir: string; upper: string };
   /** Whether a step failed (the end's cleanup policy and exports use it). */

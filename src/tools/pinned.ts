@@ -35,6 +35,15 @@
  * /var/lib/apt/lists/*_bookworm_InRelease). Then run test/integration/tools.test.ts, which
  * downloads the pinned versions with apt-get and checks them against this table.
  *
+ * Why qemu 7.2 (bookworm) and not 10.0 (trixie's qemu-user, also static): chosen by measurement,
+ * bench rows 12 (README, "Emulation"). Both pass the conformance suite on all eight guest
+ * architectures at vm.mmap_rnd_bits 28 and 32 (GitHub's runners). With qemu's default arm64
+ * CPU (`max`) 10.0 is faster on trixie guests, whose packages use pointer authentication, and
+ * slower on bookworm; with build-cell's default CPU model (neoverse-n1, emulation/cpu.ts: no
+ * PAC, no SVE) 7.2 is as fast or faster on both, and its CPU loop is faster on every target.
+ * Re-run `npm run bench -- --only 12` when a new candidate appears; trixie's package names its
+ * binaries qemu-ARCH (set `qemuSuffix: ''` on such a pin).
+ *
  * Why snapshot: deb.debian.org drops a superseded version from its pool after a point
  * release, so an old build-cell release would lose its default source. The resolver then
  * falls back to `${SNAPSHOT_SOURCE}/${snapshot}/${pool}`, which serves the same bytes forever.
@@ -58,6 +67,12 @@ export interface PinnedDeb {
   snapshot: string;
   /** Highest GLIBC_x.y symbol version the binaries need, for dynamically linked ones. */
   needsGlibc?: string;
+  /**
+   * What the package calls its qemu binaries after `qemu-ARCH`: '-static' in bookworm's
+   * qemu-user-static, '' in trixie's qemu-user (static too; qemu-user-static is only a
+   * transitional package there). build-cell's own name stays qemu-ARCH-static.
+   */
+  qemuSuffix?: string;
 }
 
 export const DEFAULT_TOOLS_SOURCE = 'https://deb.debian.org/debian';
@@ -150,6 +165,11 @@ export function toolCacheVersion(debVersion: string): string {
   const [major, minor, patch] = [numbers?.[1], numbers?.[2], numbers?.[3]].map((n) => String(Number(n ?? 0)));
   const tag = debVersion.replace(/[^0-9A-Za-z]+/g, '-').replace(/^-+|-+$/g, '');
   return `${major}.${minor}.${patch}-deb-${tag}`;
+}
+
+/** The path in `pin`'s data of the binary build-cell calls `tool` (e.g. qemu-aarch64-static). */
+export function qemuMember(pin: PinnedDeb, tool: string): string {
+  return `usr/bin/${tool.replace(/-static$/, pin.qemuSuffix ?? '-static')}`;
 }
 
 /** Where `pin` lives below `source` (an archive root such as DEFAULT_TOOLS_SOURCE). */

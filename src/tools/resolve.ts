@@ -32,6 +32,7 @@ import {
   debianArch,
   pinFor,
   poolUrl,
+  qemuMember,
   snapshotUrl,
   toolCacheVersion,
   type PinnedDeb,
@@ -138,7 +139,8 @@ export async function resolveTools(request: ResolveToolsRequest): Promise<Resolv
     }
     const qemu: Record<string, string> = {};
     if (qemuNames.length) {
-      const found = await resolvePinned('qemu-user-static', qemuNames.map((name) => ({ name, member: `usr/bin/${name}` })), ctx);
+      const pin = pinFor('qemu-user-static');
+      const found = await resolvePinned('qemu-user-static', qemuNames.map((name) => ({ name, member: pin ? qemuMember(pin, name) : `usr/bin/${name}` })), ctx);
       for (const name of qemuNames) qemu[name] = take(found[name]!);
     }
     return { skopeo, umoci, qemu, dirsToAddToPath: dirs };

@@ -35,6 +35,7 @@ export const TOOL_HINTS: Record<string, string> = {
   unshare: 'install util-linux',
   setpriv: 'install util-linux (setpriv)',
   prlimit: 'install util-linux (prlimit)',
+  setarch: 'install util-linux (setarch)',
   mount: 'install mount (util-linux)',
 };
 

@@ -83,6 +83,23 @@ export async function debianLayout(): Promise<string> {
   return ensureFixture(DEBIAN);
 }
 
+const CONFORMANCE: FixtureSpec = {
+  name: 'conformance',
+  script: join(SCRIPTS_DIR, 'build-conformance-images.sh'),
+  buildTimeoutMs: 20 * 60_000,
+};
+
+/** Every architecture build-cell accepts: a tag of the conformance layout each. */
+export const CONFORMANCE_ARCHES = ['amd64', 'arm64', 'arm', 'riscv64', 'ppc64le', 's390x', '386', 'mips64le'] as const;
+
+/**
+ * Path of the OCI layout with one small Debian userland per architecture (busybox, glibc,
+ * xz; see test/fixtures/build-conformance-images.sh), tagged as CONFORMANCE_ARCHES.
+ */
+export async function conformanceLayout(): Promise<string> {
+  return ensureFixture(CONFORMANCE);
+}
+
 /**
  * A Debian layout of another architecture or suite (tag: the suite), e.g. arm64 bookworm for
  * the bench's real workflow: a foreign one is bootstrapped in two stages, the second under

@@ -118,6 +118,23 @@ describe('the action', () => {
     expect(run.summary).toContain('emulated');
   });
 
+  it('emulates the qemu-cpu model asked for, says so in the summary, and rejects one qemu does not know before anything runs', async () => {
+    const ok = await action({ image: `oci:${layout}:arm64`, arch: 'arm64', 'qemu-cpu': 'cortex-a53', run: 'echo "cpu=$QEMU_CPU" >> "$GITHUB_OUTPUT"', 'image-cache': 'false' });
+    expect(ok.mainCode, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.outputs.cpu).toBe('cortex-a53');
+    expect(ok.summary).toMatch(/emulation.*qemu-aarch64-static, CPU cortex-a53 \(qemu-cpu\)/);
+    const state = join(fresh('bc-action-cpu-'), 'state');
+    const bad = await action({ image: `oci:${layout}:arm64`, arch: 'arm64', 'qemu-cpu': 'pentium', run: 'true', 'image-cache': 'false', 'state-dir': state });
+    expect(bad.mainCode).toBe(1);
+    expect(bad.errors.join('\n')).toMatch(/qemu-cpu: "pentium" is not a CPU model of arm64 .*valid are, for example, max/);
+    expect(existsSync(state)).toBe(false);
+    expect(bad.groups).not.toContain('Run');
+    const native = await action({ image: `oci:${layout}:amd64`, 'qemu-cpu': 'cortex-a53', run: 'echo "cpu=${QEMU_CPU:-unset}" >> "$GITHUB_OUTPUT"', 'image-cache': 'false' });
+    expect(native.mainCode, native.stdout + native.stderr).toBe(0);
+    expect(native.outputs.cpu).toBe('unset');
+    expect(native.warnings.join('\n')).toMatch(/qemu-cpu cortex-a53 is not used: amd64 runs natively/);
+  });
+
   it('fails the step with the exit code, and still saves the build caches', async () => {
     const run = await action({ image: `oci:${layout}:amd64`, run: 'echo partial > /var/cache/failing/p\nexit 3', caches: '/var/cache/failing', 'image-cache': 'false', privilege: 'root' }, { runId: '200' });
     expect(run.mainCode).toBe(1);

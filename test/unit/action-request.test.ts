@@ -83,6 +83,20 @@ describe('summary', () => {
     expect(table['time: upload']).toBe('–');
     expect(table['exit code']).toBe('137 (killed by signal 9)');
     expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(table.emulation).toBeUndefined();
+  });
+
+  it('records the emulation: qemu and the CPU model with where it came from', () => {
+    const emulation = '/usr/bin/qemu-aarch64-static, CPU cortex-a53 (qemu-cpu)';
+    const rows = summaryRows({ image: 'debian', arch: 'arm64', emulated: true, emulation, imageCacheHit: false, exitCode: 0, timings: {}, exports: [] });
+    expect(Object.fromEntries(rows.map(([k, v]) => [k, v])).emulation).toBe(emulation);
+  });
+});
+
+describe('qemu-cpu handed to the engine', () => {
+  it('goes into the cell request only when given', () => {
+    expect(toCellRequest({ ...inputsOf({}), qemuCpu: 'cortex-a53' }, ctx).qemuCpu).toBe('cortex-a53');
+    expect('qemuCpu' in toCellRequest(inputsOf({}), ctx)).toBe(false);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
-import { ACCEPTED_ARCH_NAMES, ARCHES, binfmtRule, hostArch, needsEmulation, resolveArch } from '../../src/emulation/arch.js';
+import { ACCEPTED_ARCH_NAMES, ARCHES, binfmtRule, hostArch, resolveArch } from '../../src/emulation/arch.js';
+import { nativePersonality, needsEmulationOn, probeAarch32 } from '../../src/emulation/native.js';
 import { expectUserError } from './spec-fixture.js';
 
 const arch = (name: string) => resolveArch(name);
@@ -62,19 +63,52 @@ describe('hostArch', () => {
   });
 });
 
-describe('needsEmulation', () => {
+describe('needsEmulationOn (faked hosts)', () => {
+  const host = (name: string, aarch32: boolean) => {
+    const asked: string[] = [];
+    return { cpu: { arch: arch(name), aarch32: () => (asked.push(name), aarch32) }, asked };
+  };
   it.each([
     ['amd64', 'amd64', false],
     ['amd64', '386', false],
     ['amd64', 'arm64', true],
     ['amd64', 'arm', true],
-    ['arm64', 'arm', true],
     ['arm64', 'arm64', false],
     ['arm64', 'amd64', true],
+    ['arm64', 'riscv64', true],
     ['386', 'amd64', true],
     ['ppc64le', 's390x', true],
-  ] as const)('host %s, guest %s -> %s', (host, guest, expected) => {
-    expect(needsEmulation(arch(host), arch(guest))).toBe(expected);
+  ] as const)('host %s, guest %s -> %s (AArch32 never asked)', (hostName, guest, expected) => {
+    const { cpu, asked } = host(hostName, true);
+    expect(needsEmulationOn(cpu, arch(guest))).toBe(expected);
+    expect(asked).toEqual([]);
+  });
+  it('an arm64 cell on an arm64 host never uses qemu, whatever the CPU', () => {
+    expect(needsEmulationOn(host('arm64', false).cpu, arch('arm64'))).toBe(false);
+  });
+  it('armhf on an arm64 host with AArch32 runs natively', () => {
+    const { cpu, asked } = host('arm64', true);
+    expect(needsEmulationOn(cpu, arch('armhf'))).toBe(false);
+    expect(asked).toEqual(['arm64']);
+  });
+  it('armhf on an arm64 host without AArch32 (e.g. Neoverse V1, Graviton 3) is emulated', () => {
+    expect(needsEmulationOn(host('arm64', false).cpu, arch('arm/v7'))).toBe(true);
+  });
+  it('a 32-bit guest run natively on a 64-bit host gets the linux32 personality (uname -m i686 / armv8l)', () => {
+    expect(nativePersonality(arch('386'), arch('amd64'))).toBe('linux32');
+    expect(nativePersonality(arch('armhf'), arch('arm64'))).toBe('linux32');
+    expect(nativePersonality(arch('amd64'), arch('amd64'))).toBeUndefined();
+    expect(nativePersonality(arch('arm64'), arch('arm64'))).toBeUndefined();
+    expect(nativePersonality(arch('arm'), arch('amd64'))).toBeUndefined();
+  });
+  it('probes AArch32 once, with setarch linux32, and caches the answer', () => {
+    const calls: string[][] = [];
+    const first = probeAarch32((cmd, args) => (calls.push([cmd, ...args]), 0));
+    const second = probeAarch32(() => 1);
+    expect(second).toBe(first);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.slice(1)).toEqual(['linux32', 'true']);
+    expect(first).toBe(true);
   });
 });
 

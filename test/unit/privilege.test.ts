@@ -99,5 +99,8 @@ describe('choosePrivilege: auto never picks a mode that cannot run what users ru
     expect(() => choosePrivilege('sudo', 1000, 'privilege', {}, probes(full, noSudo).probes)).toThrow(/^privilege sudo: sudo -n refused/);
     expect(() => choosePrivilege('rootless', 1000, 'privilege', {}, probes(noUserns, sudoOk).probes)).toThrow(/^privilege rootless: AppArmor/);
     expect(() => choosePrivilege('root', 1000, 'privilege', {}, probes(full, sudoOk).probes)).toThrow(/not running as root/);
+    // A foreign arch rootless on a kernel without a per-namespace binfmt_misc: said up front.
+    expect(() => choosePrivilege('rootless', 1000, 'privilege', { emulated: true, privateBinfmt: false }, probes(full, sudoOk).probes)).toThrow(/^privilege rootless: a foreign architecture without root needs a binfmt_misc instance .*run as root or through sudo/);
+    expect(choosePrivilege('rootless', 1000, 'privilege', { emulated: true, privateBinfmt: true }, probes(full, sudoOk).probes).mode).toBe('rootless');
   });
 });
