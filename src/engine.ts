@@ -5,27 +5,24 @@
  * private binfmt rule) vanish, cgroups and global binfmt rules are removed, and the scratch
  * is kept only as the cleanup policy says.
  */
-// Synchronous metadata calls on the warm path: cheaper than thread-pool round trips for a few stats.
-import { lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { ownerIsAlive, processStartTime } from './util/lock.js';
 import { join } from 'node:path';
-import { binfmtRule, type ArchInfo } from './emulation/arch.js';
+import { binfmtRule } from './emulation/arch.js';
 import { removeGlobalRule } from './emulation/binfmt.js';
 import { nativePersonality, needsEmulation } from './emulation/native.js';
 import { checkEmulation, describeEmulation, emulationFor } from './emulation/setup.js';
-import { prepareImage, type PreparedImage, type PullPolicy } from './image/prepare.js';
-import type { ImageReference } from './image/reference.js';
-import type { RegistryOptions } from './image/registry-auth.js';
+import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
+import { cellOwnerFile, removeAbandonedCells } from './cell/cell-owner.js';
 import { checkExportDestinations, copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
+import { checkHostInputs, checkOutsideStateDir } from './cell/host-inputs.js';
 import { checkWriteBack, writeBack, type WriteBackResult } from './cell/write-back.js';
-import { batchMounts, planCell, type CellPlan, type Emulation, type RunContext } from './cell/plan.js';
+import { planCell, type Emulation, type RunContext } from './cell/plan.js';
+import { batchMounts } from './cell/mount-batch.js';
 import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
 import { emptyScratch, removeScratch, stageCell, writeScratchRecords, type Staged } from './cell/stage.js';
-import { prepareDerived, type InstallRequest, type InstallResult } from './install/derive.js';
-import { overlaps } from './cellspec/paths.js';
+import { prepareDerived, type InstallResult } from './install/derive.js';
 import { normalizeSpec, validateSpec } from './cellspec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './cellspec/env.js';
 import { scratchPreserved, type BuildCellSpec } from './cellspec/types.js';
@@ -33,77 +30,9 @@ import { now, phaseTimer } from './util/timing.js';
 import { probeUserns } from './privilege.js';
 import { randomHex } from './util/random.js';
 import { BuildCellError, UserError, show } from './util/errors.js';
+import type { CellHooks, CellRequest, CellRunResult, ImageRequest, Phase } from './engine-types.js';
 
-export interface ImageRequest {
-  ref: ImageReference;
-  arch: ArchInfo;
-  pull: PullPolicy;
-  registry: RegistryOptions;
-  /** Already resolved manifest digest for `arch` (the action resolves it for its cache key). */
-  digest?: string;
-  /** Where the Actions cache restores layouts to and saves them from (see image/prepare.ts). */
-  cacheDir?: string;
-}
-
-/** A spec without root and scratch: the engine fills those in from the image and the state dir. */
-export type CellSpecInput = Omit<BuildCellSpec, 'root' | 'scratch'>;
-
-export interface CellRequest {
-  stateDir: string;
-  image: ImageRequest;
-  spec: CellSpecInput;
-  /** Who gets the exports and caches (the user behind sudo). */
-  owner?: Owner;
-  /** Start the environment from defaults (PATH, HOME) and the image's config Env, as docker does. */
-  inheritImageEnv?: boolean;
-  /** The cell's id (its scratch is STATE/cells/ID); the action picks it so its post step can find the scratch. */
-  cellId?: string;
-  /** The cached install step: the command runs on the image it derives (see install/derive.ts). */
-  install?: InstallRequest;
-  /** Apply the cell's workspace changes to the host workspace directory after the command (see cell/write-back.ts). */
-  writeBack?: boolean;
-  /** A session's root layer, under the state dir: the cell's root changes stay there for its next cell (see session/). */
-  rootLayer?: string;
-  /** Only prepare the image (and its install step): no cell runs (a session started without a command). */
-  prepareOnly?: boolean;
-  /** The CPU model qemu emulates for a foreign guest (see emulation/cpu.ts); checked before the image. */
-  qemuCpu?: string;
-}
-
-/** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
-export interface CellHooks {
-  /** After the command succeeded, while the cell's view (`root`) exists; its processes are gone. */
-  whileAlive?: (cell: { root: string; plan: CellPlan; staged: Staged }) => Promise<void>;
-  /** After the command succeeded and the cell was released, before its scratch is removed. */
-  afterRelease?: (cell: { plan: CellPlan; staged: Staged }) => Promise<void>;
-}
-
-/**
- * image: the whole image preparation (on a warm run, only the store lookup); resolve, pull and
- * unpack are its parts when they ran. setup: the checks and the plan between image and stage.
- * release: the helper's exit, which takes the namespaces and their mounts with it.
- */
-export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'install' | 'setup' | 'stage' | 'run' | 'export' | 'write-back' | 'cache' | 'release' | 'cleanup';
-
-export interface CellRunResult {
-  exitCode: number;
-  signal?: number;
-  image: PreparedImage;
-  arch: string;
-  emulated: boolean;
-  /** How the cell was emulated: qemu's path and the CPU model with where it came from. */
-  emulation?: string;
-  /** The CPU model qemu emulated (QEMU_CPU), when one was set. */
-  qemuCpu?: string;
-  scratch: string;
-  scratchPreserved: boolean;
-  exports: Array<{ source: string; destination: string; bytes: number }>;
-  timings: Partial<Record<Phase, number>>;
-  /** The install step, when the request had one. */
-  install?: InstallResult;
-  /** What write-back applied, when asked for. */
-  writeBack?: WriteBackResult;
-}
+export type { CellHooks, CellRequest, CellRunResult, CellSpecInput, ImageRequest, Phase } from './engine-types.js';
 
 export class CancelledError extends BuildCellError {
   override name = 'CancelledError';
@@ -128,76 +57,9 @@ export async function prepare(stateDir: string, image: ImageRequest, owner?: Own
   return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0, cacheOwner: owner });
 }
 
-/**
- * The host inputs must exist: checked (read-only) before anything is written. Returns whether
- * each import is a directory or a file (its mount target must match).
- */
-async function checkHostInputs(spec: BuildCellSpec): Promise<Array<'dir' | 'file'>> {
-  const seed = spec.workspaceSeed;
-  if (seed.kind !== 'empty') {
-    const info = lstatSync(seed.path, { throwIfNoEntry: false });
-    if (!info) throw new UserError('workspace', `${show(seed.path)} does not exist`);
-    if (seed.kind === 'snapshot' && !info.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is neither a directory nor a .tar/.tar.gz/.tgz archive`);
-    if (seed.kind === 'archive' && !info.isFile()) throw new UserError('workspace', `archive ${show(seed.path)} is not a file`);
-  }
-  const importKinds: Array<'dir' | 'file'> = [];
-  for (const [i, m] of spec.imports.entries()) {
-    const info = lstatSync(m.source, { throwIfNoEntry: false });
-    if (!info) throw new UserError(`imports[${i}].source`, `${show(m.source)} does not exist`);
-    importKinds.push(info.isDirectory() ? 'dir' : 'file');
-  }
-  for (const [i, m] of spec.caches.entries()) {
-    const info = lstatSync(m.source, { throwIfNoEntry: false });
-    if (info && !info.isDirectory()) throw new UserError(`caches[${i}].source`, `${show(m.source)} is not a directory`);
-  }
-  return importKinds;
-}
-
-const CELL_OWNER = '.build-cell-owner';
-
 /** Rootless: the ids a cell maps (subordinate ranges, or root alone); undefined as root. */
 function rootlessIds() {
   return process.getuid?.() !== 0 ? probeUserns().ids : undefined;
-}
-
-/**
- * Scratch dirs of runs that were killed (SIGKILL, a crash) before their own cleanup: removed
- * when their policy was `always`, kept otherwise (the owner file names the policy).
- */
-async function removeAbandonedCells(cellsDir: string): Promise<void> {
-  let names: string[] = [];
-  try {
-    names = readdirSync(cellsDir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    let owner: { pid: number; start?: string; cleanup: string } | undefined;
-    try {
-      owner = JSON.parse(readFileSync(join(cellsDir, name, CELL_OWNER), 'utf8'));
-    } catch {
-      owner = undefined;
-    }
-    if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner)) await removeScratch(join(cellsDir, name), rootlessIds()).catch(() => undefined);
-  }
-}
-
-/** Host inputs become overlay lower layers: none may contain, or lie inside, the state dir. */
-async function checkOutsideStateDir(spec: CellSpecInput, prefix: string): Promise<void> {
-  const inputs = [
-    ...(spec.workspaceSeed.kind === 'snapshot' ? [{ field: 'workspace', path: spec.workspaceSeed.path }] : []),
-    ...spec.imports.map((m, i) => ({ field: `imports[${i}].source`, path: m.source })),
-    ...spec.caches.map((m, i) => ({ field: `caches[${i}].source`, path: m.source })),
-  ];
-  for (const input of inputs) {
-    let real = input.path;
-    try {
-      real = realpathSync(input.path);
-    } catch {
-      // a missing path is reported by checkHostInputs
-    }
-    if (overlaps(real, prefix)) throw new UserError(input.field, `${show(input.path)} must not contain or lie inside the state dir ${show(prefix)}`);
-  }
 }
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
@@ -281,7 +143,7 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
   const onAbort = () => cell?.kill();
   signal?.addEventListener('abort', onAbort);
   try {
-    await removeAbandonedCells(join(prefix, 'cells'));
+    await removeAbandonedCells(join(prefix, 'cells'), ids);
     await prepareDirUnder(prefix, scratch, 'scratch');
     if (request.rootLayer) await prepareDirUnder(prefix, request.rootLayer, 'rootLayer');
     emptyScratch(scratch);
@@ -293,7 +155,7 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
       nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none', persistentUpper: request.rootLayer };
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
-    const ownerFile = { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup: spec.cleanup }) };
+    const ownerFile = cellOwnerFile(spec.cleanup);
     const helper = await installHelper(prefix);
     since('setup', setupStart);
 

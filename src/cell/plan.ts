@@ -1,76 +1,15 @@
 /**
  * The cell plan: spec + run context -> the scratch layout, the mount targets to create, and
  * the ordered setup operations the inner helper applies. A pure function: the plan is data,
- * so every ordering and safety property here is unit-tested without root.
+ * so every ordering and safety property here is unit-tested without root. The layout and the
+ * staging modes are in scratch-layout.ts; the plan's encoding as the helper's argv is in
+ * helper-argv.ts, its mount batching in mount-batch.ts.
  */
 import { join } from 'node:path';
 import type { ArchInfo } from '../emulation/arch.js';
-import { covers, relativeTo } from '../cellspec/paths.js';
+import { covers } from '../cellspec/paths.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
-import { REQUEST_FILE } from '../cellspec/request.js';
-
-/** Where each staged input lives inside the scratch dir. */
-export interface ScratchLayout {
-  scratch: string;
-  request: string;
-  /** The workspace when it is unpacked (archive) or empty; a copy when it cannot be an overlay lower. */
-  workspace: string;
-  /** The workspace's own overlay layers, when the seed directory is its lower layer. */
-  workspaceUpper: string;
-  workspaceWork: string;
-  importsDir: string;
-  cachesDir: string;
-  upper: string;
-  work: string;
-  /** The overlay mount point: the cell's `/`. Exists only inside the cell's mount namespace. */
-  merged: string;
-  /** An empty directory: the second lower layer that makes an import overlay read-only for good. */
-  empty: string;
-  /** The cell's /dev (see DEV_SKELETON). */
-  dev: string;
-  /** The flatten-owners record (rootless with subordinate ids). */
-  owners: string;
-  importPath(index: number): string;
-  cachePath(index: number): string;
-  cacheUpper(index: number): string;
-  cacheWork(index: number): string;
-}
-
-export function scratchLayout(scratch: string): ScratchLayout {
-  return {
-    scratch,
-    request: join(scratch, REQUEST_FILE),
-    workspace: join(scratch, 'workspace'),
-    importsDir: join(scratch, 'imports'),
-    cachesDir: join(scratch, 'caches'),
-    upper: join(scratch, 'overlay', 'upper'),
-    work: join(scratch, 'overlay', 'work'),
-    merged: join(scratch, 'root'),
-    workspaceUpper: join(scratch, 'overlay', 'workspace-upper'),
-    workspaceWork: join(scratch, 'overlay', 'workspace-work'),
-    empty: join(scratch, 'overlay', 'empty'),
-    dev: join(scratch, 'dev'),
-    owners: join(scratch, 'owners.list'),
-    importPath: (i) => join(scratch, 'imports', String(i)),
-    cachePath: (i) => join(scratch, 'caches', String(i)),
-    cacheUpper: (i) => join(scratch, 'overlay', `cache-${i}-upper`),
-    cacheWork: (i) => join(scratch, 'overlay', `cache-${i}-work`),
-  };
-}
-
-/**
- * How a host input reaches the cell:
- *   overlay  the host directory is an overlay's lower layer: nothing is copied, the host copy
- *            is never modified, and only what the cell changes lands in the scratch;
- *   copy     staged into the scratch with cp -a (files, archives, and paths that overlayfs'
- *            option syntax cannot carry).
- */
-export type StagingMode = 'overlay' | 'copy';
-
-/** Overlay mount options are comma- and colon-separated: such paths are staged by copy. */
-export function overlayCanUse(path: string): boolean {
-  return !/[,:\\\n]/.test(path);
-}
+import { cacheMode, overlayCanUse, scratchLayout, workspaceMode, type InputStaging, type ScratchLayout, type StagingMode } from './scratch-layout.js';
 
 export interface Emulation {
   arch: ArchInfo;
@@ -182,7 +121,7 @@ export interface ExecStep {
 export interface CellPlan {
   layout: ScratchLayout;
   /** How each input is staged (see StagingMode). */
-  staging: { workspace: StagingMode; imports: StagingMode[]; caches: StagingMode[] };
+  staging: InputStaging;
   targets: MountTarget[];
   files: CellFile[];
   ops: SetupOp[];
@@ -314,40 +253,6 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
   };
 }
 
-/** The helper's argv: each operation and its arguments, then `exec`. */
-export function helperArgv(plan: CellPlan): string[] {
-  const argv: string[] = [];
-  for (const op of plan.ops) {
-    switch (op.op) {
-      case 'ns-check': argv.push(op.op, String(op.fd)); break;
-      case 'root-check': argv.push(op.op, op.prefix, op.root); break;
-      case 'wait-go': case 'loopback': case 'wait-map': argv.push(op.op); break;
-      case 'enter-userns': argv.push(op.op, op.proc, op.unshare, op.shell); break;
-      case 'mounts': argv.push(op.op, op.file); break;
-      case 'overlay': argv.push(op.op, op.lower, op.upper, op.work, op.target, op.options); break;
-      case 'overlay-ro': argv.push(op.op, op.lowers.join(':'), op.target, op.options); break;
-      case 'flatten-owners': argv.push(op.op, op.dir, op.list); break;
-      case 'bind': case 'bind-ro': argv.push(op.op, op.source, op.target); break;
-      case 'proc': case 'devpts': case 'binfmt-mount': argv.push(op.op, op.target); break;
-      case 'binfmt-register': argv.push(op.op, op.dir, op.name, op.rule, op.scope); break;
-      case 'cgroup': argv.push(op.op, op.dir); break;
-      case 'hostname': argv.push(op.op, op.name); break;
-    }
-  }
-  const e = plan.exec;
-  const limit = (n: number | undefined) => (n === undefined ? '-' : String(n));
-  argv.push('exec', e.cwd, limit(e.cpuTimeSeconds), limit(e.memoryBytes), limit(e.maxProcesses), e.root, e.tools.env, e.tools.prlimit, e.tools.unshare, e.executable, ...e.argv);
-  return argv;
-}
-
-export function workspaceMode(spec: BuildCellSpec): StagingMode {
-  return spec.workspaceSeed.kind === 'snapshot' && overlayCanUse(spec.workspaceSeed.path) ? 'overlay' : 'copy';
-}
-
-export function cacheMode(source: string): StagingMode {
-  return overlayCanUse(source) ? 'overlay' : 'copy';
-}
-
 function importMode(ctx: RunContext, index: number): StagingMode {
   return (ctx.importKinds?.[index] ?? 'dir') === 'dir' && ctx.importSources?.[index] !== undefined && overlayCanUse(ctx.importSources[index]!) ? 'overlay' : 'copy';
 }
@@ -359,92 +264,10 @@ function workspaceOp(spec: BuildCellSpec, layout: ScratchLayout, target: string,
   return { op: 'bind', source: layout.workspace, target };
 }
 
-/** Where a path below a mount is created before the cell starts: its lower (if any) and the writable layer. */
-export interface HostLocation {
-  base: 'rootfs' | 'staged';
-  lower?: string;
-  /** Where missing components are created; undefined for a read-only import. */
-  dir?: string;
-  rel: string;
-}
-
-/**
- * For a cell path, the host directories that hold it before the cell starts, and the path below
- * them. A mount point itself lives in whatever is mounted below it (so it is not its own mount).
- */
-export function hostLocation(spec: BuildCellSpec, layout: ScratchLayout, cellPath: string, mountPoint = false, staging?: CellPlan['staging']): HostLocation {
-  const ws = workspaceMode(spec) === 'overlay' && spec.workspaceSeed.kind === 'snapshot'
-    ? { lower: spec.workspaceSeed.path, dir: layout.workspaceUpper }
-    : { dir: layout.workspace };
-  const mounts: Array<{ cell: string; lower?: string; dir?: string }> = [
-    { cell: spec.workspacePath, ...ws },
-    // A read-only overlay import has no writable layer: nothing can be created below it.
-    ...spec.imports.map((m, i) => ({ cell: m.destination, dir: staging?.imports[i] === 'overlay' ? undefined : layout.importPath(i) })),
-    ...spec.caches.map((m, i) => (cacheMode(m.source) === 'overlay' ? { cell: m.destination, lower: m.source, dir: layout.cacheUpper(i) } : { cell: m.destination, dir: layout.cachePath(i) })),
-  ];
-  let best: (typeof mounts)[number] | undefined;
-  for (const m of mounts) {
-    if (mountPoint && m.cell === cellPath) continue;
-    if (covers(m.cell, cellPath) && (!best || m.cell.length > best.cell.length)) best = m;
-  }
-  if (best) return { base: 'staged', lower: best.lower, dir: best.dir, rel: relativeTo(best.cell, cellPath) };
-  return { base: 'rootfs', lower: spec.root, dir: layout.upper, rel: relativeTo('/', cellPath) };
-}
-
 /** One line of an fstab file. */
 export interface FstabEntry {
   source: string;
   target: string;
   type: string;
   options: string;
-}
-
-/** fstab escapes whitespace and backslashes in every field as octal. */
-function fstabField(value: string): string {
-  return value.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-}
-
-export function fstabText(entries: FstabEntry[]): string {
-  return entries.map((e) => `${fstabField(e.source)} ${fstabField(e.target)} ${e.type} ${fstabField(e.options)} 0 0\n`).join('');
-}
-
-function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
-  switch (op.op) {
-    // Without root, proc and devpts keep the helper's fallbacks (a masked /proc refuses a fresh one).
-    case 'proc': return privileged ? { source: 'proc', target: op.target, type: 'proc', options: 'nosuid,nodev,noexec' } : undefined;
-    case 'devpts': return privileged ? { source: 'devpts', target: op.target, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' } : undefined;
-    case 'bind': return { source: op.source, target: op.target, type: 'none', options: 'bind' };
-    case 'bind-ro': return { source: op.source, target: op.target, type: 'none', options: 'bind,ro' };
-    case 'overlay': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work},${op.options}` };
-    case 'overlay-ro': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lowers.join(':')},${op.options}` };
-    default: return undefined;
-  }
-}
-
-/**
- * Replace each run of consecutive mounts by one `mounts` op: one mount(8) process for the
- * run instead of one per mount (each costs a fork, an exec and a mountinfo parse). For root
- * that is every mount of the cell: the root overlay, proc, /dev, devpts and the inputs. Without
- * root, proc and devpts stay separate ops, since the helper has fallbacks for them in a user
- * namespace. Pure; the files are written by the stage.
- */
-export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { rootless: boolean }): SetupOp[] {
-  const out: SetupOp[] = [];
-  let run: Array<{ op: SetupOp; entry: FstabEntry }> = [];
-  const flush = () => {
-    if (run.length > 1) out.push({ op: 'mounts', file: join(layout.scratch, `mounts-${out.length}.fstab`), entries: run.map((r) => r.entry) });
-    else if (run.length === 1) out.push(run[0]!.op);
-    run = [];
-  };
-  for (const op of ops) {
-    const entry = fstabEntry(op, !options.rootless);
-    if (entry) {
-      run.push({ op, entry });
-      continue;
-    }
-    flush();
-    out.push(op);
-  }
-  flush();
-  return out;
 }

@@ -19,7 +19,9 @@ import { exec } from '../util/exec.js';
 import { tool } from '../util/which.js';
 import { rootlessUnshareArgs, type RootlessIds } from '../privilege.js';
 import { mkdirOwned, type Owner } from '../util/fs.js';
-import { DEV_SKELETON, fstabText, hostLocation, type CellPlan } from './plan.js';
+import { DEV_SKELETON, type CellPlan } from './plan.js';
+import { fstabText } from './mount-batch.js';
+import { hostLocation } from './scratch-layout.js';
 import { prepareTarget } from './mount-targets.js';
 
 /** What staging put into the root's upper layer (mount points, their parents, files): not the cell's own changes. */

@@ -1,31 +1,33 @@
 /**
  * Finding skopeo, umoci and the qemu-*-static binaries a run needs, in this order:
  *
- *   1. a binary on PATH that runs (`NAME --version` exits 0);
+ *   1. a binary on PATH that runs (`NAME --version` exits 0; ./lookup.ts);
  *   2. the tool cache of @actions/tool-cache (RUNNER_TOOL_CACHE; for the CLI, by default
  *      $XDG_CACHE_HOME/build-cell/tools), under the tool's name and the pinned Debian version;
  *   3. for umoci and qemu: the pinned Debian package (./pinned.ts) downloaded from the tools
  *      source (the `tools-source` input, a Debian archive root), else from snapshot.debian.org;
- *      its sha256 is checked (a mismatch is a hard error, and nothing is cached), the needed
- *      files are extracted without root (./deb.ts), run once, and only then stored with
- *      tc.cacheFile (which writes the entry's `.complete` marker last).
+ *      its sha256 is checked (./checksum.ts; a mismatch is a hard error, and nothing is
+ *      cached), the needed files are extracted without root (./deb.ts), run once, and only
+ *      then stored with tc.cacheFile (which writes the entry's `.complete` marker last).
  *      skopeo cannot be downloaded (it is dynamically linked against many libraries): the
- *      last resort is the system package manager (`apt-get install -y skopeo`, through
- *      `sudo -n` when not root), else an error that says how to install it.
+ *      last resort is the system package manager (./system-install.ts: `apt-get install -y
+ *      skopeo`, through `sudo -n` when not root), else an error that says how to install it.
  *
- * Every step says where each tool came from through `log`.
+ * Every step says where each tool came from through `log`. tool-cache's environment outside
+ * Actions: ./tool-cache-env.ts.
  */
 import * as tc from '@actions/tool-cache';
-import { createReadStream } from 'node:fs';
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
-import { arch as osArch, homedir, tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { arch as osArch, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import type { ArchInfo } from '../emulation/arch.js';
 import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js';
-import { commandLine, exec, tailLines } from '../util/exec.js';
 import { which } from '../util/which.js';
-import { lazyCrypto } from '../util/builtins.js';
+import { verifySha256 } from './checksum.js';
 import { extractDebMembers } from './deb.js';
+import { fromPath, fromToolCache, runs, type Found, type LookupContext } from './lookup.js';
+import { SKOPEO_HELP, installWithApt } from './system-install.js';
+import { withToolCacheEnv } from './tool-cache-env.js';
 import {
   DEFAULT_TOOLS_SOURCE,
   SNAPSHOT_SOURCE,
@@ -38,6 +40,9 @@ import {
   type PinnedDeb,
   type PinnedPackage,
 } from './pinned.js';
+
+export { ChecksumMismatchError, sha256File, verifySha256 } from './checksum.js';
+export { defaultToolCacheDir } from './tool-cache-env.js';
 
 export interface ResolveToolsRequest {
   /** Architectures whose qemu-*-static is needed (ArchInfo.qemu, e.g. 'qemu-aarch64-static'). */
@@ -66,46 +71,6 @@ export interface ResolvedTools {
   dirsToAddToPath: string[];
 }
 
-/** A downloaded file whose sha256 is not the pinned one. */
-export class ChecksumMismatchError extends CellSetupError {
-  override name = 'ChecksumMismatchError';
-  constructor(
-    readonly url: string,
-    readonly path: string,
-    readonly expected: string,
-    readonly actual: string,
-    readonly size: number,
-    readonly expectedSize?: number,
-  ) {
-    const sizes = expectedSize !== undefined && expectedSize !== size ? `${size} bytes instead of ${expectedSize}` : `${size} bytes`;
-    super(
-      `checksum mismatch for ${url}: expected sha256 ${expected}, got sha256 ${actual} (${sizes}; downloaded to ${path}, now deleted). ` +
-        'The tools source did not serve the pinned Debian package: refusing to use it. Check the tools-source mirror and any proxy in between.',
-    );
-  }
-}
-
-/** sha256 (hex) of a file, streamed. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = lazyCrypto().createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Throw ChecksumMismatchError (after deleting `path`) unless `path` has sha256 `expected`. */
-export async function verifySha256(path: string, expected: string, context: { url: string; expectedSize?: number }): Promise<void> {
-  const [actual, info] = await Promise.all([sha256File(path), stat(path)]);
-  if (actual === expected.toLowerCase()) return;
-  await rm(path, { force: true });
-  throw new ChecksumMismatchError(context.url, path, expected.toLowerCase(), actual, info.size, context.expectedSize);
-}
-
-/** Where the CLI keeps its tool cache when RUNNER_TOOL_CACHE is not set. */
-export function defaultToolCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
-  return join(xdg, 'build-cell', 'tools');
-}
-
 export interface PinnedTool {
   /** Program name, also the tool-cache name and the file name in its entry. */
   name: string;
@@ -113,14 +78,10 @@ export interface PinnedTool {
   member: string;
 }
 
-interface Context {
-  log: (msg: string) => void;
+interface Context extends LookupContext {
   source: string;
   snapshotSource: string | false;
-  onPath: (name: string) => string | undefined;
   systemInstall: boolean;
-  /** The tool cache's arch key (Node's names, as tool-cache uses by default). */
-  toolArch: string;
 }
 
 export async function resolveTools(request: ResolveToolsRequest): Promise<ResolvedTools> {
@@ -159,50 +120,6 @@ function context(request: ResolveToolsRequest): Context {
     systemInstall: request.systemInstall ?? true,
     toolArch: osArch(),
   };
-}
-
-interface Found {
-  path: string;
-  /** Set when the directory is not (known to be) on PATH. */
-  dir?: string;
-}
-
-/** `path --version` exits 0; otherwise a short reason. */
-async function runs(path: string): Promise<{ ok: true } | { ok: false; reason: string }> {
-  try {
-    const result = await exec(path, ['--version'], `running ${path}`, { allowFailure: true });
-    if (result.code === 0 && !result.signal) return { ok: true };
-    const tail = tailLines(result.stderr || result.stdout, 2);
-    return { ok: false, reason: `\`${path} --version\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}` };
-  } catch (error) {
-    return { ok: false, reason: errorMessage(error) };
-  }
-}
-
-async function fromPath(name: string, ctx: Context): Promise<Found | undefined> {
-  const found = ctx.onPath(name);
-  if (!found) return undefined;
-  const path = resolvePath(found);
-  const check = await runs(path);
-  if (check.ok) {
-    ctx.log(`${name}: using ${path} (from PATH)`);
-    return { path };
-  }
-  ctx.log(`${name}: ${path} is on PATH but does not run (${check.reason}); looking further`);
-  return undefined;
-}
-
-async function fromToolCache(name: string, versionSpec: string, ctx: Context, what: string): Promise<Found | undefined> {
-  const dir = tc.find(name, versionSpec, ctx.toolArch);
-  if (!dir) return undefined;
-  const path = join(dir, name);
-  const check = await runs(path);
-  if (check.ok) {
-    ctx.log(`${name}: using ${path} (from the tool cache, ${what})`);
-    return { path, dir };
-  }
-  ctx.log(`${name}: the tool cache entry ${path} does not run (${check.reason}); not using it`);
-  return undefined;
 }
 
 /** PATH, then the tool cache, then the pinned Debian package, for tools that one package ships. */
@@ -332,10 +249,6 @@ function checkGlibc(pin: PinnedDeb, tools: readonly PinnedTool[]): void {
   }
 }
 
-const SKOPEO_HELP =
-  'build-cell cannot download skopeo (it is linked against many system libraries): install it with the system package manager ' +
-  '(Debian/Ubuntu: sudo apt-get install -y skopeo; Fedora/RHEL: sudo dnf install -y skopeo; Alpine: apk add skopeo) or put a skopeo binary on PATH';
-
 async function resolveSkopeo(ctx: Context): Promise<Found> {
   const found = (await fromPath('skopeo', ctx)) ?? (await fromToolCache('skopeo', '*', ctx, 'newest version there'));
   if (found) return found;
@@ -344,94 +257,3 @@ async function resolveSkopeo(ctx: Context): Promise<Found> {
   throw new CellSetupError(`skopeo was not found on PATH or in the tool cache${outcome ? ` (${outcome})` : ''}. ${SKOPEO_HELP}`);
 }
 
-/** Install `pkg` with apt-get (through `sudo -n` unless root); a string says why not. */
-async function installWithApt(pkg: string, ctx: Context): Promise<Found | string> {
-  if (!ctx.systemInstall) return '';
-  const aptGet = ctx.onPath('apt-get');
-  if (!aptGet) return 'no apt-get to install it with';
-  let runner = aptGet;
-  let prefix: string[] = [];
-  if (process.getuid?.() !== 0) {
-    const sudo = ctx.onPath('sudo');
-    if (!sudo) return 'not root, and no sudo to run apt-get with';
-    const probe = await exec(sudo, ['-n', 'true'], 'checking for passwordless sudo', { allowFailure: true });
-    if (probe.code !== 0) return '`sudo -n` needs a password, so apt-get cannot be run';
-    runner = sudo;
-    prefix = ['-n', aptGet];
-  }
-  const install = [...prefix, 'install', '-y', '--no-install-recommends', pkg];
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  ctx.log(`${pkg}: not on PATH or in the tool cache; installing it with the system package manager: ${commandLine(runner, install)}`);
-  let result = await exec(runner, install, `installing ${pkg}`, { allowFailure: true, env });
-  if (result.code !== 0) {
-    ctx.log(`${pkg}: apt-get install failed (${tailLines(result.stderr, 1)}); running apt-get update and trying again`);
-    await exec(runner, [...prefix, 'update', '-q'], 'apt-get update', { allowFailure: true, env });
-    result = await exec(runner, install, `installing ${pkg}`, { allowFailure: true, env });
-  }
-  if (result.code !== 0) return `\`${commandLine(runner, install)}\` exited with ${result.code}: ${tailLines(result.stderr || result.stdout, 3)}`;
-  const found = await fromPath(pkg, ctx);
-  return found ?? `\`${commandLine(runner, install)}\` succeeded, but ${pkg} is still not on PATH`;
-}
-
-// --- @actions/tool-cache's environment ------------------------------------------------------
-//
-// tool-cache 4 reads RUNNER_TOOL_CACHE (find, cacheFile) and RUNNER_TEMP (downloadTool without
-// a destination) from process.env at call time, not at import. Outside Actions (the CLI) they
-// are set to defaults only while a call of this module runs, and removed again afterwards.
-// Its core.debug() lines ("::debug::...", written to stdout) are workflow commands: outside
-// Actions they would pollute the CLI's stdout, so they are dropped there (or sent to stderr
-// with BUILD_CELL_DEBUG=1).
-
-let scopes = 0;
-let leaveScope: (() => void) | undefined;
-
-async function withToolCacheEnv<T>(fn: () => Promise<T>): Promise<T> {
-  if (scopes++ === 0) leaveScope = enterScope();
-  try {
-    return await fn();
-  } finally {
-    if (--scopes === 0) {
-      leaveScope?.();
-      leaveScope = undefined;
-    }
-  }
-}
-
-function enterScope(): () => void {
-  const added: string[] = [];
-  if (!process.env.RUNNER_TOOL_CACHE) {
-    process.env.RUNNER_TOOL_CACHE = defaultToolCacheDir();
-    added.push('RUNNER_TOOL_CACHE');
-  }
-  if (!process.env.RUNNER_TEMP) {
-    process.env.RUNNER_TEMP = tmpdir();
-    added.push('RUNNER_TEMP');
-  }
-  const restoreStdout = process.env.GITHUB_ACTIONS === 'true' ? undefined : dropCoreDebug();
-  return () => {
-    for (const name of added) delete process.env[name];
-    restoreStdout?.();
-  };
-}
-
-function dropCoreDebug(): () => void {
-  const stdout = process.stdout;
-  const original = stdout.write;
-  const debug = process.env.BUILD_CELL_DEBUG === '1';
-  let active = true;
-  const filtered = function (this: unknown, chunk: unknown, ...rest: unknown[]): boolean {
-    if (active && typeof chunk === 'string' && chunk.startsWith('::debug::')) {
-      if (debug) process.stderr.write(`build-cell: debug: tool-cache: ${chunk.slice('::debug::'.length)}`);
-      const callback = rest.find((r): r is () => void => typeof r === 'function');
-      callback?.();
-      return true;
-    }
-    return (original as (...args: unknown[]) => boolean).apply(this, [chunk, ...rest]);
-  } as typeof stdout.write;
-  stdout.write = filtered;
-  return () => {
-    // If someone wrapped stdout.write after us, ours stays in their chain but passes all through.
-    active = false;
-    if (stdout.write === filtered) stdout.write = original;
-  };
-}

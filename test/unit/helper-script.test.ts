@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { HELPER_HASH, HELPER_SCRIPT } from '../../src/cell/helper-script.js';
-import { helperArgv, planCell } from '../../src/cell/plan.js';
+import { planCell } from '../../src/cell/plan.js';
+import { helperArgv } from '../../src/cell/helper-argv.js';
 import { resolveArch, binfmtRule } from '../../src/emulation/arch.js';
 import { baseSpec } from './spec-fixture.js';
 

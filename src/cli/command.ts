@@ -1,0 +1,45 @@
+/**
+ * The typed command the CLI's flags parse into (./args.ts), and the environment parsing reads.
+ */
+import type { ArchInfo } from '../emulation/arch.js';
+import type { PullPolicy } from '../image/prepare.js';
+import type { ImageReference } from '../image/reference.js';
+import type { RegistryOptions } from '../image/registry-auth.js';
+import type { CellSpecInput } from '../engine.js';
+import type { Privilege } from '../privilege.js';
+
+export interface CommonOptions {
+  image: { ref: ImageReference; arch: ArchInfo; pull: PullPolicy; registry: RegistryOptions };
+  stateDir: string;
+  privilege: Privilege;
+  verbose: boolean;
+  /** --qemu-cpu MODEL: the CPU qemu emulates for a foreign --arch (see emulation/cpu.ts). */
+  qemuCpu?: string;
+}
+
+/** --install SCRIPT [--install-key K]: the cached install step (see src/install/derive.ts). */
+export interface InstallOption {
+  script: string;
+  key: string;
+}
+
+export type CliCommand =
+  | { kind: 'help'; text: string }
+  | { kind: 'version' }
+  | ({ kind: 'prepare'; install?: InstallOption; env: Array<[string, string]>; caches: CellSpecInput['caches'] } & CommonOptions)
+  | ({ kind: 'run'; spec: CellSpecInput; install?: InstallOption; writeBack?: boolean; resultFile?: string } & CommonOptions)
+  | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean }
+  /** session start: a run whose command is optional (the first step). */
+  | ({ kind: 'session-start'; name: string; run: boolean; spec: CellSpecInput; install?: InstallOption } & CommonOptions)
+  | { kind: 'session-exec'; name: string; stateDir: string; verbose: boolean; env: Array<[string, string]>; command: { script: string } | { argv: string[] }; resultFile?: string }
+  | { kind: 'session-end'; name: string; stateDir: string; verbose: boolean; exports: CellSpecInput['exports'] }
+  /** The runner's `shell: build-cell {0}` (through the shim the action puts on PATH). */
+  | { kind: 'session-step'; sessions: string; name: string; script: string; verbose: boolean };
+
+export interface CliEnvironment {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  uid: number;
+  /** Read the password for --registry-password-stdin. */
+  readStdin?: () => string;
+}

@@ -1,0 +1,85 @@
+/**
+ * The engine's request and result types: what a caller asks of one cell run (see engine.ts)
+ * and what it gets back.
+ */
+import type { ArchInfo } from './emulation/arch.js';
+import type { PreparedImage, PullPolicy } from './image/prepare.js';
+import type { ImageReference } from './image/reference.js';
+import type { RegistryOptions } from './image/registry-auth.js';
+import type { Owner } from './cell/finalize.js';
+import type { WriteBackResult } from './cell/write-back.js';
+import type { CellPlan } from './cell/plan.js';
+import type { Staged } from './cell/stage.js';
+import type { InstallRequest, InstallResult } from './install/derive.js';
+import type { BuildCellSpec } from './cellspec/types.js';
+
+export interface ImageRequest {
+  ref: ImageReference;
+  arch: ArchInfo;
+  pull: PullPolicy;
+  registry: RegistryOptions;
+  /** Already resolved manifest digest for `arch` (the action resolves it for its cache key). */
+  digest?: string;
+  /** Where the Actions cache restores layouts to and saves them from (see image/prepare.ts). */
+  cacheDir?: string;
+}
+
+/** A spec without root and scratch: the engine fills those in from the image and the state dir. */
+export type CellSpecInput = Omit<BuildCellSpec, 'root' | 'scratch'>;
+
+export interface CellRequest {
+  stateDir: string;
+  image: ImageRequest;
+  spec: CellSpecInput;
+  /** Who gets the exports and caches (the user behind sudo). */
+  owner?: Owner;
+  /** Start the environment from defaults (PATH, HOME) and the image's config Env, as docker does. */
+  inheritImageEnv?: boolean;
+  /** The cell's id (its scratch is STATE/cells/ID); the action picks it so its post step can find the scratch. */
+  cellId?: string;
+  /** The cached install step: the command runs on the image it derives (see install/derive.ts). */
+  install?: InstallRequest;
+  /** Apply the cell's workspace changes to the host workspace directory after the command (see cell/write-back.ts). */
+  writeBack?: boolean;
+  /** A session's root layer, under the state dir: the cell's root changes stay there for its next cell (see session/). */
+  rootLayer?: string;
+  /** Only prepare the image (and its install step): no cell runs (a session started without a command). */
+  prepareOnly?: boolean;
+  /** The CPU model qemu emulates for a foreign guest (see emulation/cpu.ts); checked before the image. */
+  qemuCpu?: string;
+}
+
+/** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
+export interface CellHooks {
+  /** After the command succeeded, while the cell's view (`root`) exists; its processes are gone. */
+  whileAlive?: (cell: { root: string; plan: CellPlan; staged: Staged }) => Promise<void>;
+  /** After the command succeeded and the cell was released, before its scratch is removed. */
+  afterRelease?: (cell: { plan: CellPlan; staged: Staged }) => Promise<void>;
+}
+
+/**
+ * image: the whole image preparation (on a warm run, only the store lookup); resolve, pull and
+ * unpack are its parts when they ran. setup: the checks and the plan between image and stage.
+ * release: the helper's exit, which takes the namespaces and their mounts with it.
+ */
+export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'install' | 'setup' | 'stage' | 'run' | 'export' | 'write-back' | 'cache' | 'release' | 'cleanup';
+
+export interface CellRunResult {
+  exitCode: number;
+  signal?: number;
+  image: PreparedImage;
+  arch: string;
+  emulated: boolean;
+  /** How the cell was emulated: qemu's path and the CPU model with where it came from. */
+  emulation?: string;
+  /** The CPU model qemu emulated (QEMU_CPU), when one was set. */
+  qemuCpu?: string;
+  scratch: string;
+  scratchPreserved: boolean;
+  exports: Array<{ source: string; destination: string; bytes: number }>;
+  timings: Partial<Record<Phase, number>>;
+  /** The install step, when the request had one. */
+  install?: InstallResult;
+  /** What write-back applied, when asked for. */
+  writeBack?: WriteBackResult;
+}
