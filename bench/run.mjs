@@ -91,7 +91,8 @@ installCleanup();
 // Main
 // ---------------------------------------------------------------------------------------------
 async function main() {
-  if (process.getuid?.() !== 0) throw new Error('run as root (build-cell cells, umoci unpack with owners, podman as root)');
+  if (process.getuid?.() !== 0)
+    throw new Error('run as root (build-cell cells, umoci unpack with owners, podman as root)');
   // Short: podman refuses a --runroot longer than 50 characters.
   const TMP = (state.tmp = mkdtempSync(join(tmpdir().length > 20 ? '/tmp' : tmpdir(), 'bcb-')));
   mkdirSync(join(TMP, 'trash'));
@@ -101,8 +102,12 @@ async function main() {
   const cli = buildCellCli();
   const tools = {
     hyperfine: state.hyperfine ? version('hyperfine') : 'none (process.hrtime)',
-    podman: version('podman'), runc: version('runc'), skopeo: version('skopeo'), umoci: version('umoci'),
-    registry: version('docker-registry', ['--version']), qemu: version('qemu-aarch64-static', ['--version']),
+    podman: version('podman'),
+    runc: version('runc'),
+    skopeo: version('skopeo'),
+    umoci: version('umoci'),
+    registry: version('docker-registry', ['--version']),
+    qemu: version('qemu-aarch64-static', ['--version']),
   };
   // Executed as the installed `build-cell` command is: through the bundle's shebang (which also
   // drops NODE_EXTRA_CA_CERTS, see src/cli.ts).
@@ -126,13 +131,38 @@ async function main() {
   };
 
   const STATE = join(TMP, 'state'); // the warm state dir of rows 1, 4, 5, 6, 7, 10, 11
-  const bcRun = (extra, cmd, state = STATE) => [...BC, 'run', '--image', IMG.amd64, '--tls-verify', 'false', '--state-dir', state, ...extra, '--', ...cmd];
-  const bcPrepare = (image, state, extra = []) => [...BC, 'prepare', '--image', image, '--tls-verify', 'false', '--state-dir', state, ...extra];
+  const bcRun = (extra, cmd, state = STATE) => [
+    ...BC,
+    'run',
+    '--image',
+    IMG.amd64,
+    '--tls-verify',
+    'false',
+    '--state-dir',
+    state,
+    ...extra,
+    '--',
+    ...cmd,
+  ];
+  const bcPrepare = (image, state, extra = []) => [
+    ...BC,
+    'prepare',
+    '--image',
+    image,
+    '--tls-verify',
+    'false',
+    '--state-dir',
+    state,
+    ...extra,
+  ];
   const prepared = once(bcPrepare(IMG.amd64, STATE)).trim().split(/\s+/);
   const [bbDigest, ROOTFS] = prepared;
-  if (!/^sha256:/.test(bbDigest) || !existsSync(join(ROOTFS, 'bin', 'true'))) throw new Error(`prepare printed ${prepared.join(' ')}`);
+  if (!/^sha256:/.test(bbDigest) || !existsSync(join(ROOTFS, 'bin', 'true')))
+    throw new Error(`prepare printed ${prepared.join(' ')}`);
   // Fail fast (not after minutes of timeouts) when this dist/cli.js cannot run a cell at all.
-  once([...BC, 'run', '--image', IMG.amd64, '--tls-verify', 'false', '--state-dir', STATE, '--', '/bin/true'], { limitS: 60 });
+  once([...BC, 'run', '--image', IMG.amd64, '--tls-verify', 'false', '--state-dir', STATE, '--', '/bin/true'], {
+    limitS: 60,
+  });
   const results = join(TMP, 'results'); // per-measurement --result-file dirs
   const rf = (name) => join(results, name);
   const rfArgs = (name) => ['--result-file', join(rf(name), 'r.json')];
@@ -141,14 +171,29 @@ async function main() {
 
   /** What every row group gets: the options, paths, the CLI, images, podman, argv builders, the accumulators. */
   const ctx = {
-    opt, want, tmp: TMP, cli, BC, extraCa, busybox, debian, reg, IMG, STATE, ROOTFS,
+    opt,
+    want,
+    tmp: TMP,
+    cli,
+    BC,
+    extraCa,
+    busybox,
+    debian,
+    reg,
+    IMG,
+    STATE,
+    ROOTFS,
     /** bcRun(extra, cmd, state?): a warm `build-cell run` of busybox amd64; bcPrepare(image, state, extra?). */
-    bcRun, bcPrepare,
+    bcRun,
+    bcPrepare,
     /** rf(name): a --result-file dir for measureGroup's resultDir; rfArgs(name): the flag pointing into it. */
-    rf, rfArgs,
+    rf,
+    rfArgs,
     /** podman: { dir, env, flags(base) }; PM(base, ...args): a podman argv rooted at `base`. */
-    podman, PM,
-    rows: state.rows, measurements: state.measurements,
+    podman,
+    PM,
+    rows: state.rows,
+    measurements: state.measurements,
   };
   for (const group of ROW_GROUPS) if (group.rows.some(want)) await group.addRows(ctx);
 
@@ -170,21 +215,35 @@ async function main() {
     '',
     '| # | measurement | build-cell | reference | ratio | runs | notes |',
     '|---|---|---:|---:|---:|---:|---|',
-    ...rows.map((r) => `| ${r.id} | ${r.what} | ${val(r, r.bc)} | ${val(r, r.ref)} | ${r.ratio === null || r.ratio === undefined ? '' : r.pct ? fmtPct(r.ratio) : fmtRatio(r.ratio)} | ${r.runs} | ${r.notes ?? ''} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.id} | ${r.what} | ${val(r, r.bc)} | ${val(r, r.ref)} | ${r.ratio === null || r.ratio === undefined ? '' : r.pct ? fmtPct(r.ratio) : fmtRatio(r.ratio)} | ${r.runs} | ${r.notes ?? ''} |`,
+    ),
     '',
     'Medians; "ratio" is build-cell / reference (for rows 3, build-cell warm / build-cell cold); runs: timed runs of each side (warmups not counted).',
   ];
   const markdown = lines.join('\n');
   console.log(markdown);
   const out = {
-    machine: mach, tools, buildCell: { dist: 'dist/cli.js', sha256: cli.sha256, distMtime: cli.distMtime, srcNewerThanDist: cli.srcNewerThanDist },
+    machine: mach,
+    tools,
+    buildCell: {
+      dist: 'dist/cli.js',
+      sha256: cli.sha256,
+      distMtime: cli.distMtime,
+      srcNewerThanDist: cli.srcNewerThanDist,
+    },
     fixtures: { busybox: busybox.source, debian: debian?.source },
     podman: {
       flags: '--root/--runroot/--tmpdir under the bench temp dir, --runtime runc, --cgroup-manager cgroupfs',
       run: '--rm --pull missing --tls-verify=false --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024',
       containersConf: podmanConf,
     },
-    totalSeconds: round(totalS, 1), cleanupSeconds: round((state.cleanupMs ?? 0) / 1000, 1), rows, measurements: state.measurements, markdown,
+    totalSeconds: round(totalS, 1),
+    cleanupSeconds: round((state.cleanupMs ?? 0) / 1000, 1),
+    rows,
+    measurements: state.measurements,
+    markdown,
   };
   writeFileSync(opt.out, `${JSON.stringify(out, null, 2)}\n`);
   log(`wrote ${opt.out}`);

@@ -9,7 +9,16 @@
 // Lazily loaded chunks (e.g. tar, only for archive workspaces) are dist/<id>.<entry>.js|mjs.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 
 const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit' });
 run('node', ['scripts/embed-helper.mjs']);
@@ -32,7 +41,18 @@ for (const entry of ['cli', 'main', 'post']) {
     input = `${out}/${entry}.cjs`;
     writeFileSync(input, `require(${JSON.stringify(`../../${source}`)});\n`);
   }
-  run('npx', ['ncc', 'build', input, '-o', out, '--target', 'es2022', '--minify', '--quiet', '--no-source-map-register']);
+  run('npx', [
+    'ncc',
+    'build',
+    input,
+    '-o',
+    out,
+    '--target',
+    'es2022',
+    '--minify',
+    '--quiet',
+    '--no-source-map-register',
+  ]);
   const index = commonjs ? 'index.cjs' : 'index.js';
   let bundle = readFileSync(`${out}/${index}`, 'utf8');
   // Chunks become dist/<id>.<entry>.<ext>, so the entries' chunks never collide; the runtime's
@@ -41,9 +61,11 @@ for (const entry of ['cli', 'main', 'post']) {
   const chunks = readdirSync(out).filter((f) => /^\d+\./.test(f) && f.endsWith(chunkSuffix));
   if (chunks.length) {
     const template = `""+e+"${chunkSuffix}"`;
-    if (bundle.split(template).length !== 2) throw new Error(`${entry}: cannot find ncc's chunk name template ${template}`);
+    if (bundle.split(template).length !== 2)
+      throw new Error(`${entry}: cannot find ncc's chunk name template ${template}`);
     bundle = bundle.replace(template, `""+e+".${entry}.${ext}"`);
-    for (const chunk of chunks) renameSync(`${out}/${chunk}`, `dist/${chunk.slice(0, -chunkSuffix.length)}.${entry}.${ext}`);
+    for (const chunk of chunks)
+      renameSync(`${out}/${chunk}`, `dist/${chunk.slice(0, -chunkSuffix.length)}.${entry}.${ext}`);
   }
   // The version, as the global the sources declare (src/cli/main.ts: BUILD_CELL_VERSION).
   const text = `var BUILD_CELL_VERSION=${JSON.stringify(version)};\n${bundle.replace(/^#!.*\n/, '')}`;
@@ -53,11 +75,15 @@ for (const entry of ['cli', 'main', 'post']) {
     writeFileSync('dist/cli.bundle.js', text);
     const id = createHash('sha256').update(text).digest('hex').slice(0, 16);
     const launcher = readFileSync('src/launcher/cli-launcher.cjs', 'utf8');
-    if (launcher.split('@BUNDLE_ID@').length !== 2) throw new Error('src/launcher/cli-launcher.cjs: no @BUNDLE_ID@ placeholder');
+    if (launcher.split('@BUNDLE_ID@').length !== 2)
+      throw new Error('src/launcher/cli-launcher.cjs: no @BUNDLE_ID@ placeholder');
     writeFileSync('dist/cli.js', launcher.replace('@BUNDLE_ID@', id));
   } else {
     writeFileSync(`dist/${entry}.${ext}`, text);
-    writeFileSync(`dist/${entry}.js`, `// Loads the ESM bundle ${entry}.mjs (see scripts/build.mjs).\nimport('./${entry}.mjs').catch((error) => {\n  console.error(error);\n  process.exitCode = 1;\n});\n`);
+    writeFileSync(
+      `dist/${entry}.js`,
+      `// Loads the ESM bundle ${entry}.mjs (see scripts/build.mjs).\nimport('./${entry}.mjs').catch((error) => {\n  console.error(error);\n  process.exitCode = 1;\n});\n`,
+    );
   }
   rmSync(out, { recursive: true, force: true });
 }

@@ -11,5 +11,7 @@ const hash = createHash('sha256').update(script).digest('hex').slice(0, 16);
 const out = `${header}export const HELPER_SCRIPT = ${JSON.stringify(script)};\n/** The first 16 hex digits of the script's sha256: its installed name (computed at build time). */\nexport const HELPER_HASH = ${JSON.stringify(hash)};\n`;
 const target = new URL('helper-script.ts', here);
 let current = '';
-try { current = readFileSync(target, 'utf8'); } catch {}
+try {
+  current = readFileSync(target, 'utf8');
+} catch {}
 if (current !== out) writeFileSync(target, out);

@@ -15,7 +15,9 @@ export async function writeEngineRequest(dir: string, request: CellRequest): Pro
   const private_ = await mkdtemp(join(dir, 'request-'));
   await chmod(private_, 0o700);
   const file = join(private_, 'request.json');
-  await writeFile(file, JSON.stringify({ ...request, image: { ...request.image, arch: request.image.arch.name } }), { mode: 0o600 });
+  await writeFile(file, JSON.stringify({ ...request, image: { ...request.image, arch: request.image.arch.name } }), {
+    mode: 0o600,
+  });
   return file;
 }
 
@@ -27,7 +29,8 @@ export async function readEngineRequest(file: string): Promise<CellRequest> {
     await rm(join(file, '..'), { recursive: true, force: true });
   }
   const data = JSON.parse(text) as CellRequest & { image: { arch: string } };
-  if (!data?.image || typeof data.image.arch !== 'string' || !data.spec) throw new UserError('request', `${file} is not an engine request`);
+  if (!data?.image || typeof data.image.arch !== 'string' || !data.spec)
+    throw new UserError('request', `${file} is not an engine request`);
   return { ...data, image: { ...data.image, arch: resolveArch(data.image.arch) } };
 }
 
@@ -56,7 +59,12 @@ export async function runToOutcome(request: CellRequest): Promise<EngineOutcome>
  * as root: its hidden internal-run command); the outcome is always returned, never thrown.
  * `work` is an owner-only place for the request and result files.
  */
-export async function runInMode(request: CellRequest, mode: 'root' | 'sudo' | 'rootless', work: string, cli: string): Promise<EngineOutcome> {
+export async function runInMode(
+  request: CellRequest,
+  mode: 'root' | 'sudo' | 'rootless',
+  work: string,
+  cli: string,
+): Promise<EngineOutcome> {
   if (mode !== 'sudo') return runToOutcome(request);
   await mkdir(work, { recursive: true });
   const requestFile = await writeEngineRequest(work, request);

@@ -62,7 +62,20 @@ export interface CellHooks {
  * unpack are its parts when they ran. setup: the checks and the plan between image and stage.
  * release: the helper's exit, which takes the namespaces and their mounts with it.
  */
-export type Phase = 'image' | 'resolve' | 'pull' | 'unpack' | 'install' | 'setup' | 'stage' | 'run' | 'export' | 'write-back' | 'cache' | 'release' | 'cleanup';
+export type Phase =
+  | 'image'
+  | 'resolve'
+  | 'pull'
+  | 'unpack'
+  | 'install'
+  | 'setup'
+  | 'stage'
+  | 'run'
+  | 'export'
+  | 'write-back'
+  | 'cache'
+  | 'release'
+  | 'cleanup';
 
 export interface CellRunResult {
   exitCode: number;

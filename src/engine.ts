@@ -14,7 +14,13 @@ import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
 import { cellOwnerFile, removeAbandonedCells } from './cell/cell-owner.js';
-import { checkExportDestinations, copyExports, resolveExportDestinations, syncCaches, type Owner } from './cell/finalize.js';
+import {
+  checkExportDestinations,
+  copyExports,
+  resolveExportDestinations,
+  syncCaches,
+  type Owner,
+} from './cell/finalize.js';
 import { checkHostInputs, checkOutsideStateDir } from './cell/host-inputs.js';
 import { checkWriteBack, writeBack, type WriteBackResult } from './cell/write-back.js';
 import { planCell, type Emulation, type RunContext } from './cell/plan.js';
@@ -44,7 +50,8 @@ export function newCellId(): string {
 
 /** Validate a request fully, touching nothing on the host. */
 export function validateRequest(request: CellRequest): BuildCellSpec {
-  if (request.cellId !== undefined && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(request.cellId)) throw new UserError('cellId', `must be lowercase letters, digits and dashes, got ${show(request.cellId)}`);
+  if (request.cellId !== undefined && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(request.cellId))
+    throw new UserError('cellId', `must be lowercase letters, digits and dashes, got ${show(request.cellId)}`);
   const pending = `${request.stateDir}/images/rootfs/pending`;
   const spec: BuildCellSpec = { ...request.spec, root: pending, scratch: `${request.stateDir}/cells/pending` };
   validateSpec(spec);
@@ -77,14 +84,26 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     timer.timings.image = Math.round((timer.timings.image! - timer.timings.install) * 10) / 10;
   }
   if (request.prepareOnly) {
-    return { exitCode: 0, image, arch: request.image.arch.name, emulated: needsEmulation(request.image.arch), scratch: '', scratchPreserved: false, exports: [], timings: timer.timings, ...(install ? { install } : {}) };
+    return {
+      exitCode: 0,
+      image,
+      arch: request.image.arch.name,
+      emulated: needsEmulation(request.image.arch),
+      scratch: '',
+      scratchPreserved: false,
+      exports: [],
+      timings: timer.timings,
+      ...(install ? { install } : {}),
+    };
   }
   const result = await runCellOn(prefix, image, request, { importKinds, signal, timer });
   return install ? { ...result, install } : result;
 }
 
 /** `prepare --install`: the derived image, found or made, without running a command. */
-export async function prepareWithInstall(request: CellRequest): Promise<{ image: PreparedImage; install?: InstallResult }> {
+export async function prepareWithInstall(
+  request: CellRequest,
+): Promise<{ image: PreparedImage; install?: InstallResult }> {
   validateRequest(request);
   await checkEmulation(request.image.arch, request.qemuCpu);
   const prefix = await canonicalPrefix(request.stateDir);
@@ -93,7 +112,11 @@ export async function prepareWithInstall(request: CellRequest): Promise<{ image:
 }
 
 /** The image a request's cell runs on: the image itself, or the derived image of its install step. */
-async function cellImage(prefix: string, request: CellRequest, signal?: AbortSignal): Promise<{ image: PreparedImage; install?: InstallResult }> {
+async function cellImage(
+  prefix: string,
+  request: CellRequest,
+  signal?: AbortSignal,
+): Promise<{ image: PreparedImage; install?: InstallResult }> {
   if (!request.install) return { image: await prepare(prefix, request.image, request.owner) };
   const store = new Store(prefix);
   return prepareDerived({
@@ -102,7 +125,20 @@ async function cellImage(prefix: string, request: CellRequest, signal?: AbortSig
     install: request.install,
     spec: request.spec,
     // The install cell is a cell of its own: none of the command's extras (write-back, a session's root layer).
-    runCell: (base, spec, hooks) => runCellOn(prefix, base, { stateDir: request.stateDir, image: request.image, owner: request.owner, inheritImageEnv: request.inheritImageEnv, qemuCpu: request.qemuCpu, spec }, { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks }),
+    runCell: (base, spec, hooks) =>
+      runCellOn(
+        prefix,
+        base,
+        {
+          stateDir: request.stateDir,
+          image: request.image,
+          owner: request.owner,
+          inheritImageEnv: request.inheritImageEnv,
+          qemuCpu: request.qemuCpu,
+          spec,
+        },
+        { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks },
+      ),
   });
 }
 
@@ -114,7 +150,12 @@ export interface CellOnOptions {
 }
 
 /** One cell on a prepared image: setup, stage, run, exports, caches, release, cleanup. */
-async function runCellOn(prefix: string, image: PreparedImage, request: CellRequest, options: CellOnOptions): Promise<CellRunResult> {
+async function runCellOn(
+  prefix: string,
+  image: PreparedImage,
+  request: CellRequest,
+  options: CellOnOptions,
+): Promise<CellRunResult> {
   const { importKinds, signal, hooks } = options;
   const { timings, timed, since } = options.timer;
   const setupStart = now();
@@ -122,7 +163,9 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
   const scratch = join(prefix, 'cells', id);
   const guest = request.image.arch;
   const rootless = process.getuid?.() !== 0;
-  const imageEnv = request.inheritImageEnv ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env) : request.spec.env;
+  const imageEnv = request.inheritImageEnv
+    ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env)
+    : request.spec.env;
   const emulated = emulationFor(guest, id, rootless, request.qemuCpu, request.spec.env, imageEnv);
   const emulation: Emulation | undefined = emulated?.emulation;
   const spec = normalizeSpec({ ...request.spec, env: emulated?.env ?? imageEnv, root: image.rootfs, scratch });
@@ -147,12 +190,25 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     await prepareDirUnder(prefix, scratch, 'scratch');
     if (request.rootLayer) await prepareDirUnder(prefix, request.rootLayer, 'rootLayer');
     emptyScratch(scratch);
-    const cgroupRoot = spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
+    const cgroupRoot =
+      spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
     const tools = helperTools();
-    const ctx: RunContext = { prefix, tools, emulation, cgroupDir, hostResolvConf: hostResolvConf(), hostname: 'build-cell', importKinds, importSources: spec.imports.map((m) => m.source), rootless, subIds,
+    const ctx: RunContext = {
+      prefix,
+      tools,
+      emulation,
+      cgroupDir,
+      hostResolvConf: hostResolvConf(),
+      hostname: 'build-cell',
+      importKinds,
+      importSources: spec.imports.map((m) => m.source),
+      rootless,
+      subIds,
       // BUILD_CELL_USERNS=none: the command runs as real root (for debugging only).
-      nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none', persistentUpper: request.rootLayer };
+      nestedUserns: !rootless && process.env.BUILD_CELL_USERNS !== 'none',
+      persistentUpper: request.rootLayer,
+    };
     const planned = planCell(spec, ctx, (e, interpreter) => binfmtRule(e.ruleName, e.arch, interpreter));
     const plan = { ...planned, ops: batchMounts(planned.ops, planned.layout, { rootless }) };
     const ownerFile = cellOwnerFile(spec.cleanup);
@@ -162,7 +218,13 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
     // The helper starts first and waits: its process start-up overlaps the staging.
     const personality = emulation ? undefined : nativePersonality(guest);
-    const running = startCell(plan, helper, { network: spec.network, userNamespace: rootless ? 'map-root' : 'none', ids, tools, ...(personality ? { personality } : {}) });
+    const running = startCell(plan, helper, {
+      network: spec.network,
+      userNamespace: rootless ? 'map-root' : 'none',
+      ids,
+      tools,
+      ...(personality ? { personality } : {}),
+    });
     cell = running;
     staged = await timed('stage', () => stageCell(spec, plan, request.owner));
     if (signal?.aborted) throw new CancelledError('cancelled before the cell started');
@@ -181,7 +243,10 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     try {
       exports = await timed('export', () => copyExports(spec, cellRoot, destinations, succeeded, request.owner));
       // Whatever the command's exit code, like the caches.
-      if (request.writeBack) writtenBack = await timed('write-back', () => writeBack(spec, plan, staged!.workspaceCreated, cellRoot, request.owner));
+      if (request.writeBack)
+        writtenBack = await timed('write-back', () =>
+          writeBack(spec, plan, staged!.workspaceCreated, cellRoot, request.owner),
+        );
     } finally {
       try {
         // Caches are synced back even when the command or an export failed (while the cell's view exists).
@@ -193,7 +258,11 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
         // Overlay work dirs (the kernel makes them mode 000) are only needed while mounted;
         // without them a kept scratch can be removed by its owner with a plain rm -rf.
         if (scratchPreserved(spec.cleanup, succeeded)) {
-          for (const work of [plan.layout.work, plan.layout.workspaceWork, ...spec.caches.map((_, i) => plan.layout.cacheWork(i))]) {
+          for (const work of [
+            plan.layout.work,
+            plan.layout.workspaceWork,
+            ...spec.caches.map((_, i) => plan.layout.cacheWork(i)),
+          ]) {
             await removeScratch(work).catch(() => undefined);
           }
         }
@@ -202,11 +271,21 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     if (succeeded && hooks?.afterRelease) await hooks.afterRelease({ plan, staged: staged! });
     preserved = scratchPreserved(spec.cleanup, succeeded);
     return {
-      exitCode: outcome.exitCode, signal: outcome.signal, image, arch: guest.name, emulated: !!emulation,
-      ...(emulated ? { emulation: describeEmulation(emulated), qemuCpu: emulated.cpu.model } : {}), scratch, scratchPreserved: preserved, exports, timings, ...(writtenBack ? { writeBack: writtenBack } : {}),
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      image,
+      arch: guest.name,
+      emulated: !!emulation,
+      ...(emulated ? { emulation: describeEmulation(emulated), qemuCpu: emulated.cpu.model } : {}),
+      scratch,
+      scratchPreserved: preserved,
+      exports,
+      timings,
+      ...(writtenBack ? { writeBack: writtenBack } : {}),
     };
   } catch (error) {
-    if (signal?.aborted && !(error instanceof CancelledError)) throw new CancelledError('cancelled: every process of the cell was killed');
+    if (signal?.aborted && !(error instanceof CancelledError))
+      throw new CancelledError('cancelled: every process of the cell was killed');
     throw error;
   } finally {
     signal?.removeEventListener('abort', onAbort);
@@ -222,4 +301,3 @@ async function runCellOn(prefix: string, image: PreparedImage, request: CellRequ
     });
   }
 }
-

@@ -60,7 +60,8 @@ export function parseSubIds(text: string, user: { name?: string; uid: number }):
     const [owner, start, count] = line.trim().split(':');
     if (!owner || (owner !== user.name && owner !== String(user.uid))) continue;
     const range = { start: Number(start), count: Number(count) };
-    if (Number.isSafeInteger(range.start) && range.start > 0 && Number.isSafeInteger(range.count) && range.count > 0) return range;
+    if (Number.isSafeInteger(range.start) && range.start > 0 && Number.isSafeInteger(range.count) && range.count > 0)
+      return range;
   }
   return undefined;
 }
@@ -68,8 +69,11 @@ export function parseSubIds(text: string, user: { name?: string; uid: number }):
 /** unshare's arguments for a rootless cell's user namespace. Pure. */
 export function rootlessUnshareArgs(ids: RootlessIds | undefined): string[] {
   return [
-    '--user', '--map-root-user',
-    ...(ids?.uids && ids.gids ? [`--map-users=${ids.uids.start},1,${ids.uids.count}`, `--map-groups=${ids.gids.start},1,${ids.gids.count}`] : []),
+    '--user',
+    '--map-root-user',
+    ...(ids?.uids && ids.gids
+      ? [`--map-users=${ids.uids.start},1,${ids.uids.count}`, `--map-groups=${ids.gids.start},1,${ids.gids.count}`]
+      : []),
   ];
 }
 
@@ -110,19 +114,34 @@ export function readUsernsSysctls(): UsernsSysctls {
  * Why user namespaces do not work, from the sysctls and the result of a real `unshare`
  * attempt. Pure, so each failure's message is unit-tested.
  */
-export function diagnoseUserns(sysctls: UsernsSysctls, attempt: { ok: boolean; stderr?: string; missing?: boolean }): ProbeResult {
+export function diagnoseUserns(
+  sysctls: UsernsSysctls,
+  attempt: { ok: boolean; stderr?: string; missing?: boolean },
+): ProbeResult {
   if (attempt.ok) return { ok: true };
   if (attempt.missing) return { ok: false, why: 'unshare (util-linux) is not installed' };
   if (sysctls.apparmorRestrict === '1') {
-    return { ok: false, why: 'AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1, as on Ubuntu 24.04); lift it with: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' };
+    return {
+      ok: false,
+      why: 'AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1, as on Ubuntu 24.04); lift it with: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0',
+    };
   }
   if (sysctls.unprivilegedClone === '0') {
-    return { ok: false, why: 'unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0); enable them with: sudo sysctl -w kernel.unprivileged_userns_clone=1' };
+    return {
+      ok: false,
+      why: 'unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0); enable them with: sudo sysctl -w kernel.unprivileged_userns_clone=1',
+    };
   }
   if (sysctls.maxUserNamespaces === '0') {
-    return { ok: false, why: 'user namespaces are disabled (user.max_user_namespaces=0); enable them with: sudo sysctl -w user.max_user_namespaces=15000' };
+    return {
+      ok: false,
+      why: 'user namespaces are disabled (user.max_user_namespaces=0); enable them with: sudo sysctl -w user.max_user_namespaces=15000',
+    };
   }
-  return { ok: false, why: `unprivileged user namespaces do not work here: unshare --user --map-root-user failed: ${(attempt.stderr ?? '').trim() || 'no message'}` };
+  return {
+    ok: false,
+    why: `unprivileged user namespaces do not work here: unshare --user --map-root-user failed: ${(attempt.stderr ?? '').trim() || 'no message'}`,
+  };
 }
 
 let usernsProbe: UsernsProbe | undefined;
@@ -136,7 +155,8 @@ function readText(path: string): string {
   }
 }
 
-const ROOT_ONLY = 'only root is mapped, so chown to any other user or group fails (dpkg and adduser in some packages need it)';
+const ROOT_ONLY =
+  'only root is mapped, so chown to any other user or group fails (dpkg and adduser in some packages need it)';
 
 /**
  * Can this user create a user namespace with mount and PID namespaces, as a cell needs? With
@@ -164,7 +184,13 @@ function probeFingerprint(): string {
       return '-';
     }
   };
-  return JSON.stringify([process.getuid?.(), release(), readUsernsSysctls(), ...['/etc/subuid', '/etc/subgid'].map(stat), ...['unshare', 'newuidmap', 'newgidmap'].map((t) => stat(which(t)))]);
+  return JSON.stringify([
+    process.getuid?.(),
+    release(),
+    readUsernsSysctls(),
+    ...['/etc/subuid', '/etc/subgid'].map(stat),
+    ...['unshare', 'newuidmap', 'newgidmap'].map((t) => stat(which(t))),
+  ]);
 }
 
 function cachedProbe(fingerprint: string): UsernsProbe | undefined {
@@ -195,7 +221,11 @@ export function probeUserns(): UsernsProbe {
   usernsProbe ??= cachedProbe(fingerprint);
   if (!usernsProbe) {
     const unshare = which('unshare');
-    const attempt = (mapArgs: string[]) => lazyChildProcess().spawnSync(unshare!, [...mapArgs, '--mount', '--pid', '--fork', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    const attempt = (mapArgs: string[]) =>
+      lazyChildProcess().spawnSync(unshare!, [...mapArgs, '--mount', '--pid', '--fork', '--', 'true'], {
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
     let ids: RootlessIds | undefined;
     let result: ReturnType<typeof attempt> | undefined;
     if (unshare) {
@@ -213,15 +243,20 @@ export function probeUserns(): UsernsProbe {
         const full = { uids, gids, note: '' };
         result = attempt(rootlessUnshareArgs(full));
         if (result.status === 0) ids = full;
-        else note = `${ROOT_ONLY}: mapping the /etc/subuid range failed (${(result.stderr || '').trim().split('\n').pop() || `exit ${result.status}`}; unshare needs --map-users, util-linux 2.38 or later)`;
-      } else if (uids && gids) note = `${ROOT_ONLY}: newuidmap and newgidmap are missing (Debian/Ubuntu: apt-get install uidmap)`;
+        else
+          note = `${ROOT_ONLY}: mapping the /etc/subuid range failed (${(result.stderr || '').trim().split('\n').pop() || `exit ${result.status}`}; unshare needs --map-users, util-linux 2.38 or later)`;
+      } else if (uids && gids)
+        note = `${ROOT_ONLY}: newuidmap and newgidmap are missing (Debian/Ubuntu: apt-get install uidmap)`;
       if (!ids) {
         result = attempt(rootlessUnshareArgs(undefined));
         ids = { note };
       }
       if (ids.uids) ids.note = describeIds(ids);
     }
-    usernsProbe = { ...diagnoseUserns(readUsernsSysctls(), { ok: result?.status === 0, stderr: result?.stderr, missing: !unshare }), ...(result?.status === 0 ? { ids } : {}) };
+    usernsProbe = {
+      ...diagnoseUserns(readUsernsSysctls(), { ok: result?.status === 0, stderr: result?.stderr, missing: !unshare }),
+      ...(result?.status === 0 ? { ids } : {}),
+    };
     rememberProbe(fingerprint, usernsProbe);
   }
   return usernsProbe;
@@ -232,7 +267,11 @@ export function probeSudo(): ProbeResult {
   if (!sudoProbe) {
     const result = lazyChildProcess().spawnSync('sudo', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
     if (result.error) sudoProbe = { ok: false, why: `sudo is not available (${result.error.message})` };
-    else if (result.status !== 0) sudoProbe = { ok: false, why: `sudo -n refused: ${(result.stderr || '').trim() || `exit ${result.status}`} (sudo needs a password, or this user may not use it)` };
+    else if (result.status !== 0)
+      sudoProbe = {
+        ok: false,
+        why: `sudo -n refused: ${(result.stderr || '').trim() || `exit ${result.status}`} (sudo needs a password, or this user may not use it)`,
+      };
     else sudoProbe = { ok: true };
   }
   return sudoProbe;
@@ -263,10 +302,17 @@ export interface Probes {
   sudo: () => ProbeResult;
 }
 
-const NO_PRIVATE_BINFMT = "a foreign architecture without root needs a binfmt_misc instance of the cell's own (Linux 6.7 or later)";
+const NO_PRIVATE_BINFMT =
+  "a foreign architecture without root needs a binfmt_misc instance of the cell's own (Linux 6.7 or later)";
 
 /** The mode and its reason, from the probes (real, or faked by the unit tests). */
-export function choosePrivilege(privilege: Privilege, uid: number, field = '--privilege', needs: PrivilegeNeeds = {}, probes: Probes = { userns: probeUserns, sudo: probeSudo }): PrivilegeChoice {
+export function choosePrivilege(
+  privilege: Privilege,
+  uid: number,
+  field = '--privilege',
+  needs: PrivilegeNeeds = {},
+  probes: Probes = { userns: probeUserns, sudo: probeSudo },
+): PrivilegeChoice {
   const rootless = (reason: string): PrivilegeChoice => {
     const ids = probes.userns().ids!;
     return { mode: 'rootless', reason: `${reason}; ${ids.note}`, ids };
@@ -279,24 +325,34 @@ export function choosePrivilege(privilege: Privilege, uid: number, field = '--pr
     const userns = probes.userns();
     if (!userns.ok) throw new CellSetupError(`${field} rootless: ${userns.why}`);
     // Said before the image is touched, not when the cell would register its handler.
-    if (needs.emulated && !needs.privateBinfmt) throw new CellSetupError(`${field} rootless: ${NO_PRIVATE_BINFMT} (this kernel: ${release()}); run as root or through sudo instead`);
+    if (needs.emulated && !needs.privateBinfmt)
+      throw new CellSetupError(
+        `${field} rootless: ${NO_PRIVATE_BINFMT} (this kernel: ${release()}); run as root or through sudo instead`,
+      );
     return rootless(`${field} rootless`);
   }
-  if (uid === 0) return { mode: 'root', reason: privilege === 'auto' ? 'auto: running as root' : `${field} sudo: already root` };
+  if (uid === 0)
+    return { mode: 'root', reason: privilege === 'auto' ? 'auto: running as root' : `${field} sudo: already root` };
   if (privilege === 'sudo') {
     const sudo = probes.sudo();
     if (!sudo.ok) throw new CellSetupError(`${field} sudo: ${sudo.why}`);
     return { mode: 'sudo', reason: `${field} sudo` };
   }
   const userns = probes.userns();
-  const incomplete = !userns.ok ? userns.why!
-    : !userns.ids?.uids ? userns.ids!.note
-      : needs.emulated && !needs.privateBinfmt ? NO_PRIVATE_BINFMT
+  const incomplete = !userns.ok
+    ? userns.why!
+    : !userns.ids?.uids
+      ? userns.ids!.note
+      : needs.emulated && !needs.privateBinfmt
+        ? NO_PRIVATE_BINFMT
         : undefined;
   if (!incomplete) return rootless('auto: not root; user namespaces work with the subordinate ids mapped');
   const sudo = probes.sudo();
-  if (sudo.ok) return { mode: 'sudo', reason: `auto: not root; rootless would be incomplete (${incomplete}); sudo -n works` };
-  if (userns.ok && !(needs.emulated && !needs.privateBinfmt)) return rootless(`auto: not root, ${sudo.why}; user namespaces work`);
-  throw new CellSetupError(`build-cell needs root, passwordless sudo or user namespaces, and has none that can run this cell: rootless: ${incomplete}; sudo: ${sudo.why}`);
+  if (sudo.ok)
+    return { mode: 'sudo', reason: `auto: not root; rootless would be incomplete (${incomplete}); sudo -n works` };
+  if (userns.ok && !(needs.emulated && !needs.privateBinfmt))
+    return rootless(`auto: not root, ${sudo.why}; user namespaces work`);
+  throw new CellSetupError(
+    `build-cell needs root, passwordless sudo or user namespaces, and has none that can run this cell: rootless: ${incomplete}; sudo: ${sudo.why}`,
+  );
 }
-

@@ -8,11 +8,20 @@ import { state } from './state.mjs';
 import { fmtMs, log, run } from './util.mjs';
 
 /** Global paths podman (rootful) creates whatever its config says; removed at the end if we made them. */
-const GLOBAL_SIDE_EFFECTS = ['/run/containers/networks', '/run/containers', '/run/runc', '/dev/shm/libpod_lock', '/etc/containers/networks'];
+const GLOBAL_SIDE_EFFECTS = [
+  '/run/containers/networks',
+  '/run/containers',
+  '/run/runc',
+  '/dev/shm/libpod_lock',
+  '/etc/containers/networks',
+];
 /** podman --cgroup-manager cgroupfs makes libpod_parent (and libpod_parent/conmon) in every hierarchy. */
 const podmanCgroups = () => {
   try {
-    return readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, 'libpod_parent')).concat('/sys/fs/cgroup/libpod_parent').filter((p) => existsSync(p));
+    return readdirSync('/sys/fs/cgroup')
+      .map((c) => join('/sys/fs/cgroup', c, 'libpod_parent'))
+      .concat('/sys/fs/cgroup/libpod_parent')
+      .filter((p) => existsSync(p));
   } catch {
     return [];
   }

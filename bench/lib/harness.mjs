@@ -28,7 +28,17 @@ function batch(spec, runs, warmup) {
   let times;
   if (state.hyperfine) {
     const jsonFile = join(state.tmp, `hyperfine-${key.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
-    const hfArgs = ['-N', '--style', 'none', '--runs', String(runs), '--warmup', String(warmup), '--export-json', jsonFile];
+    const hfArgs = [
+      '-N',
+      '--style',
+      'none',
+      '--runs',
+      String(runs),
+      '--warmup',
+      String(warmup),
+      '--export-json',
+      jsonFile,
+    ];
     if (prep) hfArgs.push('--prepare', cmdline(['sh', '-c', prep]));
     hfArgs.push('--', command);
     try {
@@ -56,7 +66,9 @@ function batch(spec, runs, warmup) {
   }
   let results = [];
   if (resultDir) {
-    const files = readdirSync(resultDir).filter((n) => /^r\.\d+\.json$/.test(n)).sort();
+    const files = readdirSync(resultDir)
+      .filter((n) => /^r\.\d+\.json$/.test(n))
+      .sort();
     if (existsSync(join(resultDir, 'r.json'))) files.push('r.json');
     results = files.slice(warmup).map((n) => JSON.parse(readFileSync(join(resultDir, n), 'utf8')));
     trash(resultDir);
@@ -76,7 +88,9 @@ export function measureGroup(specs, { rounds = 1 } = {}) {
   const nRounds = Math.max(1, Math.min(rounds, ...totals));
   for (const sp of specs) {
     const total = R(sp.runs);
-    log(`${sp.key}: ${total} runs (+${W(sp.warmup ?? 1)} warmup${nRounds > 1 ? `, ${nRounds} interleaved rounds` : ''}): ${cmdline(sp.args).slice(0, 150)}`);
+    log(
+      `${sp.key}: ${total} runs (+${W(sp.warmup ?? 1)} warmup${nRounds > 1 ? `, ${nRounds} interleaved rounds` : ''}): ${cmdline(sp.args).slice(0, 150)}`,
+    );
   }
   for (let r = 0; r < nRounds; r++) {
     specs.forEach((sp, i) => {
@@ -92,9 +106,15 @@ export function measureGroup(specs, { rounds = 1 } = {}) {
   return specs.map((sp, i) => {
     const { times, results } = acc[i];
     const m = {
-      command: cmdline(sp.args), runs: times.length, warmup: W(sp.warmup ?? 1), rounds: nRounds,
-      median: median(times), min: Math.min(...times), max: Math.max(...times),
-      mean: times.reduce((a, b) => a + b, 0) / times.length, times: times.map((t) => round(t, 2)),
+      command: cmdline(sp.args),
+      runs: times.length,
+      warmup: W(sp.warmup ?? 1),
+      rounds: nRounds,
+      median: median(times),
+      min: Math.min(...times),
+      max: Math.max(...times),
+      mean: times.reduce((a, b) => a + b, 0) / times.length,
+      times: times.map((t) => round(t, 2)),
     };
     if (sp.resultDir) {
       const keys = new Set(results.flatMap((res) => Object.keys(res.timings ?? {})));
@@ -104,7 +124,9 @@ export function measureGroup(specs, { rounds = 1 } = {}) {
       m.exitCodes = [...new Set(results.map((res) => res.exitCode))];
       m.lastResult = results.at(-1);
     }
-    log(`  ${sp.key}: median ${fmtMs(m.median)} (min ${fmtMs(m.min)}, max ${fmtMs(m.max)}, ${m.runs} runs)${m.phases ? ` phases ${JSON.stringify(m.phases)}` : ''}`);
+    log(
+      `  ${sp.key}: median ${fmtMs(m.median)} (min ${fmtMs(m.min)}, max ${fmtMs(m.max)}, ${m.runs} runs)${m.phases ? ` phases ${JSON.stringify(m.phases)}` : ''}`,
+    );
     state.measurements[sp.key] = m;
     return m;
   });

@@ -2,7 +2,17 @@
 // and the machine's description.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -30,11 +40,24 @@ function aptInstall(pkgs, { optional = false } = {}) {
 /** The tools every row needs, installed when missing; hyperfine when it can be had. */
 export function ensureTools() {
   const required = {
-    skopeo: 'skopeo', umoci: 'umoci', 'docker-registry': 'docker-registry', unshare: 'util-linux', chroot: 'coreutils',
-    'qemu-aarch64-static': 'qemu-user-static', podman: 'podman', runc: 'runc',
+    skopeo: 'skopeo',
+    umoci: 'umoci',
+    'docker-registry': 'docker-registry',
+    unshare: 'util-linux',
+    chroot: 'coreutils',
+    'qemu-aarch64-static': 'qemu-user-static',
+    podman: 'podman',
+    runc: 'runc',
   };
-  const missing = [...new Set(Object.entries(required).filter(([bin]) => !have(bin)).map(([, pkg]) => pkg))];
-  if (!existsSync('/usr/bin/time') || !/GNU/.test(run('/usr/bin/time', ['--version'], { allowFail: true }) ?? '')) missing.push('time');
+  const missing = [
+    ...new Set(
+      Object.entries(required)
+        .filter(([bin]) => !have(bin))
+        .map(([, pkg]) => pkg),
+    ),
+  ];
+  if (!existsSync('/usr/bin/time') || !/GNU/.test(run('/usr/bin/time', ['--version'], { allowFail: true }) ?? ''))
+    missing.push('time');
   aptInstall(missing);
   state.hyperfine = have('hyperfine') || aptInstall(['hyperfine'], { optional: true });
   if (!state.hyperfine) log('hyperfine unavailable: timing with process.hrtime around spawnSync');
@@ -57,17 +80,23 @@ export function buildCellCli() {
     }
   };
   if (existsSync(join(REPO, 'src'))) walk(join(REPO, 'src'));
-  if (newer.length) log(`WARNING: dist/cli.js is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}: run npm run build for current numbers`);
+  if (newer.length)
+    log(
+      `WARNING: dist/cli.js is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}: run npm run build for current numbers`,
+    );
   // The CLI's files (launcher, bundle, lazily loaded chunks, package.json): a snapshot, so a
   // rebuild meanwhile cannot mix versions. The code cache lives in the bench dir (fresh).
   const snapDir = join(state.tmp, 'dist');
   mkdirSync(snapDir);
   for (const f of readdirSync(join(REPO, 'dist'))) {
-    if (f === 'cli.js' || f === 'cli.bundle.js' || f === 'package.json' || /^\d+\.cli\.js$/.test(f)) copyFileSync(join(REPO, 'dist', f), join(snapDir, f));
+    if (f === 'cli.js' || f === 'cli.bundle.js' || f === 'package.json' || /^\d+\.cli\.js$/.test(f))
+      copyFileSync(join(REPO, 'dist', f), join(snapDir, f));
   }
   process.env.BUILD_CELL_CODE_CACHE = join(state.tmp, 'code-cache');
   const snapshot = join(snapDir, 'cli.js');
-  const sha = createHash('sha256').update(readFileSync(join(snapDir, 'cli.bundle.js'))).digest('hex');
+  const sha = createHash('sha256')
+    .update(readFileSync(join(snapDir, 'cli.bundle.js')))
+    .digest('hex');
   return { path: snapshot, sha256: sha, distMtime: new Date(distTime).toISOString(), srcNewerThanDist: newer };
 }
 
@@ -124,12 +153,26 @@ export async function startRegistry() {
     const port = await freePort();
     const host = `127.0.0.1:${port}`;
     const config = join(dir, `config-${port}.yml`);
-    writeFileSync(config, [
-      'version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true',
-      'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(join(dir, 'storage'))}`,
-      '  maintenance:', '    uploadpurging:', '      enabled: false',
-      'http:', `  addr: ${JSON.stringify(host)}`, '  secret: build-cell-bench-only', '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: error',
+        '  accesslog:',
+        '    disabled: true',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${JSON.stringify(join(dir, 'storage'))}`,
+        '  maintenance:',
+        '    uploadpurging:',
+        '      enabled: false',
+        'http:',
+        `  addr: ${JSON.stringify(host)}`,
+        '  secret: build-cell-bench-only',
+        '',
+      ].join('\n'),
+    );
     // Output to a file, never a pipe: the bench blocks in spawnSync and would never drain one.
     const logFd = openSync(join(dir, `registry-${port}.log`), 'a');
     const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', logFd, logFd] });
@@ -152,13 +195,22 @@ export async function startRegistry() {
       await sleep(100);
     }
     stopRegistry();
-    log(`registry on ${host} did not come up (attempt ${attempt}): ${readFileSync(join(dir, `registry-${port}.log`), 'utf8').slice(-500)}`);
+    log(
+      `registry on ${host} did not come up (attempt ${attempt}): ${readFileSync(join(dir, `registry-${port}.log`), 'utf8').slice(-500)}`,
+    );
   }
   throw new Error('docker-registry did not start');
 }
 
 export function push(layout, tag, host, repo) {
-  run('skopeo', ['copy', '--quiet', '--all', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${host}/${repo}:${tag}`]);
+  run('skopeo', [
+    'copy',
+    '--quiet',
+    '--all',
+    '--dest-tls-verify=false',
+    `oci:${layout}:${tag}`,
+    `docker://${host}/${repo}:${tag}`,
+  ]);
 }
 
 /** podman confined to TMP: its own config files (through env), --root/--runroot/--tmpdir per "instance". */
@@ -181,8 +233,20 @@ export function podmanSetup(host) {
       `network_config_dir=${JSON.stringify(join(dir, 'networks'))}`,
       '',
     ].join('\n'),
-    'registries.conf': ['unqualified-search-registries = []', '[[registry]]', `location = ${JSON.stringify(host)}`, 'insecure = true', ''].join('\n'),
-    'storage.conf': ['[storage]', 'driver = "overlay"', `runroot = ${JSON.stringify(join(dir, 'rr'))}`, `graphroot = ${JSON.stringify(join(dir, 'root'))}`, ''].join('\n'),
+    'registries.conf': [
+      'unqualified-search-registries = []',
+      '[[registry]]',
+      `location = ${JSON.stringify(host)}`,
+      'insecure = true',
+      '',
+    ].join('\n'),
+    'storage.conf': [
+      '[storage]',
+      'driver = "overlay"',
+      `runroot = ${JSON.stringify(join(dir, 'rr'))}`,
+      `graphroot = ${JSON.stringify(join(dir, 'root'))}`,
+      '',
+    ].join('\n'),
   };
   for (const [n, c] of Object.entries(files)) writeFileSync(join(dir, n), c);
   const env = {
@@ -193,8 +257,16 @@ export function podmanSetup(host) {
   };
   /** Global flags for a podman instance rooted at `base`. */
   const flags = (base) => [
-    '--root', join(base, 'root'), '--runroot', join(base, 'rr'), '--tmpdir', join(base, 'tmp'),
-    '--runtime', 'runc', '--cgroup-manager', 'cgroupfs',
+    '--root',
+    join(base, 'root'),
+    '--runroot',
+    join(base, 'rr'),
+    '--tmpdir',
+    join(base, 'tmp'),
+    '--runtime',
+    'runc',
+    '--cgroup-manager',
+    'cgroupfs',
   ];
   return { dir, env, flags };
 }
@@ -206,7 +278,10 @@ export function machine() {
   const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
   const git = {
     head: run('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { allowFail: true })?.trim(),
-    dirty: (run('git', ['-C', REPO, 'status', '--porcelain', '--', 'src', 'dist'], { allowFail: true }) ?? '').trim().split('\n').filter(Boolean).length,
+    dirty: (run('git', ['-C', REPO, 'status', '--porcelain', '--', 'src', 'dist'], { allowFail: true }) ?? '')
+      .trim()
+      .split('\n')
+      .filter(Boolean).length,
   };
   return {
     date: new Date().toISOString(),

@@ -26,7 +26,12 @@ export function run(cmd, args, { env, cwd, input, allowFail = false, inherit = f
     cmd = 'timeout';
   }
   const r = spawnSync(cmd, args, {
-    env: env ?? process.env, cwd, input, encoding: 'utf8', maxBuffer: 64 << 20, timeout,
+    env: env ?? process.env,
+    cwd,
+    input,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout,
     stdio: inherit ? ['ignore', 'inherit', 'inherit'] : ['pipe', 'pipe', 'pipe'],
   });
   if (r.error) {
@@ -34,15 +39,23 @@ export function run(cmd, args, { env, cwd, input, allowFail = false, inherit = f
     throw new Error(`${cmd} ${cmdline(args)}: ${r.error.message}`);
   }
   if (r.status !== 0 && !allowFail) {
-    const how = cmd === 'timeout' && (r.status === 124 || r.status === 137) ? `timed out after ${args[2]} s` : `exited ${r.status ?? r.signal}`;
-    throw new Error(`${cmd} ${cmdline(args)} ${how}\n${String(r.stderr ?? '').trim().slice(-3000)}`);
+    const how =
+      cmd === 'timeout' && (r.status === 124 || r.status === 137)
+        ? `timed out after ${args[2]} s`
+        : `exited ${r.status ?? r.signal}`;
+    throw new Error(
+      `${cmd} ${cmdline(args)} ${how}\n${String(r.stderr ?? '')
+        .trim()
+        .slice(-3000)}`,
+    );
   }
-  return r.status === 0 ? r.stdout ?? '' : undefined;
+  return r.status === 0 ? (r.stdout ?? '') : undefined;
 }
 /** One untimed run of an argv, under the per-run time limit; returns stdout. */
 export const once = (args, o = {}) => run(args[0], args.slice(1), { limitS: RUN_LIMIT_S, ...o });
 export const have = (bin) => spawnSync('sh', ['-c', `command -v ${q(bin)}`], { encoding: 'utf8' }).status === 0;
-export const version = (cmd, args = ['--version']) => (run(cmd, args, { allowFail: true }) ?? '').split('\n')[0].trim() || undefined;
+export const version = (cmd, args = ['--version']) =>
+  (run(cmd, args, { allowFail: true }) ?? '').split('\n')[0].trim() || undefined;
 
 export function fmtMs(ms) {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return 'n/a';
@@ -50,5 +63,6 @@ export function fmtMs(ms) {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
 }
-export const fmtRatio = (r) => (Number.isFinite(r) ? (r >= 10 ? `${r.toFixed(0)}×` : r >= 0.01 ? `${r.toFixed(2)}×` : `${r.toPrecision(1)}×`) : 'n/a');
+export const fmtRatio = (r) =>
+  Number.isFinite(r) ? (r >= 10 ? `${r.toFixed(0)}×` : r >= 0.01 ? `${r.toFixed(2)}×` : `${r.toPrecision(1)}×`) : 'n/a';
 export const fmtPct = (r) => (Number.isFinite(r) ? `${(r * 100).toFixed(r < 0.1 ? 2 : 1)} %` : 'n/a');

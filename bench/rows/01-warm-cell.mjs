@@ -9,40 +9,118 @@ export async function addRows(ctx) {
   const { BC, cli, extraCa, IMG, ROOTFS, podman, PM, bcRun, rf, rfArgs } = ctx;
   const pmBase = join(podman.dir, 'w');
   once(['podman', ...podman.flags(pmBase), 'pull', '-q', '--tls-verify=false', IMG.amd64], { env: podman.env });
-  const [warm, pmRun, floor, nodeBare, nodeVersion, ...viaNode] = measureGroup([
-    { key: '1.buildcell.warm', args: bcRun(rfArgs('warm'), ['/bin/true']), runs: 30, warmup: 3, rewarm: 1, resultDir: rf('warm') },
-    {
-      key: '1.podman.run', env: podman.env, runs: 30, warmup: 3, rewarm: 1,
-      args: PM(pmBase, 'run', '--rm', '--pull', 'missing', '--tls-verify=false', '--network', 'host',
-        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', IMG.amd64, '/bin/true'),
-    },
-    { key: '1.floor', args: ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', '--', 'chroot', ROOTFS, '/bin/true'], runs: 60, warmup: 5, rewarm: 2 },
-    { key: '1.node.bare', args: ['env', '-u', 'NODE_EXTRA_CA_CERTS', 'node', '-e', '0'], runs: 30, warmup: 3, rewarm: 1 },
-    { key: '1.cli.version', args: [...BC, '--version'], runs: 30, warmup: 3, rewarm: 1 },
-    // With NODE_EXTRA_CA_CERTS set (as on this machine), what `node dist/cli.js` (no launcher) pays.
-    ...(extraCa ? [
-      { key: '1.buildcell.warm.node', args: ['node', cli.path, ...bcRun([], ['/bin/true']).slice(BC.length)], runs: 30, warmup: 3, rewarm: 1 },
-      { key: '1.node.bare.extraCa', args: ['node', '-e', '0'], runs: 30, warmup: 3, rewarm: 1 },
-    ] : []),
-  ], { rounds: 3 });
+  const [warm, pmRun, floor, nodeBare, nodeVersion, ...viaNode] = measureGroup(
+    [
+      {
+        key: '1.buildcell.warm',
+        args: bcRun(rfArgs('warm'), ['/bin/true']),
+        runs: 30,
+        warmup: 3,
+        rewarm: 1,
+        resultDir: rf('warm'),
+      },
+      {
+        key: '1.podman.run',
+        env: podman.env,
+        runs: 30,
+        warmup: 3,
+        rewarm: 1,
+        args: PM(
+          pmBase,
+          'run',
+          '--rm',
+          '--pull',
+          'missing',
+          '--tls-verify=false',
+          '--network',
+          'host',
+          '--ulimit',
+          'nofile=1024:1024',
+          '--ulimit',
+          'nproc=1024:1024',
+          IMG.amd64,
+          '/bin/true',
+        ),
+      },
+      {
+        key: '1.floor',
+        args: ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', '--', 'chroot', ROOTFS, '/bin/true'],
+        runs: 60,
+        warmup: 5,
+        rewarm: 2,
+      },
+      {
+        key: '1.node.bare',
+        args: ['env', '-u', 'NODE_EXTRA_CA_CERTS', 'node', '-e', '0'],
+        runs: 30,
+        warmup: 3,
+        rewarm: 1,
+      },
+      { key: '1.cli.version', args: [...BC, '--version'], runs: 30, warmup: 3, rewarm: 1 },
+      // With NODE_EXTRA_CA_CERTS set (as on this machine), what `node dist/cli.js` (no launcher) pays.
+      ...(extraCa
+        ? [
+            {
+              key: '1.buildcell.warm.node',
+              args: ['node', cli.path, ...bcRun([], ['/bin/true']).slice(BC.length)],
+              runs: 30,
+              warmup: 3,
+              rewarm: 1,
+            },
+            { key: '1.node.bare.extraCa', args: ['node', '-e', '0'], runs: 30, warmup: 3, rewarm: 1 },
+          ]
+        : []),
+    ],
+    { rounds: 3 },
+  );
   const ph = warm.phases;
   // image's own parts (resolve, pull, unpack) do not run on a warm cell; counted once anyway.
-  const phaseSum = round(['image', 'setup', 'stage', 'run', 'export', 'cache', 'release', 'cleanup'].reduce((a, k) => a + (ph[k] ?? 0), 0), 1);
+  const phaseSum = round(
+    ['image', 'setup', 'stage', 'run', 'export', 'cache', 'release', 'cleanup'].reduce((a, k) => a + (ph[k] ?? 0), 0),
+    1,
+  );
   const outside = warm.median - nodeVersion.median - phaseSum;
   ctx.rows.push(
-    { id: '1a', what: 'warm cell `run -- /bin/true` vs `podman run --rm` (image pulled, `--network host`)', bc: warm.median, ref: pmRun.median, ratio: warm.median / pmRun.median, runs: `${warm.runs} / ${pmRun.runs}` },
-    { id: '1b', what: 'warm cell vs floor `unshare --fork --pid --mount --uts --ipc -- chroot ROOTFS /bin/true`', bc: warm.median, ref: floor.median, ratio: warm.median / floor.median, runs: `${warm.runs} / ${floor.runs}` },
     {
-      id: '1c', what: 'where the warm cell\'s time goes', bc: warm.median, ref: null, ratio: null, runs: `${warm.runs}`,
-      notes: `\`node -e 0\` ${fmtMs(nodeBare.median)}; \`cli.js --version\` ${fmtMs(nodeVersion.median)} (+${fmtMs(nodeVersion.median - nodeBare.median)} loading the bundle); ` +
-        `phases ${Object.entries(ph).map(([k, v]) => `${k} ${v}`).join(', ')} ms (sum ${phaseSum}; run − floor = ${fmtMs(ph.run - floor.median)}); ` +
+      id: '1a',
+      what: 'warm cell `run -- /bin/true` vs `podman run --rm` (image pulled, `--network host`)',
+      bc: warm.median,
+      ref: pmRun.median,
+      ratio: warm.median / pmRun.median,
+      runs: `${warm.runs} / ${pmRun.runs}`,
+    },
+    {
+      id: '1b',
+      what: 'warm cell vs floor `unshare --fork --pid --mount --uts --ipc -- chroot ROOTFS /bin/true`',
+      bc: warm.median,
+      ref: floor.median,
+      ratio: warm.median / floor.median,
+      runs: `${warm.runs} / ${floor.runs}`,
+    },
+    {
+      id: '1c',
+      what: "where the warm cell's time goes",
+      bc: warm.median,
+      ref: null,
+      ratio: null,
+      runs: `${warm.runs}`,
+      notes:
+        `\`node -e 0\` ${fmtMs(nodeBare.median)}; \`cli.js --version\` ${fmtMs(nodeVersion.median)} (+${fmtMs(nodeVersion.median - nodeBare.median)} loading the bundle); ` +
+        `phases ${Object.entries(ph)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')} ms (sum ${phaseSum}; run − floor = ${fmtMs(ph.run - floor.median)}); ` +
         `outside any phase (argument parsing, privilege, process exit) ≈ ${fmtMs(outside)}`,
     },
   );
   if (extraCa) {
     const [warmNode, bareCa] = viaNode;
     ctx.rows.push({
-      id: '1d', what: `the same warm cell as \`node dist/cli.js\` (not through its shebang), NODE_EXTRA_CA_CERTS=${extraCa} set`, bc: warmNode.median, ref: pmRun.median, ratio: warmNode.median / pmRun.median, runs: `${warmNode.runs} / ${pmRun.runs}`,
+      id: '1d',
+      what: `the same warm cell as \`node dist/cli.js\` (not through its shebang), NODE_EXTRA_CA_CERTS=${extraCa} set`,
+      bc: warmNode.median,
+      ref: pmRun.median,
+      ratio: warmNode.median / pmRun.median,
+      runs: `${warmNode.runs} / ${pmRun.runs}`,
       notes: `Node parses that file at every start: \`node -e 0\` ${fmtMs(bareCa.median)} with it, ${fmtMs(nodeBare.median)} without; the \`build-cell\` command (dist/cli.js's shebang) drops it`,
     });
   }

@@ -21,5 +21,14 @@ export async function addRows(ctx) {
   const nd = rss(['node', '-e', '0'], 10);
   measurements['7.rss.buildcell'] = bc;
   measurements['7.rss.node'] = nd;
-  ctx.rows.push({ id: '7', what: 'peak RSS (GNU time `%M`) of the warm cell vs `node -e 0`', bc: bc.medianKiB / 1024, ref: nd.medianKiB / 1024, ratio: bc.medianKiB / nd.medianKiB, mib: true, runs: `${bc.runs} / ${nd.runs}`, notes: `max over runs ${(bc.maxKiB / 1024).toFixed(1)} MiB; %M is the largest of the process and its waited-for children` });
+  ctx.rows.push({
+    id: '7',
+    what: 'peak RSS (GNU time `%M`) of the warm cell vs `node -e 0`',
+    bc: bc.medianKiB / 1024,
+    ref: nd.medianKiB / 1024,
+    ratio: bc.medianKiB / nd.medianKiB,
+    mib: true,
+    runs: `${bc.runs} / ${nd.runs}`,
+    notes: `max over runs ${(bc.maxKiB / 1024).toFixed(1)} MiB; %M is the largest of the process and its waited-for children`,
+  });
 }

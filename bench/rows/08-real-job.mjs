@@ -19,10 +19,28 @@ export async function addRows(ctx) {
   writeFileSync(join(ws, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n');
   const INSTALL = 'apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null';
   const COMPILE = 'gcc -O2 -o /tmp/hello hello.c && /tmp/hello';
-  for (const [label, layout, arch, n] of [['arm64', arm.layout, 'arm64', 3], ['amd64', amd.layout, 'amd64', 3]]) {
+  for (const [label, layout, arch, n] of [
+    ['arm64', arm.layout, 'arm64', 3],
+    ['amd64', amd.layout, 'amd64', 3],
+  ]) {
     const image = `oci:${layout}:bookworm`;
     const st = join(TMP, `job-${label}`);
-    const job = (state, extra, script, name) => [...BC, 'run', '--image', image, '--arch', arch, '--state-dir', state, '--workspace', ws, ...(name ? rfArgs(name) : []), ...extra, '--run', script];
+    const job = (state, extra, script, name) => [
+      ...BC,
+      'run',
+      '--image',
+      image,
+      '--arch',
+      arch,
+      '--state-dir',
+      state,
+      '--workspace',
+      ws,
+      ...(name ? rfArgs(name) : []),
+      ...extra,
+      '--run',
+      script,
+    ];
     once(bcPrepare(image, st, ['--arch', arch]));
     // The install's first run makes the derived image (and is what (a) costs, plus the layer).
     const first = join(TMP, `job-${label}-first.json`);
@@ -33,27 +51,93 @@ export async function addRows(ctx) {
     const refName = readdirSync(join(st, 'images', 'refs')).find((n) => n.includes('build-cell-install'));
     const restore = `${trashSh(fresh)}; mkdir -p ${q(join(fresh, 'images', 'layouts'))} ${q(join(fresh, 'images', 'refs'))}; cp -a ${q(join(st, 'images', 'layouts', derivedEntry))} ${q(join(fresh, 'images', 'layouts'))}/; cp ${q(join(st, 'images', 'refs', refName))} ${q(join(fresh, 'images', 'refs'))}/; sync`;
     const [uncached, reused, restored] = measureGroup([
-      { key: `8.${label}.uncached`, args: job(st, [], `${INSTALL} && ${COMPILE}`), runs: n, warmup: 0, prepare: 'sync' },
-      { key: `8.${label}.reused`, args: job(st, ['--install', INSTALL], COMPILE, `job-${label}-reused`), runs: 5, warmup: 1, resultDir: rf(`job-${label}-reused`) },
-      { key: `8.${label}.restored`, args: job(fresh, ['--install', INSTALL], COMPILE, `job-${label}-restored`), runs: n, warmup: 0, prepare: restore, resultDir: rf(`job-${label}-restored`) },
+      {
+        key: `8.${label}.uncached`,
+        args: job(st, [], `${INSTALL} && ${COMPILE}`),
+        runs: n,
+        warmup: 0,
+        prepare: 'sync',
+      },
+      {
+        key: `8.${label}.reused`,
+        args: job(st, ['--install', INSTALL], COMPILE, `job-${label}-reused`),
+        runs: 5,
+        warmup: 1,
+        resultDir: rf(`job-${label}-reused`),
+      },
+      {
+        key: `8.${label}.restored`,
+        args: job(fresh, ['--install', INSTALL], COMPILE, `job-${label}-restored`),
+        runs: n,
+        warmup: 0,
+        prepare: restore,
+        resultDir: rf(`job-${label}-restored`),
+      },
     ]);
     const a = uncached.median;
     ctx.rows.push(
-      { id: `8${label === 'arm64' ? 'a' : 'e'}`, what: `real job, ${label} Debian bookworm: apt-get install gcc libc6-dev + compile, uncached (in every run)`, bc: a, ref: null, ratio: null, runs: `${uncached.runs}`, notes: `the install's first run: ${fmtMs(install.seconds * 1000)} (the install cell, its layer and rootfs)` },
-      { id: `8${label === 'arm64' ? 'b' : 'f'}`, what: `real job, ${label}: \`--install\` reused from the store vs uncached`, bc: reused.median, ref: a, ratio: reused.median / a, runs: `${reused.runs} / ${uncached.runs}`, notes: `target ≤ 0.1×: ${reused.median / a <= 0.1 ? 'met' : 'missed'}; phases ${Object.entries(reused.phases).map(([k, v]) => `${k} ${v}`).join(', ')} ms` },
-      { id: `8${label === 'arm64' ? 'c' : 'g'}`, what: `real job, ${label}: a fresh state dir with the derived layout restored (a new hosted runner) vs uncached`, bc: restored.median, ref: a, ratio: restored.median / a, runs: `${restored.runs} / ${uncached.runs}`, notes: `target ≤ 0.25×: ${restored.median / a <= 0.25 ? 'met' : 'missed'}; unpack ${restored.phases.unpack} ms (umoci for the base, GNU tar for the install's layer), run ${restored.phases.run} ms` },
+      {
+        id: `8${label === 'arm64' ? 'a' : 'e'}`,
+        what: `real job, ${label} Debian bookworm: apt-get install gcc libc6-dev + compile, uncached (in every run)`,
+        bc: a,
+        ref: null,
+        ratio: null,
+        runs: `${uncached.runs}`,
+        notes: `the install's first run: ${fmtMs(install.seconds * 1000)} (the install cell, its layer and rootfs)`,
+      },
+      {
+        id: `8${label === 'arm64' ? 'b' : 'f'}`,
+        what: `real job, ${label}: \`--install\` reused from the store vs uncached`,
+        bc: reused.median,
+        ref: a,
+        ratio: reused.median / a,
+        runs: `${reused.runs} / ${uncached.runs}`,
+        notes: `target ≤ 0.1×: ${reused.median / a <= 0.1 ? 'met' : 'missed'}; phases ${Object.entries(reused.phases)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')} ms`,
+      },
+      {
+        id: `8${label === 'arm64' ? 'c' : 'g'}`,
+        what: `real job, ${label}: a fresh state dir with the derived layout restored (a new hosted runner) vs uncached`,
+        bc: restored.median,
+        ref: a,
+        ratio: restored.median / a,
+        runs: `${restored.runs} / ${uncached.runs}`,
+        notes: `target ≤ 0.25×: ${restored.median / a <= 0.25 ? 'met' : 'missed'}; unpack ${restored.phases.unpack} ms (umoci for the base, GNU tar for the install's layer), run ${restored.phases.run} ms`,
+      },
     );
     if (label === 'amd64') {
       // The same derived image as podman runs it: pushed to the local registry, pulled into a fresh --root.
       push(join(st, 'images', 'layouts', derivedEntry), 'image', reg.host, 'derived');
       const pb = join(podman.dir, 'pjob');
-      const pmJob = ['sh', '-c', `${cmdline(PM(pb, 'pull', '-q', '--tls-verify=false', `${reg.host}/derived:image`))} >/dev/null && ${cmdline(PM(pb, 'run', '--rm', '--network', 'host', '-v', `${ws}:/workspace`, '-w', '/workspace', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `${reg.host}/derived:image`, 'sh', '-c', COMPILE))}`];
+      const pmJob = [
+        'sh',
+        '-c',
+        `${cmdline(PM(pb, 'pull', '-q', '--tls-verify=false', `${reg.host}/derived:image`))} >/dev/null && ${cmdline(PM(pb, 'run', '--rm', '--network', 'host', '-v', `${ws}:/workspace`, '-w', '/workspace', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `${reg.host}/derived:image`, 'sh', '-c', COMPILE))}`,
+      ];
       const pmPrepare = `awk -v d=${q(pb)} 'index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done; ${trashSh(pb)}; sync`;
-      const [bcC, pm] = measureGroup([
-        { key: '8.amd64.restored.again', args: job(fresh, ['--install', INSTALL], COMPILE), runs: n, warmup: 0, prepare: restore },
-        { key: '8.amd64.podman', args: pmJob, runs: n, warmup: 1, env: podman.env, prepare: pmPrepare },
-      ], { rounds: n });
-      ctx.rows.push({ id: '8h', what: 'the derived amd64 image as podman runs it: `podman pull` (fresh --root) + `podman run` of the compile vs build-cell from a restored layout', bc: bcC.median, ref: pm.median, ratio: bcC.median / pm.median, runs: `${bcC.runs} / ${pm.runs}`, notes: `target ≤ 1.0×: ${bcC.median / pm.median <= 1 ? 'met' : 'missed'}` });
+      const [bcC, pm] = measureGroup(
+        [
+          {
+            key: '8.amd64.restored.again',
+            args: job(fresh, ['--install', INSTALL], COMPILE),
+            runs: n,
+            warmup: 0,
+            prepare: restore,
+          },
+          { key: '8.amd64.podman', args: pmJob, runs: n, warmup: 1, env: podman.env, prepare: pmPrepare },
+        ],
+        { rounds: n },
+      );
+      ctx.rows.push({
+        id: '8h',
+        what: 'the derived amd64 image as podman runs it: `podman pull` (fresh --root) + `podman run` of the compile vs build-cell from a restored layout',
+        bc: bcC.median,
+        ref: pm.median,
+        ratio: bcC.median / pm.median,
+        runs: `${bcC.runs} / ${pm.runs}`,
+        notes: `target ≤ 1.0×: ${bcC.median / pm.median <= 1 ? 'met' : 'missed'}`,
+      });
     }
     trash(fresh);
   }

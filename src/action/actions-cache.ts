@@ -9,7 +9,11 @@ function available(): boolean {
 }
 
 /** The key that matched, or undefined on a miss. */
-export async function restoreCache(paths: string[], key: string, restoreKeys: string[] = []): Promise<string | undefined> {
+export async function restoreCache(
+  paths: string[],
+  key: string,
+  restoreKeys: string[] = [],
+): Promise<string | undefined> {
   if (!available()) return undefined;
   return cache.restoreCache(paths, key, restoreKeys);
 }

@@ -20,11 +20,16 @@ export async function listFiles(paths: string[]): Promise<string[]> {
 export function commonRoot(paths: string[], fallback: string): string {
   if (!paths.length) return fallback;
   let root = dirname(paths[0]!);
-  for (const p of paths) while (root !== sep && !(p === root || p.startsWith(root.endsWith(sep) ? root : root + sep))) root = dirname(root);
+  for (const p of paths)
+    while (root !== sep && !(p === root || p.startsWith(root.endsWith(sep) ? root : root + sep))) root = dirname(root);
   return root;
 }
 
-export async function uploadExports(name: string, destinations: string[], workspace: string): Promise<number | undefined> {
+export async function uploadExports(
+  name: string,
+  destinations: string[],
+  workspace: string,
+): Promise<number | undefined> {
   const files = await listFiles(destinations);
   if (!files.length) return undefined;
   const inWorkspace = files.every((f) => f.startsWith(workspace.endsWith(sep) ? workspace : workspace + sep));

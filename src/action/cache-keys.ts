@@ -29,7 +29,15 @@ export interface BuildCacheKeys {
   restoreKeys: string[];
 }
 
-export function buildCacheKeys(options: { arch: ArchInfo; image: string; cellPaths: string[]; userKey: string; job?: string; runId?: string; runAttempt?: string }): BuildCacheKeys {
+export function buildCacheKeys(options: {
+  arch: ArchInfo;
+  image: string;
+  cellPaths: string[];
+  userKey: string;
+  job?: string;
+  runId?: string;
+  runAttempt?: string;
+}): BuildCacheKeys {
   const identity = sha256Hex(JSON.stringify([options.image, options.cellPaths])).slice(0, 16);
   const user = options.userKey ? `-${options.userKey.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 200)}` : '';
   const prefix = `build-cell-caches-${KEY_VERSION}-${options.arch.name}-${identity}${user}-`;

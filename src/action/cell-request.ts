@@ -13,16 +13,38 @@ import type { ActionInputs } from './inputs.js';
 
 /** Where the cell sees its file-command files (as container actions do). */
 export const FILE_COMMANDS_CELL_DIR = '/github/file_commands';
-export const FILE_COMMANDS = { GITHUB_OUTPUT: 'output', GITHUB_ENV: 'env', GITHUB_PATH: 'path', GITHUB_STEP_SUMMARY: 'step_summary' } as const;
+export const FILE_COMMANDS = {
+  GITHUB_OUTPUT: 'output',
+  GITHUB_ENV: 'env',
+  GITHUB_PATH: 'path',
+  GITHUB_STEP_SUMMARY: 'step_summary',
+} as const;
 
 /**
  * GitHub variables a build may use. Never the runtime tokens (ACTIONS_*): code from a pull
  * request must not be able to write the repository's caches or artifacts.
  */
 export const PASSED_GITHUB_VARS = [
-  'CI', 'GITHUB_ACTIONS', 'GITHUB_ACTOR', 'GITHUB_BASE_REF', 'GITHUB_EVENT_NAME', 'GITHUB_HEAD_REF', 'GITHUB_JOB',
-  'GITHUB_REF', 'GITHUB_REF_NAME', 'GITHUB_REF_TYPE', 'GITHUB_REPOSITORY', 'GITHUB_REPOSITORY_OWNER', 'GITHUB_RUN_ATTEMPT',
-  'GITHUB_RUN_ID', 'GITHUB_RUN_NUMBER', 'GITHUB_SERVER_URL', 'GITHUB_SHA', 'GITHUB_WORKFLOW', 'RUNNER_ARCH', 'RUNNER_OS',
+  'CI',
+  'GITHUB_ACTIONS',
+  'GITHUB_ACTOR',
+  'GITHUB_BASE_REF',
+  'GITHUB_EVENT_NAME',
+  'GITHUB_HEAD_REF',
+  'GITHUB_JOB',
+  'GITHUB_REF',
+  'GITHUB_REF_NAME',
+  'GITHUB_REF_TYPE',
+  'GITHUB_REPOSITORY',
+  'GITHUB_REPOSITORY_OWNER',
+  'GITHUB_RUN_ATTEMPT',
+  'GITHUB_RUN_ID',
+  'GITHUB_RUN_NUMBER',
+  'GITHUB_SERVER_URL',
+  'GITHUB_SHA',
+  'GITHUB_WORKFLOW',
+  'RUNNER_ARCH',
+  'RUNNER_OS',
 ];
 
 export interface ActionContext {
@@ -55,14 +77,28 @@ export function commandFor(inputs: ActionInputs): BuildCellSpec['command'] {
 }
 
 export function cellEnv(inputs: ActionInputs, env: NodeJS.ProcessEnv): Array<[string, string]> {
-  const github: Array<[string, string]> = PASSED_GITHUB_VARS.flatMap((name): Array<[string, string]> => (env[name] !== undefined ? [[name, env[name]!]] : []));
-  const fileCommands = Object.entries(FILE_COMMANDS).map(([name, file]): [string, string] => [name, `${FILE_COMMANDS_CELL_DIR}/${file}`]);
-  const merged = new Map<string, string>([...github, ['GITHUB_WORKSPACE', inputs.workspacePath], ...fileCommands, ...inputs.env]);
+  const github: Array<[string, string]> = PASSED_GITHUB_VARS.flatMap((name): Array<[string, string]> =>
+    env[name] !== undefined ? [[name, env[name]!]] : [],
+  );
+  const fileCommands = Object.entries(FILE_COMMANDS).map(([name, file]): [string, string] => [
+    name,
+    `${FILE_COMMANDS_CELL_DIR}/${file}`,
+  ]);
+  const merged = new Map<string, string>([
+    ...github,
+    ['GITHUB_WORKSPACE', inputs.workspacePath],
+    ...fileCommands,
+    ...inputs.env,
+  ]);
   return [...merged];
 }
 
 /** The install step: the cell's environment less the file commands (the install sets no step outputs), the user's caches. */
-function installRequest(inputs: ActionInputs, ctx: ActionContext, caches: CellRequest['spec']['caches']): CellRequest['install'] {
+function installRequest(
+  inputs: ActionInputs,
+  ctx: ActionContext,
+  caches: CellRequest['spec']['caches'],
+): CellRequest['install'] {
   if (!inputs.install) return undefined;
   const fileCommandNames = new Set<string>(Object.keys(FILE_COMMANDS));
   return {
@@ -94,13 +130,21 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
       // cache, then handed over as `digest`), so a moved tag never runs a stale image. A digest
       // pin is never re-resolved: no network when the image is in the store.
       pull: inputs.image.pinnedDigest ? 'missing' : 'always',
-      registry: { tlsVerify: inputs.registry.tlsVerify, username: inputs.registry.username, password: inputs.registry.password },
+      registry: {
+        tlsVerify: inputs.registry.tlsVerify,
+        username: inputs.registry.username,
+        password: inputs.registry.password,
+      },
       digest: ctx.digest,
       cacheDir: ctx.imageCacheDir,
     },
     spec: {
       workspacePath: inputs.workspacePath,
-      workspaceSeed: !workspace ? { kind: 'empty' } : isWorkspaceArchive(workspace) ? { kind: 'archive', path: workspace } : { kind: 'snapshot', path: workspace },
+      workspaceSeed: !workspace
+        ? { kind: 'empty' }
+        : isWorkspaceArchive(workspace)
+          ? { kind: 'archive', path: workspace }
+          : { kind: 'snapshot', path: workspace },
       imports: inputs.imports.map((m) => ({ source: m.host, destination: m.cell })),
       caches: [...userCaches, { source: ctx.fileCommandsDir, destination: FILE_COMMANDS_CELL_DIR }],
       exports: inputs.exports.map((m) => ({ source: m.cell, destination: m.host })),

@@ -4,7 +4,17 @@
  * so a script in the cell sets step outputs exactly as a script in a `run:` step does.
  * Synchronous: a handful of tiny files, on every session step's path.
  */
-import { appendFileSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { FILE_COMMANDS } from './cell-request.js';
 

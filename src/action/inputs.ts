@@ -22,7 +22,10 @@ export interface ActionInputs {
   image: ImageReference;
   arch: ArchInfo;
   /** The script (`run`) with its shell, or the argv (`command`); none: a session started without a first command. */
-  command: { kind: 'script'; script: string; shell: (typeof SHELLS)[number] } | { kind: 'argv'; argv: string[] } | { kind: 'none' };
+  command:
+    | { kind: 'script'; script: string; shell: (typeof SHELLS)[number] }
+    | { kind: 'argv'; argv: string[] }
+    | { kind: 'none' };
   /** The shell of `run` and of a session's steps. */
   shell: (typeof SHELLS)[number];
   /** Later steps run in this cell's state with `shell: build-cell {0}` (see src/session/). */
@@ -58,10 +61,38 @@ export interface ActionInputs {
 }
 
 export const INPUT_NAMES = [
-  'image', 'arch', 'run', 'shell', 'command', 'workspace', 'workspace-path', 'working-directory', 'env', 'imports',
-  'caches', 'cache-key', 'exports', 'network', 'cpu-time', 'memory', 'max-processes', 'cleanup', 'artifact-name',
-  'image-cache', 'registry-username', 'registry-password', 'tls-verify', 'privilege', 'tools-source', 'tools', 'state-dir',
-  'install', 'install-key', 'write-back', 'session', 'qemu-cpu',
+  'image',
+  'arch',
+  'run',
+  'shell',
+  'command',
+  'workspace',
+  'workspace-path',
+  'working-directory',
+  'env',
+  'imports',
+  'caches',
+  'cache-key',
+  'exports',
+  'network',
+  'cpu-time',
+  'memory',
+  'max-processes',
+  'cleanup',
+  'artifact-name',
+  'image-cache',
+  'registry-username',
+  'registry-password',
+  'tls-verify',
+  'privilege',
+  'tools-source',
+  'tools',
+  'state-dir',
+  'install',
+  'install-key',
+  'write-back',
+  'session',
+  'qemu-cpu',
 ] as const;
 
 export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
@@ -71,53 +102,84 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): ActionInputs {
   const read: InputReader = (name) => core.getInput(name);
   const inputs = parseInputs(read, env);
   if (inputs.registry.password) core.setSecret(inputs.registry.password);
-  for (const [, value] of inputs.env) if (value.length >= 3) for (const line of value.split('\n')) if (line.trim()) core.setSecret(line);
+  for (const [, value] of inputs.env)
+    if (value.length >= 3) for (const line of value.split('\n')) if (line.trim()) core.setSecret(line);
   return inputs;
 }
 
 /** Names of INPUT_* variables that this action does not know (the runner only warns for those in a workflow file). */
 export function unknownInputs(env: NodeJS.ProcessEnv = process.env): string[] {
   const known = new Set<string>(INPUT_NAMES.map((n) => n.toUpperCase()));
-  return Object.keys(env).filter((k) => k.startsWith('INPUT_') && !known.has(k.slice(6))).map((k) => k.slice(6).toLowerCase());
+  return Object.keys(env)
+    .filter((k) => k.startsWith('INPUT_') && !known.has(k.slice(6)))
+    .map((k) => k.slice(6).toLowerCase());
 }
 
 /** Pure: input text -> ActionInputs. `env` supplies GITHUB_WORKSPACE and RUNNER_TEMP. */
 export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionInputs {
   const githubWorkspace = env.GITHUB_WORKSPACE || process.cwd();
-  const fromWorkspace = (p: string) => (p.startsWith('/') ? p : `${githubWorkspace.replace(/\/$/, '')}/${p.replace(/^\.\//, '')}`);
+  const fromWorkspace = (p: string) =>
+    p.startsWith('/') ? p : `${githubWorkspace.replace(/\/$/, '')}/${p.replace(/^\.\//, '')}`;
   const image = read('image').trim();
-  if (!image) throw new UserError('image', 'is required: an image reference such as debian:bookworm, ghcr.io/owner/image@sha256:..., oci:/path:tag');
+  if (!image)
+    throw new UserError(
+      'image',
+      'is required: an image reference such as debian:bookworm, ghcr.io/owner/image@sha256:..., oci:/path:tag',
+    );
 
   const workspacePath = cellPathInput(read('workspace-path') || '/workspace', 'workspace-path');
   const wd = read('working-directory').trim();
-  const workingDirectory = !wd ? workspacePath : wd.startsWith('/') ? cellPathInput(wd, 'working-directory') : cellPathInput(`${workspacePath}/${wd}`, 'working-directory');
+  const workingDirectory = !wd
+    ? workspacePath
+    : wd.startsWith('/')
+      ? cellPathInput(wd, 'working-directory')
+      : cellPathInput(`${workspacePath}/${wd}`, 'working-directory');
 
   const sessionInput = read('session').trim();
-  const session = !sessionInput || sessionInput === 'false' ? undefined : sessionInput === 'true' ? DEFAULT_SESSION : checkSessionName(sessionInput, 'session');
+  const session =
+    !sessionInput || sessionInput === 'false'
+      ? undefined
+      : sessionInput === 'true'
+        ? DEFAULT_SESSION
+        : checkSessionName(sessionInput, 'session');
   const run = read('run');
   const commandLines = lines(read('command'));
-  if (run.trim() && commandLines.length) throw new UserError('run', 'give either run (a script) or command (one argument per line), not both');
-  if (!run.trim() && !commandLines.length && !session) throw new UserError('run', 'is required (or command, or session): the script to run in the cell');
+  if (run.trim() && commandLines.length)
+    throw new UserError('run', 'give either run (a script) or command (one argument per line), not both');
+  if (!run.trim() && !commandLines.length && !session)
+    throw new UserError('run', 'is required (or command, or session): the script to run in the cell');
   if (run.includes('\0')) throw new UserError('run', 'must not contain a NUL byte');
   const shell = oneOf(read('shell') || 'sh', SHELLS, 'shell');
-  const command: ActionInputs['command'] = run.trim() ? { kind: 'script', script: run, shell } : commandLines.length ? { kind: 'argv', argv: commandLines } : { kind: 'none' };
+  const command: ActionInputs['command'] = run.trim()
+    ? { kind: 'script', script: run, shell }
+    : commandLines.length
+      ? { kind: 'argv', argv: commandLines }
+      : { kind: 'none' };
 
   const installScript = read('install');
   const installKey = read('install-key').trim();
   if (installScript.includes('\0')) throw new UserError('install', 'must not contain a NUL byte');
-  if (!installScript.trim() && installKey) throw new UserError('install-key', 'needs install (a script): it is a part of the install step\'s key');
+  if (!installScript.trim() && installKey)
+    throw new UserError('install-key', "needs install (a script): it is a part of the install step's key");
   const install = installScript.trim() ? { script: installScript, key: installKey, shell } : undefined;
 
   const workspaceInput = read('workspace').trim();
   const workspace = workspaceInput === 'none' ? undefined : fromWorkspace(workspaceInput || githubWorkspace);
   if (workspace && /\.(zip|tar\.bz2|tar\.xz|tar\.zst)$/.test(workspace) && !isWorkspaceArchive(workspace)) {
-    throw new UserError('workspace', `${show(workspaceInput)} is not a supported archive: accepted are a directory, .tar, .tar.gz, .tgz, or none`);
+    throw new UserError(
+      'workspace',
+      `${show(workspaceInput)} is not a supported archive: accepted are a directory, .tar, .tar.gz, .tgz, or none`,
+    );
   }
 
   // A session writes each step's workspace changes back: the input is implied.
-  const writeBack = bool(read('write-back') || 'false', 'write-back') || (!!session && !!workspace && !isWorkspaceArchive(workspace));
+  const writeBack =
+    bool(read('write-back') || 'false', 'write-back') || (!!session && !!workspace && !isWorkspaceArchive(workspace));
   if (writeBack && (!workspace || isWorkspaceArchive(workspace))) {
-    throw new UserError('write-back', `needs a directory workspace to write back to, and workspace is ${workspace ? `the archive ${show(workspaceInput)}` : 'none'}`);
+    throw new UserError(
+      'write-back',
+      `needs a directory workspace to write back to, and workspace is ${workspace ? `the archive ${show(workspaceInput)}` : 'none'}`,
+    );
   }
 
   const env2 = parseEnvLines(read('env'));
@@ -128,26 +190,32 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     return { host: fromWorkspace(m.host), cell: cellPathInput(m.cell, `imports line ${i + 1}`) };
   });
   const caches = lines(read('caches')).map((line, i) => {
-    if (line.startsWith('/') && !line.slice(1).includes(':/')) return { cell: cellPathInput(line, `caches line ${i + 1}`) };
+    if (line.startsWith('/') && !line.slice(1).includes(':/'))
+      return { cell: cellPathInput(line, `caches line ${i + 1}`) };
     const m = splitHostCell(line, `caches line ${i + 1}`);
     return { host: fromWorkspace(m.host), cell: cellPathInput(m.cell, `caches line ${i + 1}`) };
   });
   const exports = lines(read('exports')).map((line, i) => {
     const at = line.indexOf(':');
     const field = `exports line ${i + 1}`;
-    if (at <= 0 || at === line.length - 1) throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:out), got ${show(line)}`);
+    if (at <= 0 || at === line.length - 1)
+      throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:out), got ${show(line)}`);
     return { cell: cellPathInput(line.slice(0, at), field), host: fromWorkspace(line.slice(at + 1)) };
   });
 
   const artifactName = read('artifact-name').trim() || undefined;
   if (artifactName && /["<>|*?\r\n\\/:]/.test(artifactName)) {
-    throw new UserError('artifact-name', `${show(artifactName)} contains a character artifacts do not allow (" : < > | * ? \\ / or a newline)`);
+    throw new UserError(
+      'artifact-name',
+      `${show(artifactName)} contains a character artifacts do not allow (" : < > | * ? \\ / or a newline)`,
+    );
   }
   const username = read('registry-username').trim() || undefined;
   const password = read('registry-password') || undefined;
   if (password && !username) throw new UserError('registry-password', 'needs registry-username');
   const toolsSource = read('tools-source').trim() || 'https://deb.debian.org/debian';
-  if (!/^https?:\/\/[^\s]+$/.test(toolsSource)) throw new UserError('tools-source', `must be an http(s) URL of a Debian archive mirror, got ${show(toolsSource)}`);
+  if (!/^https?:\/\/[^\s]+$/.test(toolsSource))
+    throw new UserError('tools-source', `must be an http(s) URL of a Debian archive mirror, got ${show(toolsSource)}`);
   const qemuCpu = parseQemuCpu(read('qemu-cpu'), 'qemu-cpu');
   const stateDir = read('state-dir').trim() || '/var/lib/build-cell';
   if (!stateDir.startsWith('/')) throw new UserError('state-dir', `must be an absolute path, got ${show(stateDir)}`);
@@ -173,7 +241,11 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     limits: {
       cpuTimeSeconds: optionalInt(blank(read('cpu-time')), 'cpu-time', 'a whole number of seconds, at least 1'),
       memoryBytes: optionalSize(blank(read('memory')), 'memory'),
-      maxProcesses: optionalInt(blank(read('max-processes')), 'max-processes', 'a whole number of processes, at least 1'),
+      maxProcesses: optionalInt(
+        blank(read('max-processes')),
+        'max-processes',
+        'a whole number of processes, at least 1',
+      ),
     },
     cleanup: oneOf(read('cleanup') || 'always', CLEANUP_POLICIES, 'cleanup') as CleanupPolicy,
     artifactName,
@@ -192,7 +264,10 @@ function blank(value: string): string | undefined {
 
 /** Non-empty lines, trimmed (a trailing newline of a YAML block scalar is no entry). */
 export function lines(text: string): string[] {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 function cellPathInput(value: string, field: string): string {
@@ -204,7 +279,11 @@ function cellPathInput(value: string, field: string): string {
 
 function splitHostCell(line: string, field: string): { host: string; cell: string } {
   const at = line.lastIndexOf(':/');
-  if (at <= 0) throw new UserError(field, `must be HOST:CELL with an absolute cell path (e.g. tools:/opt/tools), got ${show(line)}`);
+  if (at <= 0)
+    throw new UserError(
+      field,
+      `must be HOST:CELL with an absolute cell path (e.g. tools:/opt/tools), got ${show(line)}`,
+    );
   return { host: line.slice(0, at), cell: line.slice(at + 1) };
 }
 
@@ -223,13 +302,21 @@ export function parseEnvLines(text: string): Array<[string, string]> {
     const heredoc = /^([^=<\s][^=<]*)<<(\S+)$/.exec(line.trim());
     if (heredoc) {
       const end = all.indexOf(heredoc[2]!, i + 1);
-      if (end < 0) throw new UserError('env', `the value of ${show(heredoc[1])} starts with <<${heredoc[2]} but has no closing ${heredoc[2]} line`);
+      if (end < 0)
+        throw new UserError(
+          'env',
+          `the value of ${show(heredoc[1])} starts with <<${heredoc[2]} but has no closing ${heredoc[2]} line`,
+        );
       out.push([heredoc[1]!, all.slice(i + 1, end).join('\n')]);
       i = end;
       continue;
     }
     const eq = line.indexOf('=');
-    if (eq <= 0) throw new UserError('env', `line ${i + 1} must be KEY=VALUE (or KEY<<DELIMITER for a multi-line value), got ${show(line.trim())}`);
+    if (eq <= 0)
+      throw new UserError(
+        'env',
+        `line ${i + 1} must be KEY=VALUE (or KEY<<DELIMITER for a multi-line value), got ${show(line.trim())}`,
+      );
     out.push([line.slice(0, eq).trim(), line.slice(eq + 1)]);
   }
   return out;

@@ -21,18 +21,30 @@ export interface InstallCache {
   hit: boolean;
 }
 
-export async function restoreInstall(inputs: ActionInputs, baseDigest: string, work: string): Promise<InstallCache | undefined> {
+export async function restoreInstall(
+  inputs: ActionInputs,
+  baseDigest: string,
+  work: string,
+): Promise<InstallCache | undefined> {
   if (!inputs.install) return undefined;
   const hash = installHash({
-    arch: inputs.arch, baseDigest, script: inputs.install.script, shell: inputs.install.shell,
-    installKey: inputs.install.key, envNames: inputs.env.map(([name]) => name),
+    arch: inputs.arch,
+    baseDigest,
+    script: inputs.install.script,
+    shell: inputs.install.shell,
+    installKey: inputs.install.key,
+    envNames: inputs.env.map(([name]) => name),
   });
   const key = installCacheKey(inputs.arch, baseDigest, hash);
   const dir = join(work, 'install-cache', key);
   await mkdir(dir, { recursive: true });
   const matched = await bestEffort('restoring the install step from the Actions cache', () => restoreCache([dir], key));
   const hit = matched === key;
-  core.info(hit ? `install step restored from the Actions cache (${key}): it will not run` : `no cached install step for ${key}: it runs once, and is saved`);
+  core.info(
+    hit
+      ? `install step restored from the Actions cache (${key}): it will not run`
+      : `no cached install step for ${key}: it runs once, and is saved`,
+  );
   return { key, dir, hit };
 }
 
@@ -46,5 +58,7 @@ export async function saveInstall(cache: InstallCache | undefined, install: Inst
 export function describeInstall(install: InstallResult | undefined, cache: InstallCache | undefined): string {
   if (!install) return '–';
   if (install.ran) return `ran in ${install.seconds!.toFixed(1)} s${cache ? ', saved to the Actions cache' : ''}`;
-  return install.source === 'cache' ? 'restored from the Actions cache (not run)' : 'reused from the state dir (not run)';
+  return install.source === 'cache'
+    ? 'restored from the Actions cache (not run)'
+    : 'reused from the state dir (not run)';
 }

@@ -44,8 +44,18 @@ export async function runMain(): Promise<void> {
 
   const { timings, timed } = phaseTimer<ActionPhase>();
   const emulated = needsEmulation(inputs.arch);
-  if (inputs.qemuCpu && !emulated) core.warning(`qemu-cpu ${inputs.qemuCpu} is not used: ${inputs.arch.name} runs natively on this ${process.arch} host`);
-  const summary: SummaryData = { image: inputs.image.original, arch: inputs.arch.name, emulated, imageCacheHit: false, timings, exports: [] };
+  if (inputs.qemuCpu && !emulated)
+    core.warning(
+      `qemu-cpu ${inputs.qemuCpu} is not used: ${inputs.arch.name} runs natively on this ${process.arch} host`,
+    );
+  const summary: SummaryData = {
+    image: inputs.image.original,
+    arch: inputs.arch.name,
+    emulated,
+    imageCacheHit: false,
+    timings,
+    exports: [],
+  };
   const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
   const work = join(runnerTemp, 'build-cell');
   const uid = process.getuid?.() ?? 0;
@@ -62,14 +72,25 @@ export async function runMain(): Promise<void> {
     // Through sudo, what the engine leaves on the host goes back to the runner user; rootless, it is the user's already.
     const owner = mode === 'sudo' ? { uid, gid: process.getgid?.() ?? uid } : undefined;
 
-    await core.group('Tools', () => timed('tools', async () => {
-      // tools: pinned never takes qemu or umoci from PATH, so a runner's own (possibly broken) qemu is not used.
-      const onPath = inputs.tools === 'pinned' ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name)) : undefined;
-      const tools = await resolveTools({ qemu: emulated ? [inputs.arch] : [], source: inputs.toolsSource, log: core.info, onPath });
-      for (const dir of tools.dirsToAddToPath) core.addPath(dir);
-      // The CPU model is checked against the qemu just resolved, before any cache or image is touched.
-      if (emulated && inputs.qemuCpu) await checkQemuCpu(inputs.qemuCpu, tools.qemu[inputs.arch.qemu]!, inputs.arch, 'qemu-cpu');
-    }));
+    await core.group('Tools', () =>
+      timed('tools', async () => {
+        // tools: pinned never takes qemu or umoci from PATH, so a runner's own (possibly broken) qemu is not used.
+        const onPath =
+          inputs.tools === 'pinned'
+            ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name))
+            : undefined;
+        const tools = await resolveTools({
+          qemu: emulated ? [inputs.arch] : [],
+          source: inputs.toolsSource,
+          log: core.info,
+          onPath,
+        });
+        for (const dir of tools.dirsToAddToPath) core.addPath(dir);
+        // The CPU model is checked against the qemu just resolved, before any cache or image is touched.
+        if (emulated && inputs.qemuCpu)
+          await checkQemuCpu(inputs.qemuCpu, tools.qemu[inputs.arch.qemu]!, inputs.arch, 'qemu-cpu');
+      }),
+    );
 
     // The image: re-resolve a tag (one manifest request), then restore its layout by digest;
     // with an install step, first its derived image (a hit needs no base image at all).
@@ -77,44 +98,79 @@ export async function runMain(): Promise<void> {
     let imageKey: string | undefined;
     let imageCacheDir: string | undefined;
     let installCache: InstallCache | undefined;
-    await core.group('Image cache', () => timed('cache restore', async () => {
-      if (!inputs.imageCache) return core.info('image-cache is false: not using the Actions cache for the image or the install step');
-      const keyDigest = inputs.image.pinnedDigest ?? (digest = await resolveDigest(inputs.image, inputs.arch, inputs.registry));
-      installCache = await restoreInstall(inputs, keyDigest, work);
-      if (installCache?.hit) return;
-      imageKey = imageCacheKey(inputs.arch, keyDigest);
-      imageCacheDir = join(work, 'image-cache', imageKey);
-      await mkdir(imageCacheDir, { recursive: true });
-      const hit = await bestEffort('restoring the image from the Actions cache', () => restoreCache([imageCacheDir!], imageKey!));
-      summary.imageCacheHit = hit === imageKey;
-      core.info(summary.imageCacheHit ? `image layout restored from the Actions cache (${imageKey})` : `no cached layout for ${imageKey}`);
-    }));
+    await core.group('Image cache', () =>
+      timed('cache restore', async () => {
+        if (!inputs.imageCache)
+          return core.info('image-cache is false: not using the Actions cache for the image or the install step');
+        const keyDigest =
+          inputs.image.pinnedDigest ?? (digest = await resolveDigest(inputs.image, inputs.arch, inputs.registry));
+        installCache = await restoreInstall(inputs, keyDigest, work);
+        if (installCache?.hit) return;
+        imageKey = imageCacheKey(inputs.arch, keyDigest);
+        imageCacheDir = join(work, 'image-cache', imageKey);
+        await mkdir(imageCacheDir, { recursive: true });
+        const hit = await bestEffort('restoring the image from the Actions cache', () =>
+          restoreCache([imageCacheDir!], imageKey!),
+        );
+        summary.imageCacheHit = hit === imageKey;
+        core.info(
+          summary.imageCacheHit
+            ? `image layout restored from the Actions cache (${imageKey})`
+            : `no cached layout for ${imageKey}`,
+        );
+      }),
+    );
 
     const cacheDirs = inputs.caches.map((c, i) => c.host ?? managedCacheDir(runnerTemp, i, c.cell));
-    const cacheKeys = buildCacheKeys({ arch: inputs.arch, image: inputs.image.full, cellPaths: inputs.caches.map((c) => c.cell), userKey: inputs.cacheKey, runId: process.env.GITHUB_RUN_ID, runAttempt: process.env.GITHUB_RUN_ATTEMPT });
+    const cacheKeys = buildCacheKeys({
+      arch: inputs.arch,
+      image: inputs.image.full,
+      cellPaths: inputs.caches.map((c) => c.cell),
+      userKey: inputs.cacheKey,
+      runId: process.env.GITHUB_RUN_ID,
+      runAttempt: process.env.GITHUB_RUN_ATTEMPT,
+    });
     let cacheHit = false;
     if (cacheDirs.length) {
-      await core.group('Build caches: restore', () => timed('cache restore', async () => {
-        for (const dir of cacheDirs) await mkdir(dir, { recursive: true });
-        const matched = await bestEffort('restoring the build caches', () => restoreCache(cacheDirs, cacheKeys.primary, cacheKeys.restoreKeys));
-        cacheHit = !!matched;
-        core.info(matched ? `build caches restored from ${matched}` : 'no build cache entry yet');
-      }));
+      await core.group('Build caches: restore', () =>
+        timed('cache restore', async () => {
+          for (const dir of cacheDirs) await mkdir(dir, { recursive: true });
+          const matched = await bestEffort('restoring the build caches', () =>
+            restoreCache(cacheDirs, cacheKeys.primary, cacheKeys.restoreKeys),
+          );
+          cacheHit = !!matched;
+          core.info(matched ? `build caches restored from ${matched}` : 'no build cache entry yet');
+        }),
+      );
     }
     core.setOutput('cache-hit', String(cacheHit));
     core.setOutput('image-cache-hit', String(summary.imageCacheHit));
 
     const fileCommandsDir = join(work, `file-commands-${process.pid}`);
     await prepareFileCommands(fileCommandsDir);
-    const request = { ...toCellRequest(inputs, { env: process.env, runnerTemp, fileCommandsDir, cacheDirs, owner, digest, imageCacheDir, installCacheDir: installCache?.dir }), cellId: newCellId() };
+    const request = {
+      ...toCellRequest(inputs, {
+        env: process.env,
+        runnerTemp,
+        fileCommandsDir,
+        cacheDirs,
+        owner,
+        digest,
+        imageCacheDir,
+        installCacheDir: installCache?.dir,
+      }),
+      cellId: newCellId(),
+    };
     core.saveState(STATE.scratch, join(inputs.stateDir, 'cells', request.cellId));
     core.saveState(STATE.cleanup, inputs.cleanup);
     core.saveState(STATE.work, work);
 
     if (inputs.session) core.saveState(STATE.session, inputs.session);
-    const outcome = await core.group('Run', () => (inputs.session
-      ? startActionSession(inputs, request, mode!, work)
-      : runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js'))));
+    const outcome = await core.group('Run', () =>
+      inputs.session
+        ? startActionSession(inputs, request, mode!, work)
+        : runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
+    );
     let result: CellRunResult | undefined;
     if (outcome.ok) {
       result = outcome.result;
@@ -148,32 +204,46 @@ export async function runMain(): Promise<void> {
       summary.error = outcome.error;
       core.setOutput('exit-code', String(EXIT_BUILD_CELL_ERROR));
     }
-    await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () => forwardFileCommands(fileCommandsDir, process.env));
+    await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () =>
+      forwardFileCommands(fileCommandsDir, process.env),
+    );
     await rm(fileCommandsDir, { recursive: true, force: true }).catch(() => undefined);
 
     // A session's exports, artifact and build caches are the post step's (when the session ends).
     if (!inputs.session && inputs.artifactName && result?.exports.length) {
-      await core.group('Artifact', () => timed('upload', async () => {
-        const id = await uploadExports(inputs.artifactName!, result!.exports.map((e) => e.destination), process.env.GITHUB_WORKSPACE || process.cwd());
-        summary.artifact = { name: inputs.artifactName!, id };
-        if (id !== undefined) core.setOutput('artifact-id', String(id));
-      }));
+      await core.group('Artifact', () =>
+        timed('upload', async () => {
+          const id = await uploadExports(
+            inputs.artifactName!,
+            result!.exports.map((e) => e.destination),
+            process.env.GITHUB_WORKSPACE || process.cwd(),
+          );
+          summary.artifact = { name: inputs.artifactName!, id };
+          if (id !== undefined) core.setOutput('artifact-id', String(id));
+        }),
+      );
     }
 
-    await core.group('Caches: save', () => timed('cache save', async () => {
-      await saveInstall(installCache, result?.install);
-      if (imageKey && imageCacheDir && result && !summary.imageCacheHit) {
-        await bestEffort('saving the image to the Actions cache', () => saveCache([imageCacheDir!], imageKey!));
-      }
-      // Build caches are saved after failed commands too: the next run starts warmer.
-      if (cacheDirs.length && !inputs.session && (outcome.ok || !outcome.cancelled)) {
-        await bestEffort('saving the build caches', () => saveCache(cacheDirs, cacheKeys.primary));
-      }
-    }));
+    await core.group('Caches: save', () =>
+      timed('cache save', async () => {
+        await saveInstall(installCache, result?.install);
+        if (imageKey && imageCacheDir && result && !summary.imageCacheHit) {
+          await bestEffort('saving the image to the Actions cache', () => saveCache([imageCacheDir!], imageKey!));
+        }
+        // Build caches are saved after failed commands too: the next run starts warmer.
+        if (cacheDirs.length && !inputs.session && (outcome.ok || !outcome.cancelled)) {
+          await bestEffort('saving the build caches', () => saveCache(cacheDirs, cacheKeys.primary));
+        }
+      }),
+    );
 
     if (!outcome.ok) core.setFailed(`build-cell: ${outcome.error}`);
     else if (result && result.exitCode !== 0) {
-      core.setFailed(result.signal ? `the command was killed by signal ${result.signal} (exit code ${result.exitCode})` : `the command exited with ${result.exitCode}`);
+      core.setFailed(
+        result.signal
+          ? `the command was killed by signal ${result.signal} (exit code ${result.exitCode})`
+          : `the command exited with ${result.exitCode}`,
+      );
     }
   } catch (error) {
     summary.error = errorMessage(error);
@@ -189,9 +259,24 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   const show = (name: string, value: unknown) => core.info(`${name.padEnd(18)} ${value}`);
   show('image', inputs.image.full);
   show('arch', `${inputs.arch.name}${emulated ? ' (emulated)' : ''}`);
-  if (inputs.qemuCpu) show('qemu cpu', emulated ? inputs.qemuCpu : `${inputs.qemuCpu} (not used: ${inputs.arch.name} runs natively here)`);
-  show('command', inputs.command.kind === 'script' ? `script with ${inputs.command.shell}` : inputs.command.kind === 'argv' ? JSON.stringify(inputs.command.argv) : '(none)');
-  if (inputs.session) show('session', `${inputs.session} (later steps: shell: build-cell${inputs.session === 'default' ? '' : ` --session ${inputs.session}`} {0})`);
+  if (inputs.qemuCpu)
+    show(
+      'qemu cpu',
+      emulated ? inputs.qemuCpu : `${inputs.qemuCpu} (not used: ${inputs.arch.name} runs natively here)`,
+    );
+  show(
+    'command',
+    inputs.command.kind === 'script'
+      ? `script with ${inputs.command.shell}`
+      : inputs.command.kind === 'argv'
+        ? JSON.stringify(inputs.command.argv)
+        : '(none)',
+  );
+  if (inputs.session)
+    show(
+      'session',
+      `${inputs.session} (later steps: shell: build-cell${inputs.session === 'default' ? '' : ` --session ${inputs.session}`} {0})`,
+    );
   show('workspace', `${inputs.workspace ?? '(empty)'} -> ${inputs.workspacePath}`);
   show('working directory', inputs.workingDirectory);
   show('env', inputs.env.map(([k]) => k).join(' ') || '(none)');

@@ -30,17 +30,31 @@ async function endSessionPost(work: string): Promise<void> {
   const ended = await endActionSession(inputs, work);
   if (ended.error) core.setFailed(`build-cell: ending the session: ${ended.error}`);
   if (inputs.artifactName && ended.exports.length) {
-    const id = await bestEffort('uploading the artifact', () => uploadExports(inputs.artifactName!, ended.exports.map((e) => e.destination), process.env.GITHUB_WORKSPACE || process.cwd()));
+    const id = await bestEffort('uploading the artifact', () =>
+      uploadExports(
+        inputs.artifactName!,
+        ended.exports.map((e) => e.destination),
+        process.env.GITHUB_WORKSPACE || process.cwd(),
+      ),
+    );
     core.info(`artifact ${inputs.artifactName}${id !== undefined ? ` (id ${id})` : ''} uploaded`);
   }
   if (inputs.caches.length) {
     const cacheDirs = inputs.caches.map((c, i) => c.host ?? managedCacheDir(runnerTemp, i, c.cell));
-    const keys = buildCacheKeys({ arch: inputs.arch, image: inputs.image.full, cellPaths: inputs.caches.map((c) => c.cell), userKey: inputs.cacheKey, runId: process.env.GITHUB_RUN_ID, runAttempt: process.env.GITHUB_RUN_ATTEMPT });
+    const keys = buildCacheKeys({
+      arch: inputs.arch,
+      image: inputs.image.full,
+      cellPaths: inputs.caches.map((c) => c.cell),
+      userKey: inputs.cacheKey,
+      runId: process.env.GITHUB_RUN_ID,
+      runAttempt: process.env.GITHUB_RUN_ATTEMPT,
+    });
     await bestEffort('saving the build caches', () => saveCache(cacheDirs, keys.primary));
   }
-  core.info(`session ${inputs.session} ended${ended.exports.length ? `: ${ended.exports.length} export(s) copied out` : ''}`);
+  core.info(
+    `session ${inputs.session} ended${ended.exports.length ? `: ${ended.exports.length} export(s) copied out` : ''}`,
+  );
 }
-
 
 export async function runPost(): Promise<void> {
   const work = core.getState(STATE.work);
@@ -48,7 +62,8 @@ export async function runPost(): Promise<void> {
   if (work) {
     // Request and file-command directories of a main step that did not get to remove them.
     for (const name of await readdir(work).catch(() => [] as string[])) {
-      if (/^(request-|result-|file-commands-)/.test(name)) await rm(join(work, name), { recursive: true, force: true }).catch(() => undefined);
+      if (/^(request-|result-|file-commands-)/.test(name))
+        await rm(join(work, name), { recursive: true, force: true }).catch(() => undefined);
     }
   }
   const scratch = core.getState(STATE.scratch);

@@ -36,7 +36,7 @@ export function shimScript(node: string, cliPath: string, sessions: string, stat
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return [
     '#!/bin/sh',
-    '# build-cell: `shell: build-cell {0}` runs a step\'s script in this job\'s session (see the action\'s session input).',
+    "# build-cell: `shell: build-cell {0}` runs a step's script in this job's session (see the action's session input).",
     // The CLI makes no TLS connection of its own: Node need not parse a CA bundle at every step.
     // --state-dir: where the CLI keeps its code cache (as for every other build-cell command).
     `exec env -u NODE_EXTRA_CA_CERTS ${q(node)} ${q(cliPath)} session step --sessions ${q(sessions)} --state-dir ${q(stateDir)} "$@"`,
@@ -44,7 +44,12 @@ export function shimScript(node: string, cliPath: string, sessions: string, stat
   ].join('\n');
 }
 
-export async function startActionSession(inputs: ActionInputs, request: CellRequest, mode: Mode, work: string): Promise<EngineOutcome> {
+export async function startActionSession(
+  inputs: ActionInputs,
+  request: CellRequest,
+  mode: Mode,
+  work: string,
+): Promise<EngineOutcome> {
   const name = inputs.session!;
   const sessions = sessionsDir(work);
   let stateDir = request.stateDir;
@@ -53,10 +58,19 @@ export async function startActionSession(inputs: ActionInputs, request: CellRequ
   } catch {
     // made by the engine
   }
-  const { state, outcome } = await startSession({
-    sessions, name, mode, shell: inputs.shell, request: { ...request, spec: { ...request.spec, exports: [] } },
-    root: rootLayerFor(stateDir, jobScope(work), name), run: inputs.command.kind !== 'none', firstCellOnly: [FILE_COMMANDS_CELL_DIR],
-  }, { cli: cli(), work: join(sessions, name) });
+  const { state, outcome } = await startSession(
+    {
+      sessions,
+      name,
+      mode,
+      shell: inputs.shell,
+      request: { ...request, spec: { ...request.spec, exports: [] } },
+      root: rootLayerFor(stateDir, jobScope(work), name),
+      run: inputs.command.kind !== 'none',
+      firstCellOnly: [FILE_COMMANDS_CELL_DIR],
+    },
+    { cli: cli(), work: join(sessions, name) },
+  );
   if (!outcome.ok) return outcome;
   const bin = join(work, 'bin');
   mkdirSync(bin, { recursive: true });
@@ -64,15 +78,25 @@ export async function startActionSession(inputs: ActionInputs, request: CellRequ
   writeFileSync(shim, shimScript(process.execPath, cli(), sessions, stateDir), { mode: 0o755 });
   chmodSync(shim, 0o755);
   core.addPath(bin);
-  core.info(`session ${state.name} started: later steps run in it with \`shell: build-cell${name === 'default' ? '' : ` --session ${name}`} {0}\`; the post step ends it`);
+  core.info(
+    `session ${state.name} started: later steps run in it with \`shell: build-cell${name === 'default' ? '' : ` --session ${name}`} {0}\`; the post step ends it`,
+  );
   return outcome;
 }
 
 /** The post step's part: exports from the session's state, then its root layer removed per cleanup. */
-export async function endActionSession(inputs: ActionInputs, work: string): Promise<{ exports: Array<{ source: string; destination: string; bytes: number }>; error?: string }> {
+export async function endActionSession(
+  inputs: ActionInputs,
+  work: string,
+): Promise<{ exports: Array<{ source: string; destination: string; bytes: number }>; error?: string }> {
   const sessions = sessionsDir(work);
   const state = readSession(sessions, inputs.session!, 'the main step did not start it');
-  const { outcome, kept } = await endSession(sessions, state, inputs.exports.map((m) => ({ source: m.cell, destination: m.host })), { cli: cli(), work });
+  const { outcome, kept } = await endSession(
+    sessions,
+    state,
+    inputs.exports.map((m) => ({ source: m.cell, destination: m.host })),
+    { cli: cli(), work },
+  );
   if (kept) core.info(`keeping the session's root layer ${state.root.dir} (cleanup: ${state.cleanup})`);
   if (outcome && !outcome.ok) return { exports: [], error: outcome.error };
   return { exports: outcome?.ok ? outcome.result.exports : [] };

@@ -4,7 +4,19 @@
  */
 import * as core from '@actions/core';
 
-export const PHASES = ['tools', 'cache restore', 'pull', 'unpack', 'install', 'stage', 'run', 'export', 'write-back', 'upload', 'cache save'] as const;
+export const PHASES = [
+  'tools',
+  'cache restore',
+  'pull',
+  'unpack',
+  'install',
+  'stage',
+  'run',
+  'export',
+  'write-back',
+  'upload',
+  'cache save',
+] as const;
 export type ActionPhase = (typeof PHASES)[number];
 
 export interface SummaryData {
@@ -47,7 +59,11 @@ export function formatMs(ms: number | undefined): string {
 
 /** Rows of the summary, pure (tested without the runner). */
 export function summaryRows(data: SummaryData): string[][] {
-  const outcome = data.error ? `error: ${data.error}` : data.signal ? `${data.exitCode} (killed by signal ${data.signal})` : String(data.exitCode);
+  const outcome = data.error
+    ? `error: ${data.error}`
+    : data.signal
+      ? `${data.exitCode} (killed by signal ${data.signal})`
+      : String(data.exitCode);
   return [
     ['image', data.image],
     ['digest', data.digest ?? '–'],
@@ -64,15 +80,25 @@ export function summaryRows(data: SummaryData): string[][] {
 
 export async function writeSummary(data: SummaryData): Promise<void> {
   const summary = core.summary.addHeading('build-cell', 3).addTable([
-    [{ data: 'item', header: true }, { data: 'value', header: true }],
+    [
+      { data: 'item', header: true },
+      { data: 'value', header: true },
+    ],
     ...summaryRows(data),
   ]);
   if (data.exports.length) {
     summary.addTable([
-      [{ data: 'export', header: true }, { data: 'to', header: true }, { data: 'size', header: true }],
+      [
+        { data: 'export', header: true },
+        { data: 'to', header: true },
+        { data: 'size', header: true },
+      ],
       ...data.exports.map((e) => [e.source, e.destination, formatBytes(e.bytes)]),
     ]);
   }
-  if (data.artifact) summary.addRaw(`Artifact: ${data.artifact.name}${data.artifact.id !== undefined ? ` (id ${data.artifact.id})` : ''}\n`);
+  if (data.artifact)
+    summary.addRaw(
+      `Artifact: ${data.artifact.name}${data.artifact.id !== undefined ? ` (id ${data.artifact.id})` : ''}\n`,
+    );
   await summary.write();
 }

@@ -11,7 +11,22 @@
  * and rm replace or remove a symlink itself, never its target.
  */
 import { constants, createReadStream, type Stats } from 'node:fs';
-import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CellSetupError } from '../util/errors.js';
 import { randomHex } from '../util/random.js';
@@ -46,12 +61,20 @@ export interface ApplyCounts {
  * changed directory still shows (names in host but not in view were deleted, which also
  * covers overlay opaque directories and whiteouts).
  */
-export async function applyUpper(upper: string, view: string, host: string, options: ApplyOptions = {}): Promise<ApplyCounts> {
+export async function applyUpper(
+  upper: string,
+  view: string,
+  host: string,
+  options: ApplyOptions = {},
+): Promise<ApplyCounts> {
   const walk = new Walk(options);
   const info = await lstat(host).catch((error: unknown) => {
     throw walk.failure(host, error);
   });
-  if (!info.isDirectory()) throw new CellSetupError(`cannot ${walk.what} ${host}: it is not a directory${info.isSymbolicLink() ? ' but a symlink' : ''}`);
+  if (!info.isDirectory())
+    throw new CellSetupError(
+      `cannot ${walk.what} ${host}: it is not a directory${info.isSymbolicLink() ? ' but a symlink' : ''}`,
+    );
   // The root's own mode, owner and times are the host's: the upper's root is the engine's mkdir.
   await walk.children(upper, view, host, '', false);
   return walk.counts;
@@ -89,9 +112,11 @@ class Walk {
 
   /** Delete what the cell no longer sees in `to` (deleted names, whiteouts, an opaque directory's old contents). */
   private async prune(seen: string, to: string): Promise<void> {
-    const visible = new Set(await readdir(seen).catch((error: unknown) => {
-      throw this.failure(to, error, `the cell's view ${seen}: `);
-    }));
+    const visible = new Set(
+      await readdir(seen).catch((error: unknown) => {
+        throw this.failure(to, error, `the cell's view ${seen}: `);
+      }),
+    );
     const present = await readdir(to).catch((error: unknown) => {
       throw this.failure(to, error);
     });
@@ -114,7 +139,11 @@ class Walk {
       } else if (info.isSymbolicLink()) {
         // Bytes as they are: a target is never resolved, wherever it points (/etc is fine, it is just a link).
         const target = await readlink(from, { encoding: 'buffer' });
-        await this.put(to, (temp) => symlink(target, temp), (temp) => this.settle(temp, info));
+        await this.put(
+          to,
+          (temp) => symlink(target, temp),
+          (temp) => this.settle(temp, info),
+        );
       } else {
         this.counts.skipped++;
         this.options.onSkipped?.(rel, info.isFIFO() ? 'fifo' : info.isSocket() ? 'socket' : 'device');
@@ -145,7 +174,11 @@ class Walk {
     if (first !== undefined) {
       // Another name of an inode already copied: one inode on the host too (unless a mount
       // point of the host lies between the two names: EXDEV, a copy of its own then).
-      const linked = await this.put(to, (t) => link(first, t), async () => {}).catch((error: unknown) => {
+      const linked = await this.put(
+        to,
+        (t) => link(first, t),
+        async () => {},
+      ).catch((error: unknown) => {
         if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
       });
       // rename does nothing when both names are already links of one inode (a second run).
@@ -154,7 +187,11 @@ class Walk {
         return;
       }
     }
-    await this.put(to, (temp) => copyContent(from, temp, info.mode), (temp) => this.settle(temp, info, info.mode & 0o1777));
+    await this.put(
+      to,
+      (temp) => copyContent(from, temp, info.mode),
+      (temp) => this.settle(temp, info, info.mode & 0o1777),
+    );
     if (key !== undefined) this.copies.set(key, to);
   }
 
@@ -162,7 +199,11 @@ class Walk {
    * Make an entry at a fresh temp name next to `to` (`create` leaves nothing behind if it
    * fails), settle it, and rename it over `to`. Returns the temp name.
    */
-  private async put(to: string, create: (temp: string) => Promise<void>, settle: (temp: string) => Promise<void>): Promise<string> {
+  private async put(
+    to: string,
+    create: (temp: string) => Promise<void>,
+    settle: (temp: string) => Promise<void>,
+  ): Promise<string> {
     const temp = join(dirname(to), `${this.prefix}${(this.serial++).toString(16)}.tmp`);
     await create(temp);
     try {

@@ -14,7 +14,10 @@ const CELL_OWNER = '.build-cell-owner';
 
 /** The owner record of a cell run by this process, written into its scratch (see writeScratchRecords). */
 export function cellOwnerFile(cleanup: CleanupPolicy): { name: string; content: string } {
-  return { name: CELL_OWNER, content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup }) };
+  return {
+    name: CELL_OWNER,
+    content: JSON.stringify({ pid: process.pid, start: processStartTime(process.pid), cleanup }),
+  };
 }
 
 /**
@@ -35,6 +38,7 @@ export async function removeAbandonedCells(cellsDir: string, ids: RootlessIds | 
     } catch {
       owner = undefined;
     }
-    if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner)) await removeScratch(join(cellsDir, name), ids).catch(() => undefined);
+    if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner))
+      await removeScratch(join(cellsDir, name), ids).catch(() => undefined);
   }
 }

@@ -15,7 +15,11 @@ const PREFIX = 'build-cell-';
 export function pidsCgroupRoot(): string | undefined {
   try {
     const v2 = '/sys/fs/cgroup';
-    if (existsSync(join(v2, 'cgroup.controllers')) && readFileSync(join(v2, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('pids')) return v2;
+    if (
+      existsSync(join(v2, 'cgroup.controllers')) &&
+      readFileSync(join(v2, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('pids')
+    )
+      return v2;
   } catch {
     // fall through to cgroup v1
   }

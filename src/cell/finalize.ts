@@ -31,7 +31,10 @@ export async function checkExportDestinations(spec: Pick<BuildCellSpec, 'exports
     for (const [k, c] of spec.caches.entries()) {
       // An export replaces its destination: inside a cache it would race the sync, around one delete it.
       if (overlaps(caches[k]!, destination)) {
-        throw new UserError(`exports[${i}].destination`, `${show(e.destination)} must neither lie inside nor contain the cache ${show(c.source)}`);
+        throw new UserError(
+          `exports[${i}].destination`,
+          `${show(e.destination)} must neither lie inside nor contain the cache ${show(c.source)}`,
+        );
       }
     }
   }
@@ -73,20 +76,30 @@ export async function resolveInCell(viewRoot: string, cellPath: string, field: s
     const info = await lstat(current).catch(() => undefined);
     if (!info) return undefined;
     if (i < parts.length - 1) {
-      if (info.isSymbolicLink()) throw new CellSetupError(`${field}: ${cellPath} passes through a symlink at /${parts.slice(0, i + 1).join('/')}; exports never follow symlinks`);
+      if (info.isSymbolicLink())
+        throw new CellSetupError(
+          `${field}: ${cellPath} passes through a symlink at /${parts.slice(0, i + 1).join('/')}; exports never follow symlinks`,
+        );
       if (!info.isDirectory()) return undefined;
     }
   }
   return current;
 }
 
-export async function copyExports(spec: BuildCellSpec, cellRoot: string, destinations: string[], commandSucceeded: boolean, owner?: Owner): Promise<Array<{ source: string; destination: string; bytes: number }>> {
+export async function copyExports(
+  spec: BuildCellSpec,
+  cellRoot: string,
+  destinations: string[],
+  commandSucceeded: boolean,
+  owner?: Owner,
+): Promise<Array<{ source: string; destination: string; bytes: number }>> {
   const copied = [];
   for (const [i, e] of spec.exports.entries()) {
     const field = `exports[${i}].source`;
     const source = await resolveInCell(cellRoot, e.source, field);
     if (!source) {
-      if (commandSucceeded) throw new CellSetupError(`${field}: the command succeeded but ${e.source} does not exist in the cell`);
+      if (commandSucceeded)
+        throw new CellSetupError(`${field}: the command succeeded but ${e.source} does not exist in the cell`);
       continue;
     }
     const destination = destinations[i]!;

@@ -18,8 +18,10 @@ export async function checkHostInputs(spec: BuildCellSpec): Promise<Array<'dir' 
   if (seed.kind !== 'empty') {
     const info = lstatSync(seed.path, { throwIfNoEntry: false });
     if (!info) throw new UserError('workspace', `${show(seed.path)} does not exist`);
-    if (seed.kind === 'snapshot' && !info.isDirectory()) throw new UserError('workspace', `${show(seed.path)} is neither a directory nor a .tar/.tar.gz/.tgz archive`);
-    if (seed.kind === 'archive' && !info.isFile()) throw new UserError('workspace', `archive ${show(seed.path)} is not a file`);
+    if (seed.kind === 'snapshot' && !info.isDirectory())
+      throw new UserError('workspace', `${show(seed.path)} is neither a directory nor a .tar/.tar.gz/.tgz archive`);
+    if (seed.kind === 'archive' && !info.isFile())
+      throw new UserError('workspace', `archive ${show(seed.path)} is not a file`);
   }
   const importKinds: Array<'dir' | 'file'> = [];
   for (const [i, m] of spec.imports.entries()) {
@@ -48,6 +50,10 @@ export async function checkOutsideStateDir(spec: CellSpecInput, prefix: string):
     } catch {
       // a missing path is reported by checkHostInputs
     }
-    if (overlaps(real, prefix)) throw new UserError(input.field, `${show(input.path)} must not contain or lie inside the state dir ${show(prefix)}`);
+    if (overlaps(real, prefix))
+      throw new UserError(
+        input.field,
+        `${show(input.path)} must not contain or lie inside the state dir ${show(prefix)}`,
+      );
   }
 }

@@ -12,19 +12,42 @@ function fstabField(value: string): string {
 }
 
 export function fstabText(entries: FstabEntry[]): string {
-  return entries.map((e) => `${fstabField(e.source)} ${fstabField(e.target)} ${e.type} ${fstabField(e.options)} 0 0\n`).join('');
+  return entries
+    .map((e) => `${fstabField(e.source)} ${fstabField(e.target)} ${e.type} ${fstabField(e.options)} 0 0\n`)
+    .join('');
 }
 
 function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
   switch (op.op) {
     // Without root, proc and devpts keep the helper's fallbacks (a masked /proc refuses a fresh one).
-    case 'proc': return privileged ? { source: 'proc', target: op.target, type: 'proc', options: 'nosuid,nodev,noexec' } : undefined;
-    case 'devpts': return privileged ? { source: 'devpts', target: op.target, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' } : undefined;
-    case 'bind': return { source: op.source, target: op.target, type: 'none', options: 'bind' };
-    case 'bind-ro': return { source: op.source, target: op.target, type: 'none', options: 'bind,ro' };
-    case 'overlay': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work},${op.options}` };
-    case 'overlay-ro': return { source: 'overlay', target: op.target, type: 'overlay', options: `lowerdir=${op.lowers.join(':')},${op.options}` };
-    default: return undefined;
+    case 'proc':
+      return privileged
+        ? { source: 'proc', target: op.target, type: 'proc', options: 'nosuid,nodev,noexec' }
+        : undefined;
+    case 'devpts':
+      return privileged
+        ? { source: 'devpts', target: op.target, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' }
+        : undefined;
+    case 'bind':
+      return { source: op.source, target: op.target, type: 'none', options: 'bind' };
+    case 'bind-ro':
+      return { source: op.source, target: op.target, type: 'none', options: 'bind,ro' };
+    case 'overlay':
+      return {
+        source: 'overlay',
+        target: op.target,
+        type: 'overlay',
+        options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work},${op.options}`,
+      };
+    case 'overlay-ro':
+      return {
+        source: 'overlay',
+        target: op.target,
+        type: 'overlay',
+        options: `lowerdir=${op.lowers.join(':')},${op.options}`,
+      };
+    default:
+      return undefined;
   }
 }
 
@@ -39,7 +62,12 @@ export function batchMounts(ops: SetupOp[], layout: ScratchLayout, options: { ro
   const out: SetupOp[] = [];
   let run: Array<{ op: SetupOp; entry: FstabEntry }> = [];
   const flush = () => {
-    if (run.length > 1) out.push({ op: 'mounts', file: join(layout.scratch, `mounts-${out.length}.fstab`), entries: run.map((r) => r.entry) });
+    if (run.length > 1)
+      out.push({
+        op: 'mounts',
+        file: join(layout.scratch, `mounts-${out.length}.fstab`),
+        entries: run.map((r) => r.entry),
+      });
     else if (run.length === 1) out.push(run[0]!.op);
     run = [];
   };

@@ -29,7 +29,8 @@ function lstatOrUndefined(path: string, cellPath: string): Stats | undefined {
   try {
     return lstatSync(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
     throw new CellSetupError(`mount target ${cellPath}: cannot inspect ${path}: ${(error as Error).message}`);
   }
 }

@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import type { ArchInfo } from '../emulation/arch.js';
 import { covers } from '../cellspec/paths.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
-import { cacheMode, overlayCanUse, scratchLayout, workspaceMode, type InputStaging, type ScratchLayout, type StagingMode } from './scratch-layout.js';
+import {
+  cacheMode,
+  overlayCanUse,
+  scratchLayout,
+  workspaceMode,
+  type InputStaging,
+  type ScratchLayout,
+  type StagingMode,
+} from './scratch-layout.js';
 
 export interface Emulation {
   arch: ArchInfo;
@@ -133,7 +141,9 @@ export const HELPER_DIR = '/.build-cell';
 export const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
 /** The cell's /dev, made in the scratch before the cell starts: mount points, directories, links. */
-export const DEV_SKELETON: ReadonlyArray<{ name: string } & ({ kind: 'file' } | { kind: 'dir'; mode: number } | { kind: 'symlink'; value: string })> = [
+export const DEV_SKELETON: ReadonlyArray<
+  { name: string } & ({ kind: 'file' } | { kind: 'dir'; mode: number } | { kind: 'symlink'; value: string })
+> = [
   ...DEVICES.map((name) => ({ name, kind: 'file' as const })),
   { name: 'shm', kind: 'dir', mode: 0o1777 },
   { name: 'pts', kind: 'dir', mode: 0o755 },
@@ -156,11 +166,22 @@ export function overlayOptions(rootless: boolean | undefined): string {
   return rootless ? 'userxattr' : 'redirect_dir=off,metacopy=off';
 }
 
-export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: Emulation, interpreter: string) => string): CellPlan {
-  const layout: ScratchLayout = { ...scratchLayout(spec.scratch), ...(ctx.persistentUpper ? { upper: ctx.persistentUpper } : {}) };
+export function planCell(
+  spec: BuildCellSpec,
+  ctx: RunContext,
+  binfmtRule?: (e: Emulation, interpreter: string) => string,
+): CellPlan {
+  const layout: ScratchLayout = {
+    ...scratchLayout(spec.scratch),
+    ...(ctx.persistentUpper ? { upper: ctx.persistentUpper } : {}),
+  };
   const options = overlayOptions(ctx.rootless);
   const inCell = (cellPath: string) => join(layout.merged, cellPath);
-  const userMounts = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)];
+  const userMounts = [
+    spec.workspacePath,
+    ...spec.imports.map((m) => m.destination),
+    ...spec.caches.map((m) => m.destination),
+  ];
   const targets: MountTarget[] = [
     { cellPath: '/proc', kind: 'dir' },
     { cellPath: '/dev', kind: 'dir' },
@@ -180,13 +201,24 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     ...DEVICES.map((d): SetupOp => ({ op: 'bind', source: `/dev/${d}`, target: inCell(`/dev/${d}`) })),
     { op: 'devpts', target: inCell('/dev/pts') },
     workspaceOp(spec, layout, inCell(spec.workspacePath), options),
-    ...spec.imports.map((m, i): SetupOp => (importMode(ctx, i) === 'overlay'
-      // Two lower layers and no upper: read-only, and no remount can make it writable.
-      ? { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination), options }
-      : { op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) })),
-    ...spec.caches.map((m, i): SetupOp => (cacheMode(m.source) === 'overlay'
-      ? { op: 'overlay', lower: m.source, upper: layout.cacheUpper(i), work: layout.cacheWork(i), target: inCell(m.destination), options }
-      : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) })),
+    ...spec.imports.map((m, i): SetupOp =>
+      importMode(ctx, i) === 'overlay'
+        ? // Two lower layers and no upper: read-only, and no remount can make it writable.
+          { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination), options }
+        : { op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) },
+    ),
+    ...spec.caches.map((m, i): SetupOp =>
+      cacheMode(m.source) === 'overlay'
+        ? {
+            op: 'overlay',
+            lower: m.source,
+            upper: layout.cacheUpper(i),
+            work: layout.cacheWork(i),
+            target: inCell(m.destination),
+            options,
+          }
+        : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) },
+    ),
   ];
   if (ctx.hostResolvConf && spec.network === 'enabled' && !userMounts.some((m) => covers(m, '/etc/resolv.conf'))) {
     targets.push({ cellPath: '/etc/resolv.conf', kind: 'file', replaceSymlink: true });
@@ -204,7 +236,10 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
     binfmtOps.push(
       { op: 'binfmt-mount', target: binfmtDir },
       {
-        op: 'binfmt-register', dir: binfmtDir, name: emulation.ruleName, scope: emulation.binfmt,
+        op: 'binfmt-register',
+        dir: binfmtDir,
+        name: emulation.ruleName,
+        scope: emulation.binfmt,
         rule: binfmtRule ? binfmtRule(emulation, interpreter) : '',
       },
     );
@@ -215,7 +250,10 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
   if (spec.network === 'disabled') ops.push({ op: 'loopback' });
   ops.push({ op: 'hostname', name: ctx.hostname });
   if (ctx.nestedUserns) {
-    ops.push({ op: 'enter-userns', proc: inCell('/proc'), unshare: ctx.tools.unshare, shell: ctx.tools.shell }, { op: 'wait-map' });
+    ops.push(
+      { op: 'enter-userns', proc: inCell('/proc'), unshare: ctx.tools.unshare, shell: ctx.tools.shell },
+      { op: 'wait-map' },
+    );
     if (emulation?.binfmt !== 'global') ops.push(...binfmtOps);
   }
 
@@ -228,7 +266,12 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
   const files: CellFile[] = [];
   if (ctx.rootless && !ctx.subIds) {
     // Only root is mapped in this rootless cell, so apt cannot drop to its _apt user: let it download as root.
-    files.push({ cellPath: '/etc/apt/apt.conf.d/00build-cell-rootless', content: 'APT::Sandbox::User "root";\n', mode: 0o644, onlyIfDir: '/etc/apt/apt.conf.d' });
+    files.push({
+      cellPath: '/etc/apt/apt.conf.d/00build-cell-rootless',
+      content: 'APT::Sandbox::User "root";\n',
+      mode: 0o644,
+      onlyIfDir: '/etc/apt/apt.conf.d',
+    });
   }
   return {
     layout,
@@ -254,12 +297,23 @@ export function planCell(spec: BuildCellSpec, ctx: RunContext, binfmtRule?: (e: 
 }
 
 function importMode(ctx: RunContext, index: number): StagingMode {
-  return (ctx.importKinds?.[index] ?? 'dir') === 'dir' && ctx.importSources?.[index] !== undefined && overlayCanUse(ctx.importSources[index]!) ? 'overlay' : 'copy';
+  return (ctx.importKinds?.[index] ?? 'dir') === 'dir' &&
+    ctx.importSources?.[index] !== undefined &&
+    overlayCanUse(ctx.importSources[index]!)
+    ? 'overlay'
+    : 'copy';
 }
 
 function workspaceOp(spec: BuildCellSpec, layout: ScratchLayout, target: string, options: string): SetupOp {
   if (workspaceMode(spec) === 'overlay' && spec.workspaceSeed.kind === 'snapshot') {
-    return { op: 'overlay', lower: spec.workspaceSeed.path, upper: layout.workspaceUpper, work: layout.workspaceWork, target, options };
+    return {
+      op: 'overlay',
+      lower: spec.workspaceSeed.path,
+      upper: layout.workspaceUpper,
+      work: layout.workspaceWork,
+      target,
+      options,
+    };
   }
   return { op: 'bind', source: layout.workspace, target };
 }

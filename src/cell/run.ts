@@ -84,7 +84,14 @@ export function unshareArgs(options: Pick<NamespaceOptions, 'network' | 'userNam
   return [
     ...(options.userNamespace === 'map-root' ? rootlessUnshareArgs(options.ids) : []),
     // Private propagation before the helper's first mount: nothing it mounts reaches the host.
-    '--fork', '--kill-child', '--pid', '--mount', '--propagation', 'private', '--uts', '--ipc',
+    '--fork',
+    '--kill-child',
+    '--pid',
+    '--mount',
+    '--propagation',
+    'private',
+    '--uts',
+    '--ipc',
     ...(options.network === 'disabled' ? ['--net'] : []),
   ];
 }
@@ -97,7 +104,10 @@ export function parseStatus(text: string): CellOutcome | { error: string } | und
   const exit = lines.find((l) => /^exit \d+$/.test(l));
   if (!exit) return undefined;
   const code = Number(exit.slice('exit '.length));
-  const job = lines.slice(lines.indexOf(exit) + 1).filter((l) => l.trim() && l !== 'ready').join('\n');
+  const job = lines
+    .slice(lines.indexOf(exit) + 1)
+    .filter((l) => l.trim() && l !== 'ready')
+    .join('\n');
   // dash says "Done" or "Done(N)" for an exit; anything else (Killed, Terminated, ...) is a signal.
   if (code > 128 && job && !job.includes('Done')) return { exitCode: code, signal: code - 128 };
   return { exitCode: code };
@@ -127,13 +137,32 @@ export function startCell(plan: CellPlan, helperPath: string, options: Namespace
   const setpriv = tool('setpriv');
   const { unshare, shell } = options.tools;
   const personality = options.personality ? [tool('setarch'), options.personality] : [];
-  const args = ['--pdeathsig', 'KILL', '--', ...personality, unshare, ...unshareArgs(options), '--', shell, helperPath, ...helperArgv(plan)];
+  const args = [
+    '--pdeathsig',
+    'KILL',
+    '--',
+    ...personality,
+    unshare,
+    ...unshareArgs(options),
+    '--',
+    shell,
+    helperPath,
+    ...helperArgv(plan),
+  ];
   // The helper's ns-check compares its mount namespace with this one, handed over as an open fd.
   const hostMountNs = openSync('/proc/self/ns/mnt', 'r');
   let child: ChildProcess;
   try {
     child = lazyChildProcess().spawn(setpriv, args, {
-      stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', ...Array<'ignore'>(HOST_MNT_NS_FD - 5).fill('ignore'), hostMountNs],
+      stdio: [
+        'inherit',
+        'inherit',
+        'inherit',
+        'pipe',
+        'pipe',
+        ...Array<'ignore'>(HOST_MNT_NS_FD - 5).fill('ignore'),
+        hostMountNs,
+      ],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
     });
   } finally {
@@ -159,7 +188,12 @@ export function startCell(plan: CellPlan, helperPath: string, options: Namespace
       const parsed = parseStatus(statusText);
       if (parsed && 'error' in parsed) reject(new CellSetupError(`cell setup failed: ${parsed.error}`));
       else if (parsed) resolve(parsed);
-      else reject(new CellSetupError(`the cell ended before its command ran (unshare ${signal ? `killed by ${signal}` : `exited with ${code}`}); see the messages above`));
+      else
+        reject(
+          new CellSetupError(
+            `the cell ended before its command ran (unshare ${signal ? `killed by ${signal}` : `exited with ${code}`}); see the messages above`,
+          ),
+        );
     });
   });
 

@@ -40,7 +40,8 @@ function closeToOthers(prefix: string): void {
 
 /** Mount options (overlay lowerdir=...) and helper arguments cannot carry these safely. */
 function checkPrefixName(path: string): void {
-  if (/[,:\n\\]/.test(path)) throw new UserError('state-dir', `must not contain ',', ':', '\\' or newlines: ${show(path)}`);
+  if (/[,:\n\\]/.test(path))
+    throw new UserError('state-dir', `must not contain ',', ':', '\\' or newlines: ${show(path)}`);
 }
 
 /**
@@ -68,9 +69,11 @@ export async function prepareDirUnder(prefix: string, path: string, field: strin
 
 /** The root must be a real directory under the prefix whose sentinel names the prefix. */
 export async function checkRuntimeRoot(prefix: string, root: string): Promise<void> {
-  if (!covers(prefix, root) || root === prefix) throw new UserError('root', `${show(root)} must live under the runtime prefix ${show(prefix)}`);
+  if (!covers(prefix, root) || root === prefix)
+    throw new UserError('root', `${show(root)} must live under the runtime prefix ${show(prefix)}`);
   const info = lstatSync(root, { throwIfNoEntry: false });
-  if (!info || info.isSymbolicLink() || !info.isDirectory()) throw new CellSetupError(`container root ${root} is not a directory (or is a symlink)`);
+  if (!info || info.isSymbolicLink() || !info.isDirectory())
+    throw new CellSetupError(`container root ${root} is not a directory (or is a symlink)`);
   if (realpathSync(root) !== root) throw new CellSetupError(`container root ${root} traverses a symlink`);
   const sentinel = join(root, ROOT_SENTINEL);
   const sentinelInfo = lstatSync(sentinel, { throwIfNoEntry: false });

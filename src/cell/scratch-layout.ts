@@ -99,15 +99,29 @@ export interface HostLocation {
  * For a cell path, the host directories that hold it before the cell starts, and the path below
  * them. A mount point itself lives in whatever is mounted below it (so it is not its own mount).
  */
-export function hostLocation(spec: BuildCellSpec, layout: ScratchLayout, cellPath: string, mountPoint = false, staging?: InputStaging): HostLocation {
-  const ws = workspaceMode(spec) === 'overlay' && spec.workspaceSeed.kind === 'snapshot'
-    ? { lower: spec.workspaceSeed.path, dir: layout.workspaceUpper }
-    : { dir: layout.workspace };
+export function hostLocation(
+  spec: BuildCellSpec,
+  layout: ScratchLayout,
+  cellPath: string,
+  mountPoint = false,
+  staging?: InputStaging,
+): HostLocation {
+  const ws =
+    workspaceMode(spec) === 'overlay' && spec.workspaceSeed.kind === 'snapshot'
+      ? { lower: spec.workspaceSeed.path, dir: layout.workspaceUpper }
+      : { dir: layout.workspace };
   const mounts: Array<{ cell: string; lower?: string; dir?: string }> = [
     { cell: spec.workspacePath, ...ws },
     // A read-only overlay import has no writable layer: nothing can be created below it.
-    ...spec.imports.map((m, i) => ({ cell: m.destination, dir: staging?.imports[i] === 'overlay' ? undefined : layout.importPath(i) })),
-    ...spec.caches.map((m, i) => (cacheMode(m.source) === 'overlay' ? { cell: m.destination, lower: m.source, dir: layout.cacheUpper(i) } : { cell: m.destination, dir: layout.cachePath(i) })),
+    ...spec.imports.map((m, i) => ({
+      cell: m.destination,
+      dir: staging?.imports[i] === 'overlay' ? undefined : layout.importPath(i),
+    })),
+    ...spec.caches.map((m, i) =>
+      cacheMode(m.source) === 'overlay'
+        ? { cell: m.destination, lower: m.source, dir: layout.cacheUpper(i) }
+        : { cell: m.destination, dir: layout.cachePath(i) },
+    ),
   ];
   let best: (typeof mounts)[number] | undefined;
   for (const m of mounts) {

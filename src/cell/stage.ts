@@ -40,8 +40,9 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
   const rootCreated: string[] = [];
   const workspaceCreated: string[] = [];
   // A target inside the workspace that no import or cache (other than itself) covers is created in the workspace's layer.
-  const inWorkspace = (cellPath: string) => covers(spec.workspacePath, cellPath)
-    && ![...spec.imports, ...spec.caches].some((m) => m.destination !== cellPath && covers(m.destination, cellPath));
+  const inWorkspace = (cellPath: string) =>
+    covers(spec.workspacePath, cellPath) &&
+    ![...spec.imports, ...spec.caches].some((m) => m.destination !== cellPath && covers(m.destination, cellPath));
   const { layout, staging } = plan;
   // The engine has checked the inputs (existence, kinds) before anything was written.
   const dirs = [layout.upper, layout.work, layout.merged];
@@ -90,7 +91,15 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
   if (spec.script !== undefined) writeFileSync(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
   for (const file of plan.files) {
     if (file.onlyIfDir && !isPlainDir(spec.root, file.onlyIfDir)) continue;
-    rootCreated.push(...await prepareTarget({ lower: spec.root, upper: layout.upper, rel: file.cellPath.slice(1), kind: 'file', cellPath: file.cellPath }));
+    rootCreated.push(
+      ...(await prepareTarget({
+        lower: spec.root,
+        upper: layout.upper,
+        rel: file.cellPath.slice(1),
+        kind: 'file',
+        cellPath: file.cellPath,
+      })),
+    );
     writeFileSync(join(layout.upper, file.cellPath), file.content, { mode: file.mode });
   }
   return { rootCreated, workspaceCreated };
@@ -118,7 +127,11 @@ function makeOverlayDirs(upper: string, work: string): void {
  * critical path): who runs it (a later run removes the scratch of a run killed before its
  * cleanup) and the redacted request (env names only), for a scratch that is kept.
  */
-export function writeScratchRecords(spec: BuildCellSpec, plan: CellPlan, ownerFile: { name: string; content: string }): Promise<void> {
+export function writeScratchRecords(
+  spec: BuildCellSpec,
+  plan: CellPlan,
+  ownerFile: { name: string; content: string },
+): Promise<void> {
   const written = Promise.all([
     writeFile(join(plan.layout.scratch, ownerFile.name), ownerFile.content),
     writeFile(plan.layout.request, specToJson(spec, { withEnvValues: false }), { mode: 0o600 }),
@@ -155,9 +168,15 @@ export async function copyTree(source: string, destination: string, what: string
  * through a symlink created by an earlier entry (node-tar checks every path component), and
  * hard links that point outside the archive.
  */
-export async function unpackArchive(archive: string, destination: string, options: { stallMs?: number } = {}): Promise<void> {
-  if (!isWorkspaceArchive(archive)) throw new UserError('workspace', `unsupported archive ${show(archive)}: accepted are .tar, .tar.gz and .tgz`);
-  if (!lstatSync(archive, { throwIfNoEntry: false })?.isFile()) throw new UserError('workspace', `archive ${show(archive)} does not exist`);
+export async function unpackArchive(
+  archive: string,
+  destination: string,
+  options: { stallMs?: number } = {},
+): Promise<void> {
+  if (!isWorkspaceArchive(archive))
+    throw new UserError('workspace', `unsupported archive ${show(archive)}: accepted are .tar, .tar.gz and .tgz`);
+  if (!lstatSync(archive, { throwIfNoEntry: false })?.isFile())
+    throw new UserError('workspace', `archive ${show(archive)} does not exist`);
   const problems: string[] = [];
   const unsafe = (p: string) => p.startsWith('/') || p.split('/').includes('..');
   // node-tar is loaded only here: most cells have no archive workspace, and it is most of the bundle.
@@ -168,34 +187,42 @@ export async function unpackArchive(archive: string, destination: string, option
   let lastProgress = Date.now();
   let watchdog: NodeJS.Timeout | undefined;
   const stalled = new Promise<never>((_, reject) => {
-    watchdog = setInterval(() => {
-      if (Date.now() - lastProgress > stallMs) reject(new Error(`extraction stalled for ${Math.round(stallMs / 1000)} s`));
-    }, Math.min(1000, stallMs));
+    watchdog = setInterval(
+      () => {
+        if (Date.now() - lastProgress > stallMs)
+          reject(new Error(`extraction stalled for ${Math.round(stallMs / 1000)} s`));
+      },
+      Math.min(1000, stallMs),
+    );
   });
   try {
-    await Promise.race([stalled, extract({
-      file: archive,
-      cwd: destination,
-      // Not strict: a bad entry is reported (onwarn) and skipped, and extraction runs to its end, so
-      // nothing is still being written once this function has refused the archive.
-      strict: false,
-      onReadEntry: () => {
-        lastProgress = Date.now();
-      },
-      preservePaths: false,
-      filter: (path, entry) => {
-        const link = 'linkpath' in entry ? (entry.linkpath as string | undefined) : undefined;
-        if (unsafe(path)) problems.push(`unsafe path ${show(path)}`);
-        else if ((entry as { type?: string }).type === 'Link' && link && unsafe(link)) problems.push(`hard link ${show(path)} points outside the archive (${show(link)})`);
-        else return true;
-        return false;
-      },
-      onwarn: (code, message, data) => {
-        // Name the entry (device nodes and fifos are unsupported entries: refused, never made).
-        const entry = (data as { entry?: { path?: string } } | undefined)?.entry?.path;
-        problems.push(`${code}: ${message}${entry ? ` (${show(entry)})` : ''}`);
-      },
-    })]);
+    await Promise.race([
+      stalled,
+      extract({
+        file: archive,
+        cwd: destination,
+        // Not strict: a bad entry is reported (onwarn) and skipped, and extraction runs to its end, so
+        // nothing is still being written once this function has refused the archive.
+        strict: false,
+        onReadEntry: () => {
+          lastProgress = Date.now();
+        },
+        preservePaths: false,
+        filter: (path, entry) => {
+          const link = 'linkpath' in entry ? (entry.linkpath as string | undefined) : undefined;
+          if (unsafe(path)) problems.push(`unsafe path ${show(path)}`);
+          else if ((entry as { type?: string }).type === 'Link' && link && unsafe(link))
+            problems.push(`hard link ${show(path)} points outside the archive (${show(link)})`);
+          else return true;
+          return false;
+        },
+        onwarn: (code, message, data) => {
+          // Name the entry (device nodes and fifos are unsupported entries: refused, never made).
+          const entry = (data as { entry?: { path?: string } } | undefined)?.entry?.path;
+          problems.push(`${code}: ${message}${entry ? ` (${show(entry)})` : ''}`);
+        },
+      }),
+    ]);
   } catch (error) {
     problems.push((error as Error).message);
   } finally {
@@ -217,7 +244,8 @@ export async function removeScratch(scratch: string, ids?: RootlessIds): Promise
     // Synchronous: a scratch is mostly a small skeleton (the workspace and caches are overlays).
     rmSync(scratch, { recursive: true, force: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EACCES' && (error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'EACCES' && (error as NodeJS.ErrnoException).code !== 'EPERM')
+      throw error;
     if (ids?.uids) {
       await exec(tool('unshare'), [...rootlessUnshareArgs(ids), '--', 'rm', '-rf', '--', scratch], `remove ${scratch}`);
       return;

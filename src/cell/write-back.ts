@@ -34,7 +34,10 @@ export function checkWriteBack(spec: Pick<BuildCellSpec, 'workspaceSeed'>, field
 }
 
 function noDirectory(kind: 'empty' | 'archive', field: string): UserError {
-  return new UserError(field, `needs a directory workspace to write back to, and this cell has ${kind === 'archive' ? 'an archive' : 'no workspace'}`);
+  return new UserError(
+    field,
+    `needs a directory workspace to write back to, and this cell has ${kind === 'archive' ? 'an archive' : 'no workspace'}`,
+  );
 }
 
 /**
@@ -58,14 +61,23 @@ export function stagingOnly(upper: string, created: string[]): (rel: string) => 
   return check;
 }
 
-export async function writeBack(spec: BuildCellSpec, plan: CellPlan, created: string[], cellRoot: string, owner?: Owner): Promise<WriteBackResult> {
+export async function writeBack(
+  spec: BuildCellSpec,
+  plan: CellPlan,
+  created: string[],
+  cellRoot: string,
+  owner?: Owner,
+): Promise<WriteBackResult> {
   const seed = spec.workspaceSeed;
   if (seed.kind !== 'snapshot') throw noDirectory(seed.kind, 'writeBack');
   // A workspace staged by copy (a path overlayfs cannot carry) is applied whole: correct, not cheap.
   const upper = plan.staging.workspace === 'overlay' ? plan.layout.workspaceUpper : plan.layout.workspace;
   const skipped: string[] = [];
   const counts = await applyUpper(upper, join(cellRoot, spec.workspacePath), seed.path, {
-    owner, what: 'write back', skip: stagingOnly(upper, created), onSkipped: (rel) => skipped.push(rel),
+    owner,
+    what: 'write back',
+    skip: stagingOnly(upper, created),
+    onSkipped: (rel) => skipped.push(rel),
   });
   return { written: counts.written, deleted: counts.deleted, skipped };
 }

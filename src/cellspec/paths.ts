@@ -20,8 +20,16 @@ export function checkAbsolutePath(path: string, field: string): void {
   if (!path.startsWith('/')) throw new UserError(field, `must be an absolute path (starting with /): ${show(path)}`);
   if (path.split('/').includes('..')) throw new UserError(field, `must not contain '..': ${show(path)}`);
   const long = path.split('/').find((part) => Buffer.byteLength(part) > NAME_MAX);
-  if (long !== undefined) throw new UserError(field, `has a component of ${Buffer.byteLength(long)} bytes, Linux allows at most ${NAME_MAX} per name: ${show(path)}`);
-  if (Buffer.byteLength(path) > PATH_MAX) throw new UserError(field, `is ${Buffer.byteLength(path)} bytes long, Linux allows at most ${PATH_MAX}: ${show(path)}`);
+  if (long !== undefined)
+    throw new UserError(
+      field,
+      `has a component of ${Buffer.byteLength(long)} bytes, Linux allows at most ${NAME_MAX} per name: ${show(path)}`,
+    );
+  if (Buffer.byteLength(path) > PATH_MAX)
+    throw new UserError(
+      field,
+      `is ${Buffer.byteLength(path)} bytes long, Linux allows at most ${PATH_MAX}: ${show(path)}`,
+    );
 }
 
 /** Like checkAbsolutePath, and also refuses `/` itself. */

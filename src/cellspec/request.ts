@@ -26,8 +26,14 @@ export function specFromJson(text: string): BuildCellSpec {
   const record = data as Record<string, unknown>;
   if (record.version !== REQUEST_VERSION) throw new UserError('request.version', `must be ${REQUEST_VERSION}`);
   const env = record.env;
-  if (!Array.isArray(env) || env.some((e) => !Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'string')) {
-    throw new UserError('request.env', 'must be a list of [name, value] string pairs (a redacted request cannot be run)');
+  if (
+    !Array.isArray(env) ||
+    env.some((e) => !Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'string')
+  ) {
+    throw new UserError(
+      'request.env',
+      'must be a list of [name, value] string pairs (a redacted request cannot be run)',
+    );
   }
   const { version: _version, ...spec } = record;
   return spec as unknown as BuildCellSpec;

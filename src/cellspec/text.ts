@@ -35,7 +35,10 @@ export function optionalSize(value: string | undefined, field: string): number |
   const match = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(value.trim());
   const bytes = match ? Number(match[1]) * UNITS[match[2]!.toLowerCase()]! : NaN;
   if (!match || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024) {
-    throw new UserError(field, `must be a size of at least 1M such as 512M or 2G (units K, M, G, T), got ${show(value)}`);
+    throw new UserError(
+      field,
+      `must be a size of at least 1M such as 512M or 2G (units K, M, G, T), got ${show(value)}`,
+    );
   }
   return bytes;
 }
@@ -43,16 +46,17 @@ export function optionalSize(value: string | undefined, field: string): number |
 /** `HOST:CELL`: the cell path is the part after the last `:` that starts an absolute path. */
 export function hostToCell(value: string, field: string, cwd: string): { source: string; destination: string } {
   const at = value.lastIndexOf(':/');
-  if (at <= 0) throw new UserError(field, `must be HOST:CELL with an absolute cell path (e.g. ./src:/src), got ${show(value)}`);
+  if (at <= 0)
+    throw new UserError(field, `must be HOST:CELL with an absolute cell path (e.g. ./src:/src), got ${show(value)}`);
   return { source: resolve(cwd, value.slice(0, at)), destination: value.slice(at + 1) };
 }
 
 /** `CELL:HOST`: split at the first `:`; the host path may be relative to the working directory. */
 export function cellToHost(value: string, field: string, cwd: string): { source: string; destination: string } {
   const at = value.indexOf(':');
-  if (at <= 0 || at === value.length - 1) throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:./out), got ${show(value)}`);
+  if (at <= 0 || at === value.length - 1)
+    throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:./out), got ${show(value)}`);
   const source = value.slice(0, at);
   if (!source.startsWith('/')) throw new UserError(field, `the cell path must be absolute, got ${show(source)}`);
   return { source, destination: resolve(cwd, value.slice(at + 1)) };
 }
-

@@ -73,7 +73,10 @@ export const SCRIPT_PATH = '/.build-cell/run.sh';
 export type ScriptShell = 'sh' | 'bash';
 
 /** How a script runs in a cell: `sh -e`, or bash as GitHub's `shell: bash` runs it. */
-export function scriptCommand(shell: ScriptShell, scriptPath: string = SCRIPT_PATH): { executable: string; argv: string[] } {
+export function scriptCommand(
+  shell: ScriptShell,
+  scriptPath: string = SCRIPT_PATH,
+): { executable: string; argv: string[] } {
   return shell === 'bash'
     ? { executable: 'bash', argv: ['--noprofile', '--norc', '-eo', 'pipefail', scriptPath] }
     : { executable: '/bin/sh', argv: ['-e', scriptPath] };

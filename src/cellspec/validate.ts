@@ -20,10 +20,16 @@ export function validateSpec(spec: BuildCellSpec): void {
   else if (seed.kind === 'archive') {
     checkAbsoluteNotRoot(seed.path, 'workspaceSeed.path');
     if (!isWorkspaceArchive(seed.path)) {
-      throw new UserError('workspaceSeed.path', `unsupported archive ${show(seed.path)}: accepted are .tar, .tar.gz and .tgz`);
+      throw new UserError(
+        'workspaceSeed.path',
+        `unsupported archive ${show(seed.path)}: accepted are .tar, .tar.gz and .tgz`,
+      );
     }
   } else if (seed.kind !== 'empty') {
-    throw new UserError('workspaceSeed.kind', `unknown seed ${show((seed as { kind: string }).kind)}: accepted are empty, snapshot, archive`);
+    throw new UserError(
+      'workspaceSeed.kind',
+      `unknown seed ${show((seed as { kind: string }).kind)}: accepted are empty, snapshot, archive`,
+    );
   }
 
   spec.imports.forEach((m, i) => {
@@ -44,7 +50,8 @@ export function validateSpec(spec: BuildCellSpec): void {
   checkCellPathLengths(spec);
   checkExecutable(spec.command.executable);
   spec.command.argv.forEach((arg, i) => {
-    if (typeof arg !== 'string' || arg.includes('\0')) throw new UserError(`command.argv[${i}]`, 'must be a string without NUL bytes');
+    if (typeof arg !== 'string' || arg.includes('\0'))
+      throw new UserError(`command.argv[${i}]`, 'must be a string without NUL bytes');
   });
   checkEnv(spec.env);
   if (!NETWORK_POLICIES.includes(spec.network)) {
@@ -73,12 +80,18 @@ function checkMountDestinations(spec: BuildCellSpec): void {
   for (let i = 0; i < destinations.length; i++) {
     const left = destinations[i]!;
     if (covers(left.path, spec.workspacePath)) {
-      throw new UserError(left.field, `${show(left.path)} conflicts with the workspace path ${show(spec.workspacePath)}: a destination may lie inside the workspace, not be it or contain it`);
+      throw new UserError(
+        left.field,
+        `${show(left.path)} conflicts with the workspace path ${show(spec.workspacePath)}: a destination may lie inside the workspace, not be it or contain it`,
+      );
     }
     for (let j = i + 1; j < destinations.length; j++) {
       const right = destinations[j]!;
       if (overlaps(left.path, right.path)) {
-        throw new UserError(right.field, `${show(right.path)} conflicts with ${left.field} ${show(left.path)}: mount destinations must not cover one another`);
+        throw new UserError(
+          right.field,
+          `${show(right.path)} conflicts with ${left.field} ${show(left.path)}: mount destinations must not cover one another`,
+        );
       }
     }
   }
@@ -92,7 +105,10 @@ function checkMountDestinations(spec: BuildCellSpec): void {
   }
   for (const reserved of RESERVED_CELL_PATHS) {
     if (covers(spec.workspacePath, reserved) || covers(reserved, spec.workspacePath)) {
-      throw new UserError('workspacePath', `${show(spec.workspacePath)} would cover ${reserved}, which build-cell mounts itself`);
+      throw new UserError(
+        'workspacePath',
+        `${show(spec.workspacePath)} would cover ${reserved}, which build-cell mounts itself`,
+      );
     }
   }
 }
@@ -122,7 +138,10 @@ function checkCellPathLengths(spec: BuildCellSpec): void {
   for (const { field, path } of cellPaths) {
     const length = Buffer.byteLength(path);
     if (length > max) {
-      throw new UserError(field, `is ${length} bytes long: a cell path may have at most ${Math.max(max, 0)} bytes with this state dir (Linux's PATH_MAX of 4096 bytes also holds the state dir's own path): ${show(path)}`);
+      throw new UserError(
+        field,
+        `is ${length} bytes long: a cell path may have at most ${Math.max(max, 0)} bytes with this state dir (Linux's PATH_MAX of 4096 bytes also holds the state dir's own path): ${show(path)}`,
+      );
     }
   }
 }
@@ -132,7 +151,10 @@ export const RESERVED_CELL_PATHS = ['/proc', '/dev', '/.build-cell'];
 
 function checkExecutable(executable: string): void {
   if (typeof executable !== 'string' || executable.length === 0) {
-    throw new UserError('command.executable', 'must be an absolute cell path or a bare command name, got an empty value');
+    throw new UserError(
+      'command.executable',
+      'must be an absolute cell path or a bare command name, got an empty value',
+    );
   }
   if (executable.includes('\0')) throw new UserError('command.executable', 'must not contain a NUL byte');
   if (executable.startsWith('/')) {
@@ -140,10 +162,16 @@ function checkExecutable(executable: string): void {
     return;
   }
   if (executable.includes('/')) {
-    throw new UserError('command.executable', `must be an absolute cell path or a bare command name (no '/'): ${show(executable)}`);
+    throw new UserError(
+      'command.executable',
+      `must be an absolute cell path or a bare command name (no '/'): ${show(executable)}`,
+    );
   }
   if (executable === '.' || executable === '..') {
-    throw new UserError('command.executable', `must be an absolute cell path or a bare command name: ${show(executable)}`);
+    throw new UserError(
+      'command.executable',
+      `must be an absolute cell path or a bare command name: ${show(executable)}`,
+    );
   }
 }
 
@@ -164,17 +192,24 @@ export function checkEnv(env: ReadonlyArray<readonly [string, string]>, field = 
     if (key.includes('\0')) throw new UserError(field, `key ${show(key)} must not contain a NUL byte`);
     // A name with a newline (or another control character) would be a different name to every
     // tool that reads an environment line by line.
-    if (/[\x01-\x1f\x7f]/.test(key)) throw new UserError(field, `key ${show(key)} must not contain a newline or another control character`);
+    if (/[\x01-\x1f\x7f]/.test(key))
+      throw new UserError(field, `key ${show(key)} must not contain a newline or another control character`);
     if (typeof value !== 'string') throw new UserError(`${field}.${key}`, 'value must be a string');
     if (value.includes('\0')) throw new UserError(`${field}.${key}`, 'value must not contain a NUL byte');
     const entry = Buffer.byteLength(key) + 1 + Buffer.byteLength(value);
     if (entry > MAX_ENV_ENTRY) {
-      throw new UserError(`${field}.${key}`, `is ${entry} bytes as NAME=VALUE: Linux gives a program at most ${MAX_ENV_ENTRY} bytes per environment entry (MAX_ARG_STRLEN)`);
+      throw new UserError(
+        `${field}.${key}`,
+        `is ${entry} bytes as NAME=VALUE: Linux gives a program at most ${MAX_ENV_ENTRY} bytes per environment entry (MAX_ARG_STRLEN)`,
+      );
     }
     total += entry + 1;
   }
   if (total > MAX_ENV_TOTAL) {
-    throw new UserError(field, `holds ${total} bytes in all: at most ${MAX_ENV_TOTAL} are accepted (Linux limits a program's arguments and environment together, usually to 2 MiB)`);
+    throw new UserError(
+      field,
+      `holds ${total} bytes in all: at most ${MAX_ENV_TOTAL} are accepted (Linux limits a program's arguments and environment together, usually to 2 MiB)`,
+    );
   }
 }
 
@@ -192,8 +227,15 @@ function checkLimits(limits: ResourceLimits): void {
 
 /** A copy of the spec with every path normalized (`/a//b/.` -> `/a/b`). Call after validateSpec. */
 export function normalizeSpec(spec: BuildCellSpec): BuildCellSpec {
-  const seed = spec.workspaceSeed.kind === 'empty' ? spec.workspaceSeed : { ...spec.workspaceSeed, path: normalizeAbsolute(spec.workspaceSeed.path) };
-  const pair = <T extends { source: string; destination: string }>(m: T): T => ({ ...m, source: normalizeAbsolute(m.source), destination: normalizeAbsolute(m.destination) });
+  const seed =
+    spec.workspaceSeed.kind === 'empty'
+      ? spec.workspaceSeed
+      : { ...spec.workspaceSeed, path: normalizeAbsolute(spec.workspaceSeed.path) };
+  const pair = <T extends { source: string; destination: string }>(m: T): T => ({
+    ...m,
+    source: normalizeAbsolute(m.source),
+    destination: normalizeAbsolute(m.destination),
+  });
   return {
     ...spec,
     root: normalizeAbsolute(spec.root),

@@ -38,15 +38,30 @@ export function parseCli(argv: string[], environment: CliEnvironment): CliComman
       if (values.help) return { kind: 'help', text: USAGE };
       const install = installOption(values);
       const env = ((values.env as string[] | undefined) ?? []).map((e) => envEntry(e, environment.env));
-      const caches = ((values.cache as string[] | undefined) ?? []).map((m, i) => hostToCell(m, `--cache #${i + 1}`, environment.cwd));
-      if (!install && (env.length || caches.length)) throw new UserError(env.length ? '--env' : '--cache', 'prepare takes --env and --cache only with --install (they are the install step\'s)');
+      const caches = ((values.cache as string[] | undefined) ?? []).map((m, i) =>
+        hostToCell(m, `--cache #${i + 1}`, environment.cwd),
+      );
+      if (!install && (env.length || caches.length))
+        throw new UserError(
+          env.length ? '--env' : '--cache',
+          "prepare takes --env and --cache only with --install (they are the install step's)",
+        );
       return { kind: 'prepare', ...common(values, environment), env, caches, ...(install ? { install } : {}) };
     }
     case 'session':
       return parseSession(rest, environment);
     case 'demo': {
-      const values = parse(flags, { 'state-dir': { type: 'string' }, privilege: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } });
-      return { kind: 'demo', stateDir: stateDir(values['state-dir'] as string | undefined, environment), privilege: privilege(values.privilege as string | undefined), verbose: !!values.verbose };
+      const values = parse(flags, {
+        'state-dir': { type: 'string' },
+        privilege: { type: 'string' },
+        verbose: { type: 'boolean', short: 'v' },
+      });
+      return {
+        kind: 'demo',
+        stateDir: stateDir(values['state-dir'] as string | undefined, environment),
+        privilege: privilege(values.privilege as string | undefined),
+        verbose: !!values.verbose,
+      };
     }
     default:
       throw new UserError('command', `unknown command ${show(command)}: accepted are run, prepare, demo, session`);

@@ -26,12 +26,37 @@ export interface InstallOption {
 export type CliCommand =
   | { kind: 'help'; text: string }
   | { kind: 'version' }
-  | ({ kind: 'prepare'; install?: InstallOption; env: Array<[string, string]>; caches: CellSpecInput['caches'] } & CommonOptions)
-  | ({ kind: 'run'; spec: CellSpecInput; install?: InstallOption; writeBack?: boolean; resultFile?: string } & CommonOptions)
+  | ({
+      kind: 'prepare';
+      install?: InstallOption;
+      env: Array<[string, string]>;
+      caches: CellSpecInput['caches'];
+    } & CommonOptions)
+  | ({
+      kind: 'run';
+      spec: CellSpecInput;
+      install?: InstallOption;
+      writeBack?: boolean;
+      resultFile?: string;
+    } & CommonOptions)
   | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean }
   /** session start: a run whose command is optional (the first step). */
-  | ({ kind: 'session-start'; name: string; run: boolean; spec: CellSpecInput; install?: InstallOption } & CommonOptions)
-  | { kind: 'session-exec'; name: string; stateDir: string; verbose: boolean; env: Array<[string, string]>; command: { script: string } | { argv: string[] }; resultFile?: string }
+  | ({
+      kind: 'session-start';
+      name: string;
+      run: boolean;
+      spec: CellSpecInput;
+      install?: InstallOption;
+    } & CommonOptions)
+  | {
+      kind: 'session-exec';
+      name: string;
+      stateDir: string;
+      verbose: boolean;
+      env: Array<[string, string]>;
+      command: { script: string } | { argv: string[] };
+      resultFile?: string;
+    }
   | { kind: 'session-end'; name: string; stateDir: string; verbose: boolean; exports: CellSpecInput['exports'] }
   /** The runner's `shell: build-cell {0}` (through the shim the action puts on PATH). */
   | { kind: 'session-step'; sessions: string; name: string; script: string; verbose: boolean };

@@ -39,7 +39,12 @@ function oneLine(text: string): string {
 async function dispatch(argv: string[]): Promise<number> {
   const uid = process.getuid?.() ?? 0;
   if (argv[0] === INTERNAL_RUN) return internalRun(argv.slice(1));
-  const command = parseCli(argv, { cwd: process.cwd(), env: process.env, uid, readStdin: () => readFileSync(0, 'utf8') });
+  const command = parseCli(argv, {
+    cwd: process.cwd(),
+    env: process.env,
+    uid,
+    readStdin: () => readFileSync(0, 'utf8'),
+  });
   if (command.kind === 'help') {
     process.stdout.write(`${command.text}\n`);
     return 0;
@@ -52,12 +57,21 @@ async function dispatch(argv: string[]): Promise<number> {
     if (command.verbose) process.stderr.write(`build-cell: ${message}\n`);
   };
   // A rootless probe that worked is remembered in the state dir (when it exists: nothing is created for it).
-  if ('stateDir' in command && uid !== 0 && existsSync(command.stateDir)) rememberProbesIn(join(command.stateDir, 'probe-userns.json'));
+  if ('stateDir' in command && uid !== 0 && existsSync(command.stateDir))
+    rememberProbesIn(join(command.stateDir, 'probe-userns.json'));
   if ('qemuCpu' in command && command.qemuCpu && !needsEmulation(command.image.arch)) {
-    process.stderr.write(`build-cell: warning: --qemu-cpu ${command.qemuCpu} is not used: ${command.image.arch.name} runs natively on this ${process.arch} host\n`);
+    process.stderr.write(
+      `build-cell: warning: --qemu-cpu ${command.qemuCpu} is not used: ${command.image.arch.name} runs natively on this ${process.arch} host\n`,
+    );
   }
   // Sessions run their engine through sudo themselves (the session's files are the user's).
-  if (command.kind === 'session-start' || command.kind === 'session-exec' || command.kind === 'session-end' || command.kind === 'session-step') return runSessionCommand(command, log);
+  if (
+    command.kind === 'session-start' ||
+    command.kind === 'session-exec' ||
+    command.kind === 'session-end' ||
+    command.kind === 'session-step'
+  )
+    return runSessionCommand(command, log);
   const guest = command.kind === 'run' ? command.image.arch : hostArch();
   const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest));
   if (privilege.mode === 'sudo' && uid !== 0) {
@@ -66,12 +80,21 @@ async function dispatch(argv: string[]): Promise<number> {
   }
   if (!process.env[PRIVILEGE_ENV]) log(`privilege ${privilege.mode} (${privilege.reason})`);
   // A rootless cell without subordinate ids cannot chown: said once, where it runs.
-  if (privilege.ids && !privilege.ids.uids && command.kind !== 'prepare') process.stderr.write(`build-cell: warning: rootless cell: ${privilege.ids.note}\n`);
+  if (privilege.ids && !privilege.ids.uids && command.kind !== 'prepare')
+    process.stderr.write(`build-cell: warning: rootless cell: ${privilege.ids.note}\n`);
   switch (command.kind) {
     case 'prepare': {
       if (command.install) {
         const spec: CellSpecInput = { ...PREPARE_SPEC, env: command.env, caches: command.caches };
-        const { image, install } = await prepareWithInstall({ stateDir: command.stateDir, image: command.image, spec, owner: sudoOwner(), inheritImageEnv: true, install: cliInstallRequest(command.install, command.env), qemuCpu: command.qemuCpu });
+        const { image, install } = await prepareWithInstall({
+          stateDir: command.stateDir,
+          image: command.image,
+          spec,
+          owner: sudoOwner(),
+          inheritImageEnv: true,
+          install: cliInstallRequest(command.install, command.env),
+          qemuCpu: command.qemuCpu,
+        });
         process.stdout.write(`${image.digest} ${image.rootfs}\n`);
         if (install) reportInstall(install, log);
         return 0;
@@ -84,23 +107,42 @@ async function dispatch(argv: string[]): Promise<number> {
     case 'demo': {
       const ref = await ensureDemoImage(join(command.stateDir, 'demo'));
       process.stderr.write(`build-cell: demo image ${ref}\n`);
-      return runCommand({
-        kind: 'run', verbose: command.verbose, privilege: command.privilege, stateDir: command.stateDir,
-        image: { ref: parseReference(ref), arch: hostArch(), pull: 'missing', registry: { tlsVerify: true } },
-        spec: {
-          workspacePath: '/workspace', workspaceSeed: { kind: 'empty' }, imports: [], caches: [], exports: [],
-          command: { cwd: '/workspace', executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] },
-          script: 'echo "Hello from a build cell: $(uname -sm), hostname $(hostname), pid $$"\n. /etc/os-release && echo "image: $PRETTY_NAME"\necho "processes visible: $(ls -d /proc/[0-9]* | wc -l)"\n',
-          env: [], network: 'disabled', limits: {}, cleanup: 'always',
+      return runCommand(
+        {
+          kind: 'run',
+          verbose: command.verbose,
+          privilege: command.privilege,
+          stateDir: command.stateDir,
+          image: { ref: parseReference(ref), arch: hostArch(), pull: 'missing', registry: { tlsVerify: true } },
+          spec: {
+            workspacePath: '/workspace',
+            workspaceSeed: { kind: 'empty' },
+            imports: [],
+            caches: [],
+            exports: [],
+            command: { cwd: '/workspace', executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] },
+            script:
+              'echo "Hello from a build cell: $(uname -sm), hostname $(hostname), pid $$"\n. /etc/os-release && echo "image: $PRETTY_NAME"\necho "processes visible: $(ls -d /proc/[0-9]* | wc -l)"\n',
+            env: [],
+            network: 'disabled',
+            limits: {},
+            cleanup: 'always',
+          },
         },
-      }, log, privilege);
+        log,
+        privilege,
+      );
     }
     case 'run':
       return runCommand(command, log, privilege);
   }
 }
 
-async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m: string) => void, privilege: PrivilegeChoice): Promise<number> {
+async function runCommand(
+  command: Extract<CliCommand, { kind: 'run' }>,
+  log: (m: string) => void,
+  privilege: PrivilegeChoice,
+): Promise<number> {
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -113,12 +155,26 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
   try {
     const owner = sudoOwner();
     const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
-    const result = await runBuildCell({ stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install, writeBack: command.writeBack, qemuCpu: command.qemuCpu }, controller.signal);
+    const result = await runBuildCell(
+      {
+        stateDir: command.stateDir,
+        image: command.image,
+        spec: command.spec,
+        owner,
+        inheritImageEnv: true,
+        install,
+        writeBack: command.writeBack,
+        qemuCpu: command.qemuCpu,
+      },
+      controller.signal,
+    );
     if (result.install) reportInstall(result.install, log);
-    for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
+    for (const path of result.writeBack?.skipped ?? [])
+      process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
     if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
     report(result, log);
-    if (command.resultFile) await writeFile(command.resultFile, `${JSON.stringify(resultRecord(result, privilege), null, 2)}\n`);
+    if (command.resultFile)
+      await writeFile(command.resultFile, `${JSON.stringify(resultRecord(result, privilege), null, 2)}\n`);
     return result.exitCode;
   } catch (error) {
     if (received) {
@@ -135,13 +191,27 @@ async function runCommand(command: Extract<CliCommand, { kind: 'run' }>, log: (m
 
 /** The spec of `prepare --install`: only what the install cell takes from it (see installSpec). */
 const PREPARE_SPEC: CellSpecInput = {
-  workspacePath: '/workspace', workspaceSeed: { kind: 'empty' }, imports: [], caches: [], exports: [],
-  command: { cwd: '/', executable: '/bin/true', argv: [] }, env: [], network: 'enabled', limits: {}, cleanup: 'always',
+  workspacePath: '/workspace',
+  workspaceSeed: { kind: 'empty' },
+  imports: [],
+  caches: [],
+  exports: [],
+  command: { cwd: '/', executable: '/bin/true', argv: [] },
+  env: [],
+  network: 'enabled',
+  limits: {},
+  cleanup: 'always',
 };
 
 function reportInstall(install: InstallResult, log: (m: string) => void): void {
-  if (install.ran) process.stderr.write(`build-cell: install step ran in ${install.seconds!.toFixed(1)} s; derived image ${install.digest}\n`);
-  else log(`install step reused from the ${install.source === 'cache' ? 'cache dir' : 'store'}: derived image ${install.digest}`);
+  if (install.ran)
+    process.stderr.write(
+      `build-cell: install step ran in ${install.seconds!.toFixed(1)} s; derived image ${install.digest}\n`,
+    );
+  else
+    log(
+      `install step reused from the ${install.source === 'cache' ? 'cache dir' : 'store'}: derived image ${install.digest}`,
+    );
 }
 
 /** Why the invoking process chose sudo, handed to the root process it re-ran through sudo. */
@@ -153,7 +223,10 @@ function throughSudo(uid: number): PrivilegeChoice | undefined {
 }
 
 /** What --result-file records: the engine's result, and the privilege mode with why it was chosen. */
-function resultRecord(result: CellRunResult, privilege: PrivilegeChoice): CellRunResult & { privilege: { mode: string; reason: string } } {
+function resultRecord(
+  result: CellRunResult,
+  privilege: PrivilegeChoice,
+): CellRunResult & { privilege: { mode: string; reason: string } } {
   return { ...result, privilege: { mode: privilege.mode, reason: privilege.reason } };
 }
 
@@ -161,7 +234,8 @@ function resultRecord(result: CellRunResult, privilege: PrivilegeChoice): CellRu
 export const INTERNAL_RUN = 'internal-run';
 
 async function internalRun([requestFile, resultFile]: string[]): Promise<number> {
-  if (!requestFile || !resultFile || process.getuid?.() !== 0) throw new UserError('internal-run', 'usage: internal-run REQUEST RESULT, as root');
+  if (!requestFile || !resultFile || process.getuid?.() !== 0)
+    throw new UserError('internal-run', 'usage: internal-run REQUEST RESULT, as root');
   const request = await readEngineRequest(requestFile);
   const outcome = await runToOutcome(request);
   await writeFile(resultFile, JSON.stringify(outcome), { mode: 0o600 });
@@ -171,28 +245,41 @@ async function internalRun([requestFile, resultFile]: string[]): Promise<number>
 
 function report(result: CellRunResult, log: (m: string) => void): void {
   if (result.signal) {
-    const name = Object.entries(constants.signals).find(([, n]) => n === result.signal)?.[0] ?? `signal ${result.signal}`;
+    const name =
+      Object.entries(constants.signals).find(([, n]) => n === result.signal)?.[0] ?? `signal ${result.signal}`;
     process.stderr.write(`build-cell: the command was killed by ${name} (exit code ${result.exitCode})\n`);
   }
   if (result.scratchPreserved) process.stderr.write(`build-cell: scratch preserved at ${result.scratch}\n`);
-  log(`image ${result.image.digest} (${result.arch}${result.emulation ? `, emulated: ${result.emulation}` : ''}); timings ms ${JSON.stringify(result.timings)}`);
+  log(
+    `image ${result.image.digest} (${result.arch}${result.emulation ? `, emulated: ${result.emulation}` : ''}); timings ms ${JSON.stringify(result.timings)}`,
+  );
 }
 
 /** The user behind `sudo`, who should own exports and caches. */
 function sudoOwner(): { uid: number; gid: number } | undefined {
   const uid = Number(process.env.SUDO_UID);
   const gid = Number(process.env.SUDO_GID);
-  return process.getuid?.() === 0 && Number.isInteger(uid) && uid > 0 && Number.isInteger(gid) ? { uid, gid } : undefined;
+  return process.getuid?.() === 0 && Number.isInteger(uid) && uid > 0 && Number.isInteger(gid)
+    ? { uid, gid }
+    : undefined;
 }
 
-function reexecUnderSudo(argv: string[], command: Extract<CliCommand, { kind: 'run' | 'prepare' | 'demo' }>, reason: string): Promise<number> {
+function reexecUnderSudo(
+  argv: string[],
+  command: Extract<CliCommand, { kind: 'run' | 'prepare' | 'demo' }>,
+  reason: string,
+): Promise<number> {
   // Pin what depends on who runs: the state dir, and a password read from stdin.
   const args = argv.filter((a) => a !== '--registry-password-stdin');
   const dashDash = args.indexOf('--');
   const pinned = ['--state-dir', command.stateDir, '--privilege', 'root'];
-  const withPins = dashDash >= 0 ? [...args.slice(0, dashDash), ...pinned, ...args.slice(dashDash)] : [...args, ...pinned];
+  const withPins =
+    dashDash >= 0 ? [...args.slice(0, dashDash), ...pinned, ...args.slice(dashDash)] : [...args, ...pinned];
   const password = 'image' in command ? command.image.registry.password : undefined;
-  return runUnderSudo(withPins, { [PRIVILEGE_ENV]: reason, ...(password !== undefined ? { BUILD_CELL_REGISTRY_PASSWORD: password } : {}) });
+  return runUnderSudo(withPins, {
+    [PRIVILEGE_ENV]: reason,
+    ...(password !== undefined ? { BUILD_CELL_REGISTRY_PASSWORD: password } : {}),
+  });
 }
 
 export { USAGE };

@@ -8,7 +8,14 @@ import { hostArch, resolveArch } from '../emulation/arch.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
 import { PULL_POLICIES, type PullPolicy } from '../image/prepare.js';
 import { parseReference } from '../image/reference.js';
-import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type CleanupPolicy, type NetworkPolicy, type WorkspaceSeed } from '../cellspec/types.js';
+import {
+  CLEANUP_POLICIES,
+  NETWORK_POLICIES,
+  SCRIPT_PATH,
+  type CleanupPolicy,
+  type NetworkPolicy,
+  type WorkspaceSeed,
+} from '../cellspec/types.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import { checkWriteBack } from '../cell/write-back.js';
 import type { CellSpecInput } from '../engine.js';
@@ -18,7 +25,12 @@ import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '
 import type { CliCommand, CliEnvironment, CommonOptions, InstallOption } from './command.js';
 import { RUN_OPTIONS, USAGE, parse, type OptionsConfig } from './usage.js';
 
-export function parseRun(flags: string[], trailing: string[], environment: CliEnvironment, options: { commandOptional?: boolean; extra?: OptionsConfig } = {}): Extract<CliCommand, { kind: 'run' | 'help' }> {
+export function parseRun(
+  flags: string[],
+  trailing: string[],
+  environment: CliEnvironment,
+  options: { commandOptional?: boolean; extra?: OptionsConfig } = {},
+): Extract<CliCommand, { kind: 'run' | 'help' }> {
   const v = parse(flags, { ...RUN_OPTIONS, ...options.extra });
   if (v.help) return { kind: 'help', text: USAGE };
   const base = common(v, environment);
@@ -27,12 +39,17 @@ export function parseRun(flags: string[], trailing: string[], environment: CliEn
 
   const workspacePath = cellPath(str('workspace-path') ?? '/workspace', '--workspace-path');
   const script = str('run');
-  if (script !== undefined && trailing.length) throw new UserError('--run', 'give either --run SCRIPT or -- EXECUTABLE [ARG...], not both');
-  if (script === undefined && !trailing.length && !options.commandOptional) throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
+  if (script !== undefined && trailing.length)
+    throw new UserError('--run', 'give either --run SCRIPT or -- EXECUTABLE [ARG...], not both');
+  if (script === undefined && !trailing.length && !options.commandOptional)
+    throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
   if (script !== undefined && script.includes('\0')) throw new UserError('--run', 'must not contain a NUL byte');
-  const command = script !== undefined
-    ? { executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] }
-    : trailing.length ? { executable: trailing[0]!, argv: trailing.slice(1) } : { executable: 'true', argv: [] };
+  const command =
+    script !== undefined
+      ? { executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] }
+      : trailing.length
+        ? { executable: trailing[0]!, argv: trailing.slice(1) }
+        : { executable: 'true', argv: [] };
 
   const spec: CellSpecInput = {
     workspacePath,
@@ -55,7 +72,11 @@ export function parseRun(flags: string[], trailing: string[], environment: CliEn
   const install = installOption(v);
   if (v['write-back']) checkWriteBack(spec, '--write-back');
   return {
-    kind: 'run', ...base, spec, ...(install ? { install } : {}), ...(v['write-back'] ? { writeBack: true } : {}),
+    kind: 'run',
+    ...base,
+    spec,
+    ...(install ? { install } : {}),
+    ...(v['write-back'] ? { writeBack: true } : {}),
     ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}),
   };
 }
@@ -64,24 +85,34 @@ export function installOption(v: Record<string, unknown>): InstallOption | undef
   const script = v.install as string | undefined;
   const key = v['install-key'] as string | undefined;
   if (script === undefined) {
-    if (key !== undefined) throw new UserError('--install-key', 'needs --install SCRIPT (it is a part of the install step\'s key)');
+    if (key !== undefined)
+      throw new UserError('--install-key', "needs --install SCRIPT (it is a part of the install step's key)");
     return undefined;
   }
-  if (!script.trim()) throw new UserError('--install', 'must not be empty: a shell script, run with sh -e before the command');
+  if (!script.trim())
+    throw new UserError('--install', 'must not be empty: a shell script, run with sh -e before the command');
   if (script.includes('\0')) throw new UserError('--install', 'must not contain a NUL byte');
   if (key?.includes('\0')) throw new UserError('--install-key', 'must not contain a NUL byte');
   return { script, key: key ?? '' };
 }
 
 function qemuCpuOption(value: string | undefined): { qemuCpu?: string } {
-  if (value !== undefined && !value.trim()) throw new UserError('--qemu-cpu', 'must not be empty: a qemu CPU model such as cortex-a53 (see qemu-ARCH-static -cpu help)');
+  if (value !== undefined && !value.trim())
+    throw new UserError(
+      '--qemu-cpu',
+      'must not be empty: a qemu CPU model such as cortex-a53 (see qemu-ARCH-static -cpu help)',
+    );
   const qemuCpu = parseQemuCpu(value, '--qemu-cpu');
   return qemuCpu ? { qemuCpu } : {};
 }
 
 export function common(v: Record<string, unknown>, environment: CliEnvironment): CommonOptions {
   const imageValue = v.image as string | undefined;
-  if (imageValue === undefined) throw new UserError('--image', 'is required: an image reference such as debian:bookworm, docker://host/repo@sha256:..., oci:/path:tag');
+  if (imageValue === undefined)
+    throw new UserError(
+      '--image',
+      'is required: an image reference such as debian:bookworm, docker://host/repo@sha256:..., oci:/path:tag',
+    );
   const ref = parseReference(imageValue, '--image');
   const arch = v.arch === undefined ? hostArch() : resolveArch(v.arch as string, '--arch');
   const username = v['registry-username'] as string | undefined;
@@ -91,7 +122,11 @@ export function common(v: Record<string, unknown>, environment: CliEnvironment):
     password = (environment.readStdin?.() ?? '').replace(/\r?\n$/, '');
   } else if (username) {
     password = environment.env.BUILD_CELL_REGISTRY_PASSWORD;
-    if (password === undefined) throw new UserError('--registry-username', 'needs a password: --registry-password-stdin, or BUILD_CELL_REGISTRY_PASSWORD in the environment');
+    if (password === undefined)
+      throw new UserError(
+        '--registry-username',
+        'needs a password: --registry-password-stdin, or BUILD_CELL_REGISTRY_PASSWORD in the environment',
+      );
   }
   const authFile = v.authfile === undefined ? undefined : resolve(environment.cwd, v.authfile as string);
   return {
@@ -99,7 +134,12 @@ export function common(v: Record<string, unknown>, environment: CliEnvironment):
       ref,
       arch,
       pull: oneOf((v.pull as string | undefined) ?? 'missing', PULL_POLICIES, '--pull') as PullPolicy,
-      registry: { tlsVerify: bool((v['tls-verify'] as string | undefined) ?? 'true', '--tls-verify'), username, password, authFile },
+      registry: {
+        tlsVerify: bool((v['tls-verify'] as string | undefined) ?? 'true', '--tls-verify'),
+        username,
+        password,
+        authFile,
+      },
     },
     stateDir: stateDir(v['state-dir'] as string | undefined, environment),
     privilege: privilege(v.privilege as string | undefined),
@@ -125,7 +165,8 @@ export function privilege(value: string | undefined): Privilege {
 }
 
 function cellPath(value: string, field: string): string {
-  if (!value.startsWith('/')) throw new UserError(field, `must be an absolute path inside the cell, got ${show(value)}`);
+  if (!value.startsWith('/'))
+    throw new UserError(field, `must be an absolute path inside the cell, got ${show(value)}`);
   return value;
 }
 
@@ -141,7 +182,8 @@ export function envEntry(value: string, env: NodeJS.ProcessEnv): [string, string
   if (eq === 0) throw new UserError('--env', `the name must not be empty in ${show(value)}`);
   if (eq < 0) {
     const inherited = env[value];
-    if (inherited === undefined) throw new UserError('--env', `${show(value)} has no =VALUE and is not set in this environment`);
+    if (inherited === undefined)
+      throw new UserError('--env', `${show(value)} has no =VALUE and is not set in this environment`);
     return [value, inherited];
   }
   return [value.slice(0, eq), value.slice(eq + 1)];

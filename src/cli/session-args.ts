@@ -25,20 +25,38 @@ export function parseSession([sub, ...rest]: string[], environment: CliEnvironme
     case 'start': {
       const run = parseRun(flags, trailing, environment, { commandOptional: true, extra: SESSION_NAME });
       if (run.kind === 'help') return run;
-      if (run.writeBack) throw new UserError('--write-back', 'is implied in a session: each step writes its workspace changes back');
+      if (run.writeBack)
+        throw new UserError('--write-back', 'is implied in a session: each step writes its workspace changes back');
       const v = parse(flags, { ...RUN_OPTIONS, ...SESSION_NAME });
       const { kind: _, resultFile: _r, writeBack: _w, ...rest2 } = run;
-      return { ...rest2, kind: 'session-start', name: sessionName(v.name), run: v.run !== undefined || trailing.length > 0 };
+      return {
+        ...rest2,
+        kind: 'session-start',
+        name: sessionName(v.name),
+        run: v.run !== undefined || trailing.length > 0,
+      };
     }
     case 'exec': {
-      const v = parse(flags, { ...SESSION_NAME, 'state-dir': { type: 'string' }, env: { type: 'string', multiple: true }, run: { type: 'string' }, 'result-file': { type: 'string' }, verbose: { type: 'boolean', short: 'v' } });
+      const v = parse(flags, {
+        ...SESSION_NAME,
+        'state-dir': { type: 'string' },
+        env: { type: 'string', multiple: true },
+        run: { type: 'string' },
+        'result-file': { type: 'string' },
+        verbose: { type: 'boolean', short: 'v' },
+      });
       const script = v.run as string | undefined;
-      if (script !== undefined && trailing.length) throw new UserError('--run', 'give either --run SCRIPT or -- EXECUTABLE [ARG...], not both');
-      if (script === undefined && !trailing.length) throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
+      if (script !== undefined && trailing.length)
+        throw new UserError('--run', 'give either --run SCRIPT or -- EXECUTABLE [ARG...], not both');
+      if (script === undefined && !trailing.length)
+        throw new UserError('command', 'missing: give --run SCRIPT or -- EXECUTABLE [ARG...]');
       if (script?.includes('\0')) throw new UserError('--run', 'must not contain a NUL byte');
       const resultFile = v['result-file'] as string | undefined;
       return {
-        kind: 'session-exec', name: sessionName(v.name), stateDir: stateDir(v['state-dir'] as string | undefined, environment), verbose: !!v.verbose,
+        kind: 'session-exec',
+        name: sessionName(v.name),
+        stateDir: stateDir(v['state-dir'] as string | undefined, environment),
+        verbose: !!v.verbose,
         env: ((v.env as string[] | undefined) ?? []).map((e) => envEntry(e, environment.env)),
         command: script !== undefined ? { script } : { argv: trailing },
         ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}),
@@ -46,23 +64,57 @@ export function parseSession([sub, ...rest]: string[], environment: CliEnvironme
     }
     case 'end': {
       if (dashDash >= 0) throw new UserError('session end', 'takes no command');
-      const v = parse(flags, { ...SESSION_NAME, 'state-dir': { type: 'string' }, export: { type: 'string', multiple: true }, verbose: { type: 'boolean', short: 'v' } });
+      const v = parse(flags, {
+        ...SESSION_NAME,
+        'state-dir': { type: 'string' },
+        export: { type: 'string', multiple: true },
+        verbose: { type: 'boolean', short: 'v' },
+      });
       return {
-        kind: 'session-end', name: sessionName(v.name), stateDir: stateDir(v['state-dir'] as string | undefined, environment), verbose: !!v.verbose,
-        exports: ((v.export as string[] | undefined) ?? []).map((m, i) => cellToHost(m, `--export #${i + 1}`, environment.cwd)),
+        kind: 'session-end',
+        name: sessionName(v.name),
+        stateDir: stateDir(v['state-dir'] as string | undefined, environment),
+        verbose: !!v.verbose,
+        exports: ((v.export as string[] | undefined) ?? []).map((m, i) =>
+          cellToHost(m, `--export #${i + 1}`, environment.cwd),
+        ),
       };
     }
     case 'step': {
       // The runner calls `build-cell [--session NAME] SCRIPT`; the shim adds `session step --sessions DIR`.
       // --state-dir: only for the launcher, which keeps the CLI's code cache there (the session file names the real one).
-      const v = parseArgs({ args: flags, options: { sessions: { type: 'string' }, session: { type: 'string' }, 'state-dir': { type: 'string' }, verbose: { type: 'boolean' } }, strict: true, allowPositionals: true });
+      const v = parseArgs({
+        args: flags,
+        options: {
+          sessions: { type: 'string' },
+          session: { type: 'string' },
+          'state-dir': { type: 'string' },
+          verbose: { type: 'boolean' },
+        },
+        strict: true,
+        allowPositionals: true,
+      });
       const sessions = v.values.sessions;
       const [script, ...more] = v.positionals;
-      if (!sessions) throw new UserError('--sessions', 'is required (the shim that `session: true` puts on PATH passes it)');
-      if (!script || more.length) throw new UserError('script', 'give exactly one script file: `shell: build-cell {0}` (or `build-cell --session NAME {0}`)');
-      return { kind: 'session-step', sessions: resolve(environment.cwd, sessions), name: checkSessionName(v.values.session ?? DEFAULT_SESSION, '--session'), script: resolve(environment.cwd, script), verbose: !!v.values.verbose };
+      if (!sessions)
+        throw new UserError('--sessions', 'is required (the shim that `session: true` puts on PATH passes it)');
+      if (!script || more.length)
+        throw new UserError(
+          'script',
+          'give exactly one script file: `shell: build-cell {0}` (or `build-cell --session NAME {0}`)',
+        );
+      return {
+        kind: 'session-step',
+        sessions: resolve(environment.cwd, sessions),
+        name: checkSessionName(v.values.session ?? DEFAULT_SESSION, '--session'),
+        script: resolve(environment.cwd, script),
+        verbose: !!v.values.verbose,
+      };
     }
     default:
-      throw new UserError('session', `unknown session command ${show(sub ?? '')}: accepted are start, exec, end (and step, for the runner)`);
+      throw new UserError(
+        'session',
+        `unknown session command ${show(sub ?? '')}: accepted are start, exec, end (and step, for the runner)`,
+      );
   }
 }

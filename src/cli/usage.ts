@@ -64,7 +64,10 @@ export type OptionsConfig = NonNullable<NonNullable<Parameters<typeof parseArgs>
 
 export function parse(args: string[], options: OptionsConfig): Record<string, string | boolean | string[] | undefined> {
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | string[] | undefined>;
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | string[] | undefined
+    >;
   } catch (error) {
     const message = (error as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, '');
     throw new UserError('arguments', `${message} (put the command after --, see build-cell --help)`);

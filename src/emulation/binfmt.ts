@@ -33,13 +33,21 @@ export function binfmtMode(): 'private' | 'global' {
 export function findQemu(arch: ArchInfo): string {
   const found = which(arch.qemu);
   if (!found) {
-    throw new CellSetupError(`running ${arch.name} code on this ${process.arch} host needs ${arch.qemu} on PATH: install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static)`);
+    throw new CellSetupError(
+      `running ${arch.name} code on this ${process.arch} host needs ${arch.qemu} on PATH: install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static)`,
+    );
   }
   return found;
 }
 
 /** Remove a global rule a killed helper may have left (run in a private mount namespace). */
 export async function removeGlobalRule(ruleName: string): Promise<void> {
-  const script = 'd=/proc/sys/fs/binfmt_misc; [ -e "$d/register" ] || mount -t binfmt_misc binfmt_misc "$d" 2>/dev/null; [ ! -e "$d/$1" ] || printf -- -1 > "$d/$1"';
-  await exec('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ruleName], `cannot remove binfmt_misc rule ${ruleName}`, { allowFailure: true });
+  const script =
+    'd=/proc/sys/fs/binfmt_misc; [ -e "$d/register" ] || mount -t binfmt_misc binfmt_misc "$d" 2>/dev/null; [ ! -e "$d/$1" ] || printf -- -1 > "$d/$1"';
+  await exec(
+    'unshare',
+    ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ruleName],
+    `cannot remove binfmt_misc rule ${ruleName}`,
+    { allowFailure: true },
+  );
 }

@@ -43,13 +43,20 @@ export function parseQemuCpu(value: string | undefined, field: string): string |
   const model = value?.trim();
   if (!model) return undefined;
   if (model.length > 200 || !MODEL.test(model)) {
-    throw new UserError(field, `must be a qemu CPU model, a name with optional ,feature=value parts (e.g. cortex-a53, arm1176, max,pauth-impdef=on), got ${show(value)}`);
+    throw new UserError(
+      field,
+      `must be a qemu CPU model, a name with optional ,feature=value parts (e.g. cortex-a53, arm1176, max,pauth-impdef=on), got ${show(value)}`,
+    );
   }
   return model;
 }
 
 /** Which model a cell runs with: the env's QEMU_CPU, the option, the default, or qemu's own. */
-export function chooseQemuCpu(arch: ArchInfo, option: string | undefined, env: ReadonlyArray<readonly [string, string]>): QemuCpuChoice {
+export function chooseQemuCpu(
+  arch: ArchInfo,
+  option: string | undefined,
+  env: ReadonlyArray<readonly [string, string]>,
+): QemuCpuChoice {
   const fromEnv = env.find(([name]) => name === 'QEMU_CPU');
   if (fromEnv) return { model: fromEnv[1], source: 'env' };
   if (option) return { model: option, source: 'option' };
@@ -60,10 +67,14 @@ export function chooseQemuCpu(arch: ArchInfo, option: string | undefined, env: R
 /** How a choice reads in logs and the job summary. */
 export function describeQemuCpu(choice: QemuCpuChoice): string {
   switch (choice.source) {
-    case 'env': return `${choice.model} (QEMU_CPU from the cell's env)`;
-    case 'option': return `${choice.model} (qemu-cpu)`;
-    case 'default': return `${choice.model} (build-cell's default for this architecture)`;
-    default: return "qemu's default";
+    case 'env':
+      return `${choice.model} (QEMU_CPU from the cell's env)`;
+    case 'option':
+      return `${choice.model} (qemu-cpu)`;
+    case 'default':
+      return `${choice.model} (build-cell's default for this architecture)`;
+    default:
+      return "qemu's default";
   }
 }
 
@@ -98,17 +109,26 @@ export function parseCpuHelp(text: string): string[] {
 export async function checkQemuCpu(model: string, qemuPath: string, arch: ArchInfo, field: string): Promise<void> {
   const help = await exec(qemuPath, ['-cpu', 'help'], `listing the CPU models of ${qemuPath}`, { allowFailure: true });
   const names = parseCpuHelp(help.stdout);
-  if (!names.length) throw new CellSetupError(`\`${qemuPath} -cpu help\` listed no CPU models (exit ${help.code}): ${tailLines(help.stderr || help.stdout, 2)}`);
+  if (!names.length)
+    throw new CellSetupError(
+      `\`${qemuPath} -cpu help\` listed no CPU models (exit ${help.code}): ${tailLines(help.stderr || help.stdout, 2)}`,
+    );
   const name = model.split(',')[0]!;
   if (!names.includes(name)) {
     const close = names.filter((n) => n.toLowerCase() === name.toLowerCase());
-    throw new UserError(field, `${show(name)} is not a CPU model of ${arch.name} in ${qemuPath}${close.length ? ` (did you mean ${close.join(', ')}?)` : ''}; valid are, for example, ${sample(names).join(', ')} (all: ${qemuPath} -cpu help)`);
+    throw new UserError(
+      field,
+      `${show(name)} is not a CPU model of ${arch.name} in ${qemuPath}${close.length ? ` (did you mean ${close.join(', ')}?)` : ''}; valid are, for example, ${sample(names).join(', ')} (all: ${qemuPath} -cpu help)`,
+    );
   }
   if (!model.includes(',')) return;
   const probe = await exec(qemuPath, ['-cpu', model, qemuPath], `checking CPU model ${model}`, { allowFailure: true });
   const said = tailLines(probe.stderr, 1);
   if (!/Invalid ELF image|Exec format error|not an ELF/i.test(said)) {
-    throw new UserError(field, `qemu rejects the CPU model ${show(model)} for ${arch.name}: ${said.replace(/^[^:]*:\s*/, '') || `exit ${probe.code}`}`);
+    throw new UserError(
+      field,
+      `qemu rejects the CPU model ${show(model)} for ${arch.name}: ${said.replace(/^[^:]*:\s*/, '') || `exit ${probe.code}`}`,
+    );
   }
 }
 

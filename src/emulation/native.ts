@@ -50,7 +50,9 @@ export function thisHost(): HostCpu {
 
 /** The personality a natively run 32-bit guest gets on a 64-bit host (its `uname -m`), if any. */
 export function nativePersonality(guest: ArchInfo, host: ArchInfo = hostArch()): 'linux32' | undefined {
-  return (host.name === 'amd64' && guest.name === '386') || (host.name === 'arm64' && guest.name === 'arm') ? 'linux32' : undefined;
+  return (host.name === 'amd64' && guest.name === '386') || (host.name === 'arm64' && guest.name === 'arm')
+    ? 'linux32'
+    : undefined;
 }
 
 /** Whether `guest` needs qemu on this host. */

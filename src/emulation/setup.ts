@@ -36,14 +36,31 @@ export async function checkEmulation(guest: ArchInfo, qemuCpu: string | undefine
  * env the user gave (its QEMU_CPU wins over everything); `env` the cell's whole environment
  * (an image's own QEMU_CPU in it yields to the option and the default).
  */
-export function emulationFor(guest: ArchInfo, cellId: string, rootless: boolean, qemuCpu: string | undefined, userEnv: ReadonlyArray<readonly [string, string]>, env: ReadonlyArray<readonly [string, string]>): EmulationSetup | undefined {
+export function emulationFor(
+  guest: ArchInfo,
+  cellId: string,
+  rootless: boolean,
+  qemuCpu: string | undefined,
+  userEnv: ReadonlyArray<readonly [string, string]>,
+  env: ReadonlyArray<readonly [string, string]>,
+): EmulationSetup | undefined {
   if (!needsEmulation(guest)) return undefined;
-  const emulation: Emulation = { arch: guest, qemuPath: findQemu(guest), binfmt: binfmtMode(), ruleName: `build-cell-${guest.name}-${cellId}` };
+  const emulation: Emulation = {
+    arch: guest,
+    qemuPath: findQemu(guest),
+    binfmt: binfmtMode(),
+    ruleName: `build-cell-${guest.name}-${cellId}`,
+  };
   if (rootless && emulation.binfmt === 'global') {
-    throw new CellSetupError(`running ${guest.name} code without root needs a binfmt_misc instance of the cell's own, which Linux offers from 6.7 on (this kernel: ${release()}); run as root or through sudo instead`);
+    throw new CellSetupError(
+      `running ${guest.name} code without root needs a binfmt_misc instance of the cell's own, which Linux offers from 6.7 on (this kernel: ${release()}); run as root or through sudo instead`,
+    );
   }
   const cpu = chooseQemuCpu(guest, qemuCpu, userEnv);
-  const withCpu = cpu.source === 'option' || cpu.source === 'default' ? mergeEnv(env, [['QEMU_CPU', cpu.model!]]) : [...env] as Array<[string, string]>;
+  const withCpu =
+    cpu.source === 'option' || cpu.source === 'default'
+      ? mergeEnv(env, [['QEMU_CPU', cpu.model!]])
+      : ([...env] as Array<[string, string]>);
   return { emulation, cpu, env: withCpu };
 }
 

@@ -63,7 +63,10 @@ export interface ImageConfig {
   workingDir?: string;
 }
 
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
 
 /** The manifest digest a request names: given, known to the store, or resolved (one manifest request). */
 export interface DigestChoice {
@@ -80,7 +83,10 @@ export async function imageDigest(store: Store, request: PrepareRequest): Promis
   const known = (await store.readRef(ref.full, arch)) ?? (await cache?.readRef(ref.full, arch));
   const digest = request.digest ?? known?.digest;
   if (request.pull === 'never' && !digest) {
-    throw new UserError('pull', `image ${show(ref.original)} (${arch.name}) is not in the store ${store.stateDir} and pull is "never"`);
+    throw new UserError(
+      'pull',
+      `image ${show(ref.original)} (${arch.name}) is not in the store ${store.stateDir} and pull is "never"`,
+    );
   }
   if (digest && !(request.pull === 'always' && !request.digest)) return { digest, resolved: false, known };
   const start = now();
@@ -88,7 +94,11 @@ export async function imageDigest(store: Store, request: PrepareRequest): Promis
   return { digest: resolved, resolved: true, known, resolveMs: now() - start };
 }
 
-export async function prepareImage(store: Store, request: PrepareRequest, chosen?: DigestChoice): Promise<PreparedImage> {
+export async function prepareImage(
+  store: Store,
+  request: PrepareRequest,
+  chosen?: DigestChoice,
+): Promise<PreparedImage> {
   const { ref, arch } = request;
   const cache = request.cacheDir ? new Store(request.cacheDir) : undefined;
   const { timings, timed, since } = phaseTimer<keyof PreparedImage['timings']>();
@@ -101,29 +111,38 @@ export async function prepareImage(store: Store, request: PrepareRequest, chosen
   let fromCache = false;
   // Warm fast path: a complete store entry is only ever renamed into place, so no lock is needed to use it.
   const ready = store.hasRootfs(arch, digest) && !!(await store.readLayout(arch, digest));
-  if (!ready) await withLock(store.lockDir(`image-${store.entryName(arch, digest)}`), async () => {
-    await store.removeStaleTemps();
-    if (!(await store.readLayout(arch, digest))) {
-      if (cache && (await cache.readLayout(arch, digest))) {
-        await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest), layoutDir));
-        fromCache = true;
-      } else {
-        if (request.pull === 'never') throw new UserError('pull', `the layout of ${show(ref.original)} is missing from the store and pull is "never"`);
-        await timed('pull', () => copyLayout(store, request, digest!));
-        copied = true;
-      }
-    }
-    if (!store.hasRootfs(arch, digest!)) {
-      try {
-        await timed('unpack', () => unpackRootfs(store, layoutDir, rootfs, !!request.rootless));
-      } catch (error) {
-        // A layout that cannot be unpacked must not be reused by the next run.
-        await rm(layoutDir, { recursive: true, force: true });
-        throw new CellSetupError(`cannot prepare ${ref.original} (${arch.name}): ${(error as Error).message}`);
-      }
-      unpacked = true;
-    }
-  }, { what: `preparing ${ref.original}` });
+  if (!ready)
+    await withLock(
+      store.lockDir(`image-${store.entryName(arch, digest)}`),
+      async () => {
+        await store.removeStaleTemps();
+        if (!(await store.readLayout(arch, digest))) {
+          if (cache && (await cache.readLayout(arch, digest))) {
+            await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest), layoutDir));
+            fromCache = true;
+          } else {
+            if (request.pull === 'never')
+              throw new UserError(
+                'pull',
+                `the layout of ${show(ref.original)} is missing from the store and pull is "never"`,
+              );
+            await timed('pull', () => copyLayout(store, request, digest!));
+            copied = true;
+          }
+        }
+        if (!store.hasRootfs(arch, digest!)) {
+          try {
+            await timed('unpack', () => unpackRootfs(store, layoutDir, rootfs, !!request.rootless));
+          } catch (error) {
+            // A layout that cannot be unpacked must not be reused by the next run.
+            await rm(layoutDir, { recursive: true, force: true });
+            throw new CellSetupError(`cannot prepare ${ref.original} (${arch.name}): ${(error as Error).message}`);
+          }
+          unpacked = true;
+        }
+      },
+      { what: `preparing ${ref.original}` },
+    );
   const record = { reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() };
   if (known?.digest !== digest) await store.writeRef(record, arch);
   if (cache && !fromCache && !(await cache.readLayout(arch, digest))) {
@@ -134,7 +153,17 @@ export async function prepareImage(store: Store, request: PrepareRequest, chosen
     await rm(cache.tmpDir, { recursive: true, force: true });
     if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
   }
-  return { rootfs, layoutDir, digest, resolved, copied, unpacked, fromCache, timings, config: await readImageConfig(layoutDir) };
+  return {
+    rootfs,
+    layoutDir,
+    digest,
+    resolved,
+    copied,
+    unpacked,
+    fromCache,
+    timings,
+    config: await readImageConfig(layoutDir),
+  };
 }
 
 /** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */
@@ -152,17 +181,27 @@ async function copyEntry(into: Store, source: string, destination: string): Prom
 export async function resolveDigest(ref: ImageReference, arch: ArchInfo, registry: RegistryOptions): Promise<string> {
   const skopeo = tool('skopeo');
   // skopeo refuses name:tag@digest; the digest is what counts.
-  const target = ref.transport === 'docker' && ref.pinnedDigest ? dockerReferenceByDigest(ref, ref.pinnedDigest) : ref.full;
+  const target =
+    ref.transport === 'docker' && ref.pinnedDigest ? dockerReferenceByDigest(ref, ref.pinnedDigest) : ref.full;
   const raw = await withRegistryArgs(ref, registry, '--', (args) =>
-    exec(skopeo, ['inspect', '--raw', ...args, target], `cannot read the manifest of ${ref.original}`, { secrets: secretsOf(registry), dieWithParent: true }),
+    exec(skopeo, ['inspect', '--raw', ...args, target], `cannot read the manifest of ${ref.original}`, {
+      secrets: secretsOf(registry),
+      dieWithParent: true,
+    }),
   );
   return pickDigest(ref, arch, raw.stdout);
 }
 
 /** From a raw manifest or index, the digest of the manifest for `arch`. Pure. */
 export function pickDigest(ref: ImageReference, arch: ArchInfo, rawManifest: string): string {
-  let manifest: { mediaType?: string; manifests?: Array<{ digest: string; platform?: { architecture?: string; os?: string; variant?: string } }> };
-  const notAManifest = () => new CellSetupError(`the registry answered for ${ref.original} with something that is not a manifest: ${show(rawManifest.slice(0, 120))}`);
+  let manifest: {
+    mediaType?: string;
+    manifests?: Array<{ digest: string; platform?: { architecture?: string; os?: string; variant?: string } }>;
+  };
+  const notAManifest = () =>
+    new CellSetupError(
+      `the registry answered for ${ref.original} with something that is not a manifest: ${show(rawManifest.slice(0, 120))}`,
+    );
   try {
     manifest = JSON.parse(rawManifest);
   } catch {
@@ -172,14 +211,21 @@ export function pickDigest(ref: ImageReference, arch: ArchInfo, rawManifest: str
   if (Array.isArray(manifest.manifests) || INDEX_TYPES.has(manifest.mediaType ?? '')) {
     const entries = manifest.manifests ?? [];
     const matches = entries.filter((m) => m.platform?.os === 'linux' && m.platform.architecture === arch.ociArch);
-    const exact = matches.find((m) => (m.platform?.variant ?? '') === (arch.ociVariant ?? ''))
-      ?? (arch.ociArch === 'arm64' ? matches.find((m) => m.platform?.variant === 'v8') : undefined)
-      ?? matches.find((m) => !m.platform?.variant);
+    const exact =
+      matches.find((m) => (m.platform?.variant ?? '') === (arch.ociVariant ?? '')) ??
+      (arch.ociArch === 'arm64' ? matches.find((m) => m.platform?.variant === 'v8') : undefined) ??
+      matches.find((m) => !m.platform?.variant);
     if (!exact) {
-      const available = entries.map((m) => [m.platform?.os, m.platform?.architecture, m.platform?.variant].filter(Boolean).join('/')).join(', ');
-      throw new UserError('arch', `image ${show(ref.original)} has no linux/${arch.name} variant; it has: ${available || 'none'} (accepted arch names: ${ACCEPTED_ARCH_NAMES.join(', ')})`);
+      const available = entries
+        .map((m) => [m.platform?.os, m.platform?.architecture, m.platform?.variant].filter(Boolean).join('/'))
+        .join(', ');
+      throw new UserError(
+        'arch',
+        `image ${show(ref.original)} has no linux/${arch.name} variant; it has: ${available || 'none'} (accepted arch names: ${ACCEPTED_ARCH_NAMES.join(', ')})`,
+      );
     }
-    if (!/^sha256:[a-f0-9]{64}$/.test(exact.digest)) throw new CellSetupError(`malformed digest in the index of ${ref.original}: ${show(exact.digest)}`);
+    if (!/^sha256:[a-f0-9]{64}$/.test(exact.digest))
+      throw new CellSetupError(`malformed digest in the index of ${ref.original}: ${show(exact.digest)}`);
     return exact.digest;
   }
   if (ref.pinnedDigest) return ref.pinnedDigest;
@@ -193,15 +239,35 @@ async function copyLayout(store: Store, request: PrepareRequest, digest: string)
   try {
     // Copy exactly the resolved manifest, so a tag that moves meanwhile cannot swap the image.
     const source = ref.transport === 'docker' ? dockerReferenceByDigest(ref, digest) : ref.full;
-    const platform = ['--override-os', 'linux', '--override-arch', arch.ociArch, ...(arch.ociVariant ? ['--override-variant', arch.ociVariant] : [])];
+    const platform = [
+      '--override-os',
+      'linux',
+      '--override-arch',
+      arch.ociArch,
+      ...(arch.ociVariant ? ['--override-variant', arch.ociVariant] : []),
+    ];
     await withRegistryArgs(ref, registry, '--src-', (args) =>
-      exec(skopeo, ['copy', '--quiet', ...args, ...platform, source, `oci:${temp}:${LAYOUT_TAG}`], `cannot copy ${ref.original} (${arch.name})`, { secrets: secretsOf(registry), dieWithParent: true }),
+      exec(
+        skopeo,
+        ['copy', '--quiet', ...args, ...platform, source, `oci:${temp}:${LAYOUT_TAG}`],
+        `cannot copy ${ref.original} (${arch.name})`,
+        { secrets: secretsOf(registry), dieWithParent: true },
+      ),
     );
-    const index = JSON.parse(await readFile(join(temp, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    const index = JSON.parse(await readFile(join(temp, 'index.json'), 'utf8')) as {
+      manifests: Array<{ digest: string }>;
+    };
     const layoutDigest = index.manifests[0]?.digest;
-    if (!layoutDigest) throw new CellSetupError(`skopeo copied ${ref.original} but the layout ${temp} lists no manifest`);
+    if (!layoutDigest)
+      throw new CellSetupError(`skopeo copied ${ref.original} but the layout ${temp} lists no manifest`);
     await checkPlatform(temp, layoutDigest, request);
-    const record: LayoutRecord = { reference: ref.full, arch: arch.name, digest, layoutDigest, resolvedAt: new Date().toISOString() };
+    const record: LayoutRecord = {
+      reference: ref.full,
+      arch: arch.name,
+      digest,
+      layoutDigest,
+      resolvedAt: new Date().toISOString(),
+    };
     await writeFile(join(temp, LAYOUT_RECORD), `${JSON.stringify(record, null, 2)}\n`);
     await store.commit(temp, store.layoutDir(arch, digest));
   } finally {
@@ -222,7 +288,8 @@ async function readManifestConfig(layout: string, manifestDigest: string, what =
   try {
     // Synchronous: two small blobs, read on every warm run.
     manifest = JSON.parse(readFileSync(blobPath(layout, manifestDigest), 'utf8'));
-    if (!manifest || typeof manifest.config?.digest !== 'string' || !Array.isArray(manifest.layers)) throw new Error('no config or layers');
+    if (!manifest || typeof manifest.config?.digest !== 'string' || !Array.isArray(manifest.layers))
+      throw new Error('no config or layers');
     config = JSON.parse(readFileSync(blobPath(layout, manifest.config.digest), 'utf8'));
     if (!config || typeof config !== 'object') throw new Error('the config is not an object');
   } catch (error) {
@@ -232,7 +299,9 @@ async function readManifestConfig(layout: string, manifestDigest: string, what =
 }
 
 export async function readImageConfig(layout: string): Promise<ImageConfig> {
-  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as {
+    manifests: Array<{ digest: string }>;
+  };
   const config = await readManifestConfig(layout, index.manifests[0]!.digest);
   return { env: config.config?.Env ?? [], workingDir: config.config?.WorkingDir || undefined };
 }
@@ -241,7 +310,10 @@ export async function readImageConfig(layout: string): Promise<ImageConfig> {
 async function checkPlatform(layout: string, manifestDigest: string, request: PrepareRequest): Promise<void> {
   const config = await readManifestConfig(layout, manifestDigest, `what the registry sent for ${request.ref.original}`);
   if (config.architecture && config.architecture !== request.arch.ociArch) {
-    throw new UserError('arch', `image ${show(request.ref.original)} is built for ${config.os ?? 'linux'}/${config.architecture}, not ${request.arch.name}`);
+    throw new UserError(
+      'arch',
+      `image ${show(request.ref.original)} is built for ${config.os ?? 'linux'}/${config.architecture}, not ${request.arch.name}`,
+    );
   }
 }
 
@@ -252,7 +324,12 @@ async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, roo
     const target = join(temp, 'rootfs');
     // A derived image (the install step) restores faster by its own unpacker; any other by umoci.
     if (!(await unpackDerived(layoutDir, target, rootless))) {
-      await exec(umoci, ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layoutDir}:${LAYOUT_TAG}`, target], `cannot unpack ${layoutDir}`, { dieWithParent: true });
+      await exec(
+        umoci,
+        ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layoutDir}:${LAYOUT_TAG}`, target],
+        `cannot unpack ${layoutDir}`,
+        { dieWithParent: true },
+      );
     }
     // The sentinel ties the rootfs to this state dir (the runtime prefix); see cell/runtime-root.ts.
     // The image may hold an entry of that name (a symlink to a host file, say): it is replaced,

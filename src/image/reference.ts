@@ -3,7 +3,14 @@
  */
 import { UserError, show } from '../util/errors.js';
 
-export const TRANSPORTS = ['docker://', 'oci:', 'oci-archive:', 'docker-archive:', 'dir:', 'containers-storage:'] as const;
+export const TRANSPORTS = [
+  'docker://',
+  'oci:',
+  'oci-archive:',
+  'docker-archive:',
+  'dir:',
+  'containers-storage:',
+] as const;
 
 /** skopeo transports build-cell does not take (they would otherwise read as Docker Hub names). */
 const UNSUPPORTED_TRANSPORTS = ['docker-daemon:', 'ostree:', 'sif:', 'tarball:'];
@@ -20,12 +27,16 @@ export interface ImageReference {
 
 export function parseReference(value: string, field = 'image'): ImageReference {
   const ref = value.trim();
-  if (!ref) throw new UserError(field, 'must name an image, e.g. debian:bookworm or docker://registry.example/app@sha256:...');
+  if (!ref)
+    throw new UserError(field, 'must name an image, e.g. debian:bookworm or docker://registry.example/app@sha256:...');
   if (/[\s\0]/.test(ref)) throw new UserError(field, `must not contain whitespace or NUL: ${show(value)}`);
   const transport = TRANSPORTS.find((t) => ref.startsWith(t));
   if (!transport) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref) || UNSUPPORTED_TRANSPORTS.some((t) => ref.startsWith(t))) {
-      throw new UserError(field, `unsupported transport in ${show(ref)}: accepted are ${TRANSPORTS.join(', ')} or a bare name:tag`);
+      throw new UserError(
+        field,
+        `unsupported transport in ${show(ref)}: accepted are ${TRANSPORTS.join(', ')} or a bare name:tag`,
+      );
     }
     return { ...parseReference(`docker://${ref}`, field), original: value };
   }
@@ -37,7 +48,8 @@ export function parseReference(value: string, field = 'image'): ImageReference {
     const at = rest.indexOf('@');
     if (at >= 0) {
       const digest = rest.slice(at + 1);
-      if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new UserError(field, `has a malformed digest ${show(digest)}: expected sha256:<64 hex digits>`);
+      if (!/^sha256:[a-f0-9]{64}$/.test(digest))
+        throw new UserError(field, `has a malformed digest ${show(digest)}: expected sha256:<64 hex digits>`);
       result.pinnedDigest = digest;
     }
   }

@@ -28,7 +28,12 @@ export function registryHost(ref: ImageReference): string {
  * Run `fn` with skopeo arguments for `prefix` (`--src-` for copy, `--` for inspect) that
  * carry TLS and credential settings.
  */
-export async function withRegistryArgs<T>(ref: ImageReference, options: RegistryOptions, prefix: '--' | '--src-', fn: (args: string[]) => Promise<T>): Promise<T> {
+export async function withRegistryArgs<T>(
+  ref: ImageReference,
+  options: RegistryOptions,
+  prefix: '--' | '--src-',
+  fn: (args: string[]) => Promise<T>,
+): Promise<T> {
   const args: string[] = [];
   if (ref.transport === 'docker') args.push(`${prefix}tls-verify=${options.tlsVerify}`);
   if (ref.transport !== 'docker' || (!options.username && !options.authFile)) return fn(args);

@@ -37,10 +37,18 @@ export interface LayoutRecord extends RefRecord {
 export class Store {
   constructor(readonly stateDir: string) {}
 
-  get imagesDir() { return join(this.stateDir, 'images'); }
-  get cellsDir() { return join(this.stateDir, 'cells'); }
-  get locksDir() { return join(this.stateDir, 'locks'); }
-  get tmpDir() { return join(this.stateDir, 'tmp'); }
+  get imagesDir() {
+    return join(this.stateDir, 'images');
+  }
+  get cellsDir() {
+    return join(this.stateDir, 'cells');
+  }
+  get locksDir() {
+    return join(this.stateDir, 'locks');
+  }
+  get tmpDir() {
+    return join(this.stateDir, 'tmp');
+  }
 
   archKey(arch: ArchInfo): string {
     return archKey(arch);
@@ -51,9 +59,14 @@ export class Store {
    * (one name per reference, and no hashing on the warm path); a long one is hashed instead.
    */
   refKey(reference: string, arch: ArchInfo): string {
-    const escaped = encodeURIComponent(reference).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    const escaped = encodeURIComponent(reference).replace(
+      /[!'()*~]/g,
+      (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+    );
     const archKey = this.archKey(arch);
-    return escaped.length <= 180 ? `${archKey}-${escaped}` : `${archKey}-sha256-${sha256Hex(`${reference}\narch=${archKey}`)}`;
+    return escaped.length <= 180
+      ? `${archKey}-${escaped}`
+      : `${archKey}-sha256-${sha256Hex(`${reference}\narch=${archKey}`)}`;
   }
 
   refFile(reference: string, arch: ArchInfo): string {

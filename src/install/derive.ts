@@ -43,7 +43,10 @@ export interface InstallRequest {
 }
 
 /** The CLI's install step (`--install`, `--install-key`): run with sh -e, keyed by the names of its --env. */
-export function cliInstallRequest(option: { script: string; key: string }, env: Array<[string, string]>): InstallRequest {
+export function cliInstallRequest(
+  option: { script: string; key: string },
+  env: Array<[string, string]>,
+): InstallRequest {
   return { script: option.script, key: option.key, shell: 'sh', keyEnvNames: env.map(([name]) => name) };
 }
 
@@ -97,36 +100,72 @@ export async function prepareDerived(options: {
 }): Promise<{ image: PreparedImage; install: InstallResult }> {
   const { store, base, install } = options;
   const chosen = await imageDigest(store, base);
-  const hash = installHash({ arch: base.arch, baseDigest: chosen.digest, script: install.script, shell: install.shell, installKey: install.key, envNames: install.keyEnvNames });
-  const derived: PrepareRequest = { ref: installReference(hash), arch: base.arch, pull: 'never', registry: base.registry, rootless: base.rootless, cacheDir: install.cacheDir, cacheOwner: base.cacheOwner };
+  const hash = installHash({
+    arch: base.arch,
+    baseDigest: chosen.digest,
+    script: install.script,
+    shell: install.shell,
+    installKey: install.key,
+    envNames: install.keyEnvNames,
+  });
+  const derived: PrepareRequest = {
+    ref: installReference(hash),
+    arch: base.arch,
+    pull: 'never',
+    registry: base.registry,
+    rootless: base.rootless,
+    cacheDir: install.cacheDir,
+    cacheOwner: base.cacheOwner,
+  };
   const cache = install.cacheDir ? new Store(install.cacheDir) : undefined;
   const outcome = (image: PreparedImage, seconds?: number) => ({
     image,
-    install: { ran: seconds !== undefined, source: seconds !== undefined ? 'ran' as const : image.fromCache ? 'cache' as const : 'store' as const, digest: image.digest, baseDigest: chosen.digest, hash, ...(seconds !== undefined ? { seconds } : {}) },
+    install: {
+      ran: seconds !== undefined,
+      source: seconds !== undefined ? ('ran' as const) : image.fromCache ? ('cache' as const) : ('store' as const),
+      digest: image.digest,
+      baseDigest: chosen.digest,
+      hash,
+      ...(seconds !== undefined ? { seconds } : {}),
+    },
   });
   /** The derived image, when the store or the cache dir has it. */
   const find = async (): Promise<PreparedImage | undefined> => {
-    const record = (await store.readRef(derived.ref.full, base.arch)) ?? (await cache?.readRef(derived.ref.full, base.arch));
+    const record =
+      (await store.readRef(derived.ref.full, base.arch)) ?? (await cache?.readRef(derived.ref.full, base.arch));
     if (!record) return undefined;
-    if (!(await store.readLayout(base.arch, record.digest)) && !(await cache?.readLayout(base.arch, record.digest))) return undefined;
+    if (!(await store.readLayout(base.arch, record.digest)) && !(await cache?.readLayout(base.arch, record.digest)))
+      return undefined;
     return prepareImage(store, { ...derived, digest: record.digest });
   };
   const found = await find();
   if (found) return outcome(found);
-  return withLock(store.lockDir(`install-${store.archKey(base.arch)}-${hash.slice(0, 32)}`), async () => {
-    const meanwhile = await find();
-    if (meanwhile) return outcome(meanwhile);
-    const baseImage = await prepareImage(store, base, chosen);
-    const start = now();
-    const digest = await runInstall(store, baseImage, base.arch, install, options.spec, hash, options.runCell);
-    const seconds = (now() - start) / 1000;
-    // Through prepareImage: the ref record written, and the layout handed to the cache dir.
-    return outcome(await prepareImage(store, { ...derived, digest }), seconds);
-  }, { timeoutMs: INSTALL_LOCK_TIMEOUT_MS, what: 'another cell is running the same install step' });
+  return withLock(
+    store.lockDir(`install-${store.archKey(base.arch)}-${hash.slice(0, 32)}`),
+    async () => {
+      const meanwhile = await find();
+      if (meanwhile) return outcome(meanwhile);
+      const baseImage = await prepareImage(store, base, chosen);
+      const start = now();
+      const digest = await runInstall(store, baseImage, base.arch, install, options.spec, hash, options.runCell);
+      const seconds = (now() - start) / 1000;
+      // Through prepareImage: the ref record written, and the layout handed to the cache dir.
+      return outcome(await prepareImage(store, { ...derived, digest }), seconds);
+    },
+    { timeoutMs: INSTALL_LOCK_TIMEOUT_MS, what: 'another cell is running the same install step' },
+  );
 }
 
 /** Run the install cell and turn its root changes into a derived image in the store. Returns its digest. */
-async function runInstall(store: Store, base: PreparedImage, arch: ArchInfo, install: InstallRequest, spec: CellSpecInput, hash: string, runCell: InstallCellRunner): Promise<string> {
+async function runInstall(
+  store: Store,
+  base: PreparedImage,
+  arch: ArchInfo,
+  install: InstallRequest,
+  spec: CellSpecInput,
+  hash: string,
+  runCell: InstallCellRunner,
+): Promise<string> {
   let deletions: Deletions | undefined;
   let digest: string | undefined;
   const result = await runCell(base, installSpec(spec, install), {
@@ -137,7 +176,10 @@ async function runInstall(store: Store, base: PreparedImage, arch: ArchInfo, ins
     afterRelease: async ({ plan, staged }) => {
       const upper = plan.layout.upper;
       await removeStaged(upper, staged.rootCreated);
-      const ownership = process.getuid?.() === 0 ? { kind: 'stat' as const } : { kind: 'rootless' as const, record: await readOwnerRecord(plan.layout.owners) };
+      const ownership =
+        process.getuid?.() === 0
+          ? { kind: 'stat' as const }
+          : { kind: 'rootless' as const, record: await readOwnerRecord(plan.layout.owners) };
       const temp = await store.tempDir('derived');
       try {
         const layerFile = join(temp, 'layer.tar');
@@ -146,12 +188,22 @@ async function runInstall(store: Store, base: PreparedImage, arch: ArchInfo, ins
         await mkdir(layoutDir);
         const firstLine = install.script.trim().split('\n')[0]!.slice(0, 200);
         const written = await writeDerivedLayout({
-          baseLayout: base.layoutDir, dir: layoutDir, layerFile, layer,
-          createdBy: `build-cell install: ${firstLine}`, comment: `build-cell install key ${hash}`,
+          baseLayout: base.layoutDir,
+          dir: layoutDir,
+          layerFile,
+          layer,
+          createdBy: `build-cell install: ${firstLine}`,
+          comment: `build-cell install key ${hash}`,
           record: { reference: installReference(hash).full, arch: arch.name },
         });
         const rootfs = join(temp, 'rootfs');
-        await buildDerivedRootfs({ base: base.rootfs, upper, deletions: deletions!, target: rootfs, prefix: store.stateDir });
+        await buildDerivedRootfs({
+          base: base.rootfs,
+          upper,
+          deletions: deletions!,
+          target: rootfs,
+          prefix: store.stateDir,
+        });
         // The layout first: a rootfs is only used with its layout (see prepareImage's warm path).
         await store.commit(layoutDir, store.layoutDir(arch, written.digest));
         await store.commit(rootfs, store.rootfsDir(arch, written.digest));
@@ -162,8 +214,12 @@ async function runInstall(store: Store, base: PreparedImage, arch: ArchInfo, ins
     },
   });
   if (result.exitCode !== 0 || !digest) {
-    const how = result.signal ? `was killed by signal ${result.signal} (exit code ${result.exitCode})` : `exited with ${result.exitCode}`;
-    throw new InstallFailedError(`install step failed: the install script ${how}; the command did not run and nothing was cached${result.scratchPreserved ? ` (scratch kept at ${result.scratch})` : ''}`);
+    const how = result.signal
+      ? `was killed by signal ${result.signal} (exit code ${result.exitCode})`
+      : `exited with ${result.exitCode}`;
+    throw new InstallFailedError(
+      `install step failed: the install script ${how}; the command did not run and nothing was cached${result.scratchPreserved ? ` (scratch kept at ${result.scratch})` : ''}`,
+    );
   }
   return digest;
 }

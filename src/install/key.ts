@@ -30,7 +30,17 @@ export interface InstallKeyParts {
 /** The key's hash: 64 hex digits. */
 export function installHash(parts: InstallKeyParts): string {
   const names = [...new Set(parts.envNames)].sort();
-  return sha256Hex(JSON.stringify([INSTALL_FORMAT, archKey(parts.arch), parts.baseDigest, parts.shell, sha256Hex(parts.script), parts.installKey, names]));
+  return sha256Hex(
+    JSON.stringify([
+      INSTALL_FORMAT,
+      archKey(parts.arch),
+      parts.baseDigest,
+      parts.shell,
+      sha256Hex(parts.script),
+      parts.installKey,
+      names,
+    ]),
+  );
 }
 
 /**

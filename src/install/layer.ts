@@ -38,7 +38,12 @@ export const childRel = (dir: string, name: string) => (dir ? `${dir}/${name}` :
  * The deletions, read while the cell's view (`view`: its `/`) is alive. `mountPoints` (relative
  * paths) show something else than the root in the view: never compared, never descended into.
  */
-export async function scanDeletions(upper: string, lower: string, view: string, mountPoints: Set<string>): Promise<Deletions> {
+export async function scanDeletions(
+  upper: string,
+  lower: string,
+  view: string,
+  mountPoints: Set<string>,
+): Promise<Deletions> {
   const deletions: Deletions = new Map();
   const walk = async (rel: string, lowerIsDir: boolean): Promise<void> => {
     if (lowerIsDir) {
@@ -100,7 +105,13 @@ export type Ownership = { kind: 'stat' } | { kind: 'rootless'; record: OwnerReco
  * non-directory also whites out the lower one (explicit for every unpacker). Hard links within
  * the layer stay hard links. Fifos are kept; sockets and device nodes are never in a layer.
  */
-export async function writeLayer(upper: string, lower: string, deletions: Deletions, ownership: Ownership, out: string): Promise<{ digest: string; size: number; entries: number }> {
+export async function writeLayer(
+  upper: string,
+  lower: string,
+  deletions: Deletions,
+  ownership: Ownership,
+  out: string,
+): Promise<{ digest: string; size: number; entries: number }> {
   const tar = await TarWriter.create(out);
   const links = new Map<string, string>();
   let entries = 0;
@@ -124,7 +135,15 @@ export async function writeLayer(upper: string, lower: string, deletions: Deleti
     const now = Math.floor(Date.now() / 1000);
     for (const name of [...whiteouts].sort()) {
       if (isExcluded(childRel(rel, name))) continue;
-      await tar.add({ path: childRel(rel, `.wh.${name}`), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: now, size: 0 });
+      await tar.add({
+        path: childRel(rel, `.wh.${name}`),
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: now,
+        size: 0,
+      });
       entries++;
     }
     for (const { name, info, lowerInfo } of entriesHere) {

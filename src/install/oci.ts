@@ -53,8 +53,16 @@ export async function writeDerivedLayout(options: {
   const { baseLayout, dir, layer } = options;
   const index = JSON.parse(await readFile(join(baseLayout, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
   const baseDescriptor = index.manifests[0]!;
-  const manifest = JSON.parse(await readFile(blobPath(baseLayout, baseDescriptor.digest), 'utf8')) as { config: Descriptor; layers: Descriptor[]; [k: string]: unknown };
-  const config = JSON.parse(await readFile(blobPath(baseLayout, manifest.config.digest), 'utf8')) as { rootfs?: { type: string; diff_ids: string[] }; history?: unknown[]; [k: string]: unknown };
+  const manifest = JSON.parse(await readFile(blobPath(baseLayout, baseDescriptor.digest), 'utf8')) as {
+    config: Descriptor;
+    layers: Descriptor[];
+    [k: string]: unknown;
+  };
+  const config = JSON.parse(await readFile(blobPath(baseLayout, manifest.config.digest), 'utf8')) as {
+    rootfs?: { type: string; diff_ids: string[] };
+    history?: unknown[];
+    [k: string]: unknown;
+  };
 
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
   for (const name of await readdir(join(baseLayout, 'blobs', 'sha256'))) {
@@ -79,13 +87,28 @@ export async function writeDerivedLayout(options: {
     layers: [...manifest.layers, { mediaType: LAYER_TYPE, digest: layer.digest, size: layer.size }],
   };
   const manifestBlob = await writeBlob(dir, JSON.stringify(newManifest));
-  const descriptor: Descriptor = { mediaType: MANIFEST_TYPE, digest: manifestBlob.digest, size: manifestBlob.size, annotations: { 'org.opencontainers.image.ref.name': LAYOUT_TAG } };
+  const descriptor: Descriptor = {
+    mediaType: MANIFEST_TYPE,
+    digest: manifestBlob.digest,
+    size: manifestBlob.size,
+    annotations: { 'org.opencontainers.image.ref.name': LAYOUT_TAG },
+  };
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   // The base stays tagged too: a fresh machine unpacks it with umoci and the install's layer with
   // GNU tar (restore.ts). The image's own entry comes first.
-  const base: Descriptor = { mediaType: baseDescriptor.mediaType, digest: baseDescriptor.digest, size: baseDescriptor.size, annotations: { 'org.opencontainers.image.ref.name': BASE_TAG } };
+  const base: Descriptor = {
+    mediaType: baseDescriptor.mediaType,
+    digest: baseDescriptor.digest,
+    size: baseDescriptor.size,
+    annotations: { 'org.opencontainers.image.ref.name': BASE_TAG },
+  };
   await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [descriptor, base] }));
-  const record: LayoutRecord = { ...options.record, digest: manifestBlob.digest, layoutDigest: manifestBlob.digest, resolvedAt: created };
+  const record: LayoutRecord = {
+    ...options.record,
+    digest: manifestBlob.digest,
+    layoutDigest: manifestBlob.digest,
+    resolvedAt: created,
+  };
   await writeFile(join(dir, LAYOUT_RECORD), `${JSON.stringify(record, null, 2)}\n`);
   return { digest: manifestBlob.digest, layer };
 }

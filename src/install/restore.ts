@@ -28,7 +28,8 @@ const blobPath = (layout: string, digest: string) => join(layout, 'blobs', ...di
 async function derivedLayer(layout: string): Promise<string | undefined> {
   try {
     const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
-    const tagged = (tag: string) => index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
+    const tagged = (tag: string) =>
+      index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
     const image = tagged(LAYOUT_TAG);
     if (!image || !tagged(BASE_TAG)) return undefined;
     const manifest = JSON.parse(await readFile(blobPath(layout, image.digest), 'utf8')) as { layers: Descriptor[] };
@@ -52,7 +53,11 @@ export async function tarWhiteouts(file: string): Promise<string[]> {
     for (;;) {
       const bytesRead = readSync(input, header, 0, 512, offset);
       if (bytesRead < 512 || header.every((b) => b === 0)) break;
-      const field = (start: number, length: number) => header.subarray(start, start + length).toString('utf8').replace(/\0.*$/s, '');
+      const field = (start: number, length: number) =>
+        header
+          .subarray(start, start + length)
+          .toString('utf8')
+          .replace(/\0.*$/s, '');
       const size = parseInt(field(124, 12).trim() || '0', 8);
       const type = field(156, 1);
       offset += 512;
@@ -95,7 +100,8 @@ export async function applyWhiteouts(rootfs: string, whiteouts: string[]): Promi
     if (name === '.wh..wh..opq') {
       const path = await realPath(rootfs, dir);
       const info = path ? await lstat(path).catch(() => undefined) : undefined;
-      if (path && info?.isDirectory()) for (const child of await readdir(path)) await rm(join(path, child), { recursive: true, force: true });
+      if (path && info?.isDirectory())
+        for (const child of await readdir(path)) await rm(join(path, child), { recursive: true, force: true });
       continue;
     }
     const path = await realPath(rootfs, dir ? `${dir}/${name.slice(4)}` : name.slice(4));
@@ -109,11 +115,28 @@ export async function unpackDerived(layout: string, target: string, rootless: bo
   const layer = await derivedLayer(layout);
   if (!layer) return false;
   const umoci = tool('umoci');
-  await exec(umoci, ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layout}:${BASE_TAG}`, target], `cannot unpack the base of ${layout}`, { dieWithParent: true });
+  await exec(
+    umoci,
+    ['raw', 'unpack', ...(rootless ? ['--rootless'] : []), '--image', `${layout}:${BASE_TAG}`, target],
+    `cannot unpack the base of ${layout}`,
+    { dieWithParent: true },
+  );
   await applyWhiteouts(target, await tarWhiteouts(layer));
-  await exec('tar', [
-    '--extract', '--file', layer, '--directory', target, '--preserve-permissions', '--numeric-owner',
-    rootless ? '--no-same-owner' : '--same-owner', '--exclude=.wh.*',
-  ], `cannot unpack the install layer of ${layout}`, { dieWithParent: true });
+  await exec(
+    'tar',
+    [
+      '--extract',
+      '--file',
+      layer,
+      '--directory',
+      target,
+      '--preserve-permissions',
+      '--numeric-owner',
+      rootless ? '--no-same-owner' : '--same-owner',
+      '--exclude=.wh.*',
+    ],
+    `cannot unpack the install layer of ${layout}`,
+    { dieWithParent: true },
+  );
   return true;
 }

@@ -12,7 +12,13 @@ import { exec } from '../util/exec.js';
 import { childRel, isExcluded, statOrUndefined, type Deletions } from './layer.js';
 import { isWhiteout } from '../cell/apply-upper.js';
 
-export async function buildDerivedRootfs(options: { base: string; upper: string; deletions: Deletions; target: string; prefix: string }): Promise<void> {
+export async function buildDerivedRootfs(options: {
+  base: string;
+  upper: string;
+  deletions: Deletions;
+  target: string;
+  prefix: string;
+}): Promise<void> {
   const { upper, deletions, target } = options;
   await exec('cp', ['-al', '--', options.base, target], `cannot link the base rootfs ${options.base} into ${target}`);
   const asRoot = process.getuid?.() === 0;

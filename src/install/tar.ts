@@ -53,7 +53,17 @@ export function splitUstarPath(path: string): { prefix: string; name: string } |
 }
 
 /** One 512-byte ustar header. Pure. */
-export function ustarHeader(fields: { name: string; prefix: string; mode: number; uid: number; gid: number; size: number; mtime: number; typeflag: string; linkname: string }): Buffer {
+export function ustarHeader(fields: {
+  name: string;
+  prefix: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: string;
+}): Buffer {
   const header = Buffer.alloc(BLOCK);
   const put = (offset: number, width: number, value: string) => header.write(value, offset, width, 'utf8');
   put(0, 100, fields.name);
@@ -79,7 +89,7 @@ export function ustarHeader(fields: { name: string; prefix: string; mode: number
 /** The header blocks of an entry (a PAX header first where ustar cannot hold it). Pure. */
 export function entryHeaders(entry: TarEntry): Buffer[] {
   const path = entry.type === 'dir' ? `${entry.path}/` : entry.path;
-  const size = entry.type === 'file' ? entry.size ?? 0 : 0;
+  const size = entry.type === 'file' ? (entry.size ?? 0) : 0;
   const linkpath = entry.linkpath ?? '';
   const pax: string[] = [];
   const split = splitUstarPath(path);
@@ -93,13 +103,27 @@ export function entryHeaders(entry: TarEntry): Buffer[] {
   const main = ustarHeader({
     name: split && !pax.some((r) => r.includes(' path=')) ? split.name : ascii(path.slice(-100), 100),
     prefix: split && !pax.some((r) => r.includes(' path=')) ? split.prefix : '',
-    mode: entry.mode, uid: big(entry.uid, 8) ? 0 : entry.uid, gid: big(entry.gid, 8) ? 0 : entry.gid,
-    size: big(size, 12) ? 0 : size, mtime: Math.max(0, Math.floor(entry.mtime)), typeflag: TYPE_FLAG[entry.type],
+    mode: entry.mode,
+    uid: big(entry.uid, 8) ? 0 : entry.uid,
+    gid: big(entry.gid, 8) ? 0 : entry.gid,
+    size: big(size, 12) ? 0 : size,
+    mtime: Math.max(0, Math.floor(entry.mtime)),
+    typeflag: TYPE_FLAG[entry.type],
     linkname: ascii(linkpath, 100),
   });
   if (!pax.length) return [main];
   const body = Buffer.from(pax.join(''));
-  const paxHeader = ustarHeader({ name: 'PaxHeader', prefix: '', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'x', linkname: '' });
+  const paxHeader = ustarHeader({
+    name: 'PaxHeader',
+    prefix: '',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: body.length,
+    mtime: 0,
+    typeflag: 'x',
+    linkname: '',
+  });
   return [paxHeader, body, Buffer.alloc(padding(body.length)), main];
 }
 

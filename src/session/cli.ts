@@ -23,7 +23,8 @@ import { cliInstallRequest } from '../install/derive.js';
 type SessionCommand = Extract<CliCommand, { kind: `session-${string}` }>;
 
 const START_HINT = 'start one with `build-cell session start`';
-const STEP_HINT = 'start one in an earlier step of this job: `uses: metalor/build-cell@v1` with `session: true` (or `session: NAME`, then `shell: build-cell --session NAME {0}`)';
+const STEP_HINT =
+  'start one in an earlier step of this job: `uses: metalor/build-cell@v1` with `session: true` (or `session: NAME`, then `shell: build-cell --session NAME {0}`)';
 
 export async function runSessionCommand(command: SessionCommand, log: (m: string) => void): Promise<number> {
   // The CLI that runs the engine as root in sudo mode: this one.
@@ -32,31 +33,64 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
     case 'session-start': {
       const sessions = join(command.stateDir, 'sessions');
       const dir = join(sessions, command.name);
-      const privilege = choosePrivilege(command.privilege, process.getuid?.() ?? 0, '--privilege', needsOf(command.image.arch));
+      const privilege = choosePrivilege(
+        command.privilege,
+        process.getuid?.() ?? 0,
+        '--privilege',
+        needsOf(command.image.arch),
+      );
       log(`privilege ${privilege.mode} (${privilege.reason})`);
       const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
       const owner = privilege.mode === 'sudo' ? { uid: process.getuid!(), gid: process.getgid!() } : undefined;
-      const { state, outcome } = await startSession({
-        sessions, name: command.name, mode: privilege.mode, shell: 'sh', run: command.run,
-        root: { dir, upper: join(dir, 'upper') },
-        request: { stateDir: command.stateDir, image: command.image, spec: command.spec, owner, inheritImageEnv: true, install, qemuCpu: command.qemuCpu },
-      }, { cli, work: dir });
+      const { state, outcome } = await startSession(
+        {
+          sessions,
+          name: command.name,
+          mode: privilege.mode,
+          shell: 'sh',
+          run: command.run,
+          root: { dir, upper: join(dir, 'upper') },
+          request: {
+            stateDir: command.stateDir,
+            image: command.image,
+            spec: command.spec,
+            owner,
+            inheritImageEnv: true,
+            install,
+            qemuCpu: command.qemuCpu,
+          },
+        },
+        { cli, work: dir },
+      );
       const code = finish(outcome);
-      process.stderr.write(`build-cell: session ${state.name} started (image ${state.image.digest}); run steps with: build-cell session exec --name ${state.name} --run '...'\n`);
+      process.stderr.write(
+        `build-cell: session ${state.name} started (image ${state.image.digest}); run steps with: build-cell session exec --name ${state.name} --run '...'\n`,
+      );
       return code;
     }
     case 'session-exec': {
       const sessions = join(command.stateDir, 'sessions');
       const state = readSession(sessions, command.name, START_HINT);
-      const outcome = await runStep(sessions, state, { command: command.command, env: command.env }, { cli, work: join(sessions, command.name) });
+      const outcome = await runStep(
+        sessions,
+        state,
+        { command: command.command, env: command.env },
+        { cli, work: join(sessions, command.name) },
+      );
       return finish(outcome);
     }
     case 'session-end': {
       const sessions = join(command.stateDir, 'sessions');
       const state = readSession(sessions, command.name, START_HINT);
-      const { outcome, kept } = await endSession(sessions, state, command.exports, { cli, work: join(sessions, command.name) });
+      const { outcome, kept } = await endSession(sessions, state, command.exports, {
+        cli,
+        work: join(sessions, command.name),
+      });
       if (outcome && !outcome.ok) throw new CellSetupError(outcome.error);
-      if (kept) process.stderr.write(`build-cell: session ${state.name} ended; its root layer is kept at ${state.root.dir} (cleanup: ${state.cleanup})\n`);
+      if (kept)
+        process.stderr.write(
+          `build-cell: session ${state.name} ended; its root layer is kept at ${state.root.dir} (cleanup: ${state.cleanup})\n`,
+        );
       return 0;
     }
     case 'session-step':
@@ -85,13 +119,25 @@ async function runnerStep(command: Extract<SessionCommand, { kind: 'session-step
       machine = {};
     }
     const env: Array<[string, string]> = [
-      ...stepEnvironment(process.env, machine).filter(([name]) => !(name in FILE_COMMANDS) && name !== 'GITHUB_WORKSPACE'),
+      ...stepEnvironment(process.env, machine).filter(
+        ([name]) => !(name in FILE_COMMANDS) && name !== 'GITHUB_WORKSPACE',
+      ),
       ['GITHUB_WORKSPACE', state.workspacePath],
-      ...Object.entries(FILE_COMMANDS).map(([name, file]): [string, string] => [name, `${FILE_COMMANDS_CELL_DIR}/${file}`]),
+      ...Object.entries(FILE_COMMANDS).map(([name, file]): [string, string] => [
+        name,
+        `${FILE_COMMANDS_CELL_DIR}/${file}`,
+      ]),
     ];
-    const outcome = await runStep(command.sessions, state, {
-      command: { script }, env, caches: [{ source: fileCommands, destination: FILE_COMMANDS_CELL_DIR }],
-    }, { cli: process.argv[1]!, work });
+    const outcome = await runStep(
+      command.sessions,
+      state,
+      {
+        command: { script },
+        env,
+        caches: [{ source: fileCommands, destination: FILE_COMMANDS_CELL_DIR }],
+      },
+      { cli: process.argv[1]!, work },
+    );
     // What the step's script wrote to GITHUB_OUTPUT and the others reaches this step's own files.
     await forwardFileCommands(fileCommands, process.env);
     return finish(outcome);
@@ -110,7 +156,11 @@ function finish(outcome: EngineOutcome): number {
     throw new CellSetupError(outcome.error);
   }
   const result: CellRunResult = outcome.result;
-  for (const path of result.writeBack?.skipped ?? []) process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
-  if (result.signal) process.stderr.write(`build-cell: the command was killed by signal ${result.signal} (exit code ${result.exitCode})\n`);
+  for (const path of result.writeBack?.skipped ?? [])
+    process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
+  if (result.signal)
+    process.stderr.write(
+      `build-cell: the command was killed by signal ${result.signal} (exit code ${result.exitCode})\n`,
+    );
   return result.exitCode;
 }

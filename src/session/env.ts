@@ -10,7 +10,24 @@ import { PASSED_GITHUB_VARS } from '../action/cell-request.js';
 
 /** Names that belong to the runner or to this host, whatever their value. */
 const RUNNER_PREFIXES = /^(GITHUB_|RUNNER_|ACTIONS_|INPUT_|STATE_|BUILD_CELL_|XDG_|SUDO_|LD_)/;
-const HOST_ONLY = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'PWD', 'OLDPWD', 'SHLVL', '_', 'HOSTNAME', 'MAIL', 'TMPDIR', 'INVOCATION_ID', 'JOURNAL_STREAM', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS']);
+const HOST_ONLY = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'PWD',
+  'OLDPWD',
+  'SHLVL',
+  '_',
+  'HOSTNAME',
+  'MAIL',
+  'TMPDIR',
+  'INVOCATION_ID',
+  'JOURNAL_STREAM',
+  'NODE_OPTIONS',
+  'NODE_EXTRA_CA_CERTS',
+]);
 
 export function stepEnvironment(step: NodeJS.ProcessEnv, machine: Record<string, string>): Array<[string, string]> {
   const passed = new Set(PASSED_GITHUB_VARS);

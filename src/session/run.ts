@@ -40,25 +40,45 @@ export interface StartOptions {
 }
 
 /** Start a session: prepare its image (and install step), run the first command if any, record it. */
-export async function startSession(options: StartOptions, runner: Runner): Promise<{ state: SessionState; outcome: EngineOutcome }> {
+export async function startSession(
+  options: StartOptions,
+  runner: Runner,
+): Promise<{ state: SessionState; outcome: EngineOutcome }> {
   const { request } = options;
   const spec = request.spec;
   const state: SessionState = {
-    format: 1, name: options.name, mode: options.mode, stateDir: request.stateDir, owner: request.owner,
+    format: 1,
+    name: options.name,
+    mode: options.mode,
+    stateDir: request.stateDir,
+    owner: request.owner,
     image: { ref: request.image.ref, arch: request.image.arch.name, digest: request.image.digest ?? '' },
     workspace: spec.workspaceSeed.kind === 'snapshot' ? spec.workspaceSeed.path : undefined,
-    workspacePath: spec.workspacePath, cwd: spec.command.cwd, shell: options.shell,
-    imports: spec.imports, caches: spec.caches.filter((c) => !options.firstCellOnly?.includes(c.destination)), network: spec.network, limits: spec.limits, cleanup: spec.cleanup,
-    root: options.root, failed: false, ...(request.qemuCpu ? { qemuCpu: request.qemuCpu } : {}),
+    workspacePath: spec.workspacePath,
+    cwd: spec.command.cwd,
+    shell: options.shell,
+    imports: spec.imports,
+    caches: spec.caches.filter((c) => !options.firstCellOnly?.includes(c.destination)),
+    network: spec.network,
+    limits: spec.limits,
+    cleanup: spec.cleanup,
+    root: options.root,
+    failed: false,
+    ...(request.qemuCpu ? { qemuCpu: request.qemuCpu } : {}),
   };
   // Written first, by the invoking user: the directory is theirs (the engine, root through sudo, only adds the root layer).
   writeSession(options.sessions, state);
-  const outcome = await runInMode({
-    ...request,
-    rootLayer: options.root.upper,
-    writeBack: state.workspace !== undefined,
-    prepareOnly: !options.run,
-  }, options.mode, runner.work, runner.cli);
+  const outcome = await runInMode(
+    {
+      ...request,
+      rootLayer: options.root.upper,
+      writeBack: state.workspace !== undefined,
+      prepareOnly: !options.run,
+    },
+    options.mode,
+    runner.work,
+    runner.cli,
+  );
   if (outcome.ok) {
     const { result } = outcome;
     state.image = {
@@ -87,15 +107,22 @@ export interface Step {
 
 /** The cell request of a step: the session's spec over its root layer, on its image (no pull, no install). */
 export function stepRequest(state: SessionState, step: Step): CellRequest {
-  const command = 'script' in step.command
-    ? { cwd: state.cwd, ...scriptCommand(state.shell) }
-    : { cwd: state.cwd, executable: step.command.argv[0]!, argv: step.command.argv.slice(1) };
+  const command =
+    'script' in step.command
+      ? { cwd: state.cwd, ...scriptCommand(state.shell) }
+      : { cwd: state.cwd, executable: step.command.argv[0]!, argv: step.command.argv.slice(1) };
   return {
     stateDir: state.stateDir,
     owner: state.owner,
     inheritImageEnv: true,
     ...(state.qemuCpu ? { qemuCpu: state.qemuCpu } : {}),
-    image: { ref: state.image.ref, arch: resolveArch(state.image.arch), pull: 'never', registry: { tlsVerify: true }, digest: state.image.digest },
+    image: {
+      ref: state.image.ref,
+      arch: resolveArch(state.image.arch),
+      pull: 'never',
+      registry: { tlsVerify: true },
+      digest: state.image.digest,
+    },
     spec: {
       workspacePath: state.workspacePath,
       workspaceSeed: state.workspace ? { kind: 'snapshot', path: state.workspace } : { kind: 'empty' },
@@ -115,9 +142,15 @@ export function stepRequest(state: SessionState, step: Step): CellRequest {
 }
 
 /** Run one step; the session records a failure (the end's cleanup policy and exports use it). */
-export async function runStep(sessions: string, state: SessionState, step: Step, runner: Runner): Promise<EngineOutcome> {
+export async function runStep(
+  sessions: string,
+  state: SessionState,
+  step: Step,
+  runner: Runner,
+): Promise<EngineOutcome> {
   const outcome = await runInMode(stepRequest(state, step), state.mode, runner.work, runner.cli);
-  if (!state.failed && (!outcome.ok || outcome.result.exitCode !== 0)) writeSession(sessions, { ...state, failed: true });
+  if (!state.failed && (!outcome.ok || outcome.result.exitCode !== 0))
+    writeSession(sessions, { ...state, failed: true });
   return outcome;
 }
 
@@ -125,26 +158,44 @@ export async function runStep(sessions: string, state: SessionState, step: Step,
  * End a session: exports (from a last cell over its state; a missing one is an error only if
  * no step failed), then the root layer removed unless the cleanup policy keeps it.
  */
-export async function endSession(sessions: string, state: SessionState, exports: CellToHost[], runner: Runner): Promise<{ outcome?: EngineOutcome; kept: boolean }> {
+export async function endSession(
+  sessions: string,
+  state: SessionState,
+  exports: CellToHost[],
+  runner: Runner,
+): Promise<{ outcome?: EngineOutcome; kept: boolean }> {
   let outcome: EngineOutcome | undefined;
   if (exports.length) {
     // `false` after a failed step: the engine then tolerates a missing export, as after a failed command.
     const request = stepRequest(state, { command: { argv: [state.failed ? 'false' : 'true'] }, env: [], exports });
-    outcome = await runInMode({ ...request, writeBack: false, spec: { ...request.spec, cleanup: 'always' } }, state.mode, runner.work, runner.cli);
+    outcome = await runInMode(
+      { ...request, writeBack: false, spec: { ...request.spec, cleanup: 'always' } },
+      state.mode,
+      runner.work,
+      runner.cli,
+    );
   }
   const kept = scratchPreserved(state.cleanup, !state.failed);
   if (!kept) await removeRootLayer(state);
   const dir = join(sessions, state.name);
   // A kept root layer inside the session's own directory (the CLI's) stays; the session ends either way.
-  await rm(kept && covers(dir, state.root.dir) ? sessionFile(sessions, state.name) : dir, { recursive: true, force: true });
+  await rm(kept && covers(dir, state.root.dir) ? sessionFile(sessions, state.name) : dir, {
+    recursive: true,
+    force: true,
+  });
   return { outcome, kept };
 }
 
 /** The root layer belongs to root in sudo mode, and may hold subordinate ids' files rootless. */
 export async function removeRootLayer(state: SessionState): Promise<void> {
   if (state.mode === 'sudo' && process.getuid?.() !== 0) {
-    const result = lazyChildProcess().spawnSync('sudo', ['-n', 'rm', '-rf', '--', state.root.dir], { encoding: 'utf8' });
-    if (result.status !== 0) throw new CellSetupError(`cannot remove the session's root layer ${state.root.dir}: ${(result.stderr || '').trim() || `sudo rm exited with ${result.status}`}`);
+    const result = lazyChildProcess().spawnSync('sudo', ['-n', 'rm', '-rf', '--', state.root.dir], {
+      encoding: 'utf8',
+    });
+    if (result.status !== 0)
+      throw new CellSetupError(
+        `cannot remove the session's root layer ${state.root.dir}: ${(result.stderr || '').trim() || `sudo rm exited with ${result.status}`}`,
+      );
     return;
   }
   if (state.mode === 'rootless') return removeScratch(state.root.dir, probeUserns().ids);

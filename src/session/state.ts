@@ -46,7 +46,10 @@ export interface SessionState {
 
 export function checkSessionName(name: string, field: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
-    throw new UserError(field, `${show(name)} is not a session name: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit`);
+    throw new UserError(
+      field,
+      `${show(name)} is not a session name: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit`,
+    );
   }
   return name;
 }
@@ -77,11 +80,18 @@ export function readSession(sessions: string, name: string, hint: string): Sessi
     } catch {
       known = [];
     }
-    const which = name === DEFAULT_SESSION ? 'no build-cell session is running here' : `there is no build-cell session named ${show(name)}`;
+    const which =
+      name === DEFAULT_SESSION
+        ? 'no build-cell session is running here'
+        : `there is no build-cell session named ${show(name)}`;
     throw new UserError('session', `${which}${known.length ? ` (running: ${known.join(', ')})` : ''}: ${hint}`);
   }
   const state = JSON.parse(text) as SessionState;
-  if (state.format !== SESSION_FORMAT) throw new UserError('session', `${sessionFile(sessions, name)} was written by another version of build-cell: start the session again`);
+  if (state.format !== SESSION_FORMAT)
+    throw new UserError(
+      'session',
+      `${sessionFile(sessions, name)} was written by another version of build-cell: start the session again`,
+    );
   return state;
 }
 

@@ -18,7 +18,10 @@ export class ChecksumMismatchError extends CellSetupError {
     readonly size: number,
     readonly expectedSize?: number,
   ) {
-    const sizes = expectedSize !== undefined && expectedSize !== size ? `${size} bytes instead of ${expectedSize}` : `${size} bytes`;
+    const sizes =
+      expectedSize !== undefined && expectedSize !== size
+        ? `${size} bytes instead of ${expectedSize}`
+        : `${size} bytes`;
     super(
       `checksum mismatch for ${url}: expected sha256 ${expected}, got sha256 ${actual} (${sizes}; downloaded to ${path}, now deleted). ` +
         'The tools source did not serve the pinned Debian package: refusing to use it. Check the tools-source mirror and any proxy in between.',
@@ -34,7 +37,11 @@ export async function sha256File(path: string): Promise<string> {
 }
 
 /** Throw ChecksumMismatchError (after deleting `path`) unless `path` has sha256 `expected`. */
-export async function verifySha256(path: string, expected: string, context: { url: string; expectedSize?: number }): Promise<void> {
+export async function verifySha256(
+  path: string,
+  expected: string,
+  context: { url: string; expectedSize?: number },
+): Promise<void> {
   const [actual, info] = await Promise.all([sha256File(path), stat(path)]);
   if (actual === expected.toLowerCase()) return;
   await rm(path, { force: true });

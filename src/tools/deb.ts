@@ -38,7 +38,9 @@ export async function readArMembers(file: string): Promise<ArMember[]> {
     const magic = Buffer.alloc(AR_MAGIC.length);
     const { bytesRead } = await handle.read(magic, 0, magic.length, 0);
     if (bytesRead < magic.length || magic.toString('latin1') !== AR_MAGIC) {
-      throw new CellSetupError(`${file} is not a Debian package: it does not start with the ar magic ${show(AR_MAGIC)}`);
+      throw new CellSetupError(
+        `${file} is not a Debian package: it does not start with the ar magic ${show(AR_MAGIC)}`,
+      );
     }
     const members: ArMember[] = [];
     let position = AR_MAGIC.length;
@@ -49,13 +51,18 @@ export async function readArMembers(file: string): Promise<ArMember[]> {
       const read = await handle.read(header, 0, HEADER_SIZE, position);
       if (read.bytesRead < HEADER_SIZE) throw new CellSetupError(`${file}: truncated ar header at byte ${position}`);
       const text = header.toString('latin1');
-      if (text.slice(58, 60) !== '`\n') throw new CellSetupError(`${file}: corrupt ar header at byte ${position} (bad terminator)`);
+      if (text.slice(58, 60) !== '`\n')
+        throw new CellSetupError(`${file}: corrupt ar header at byte ${position} (bad terminator)`);
       const rawName = text.slice(0, 16).trimEnd();
       const sizeText = text.slice(48, 58).trim();
-      if (!/^\d+$/.test(sizeText)) throw new CellSetupError(`${file}: corrupt ar header at byte ${position} (size ${show(sizeText)})`);
+      if (!/^\d+$/.test(sizeText))
+        throw new CellSetupError(`${file}: corrupt ar header at byte ${position} (size ${show(sizeText)})`);
       const size = Number(sizeText);
       const offset = position + HEADER_SIZE;
-      if (offset + size > total) throw new CellSetupError(`${file}: truncated: member ${show(rawName)} needs ${size} bytes at ${offset}, the file has ${total}`);
+      if (offset + size > total)
+        throw new CellSetupError(
+          `${file}: truncated: member ${show(rawName)} needs ${size} bytes at ${offset}, the file has ${total}`,
+        );
       const mode = parseInt(text.slice(40, 48).trim() || '0', 8);
       const name = rawName === '/' || rawName === '//' ? rawName : rawName.replace(/\/$/, '');
       members.push({ name, offset, size, mode: Number.isNaN(mode) ? 0 : mode });
@@ -73,35 +80,46 @@ const DATA_TAR = /^data\.tar(\.(xz|zst|gz|bz2|lzma))?$/;
 export async function findDataMember(deb: string): Promise<ArMember> {
   const members = await readArMembers(deb);
   if (members[0]?.name !== 'debian-binary') {
-    throw new CellSetupError(`${deb} is not a Debian package: its first ar member is ${show(members[0]?.name ?? '(none)')}, not debian-binary`);
+    throw new CellSetupError(
+      `${deb} is not a Debian package: its first ar member is ${show(members[0]?.name ?? '(none)')}, not debian-binary`,
+    );
   }
   const data = members.find((m) => DATA_TAR.test(m.name));
-  if (!data) throw new CellSetupError(`${deb} has no data.tar member (members: ${members.map((m) => m.name).join(', ')})`);
+  if (!data)
+    throw new CellSetupError(`${deb} has no data.tar member (members: ${members.map((m) => m.name).join(', ')})`);
   return data;
 }
 
 /** Copy one ar member's bytes to `dest`. */
 export async function copyArMember(archive: string, member: ArMember, dest: string): Promise<void> {
-  const source = member.size === 0 ? [] : createReadStream(archive, { start: member.offset, end: member.offset + member.size - 1 });
+  const source =
+    member.size === 0 ? [] : createReadStream(archive, { start: member.offset, end: member.offset + member.size - 1 });
   await pipeline(source, createWriteStream(dest));
 }
 
 function tarCompressionFlags(memberName: string): { flags: string[]; program?: string } {
   const suffix = /\.(\w+)$/.exec(memberName)?.[1];
   switch (suffix) {
-    case 'xz': return { flags: ['-J'], program: 'xz' };
-    case 'zst': return { flags: ['--zstd'], program: 'zstd' };
-    case 'gz': return { flags: ['-z'], program: 'gzip' };
-    case 'bz2': return { flags: ['-j'], program: 'bzip2' };
-    case 'lzma': return { flags: ['--lzma'], program: 'xz' };
-    default: return { flags: [] };
+    case 'xz':
+      return { flags: ['-J'], program: 'xz' };
+    case 'zst':
+      return { flags: ['--zstd'], program: 'zstd' };
+    case 'gz':
+      return { flags: ['-z'], program: 'gzip' };
+    case 'bz2':
+      return { flags: ['-j'], program: 'bzip2' };
+    case 'lzma':
+      return { flags: ['--lzma'], program: 'xz' };
+    default:
+      return { flags: [] };
   }
 }
 
 /** A member path as given ("usr/bin/x", "./usr/bin/x" or "/usr/bin/x") in canonical "usr/bin/x" form. */
 function canonicalMember(path: string): string {
   const clean = posix.normalize(path.replace(/^(\.\/|\/)+/, ''));
-  if (!clean || clean === '.' || clean.startsWith('../') || clean === '..') throw new CellSetupError(`invalid package member path ${show(path)}`);
+  if (!clean || clean === '.' || clean.startsWith('../') || clean === '..')
+    throw new CellSetupError(`invalid package member path ${show(path)}`);
   return clean;
 }
 
@@ -117,7 +135,12 @@ export interface ExtractOptions {
  * `deb` into `destDir`, keeping their relative paths; returns member -> extracted path.
  * A member missing from the package is an error naming it. Runs without root.
  */
-export async function extractDebMembers(deb: string, destDir: string, members: readonly string[], options: ExtractOptions = {}): Promise<Record<string, string>> {
+export async function extractDebMembers(
+  deb: string,
+  destDir: string,
+  members: readonly string[],
+  options: ExtractOptions = {},
+): Promise<Record<string, string>> {
   const wanted = [...new Set(members.map(canonicalMember))];
   const result: Record<string, string> = {};
   if (!wanted.length) return result;
@@ -138,14 +161,19 @@ export async function extractDebMembers(deb: string, destDir: string, members: r
       await exec(dpkgDeb, ['-x', deb, all], `extracting ${deb}`);
       for (const member of wanted) {
         const from = join(all, member);
-        const isFile = await stat(from).then((s) => s.isFile(), () => false);
+        const isFile = await stat(from).then(
+          (s) => s.isFile(),
+          () => false,
+        );
         if (!isFile) throw new CellSetupError(`${deb} has no file ${member}`);
         await mkdir(dirname(join(destDir, member)), { recursive: true });
         await copyFile(from, join(destDir, member));
         await chmod(join(destDir, member), (await stat(from)).mode & 0o7777);
       }
     } else {
-      throw new CellSetupError(`cannot extract ${deb}: it needs \`tar\`${program ? ` and \`${program}\`` : ''} (or \`dpkg-deb\`) on PATH`);
+      throw new CellSetupError(
+        `cannot extract ${deb}: it needs \`tar\`${program ? ` and \`${program}\`` : ''} (or \`dpkg-deb\`) on PATH`,
+      );
     }
     for (const member of wanted) {
       const path = join(destDir, member);
@@ -159,13 +187,22 @@ export async function extractDebMembers(deb: string, destDir: string, members: r
   }
 }
 
-async function tarExtract(tar: string, flags: string[], tarball: string, destDir: string, wanted: string[], deb: string): Promise<void> {
+async function tarExtract(
+  tar: string,
+  flags: string[],
+  tarball: string,
+  destDir: string,
+  wanted: string[],
+  deb: string,
+): Promise<void> {
   // dpkg-deb writes member names as "./usr/...": ask for those; when none of them is found
   // (an archive written without the "./" by another tool), ask for the bare names.
   const base = ['-x', ...flags, '-f', tarball, '-C', destDir, '--no-same-owner', '--'];
   const what = `extracting ${wanted.join(', ')} from ${deb}`;
   const notFound = (error: unknown): string[] | undefined =>
-    error instanceof ExecError ? [...error.result.stderr.matchAll(/tar: (.+?): Not found in archive/g)].map((m) => canonicalMember(m[1]!)) : undefined;
+    error instanceof ExecError
+      ? [...error.result.stderr.matchAll(/tar: (.+?): Not found in archive/g)].map((m) => canonicalMember(m[1]!))
+      : undefined;
   try {
     await exec(tar, [...base, ...wanted.map((m) => `./${m}`)], what);
     return;

@@ -27,7 +27,10 @@ export async function runs(path: string): Promise<{ ok: true } | { ok: false; re
     const result = await exec(path, ['--version'], `running ${path}`, { allowFailure: true });
     if (result.code === 0 && !result.signal) return { ok: true };
     const tail = tailLines(result.stderr || result.stdout, 2);
-    return { ok: false, reason: `\`${path} --version\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}` };
+    return {
+      ok: false,
+      reason: `\`${path} --version\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}`,
+    };
   } catch (error) {
     return { ok: false, reason: errorMessage(error) };
   }
@@ -46,7 +49,12 @@ export async function fromPath(name: string, ctx: LookupContext): Promise<Found 
   return undefined;
 }
 
-export async function fromToolCache(name: string, versionSpec: string, ctx: LookupContext, what: string): Promise<Found | undefined> {
+export async function fromToolCache(
+  name: string,
+  versionSpec: string,
+  ctx: LookupContext,
+  what: string,
+): Promise<Found | undefined> {
   const dir = tc.find(name, versionSpec, ctx.toolArch);
   if (!dir) return undefined;
   const path = join(dir, name);

@@ -87,14 +87,18 @@ const SNAPSHOT = '20260712T000000Z';
 export const PINNED: Readonly<Record<PinnedPackage, Readonly<Record<DebianArch, PinnedDeb>>>> = {
   'qemu-user-static': {
     amd64: {
-      package: 'qemu-user-static', version: QEMU_VERSION, arch: 'amd64',
+      package: 'qemu-user-static',
+      version: QEMU_VERSION,
+      arch: 'amd64',
       pool: 'pool/main/q/qemu/qemu-user-static_7.2+dfsg-7+deb12u18+b3_amd64.deb',
       sha256: 'c3e3ba2bd87f8c5b9a5da5ef21b5a3b82d7c63b89dd448d9ddaa4eabc5b6e402',
       size: 62603724,
       snapshot: SNAPSHOT,
     },
     arm64: {
-      package: 'qemu-user-static', version: QEMU_VERSION, arch: 'arm64',
+      package: 'qemu-user-static',
+      version: QEMU_VERSION,
+      arch: 'arm64',
       pool: 'pool/main/q/qemu/qemu-user-static_7.2+dfsg-7+deb12u18+b3_arm64.deb',
       sha256: 'e420c417c12b42ca774795b62888d5388da0e08c1ef263dea1490e5ce4e32a0b',
       size: 56490396,
@@ -103,7 +107,9 @@ export const PINNED: Readonly<Record<PinnedPackage, Readonly<Record<DebianArch, 
   },
   umoci: {
     amd64: {
-      package: 'umoci', version: UMOCI_VERSION, arch: 'amd64',
+      package: 'umoci',
+      version: UMOCI_VERSION,
+      arch: 'amd64',
       pool: 'pool/main/u/umoci/umoci_0.4.7+ds-3+b7_amd64.deb',
       sha256: '8adce0c435368b8514425bfa31647ff1629241c97331ba4cd3da838a61a58e5a',
       size: 1933500,
@@ -111,7 +117,9 @@ export const PINNED: Readonly<Record<PinnedPackage, Readonly<Record<DebianArch, 
       needsGlibc: '2.34',
     },
     arm64: {
-      package: 'umoci', version: UMOCI_VERSION, arch: 'arm64',
+      package: 'umoci',
+      version: UMOCI_VERSION,
+      arch: 'arm64',
       pool: 'pool/main/u/umoci/umoci_0.4.7+ds-3+b7_arm64.deb',
       sha256: '6b4e260be03775f3e05e8361a54ddc0da63e643df9baeb53d0132b5513c9c789',
       size: 1650636,

@@ -96,12 +96,17 @@ export async function resolveTools(request: ResolveToolsRequest): Promise<Resolv
     const umoci = take((await resolvePinned('umoci', [{ name: 'umoci', member: 'usr/bin/umoci' }], ctx)).umoci!);
     const qemuNames = [...new Set((request.qemu ?? []).map((a) => a.qemu))];
     for (const name of qemuNames) {
-      if (!/^qemu-[a-z0-9_]+-static$/.test(name)) throw new UserError('qemu', `not a qemu-user-static program name: ${show(name)}`);
+      if (!/^qemu-[a-z0-9_]+-static$/.test(name))
+        throw new UserError('qemu', `not a qemu-user-static program name: ${show(name)}`);
     }
     const qemu: Record<string, string> = {};
     if (qemuNames.length) {
       const pin = pinFor('qemu-user-static');
-      const found = await resolvePinned('qemu-user-static', qemuNames.map((name) => ({ name, member: pin ? qemuMember(pin, name) : `usr/bin/${name}` })), ctx);
+      const found = await resolvePinned(
+        'qemu-user-static',
+        qemuNames.map((name) => ({ name, member: pin ? qemuMember(pin, name) : `usr/bin/${name}` })),
+        ctx,
+      );
       for (const name of qemuNames) qemu[name] = take(found[name]!);
     }
     return { skopeo, umoci, qemu, dirsToAddToPath: dirs };
@@ -110,8 +115,10 @@ export async function resolveTools(request: ResolveToolsRequest): Promise<Resolv
 
 function context(request: ResolveToolsRequest): Context {
   const source = (request.source || DEFAULT_TOOLS_SOURCE).trim().replace(/\/+$/, '');
-  if (!/^https?:\/\/[^\s/]+/.test(source)) throw new UserError('tools-source', `must be an http(s) URL of a Debian archive root, got ${show(request.source)}`);
-  const snapshotSource = request.snapshotSource === false ? false : (request.snapshotSource ?? SNAPSHOT_SOURCE).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^\s/]+/.test(source))
+    throw new UserError('tools-source', `must be an http(s) URL of a Debian archive root, got ${show(request.source)}`);
+  const snapshotSource =
+    request.snapshotSource === false ? false : (request.snapshotSource ?? SNAPSHOT_SOURCE).replace(/\/+$/, '');
   return {
     log: request.log ?? ((msg) => process.stderr.write(`build-cell: ${msg}\n`)),
     source,
@@ -123,12 +130,19 @@ function context(request: ResolveToolsRequest): Context {
 }
 
 /** PATH, then the tool cache, then the pinned Debian package, for tools that one package ships. */
-async function resolvePinned(pkg: PinnedPackage, tools: readonly PinnedTool[], ctx: Context): Promise<Record<string, Found>> {
+async function resolvePinned(
+  pkg: PinnedPackage,
+  tools: readonly PinnedTool[],
+  ctx: Context,
+): Promise<Record<string, Found>> {
   const pin = pinFor(pkg);
   const result: Record<string, Found> = {};
   const missing: PinnedTool[] = [];
   for (const tool of tools) {
-    const found = (await fromPath(tool.name, ctx)) ?? (pin && (await fromToolCache(tool.name, toolCacheVersion(pin.version), ctx, `Debian ${pin.package} ${pin.version}`)));
+    const found =
+      (await fromPath(tool.name, ctx)) ??
+      (pin &&
+        (await fromToolCache(tool.name, toolCacheVersion(pin.version), ctx, `Debian ${pin.package} ${pin.version}`)));
     if (found) result[tool.name] = found;
     else missing.push(tool);
   }
@@ -139,7 +153,9 @@ async function resolvePinned(pkg: PinnedPackage, tools: readonly PinnedTool[], c
       `${names} not found on PATH or in the tool cache, and build-cell pins ${pkg} only for amd64 and arm64 hosts (this one is ${debianArch()}): install ${pkg} with the system package manager`,
     );
   }
-  ctx.log(`${names}: not on PATH or in the tool cache (${process.env.RUNNER_TOOL_CACHE}); fetching Debian's ${pkg} ${pin.version} (${pin.arch})`);
+  ctx.log(
+    `${names}: not on PATH or in the tool cache (${process.env.RUNNER_TOOL_CACHE}); fetching Debian's ${pkg} ${pin.version} (${pin.arch})`,
+  );
   const cached = await provision(pin, missing, ctx);
   for (const tool of missing) result[tool.name] = { path: cached[tool.name]!, dir: dirname(cached[tool.name]!) };
   return result;
@@ -156,8 +172,16 @@ export interface ProvisionOptions {
  * check each runs, and store each in the tool cache; returns name -> cached binary.
  * Exported for tests, which pin packages of their own.
  */
-export function provisionFromDeb(pin: PinnedDeb, tools: readonly PinnedTool[], options: ProvisionOptions): Promise<Record<string, string>> {
-  return provision(pin, tools, context({ source: options.source, snapshotSource: options.snapshotSource, log: options.log }));
+export function provisionFromDeb(
+  pin: PinnedDeb,
+  tools: readonly PinnedTool[],
+  options: ProvisionOptions,
+): Promise<Record<string, string>> {
+  return provision(
+    pin,
+    tools,
+    context({ source: options.source, snapshotSource: options.snapshotSource, log: options.log }),
+  );
 }
 
 async function provision(pin: PinnedDeb, tools: readonly PinnedTool[], ctx: Context): Promise<Record<string, string>> {
@@ -166,7 +190,12 @@ async function provision(pin: PinnedDeb, tools: readonly PinnedTool[], ctx: Cont
     const work = await mkdtemp(join(process.env.RUNNER_TEMP || tmpdir(), 'build-cell-tools-'));
     try {
       const deb = await downloadPinned(pin, work, ctx);
-      const extracted = await extractDebMembers(deb, join(work, 'root'), tools.map((t) => t.member), { scratchDir: work });
+      const extracted = await extractDebMembers(
+        deb,
+        join(work, 'root'),
+        tools.map((t) => t.member),
+        { scratchDir: work },
+      );
       const staged: Record<string, string> = {};
       for (const tool of tools) {
         const file = extracted[tool.member.replace(/^\.?\/+/, '')];
@@ -175,7 +204,9 @@ async function provision(pin: PinnedDeb, tools: readonly PinnedTool[], ctx: Cont
         const check = await runs(file);
         if (!check.ok) {
           const glibc = pin.needsGlibc ? ` (it needs glibc >= ${pin.needsGlibc})` : '';
-          throw new CellSetupError(`${tool.name} from Debian's ${pin.package} ${pin.version} does not run on this host${glibc}: ${check.reason}; install ${tool.name} with the system package manager instead`);
+          throw new CellSetupError(
+            `${tool.name} from Debian's ${pin.package} ${pin.version} does not run on this host${glibc}: ${check.reason}; install ${tool.name} with the system package manager instead`,
+          );
         }
         staged[tool.name] = file;
       }
@@ -186,7 +217,9 @@ async function provision(pin: PinnedDeb, tools: readonly PinnedTool[], ctx: Cont
       for (const tool of tools) {
         const dir = await tc.cacheFile(staged[tool.name]!, tool.name, tool.name, version, ctx.toolArch);
         result[tool.name] = join(dir, tool.name);
-        ctx.log(`${tool.name}: cached ${result[tool.name]} (Debian ${pin.package} ${pin.version}, tool cache version ${version})`);
+        ctx.log(
+          `${tool.name}: cached ${result[tool.name]} (Debian ${pin.package} ${pin.version}, tool cache version ${version})`,
+        );
       }
       return result;
     } finally {
@@ -210,7 +243,8 @@ async function downloadPinned(pin: PinnedDeb, work: string, ctx: Context): Promi
     } catch (error) {
       await rm(dest, { force: true });
       failures.push(`${url}: ${errorMessage(error)}`);
-      if (index + 1 < urls.length) ctx.log(`${pin.package}: download from ${url} failed (${errorMessage(error)}); trying ${urls[index + 1]}`);
+      if (index + 1 < urls.length)
+        ctx.log(`${pin.package}: download from ${url} failed (${errorMessage(error)}); trying ${urls[index + 1]}`);
       continue;
     }
     // A mismatch is a hard error: no other source is tried, nothing is cached.
@@ -245,7 +279,9 @@ function checkGlibc(pin: PinnedDeb, tools: readonly PinnedTool[]): void {
   const have = hostGlibc();
   if (have && pin.needsGlibc && versionBelow(have, pin.needsGlibc)) {
     const names = tools.map((t) => t.name).join(', ');
-    throw new CellSetupError(`${names}: Debian's ${pin.package} ${pin.version} needs glibc >= ${pin.needsGlibc}, this host has ${have}: install ${names} with the system package manager or put it on PATH`);
+    throw new CellSetupError(
+      `${names}: Debian's ${pin.package} ${pin.version} needs glibc >= ${pin.needsGlibc}, this host has ${have}: install ${names} with the system package manager or put it on PATH`,
+    );
   }
 }
 
@@ -254,6 +290,7 @@ async function resolveSkopeo(ctx: Context): Promise<Found> {
   if (found) return found;
   const outcome = await installWithApt('skopeo', ctx);
   if (typeof outcome !== 'string') return outcome;
-  throw new CellSetupError(`skopeo was not found on PATH or in the tool cache${outcome ? ` (${outcome})` : ''}. ${SKOPEO_HELP}`);
+  throw new CellSetupError(
+    `skopeo was not found on PATH or in the tool cache${outcome ? ` (${outcome})` : ''}. ${SKOPEO_HELP}`,
+  );
 }
-

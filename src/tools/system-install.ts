@@ -11,7 +11,10 @@ export const SKOPEO_HELP =
   '(Debian/Ubuntu: sudo apt-get install -y skopeo; Fedora/RHEL: sudo dnf install -y skopeo; Alpine: apk add skopeo) or put a skopeo binary on PATH';
 
 /** Install `pkg` with apt-get (through `sudo -n` unless root); a string says why not. */
-export async function installWithApt(pkg: string, ctx: LookupContext & { systemInstall: boolean }): Promise<Found | string> {
+export async function installWithApt(
+  pkg: string,
+  ctx: LookupContext & { systemInstall: boolean },
+): Promise<Found | string> {
   if (!ctx.systemInstall) return '';
   const aptGet = ctx.onPath('apt-get');
   if (!aptGet) return 'no apt-get to install it with';
@@ -27,14 +30,17 @@ export async function installWithApt(pkg: string, ctx: LookupContext & { systemI
   }
   const install = [...prefix, 'install', '-y', '--no-install-recommends', pkg];
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  ctx.log(`${pkg}: not on PATH or in the tool cache; installing it with the system package manager: ${commandLine(runner, install)}`);
+  ctx.log(
+    `${pkg}: not on PATH or in the tool cache; installing it with the system package manager: ${commandLine(runner, install)}`,
+  );
   let result = await exec(runner, install, `installing ${pkg}`, { allowFailure: true, env });
   if (result.code !== 0) {
     ctx.log(`${pkg}: apt-get install failed (${tailLines(result.stderr, 1)}); running apt-get update and trying again`);
     await exec(runner, [...prefix, 'update', '-q'], 'apt-get update', { allowFailure: true, env });
     result = await exec(runner, install, `installing ${pkg}`, { allowFailure: true, env });
   }
-  if (result.code !== 0) return `\`${commandLine(runner, install)}\` exited with ${result.code}: ${tailLines(result.stderr || result.stdout, 3)}`;
+  if (result.code !== 0)
+    return `\`${commandLine(runner, install)}\` exited with ${result.code}: ${tailLines(result.stderr || result.stdout, 3)}`;
   const found = await fromPath(pkg, ctx);
   return found ?? `\`${commandLine(runner, install)}\` succeeded, but ${pkg} is still not on PATH`;
 }

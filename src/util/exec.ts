@@ -49,7 +49,9 @@ export function tailLines(text: string, lines: number): string {
 
 export function commandLine(file: string, args: readonly string[], secrets: string[] = []): string {
   // Redact each word before quoting it: quoting could split a secret that holds a quote.
-  const quoted = [file, ...args].map((word) => redact(word, secrets)).map((word) => (word === '***' || /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
+  const quoted = [file, ...args]
+    .map((word) => redact(word, secrets))
+    .map((word) => (word === '***' || /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
   return quoted.join(' ');
 }
 
@@ -60,12 +62,21 @@ export function redact(text: string, secrets: readonly string[]): string {
 }
 
 /** Run `file args`, capture its output, and throw an ExecError naming `what` on failure. */
-export function exec(file: string, args: readonly string[], what: string, options: ExecOptions = {}): Promise<ExecResult> {
+export function exec(
+  file: string,
+  args: readonly string[],
+  what: string,
+  options: ExecOptions = {},
+): Promise<ExecResult> {
   const line = commandLine(file, args, options.secrets);
   const setpriv = options.dieWithParent ? which('setpriv') : undefined;
   if (setpriv) [file, args] = [setpriv, ['--pdeathsig', 'KILL', '--', file, ...args]];
   if (debugEnabled()) process.stderr.write(`build-cell: debug: ${line}\n`);
-  const spawnOptions: SpawnOptions = { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] };
+  const spawnOptions: SpawnOptions = {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  };
   return new Promise((resolve, reject) => {
     const child = lazyChildProcess().spawn(file, [...args], spawnOptions);
     const out: Buffer[] = [];

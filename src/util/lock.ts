@@ -25,7 +25,11 @@ export function ownerIsAlive(owner: { pid: number; start?: string }): boolean {
   return start !== undefined && (owner.start === undefined || owner.start === start);
 }
 
-export async function withLock<T>(lockDir: string, fn: () => Promise<T>, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+export async function withLock<T>(
+  lockDir: string,
+  fn: () => Promise<T>,
+  options: { timeoutMs?: number; what?: string } = {},
+): Promise<T> {
   const release = await acquireLock(lockDir, options);
   try {
     return await fn();
@@ -34,7 +38,10 @@ export async function withLock<T>(lockDir: string, fn: () => Promise<T>, options
   }
 }
 
-export async function acquireLock(lockDir: string, options: { timeoutMs?: number; what?: string } = {}): Promise<() => Promise<void>> {
+export async function acquireLock(
+  lockDir: string,
+  options: { timeoutMs?: number; what?: string } = {},
+): Promise<() => Promise<void>> {
   const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
   const ownerFile = join(lockDir, 'owner');
   const me = { pid: process.pid, start: processStartTime(process.pid) };
@@ -56,7 +63,9 @@ export async function acquireLock(lockDir: string, options: { timeoutMs?: number
       continue;
     }
     if (Date.now() > deadline) {
-      throw new CellSetupError(`timed out waiting for the lock ${lockDir}${options.what ? ` (${options.what})` : ''}; if no other build-cell is running, remove it`);
+      throw new CellSetupError(
+        `timed out waiting for the lock ${lockDir}${options.what ? ` (${options.what})` : ''}; if no other build-cell is running, remove it`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

@@ -163,7 +163,9 @@ export async function runAction(options: RunActionOptions = {}): Promise<ActionR
       return p;
     };
     if (shared) await chmod(dir, 0o777);
-    const workspace = options.workspace ? resolvePath(options.workspace) : await mkShared(join(dir, 'work', 'repo', 'repo'));
+    const workspace = options.workspace
+      ? resolvePath(options.workspace)
+      : await mkShared(join(dir, 'work', 'repo', 'repo'));
     await mkdir(workspace, { recursive: true });
     const runnerTemp = options.runnerTemp ?? (await mkShared(join(dir, 'temp')));
     const toolCache = options.toolCache ?? (await mkShared(join(dir, 'toolcache')));
@@ -237,9 +239,17 @@ export async function runAction(options: RunActionOptions = {}): Promise<ActionR
       files: FileCommandPaths,
       o: Omit<SpawnStepOptions, 'cwd' | 'signal' | 'escalate'>,
     ): Promise<StepResult> => {
-      const ran = await spawnStep({ ...o, cwd: workspace, signal: options.signal ?? 'SIGINT', escalate: options.escalate ?? true });
+      const ran = await spawnStep({
+        ...o,
+        cwd: workspace,
+        signal: options.signal ?? 'SIGINT',
+        escalate: options.escalate ?? true,
+      });
       const parsed = await readFileCommands(files);
-      const commands = [...parseWorkflowCommands(ran.stdout, o.step, 'stdout'), ...parseWorkflowCommands(ran.stderr, o.step, 'stderr')];
+      const commands = [
+        ...parseWorkflowCommands(ran.stdout, o.step, 'stdout'),
+        ...parseWorkflowCommands(ran.stderr, o.step, 'stderr'),
+      ];
       return { ...ran, ...parsed, commands };
     };
 
@@ -282,7 +292,10 @@ export async function runAction(options: RunActionOptions = {}): Promise<ActionR
       if (shared) await chmod(scriptFile, 0o644);
       const words = (step.shell ?? 'bash -e {0}').split(/\s+/).filter(Boolean);
       const program = findOnPath(words[0]!, env.PATH ?? '');
-      if (!program) throw new Error(`step ${i}: shell ${words[0]} is not on the step's PATH (${env.PATH}); main said:\n${main.stdout}\n${main.stderr}`);
+      if (!program)
+        throw new Error(
+          `step ${i}: shell ${words[0]} is not on the step's PATH (${env.PATH}); main said:\n${main.stdout}\n${main.stderr}`,
+        );
       const ran = await runStep(files, {
         step: 'main',
         command: [...wrapper, program, ...words.slice(1).map((w) => w.replace('{0}', scriptFile))],

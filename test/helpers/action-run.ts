@@ -57,8 +57,22 @@ export interface ActionRun {
 /** What the action's main and post steps said, merged: the part of ActionRun read from them. */
 export type StepsReport = Pick<
   ActionRun,
-  | 'mainCode' | 'postCode' | 'stdout' | 'stderr' | 'outputs' | 'env' | 'path' | 'summary' | 'state'
-  | 'commands' | 'errors' | 'warnings' | 'notices' | 'groups' | 'debug' | 'masks'
+  | 'mainCode'
+  | 'postCode'
+  | 'stdout'
+  | 'stderr'
+  | 'outputs'
+  | 'env'
+  | 'path'
+  | 'summary'
+  | 'state'
+  | 'commands'
+  | 'errors'
+  | 'warnings'
+  | 'notices'
+  | 'groups'
+  | 'debug'
+  | 'masks'
 >;
 
 export function reportSteps(main: StepResult, post: StepResult | undefined): StepsReport {

@@ -91,9 +91,12 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   const location = await mkdtemp(join(tmpdir(), 'build-cell-azurite-'));
   const args = [
     AZURITE_BLOB_MAIN,
-    '--blobHost', '127.0.0.1',
-    '--blobPort', '0',
-    '--location', location,
+    '--blobHost',
+    '127.0.0.1',
+    '--blobPort',
+    '0',
+    '--location',
+    location,
     '--silent',
     '--skipApiVersionCheck',
     '--loose',
@@ -128,7 +131,9 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
           const m = /successfully listens on (http:\/\/\S+)/.exec(output);
           if (m) return m[1]!.replace(/\/+$/, '');
           if (child.exitCode !== null || child.signalCode !== null) {
-            throw new Error(`azurite exited during startup (code ${child.exitCode}, signal ${child.signalCode})\n${output}`);
+            throw new Error(
+              `azurite exited during startup (code ${child.exitCode}, signal ${child.signalCode})\n${output}`,
+            );
           }
           await sleep(50);
         }
@@ -144,7 +149,8 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
         await res.arrayBuffer();
         break;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`azurite at ${blobEndpoint} does not answer: ${(err as Error).message}\n${output}`);
+        if (Date.now() > deadline)
+          throw new Error(`azurite at ${blobEndpoint} does not answer: ${(err as Error).message}\n${output}`);
         await sleep(100);
       }
     }

@@ -44,7 +44,9 @@ export function runCli(args: string[], options: RunCliOptions = {}): Promise<Cli
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     if (options.signalAfterMs) setTimeout(() => child.kill(options.signalAfterMs!.signal), options.signalAfterMs.ms);
-    child.on('close', (code, signal) => resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr }));
+    child.on('close', (code, signal) =>
+      resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr }),
+    );
     child.stdin.end(options.input ?? '');
   });
 }
@@ -79,14 +81,26 @@ export interface HostSnapshot {
  */
 const SENTINELS: ReadonlyArray<{ dir: string; times?: boolean; onlyNew?: boolean; ignore?: RegExp }> = [
   { dir: '/' },
-  { dir: '/etc', times: true, ignore: /^((passwd|group|shadow|gshadow|subuid|subgid)(-|\.lock|\+|\.\d+)?|\.pwd\.lock|ld\.so\.cache)$/ },
-  { dir: '/root', ignore: /^\.(bash_history|lesshst|viminfo|wget-hsts|python_history|node_repl_history|npm|cache|config|local)$/ },
+  {
+    dir: '/etc',
+    times: true,
+    ignore: /^((passwd|group|shadow|gshadow|subuid|subgid)(-|\.lock|\+|\.\d+)?|\.pwd\.lock|ld\.so\.cache)$/,
+  },
+  {
+    dir: '/root',
+    ignore: /^\.(bash_history|lesshst|viminfo|wget-hsts|python_history|node_repl_history|npm|cache|config|local)$/,
+  },
   { dir: '/usr/local/bin', times: true },
   { dir: '/usr/local/sbin', times: true },
   { dir: '/etc/binfmt.d', times: true },
   { dir: '/usr/lib/binfmt.d', times: true },
   // Also the random names of tools' temp dirs: Python's tempfile (tmpXXXXXXXX), nanoid (ncc builds).
-  { dir: '/tmp', onlyNew: true, ignore: /^(bc-|build-cell-|build-busybox-images\.|build-debian-image\.|results-service-|harness-selftest-|bash_|vitest|tsx-|node-compile-cache|v8-compile-cache|hsperfdata_|systemd-private-|\.X11-unix|\.ICE-unix|\.font-unix)|^tmp[a-z0-9_]{8}$|^[A-Za-z0-9_-]{21}$/ },
+  {
+    dir: '/tmp',
+    onlyNew: true,
+    ignore:
+      /^(bc-|build-cell-|build-busybox-images\.|build-debian-image\.|results-service-|harness-selftest-|bash_|vitest|tsx-|node-compile-cache|v8-compile-cache|hsperfdata_|systemd-private-|\.X11-unix|\.ICE-unix|\.font-unix)|^tmp[a-z0-9_]{8}$|^[A-Za-z0-9_-]{21}$/,
+  },
 ];
 
 /** Names the after-check's self-test plants (suffixed with its PID); other test processes ignore them. */
@@ -110,7 +124,10 @@ function sentinelState(): SentinelState {
       const info = lstatSync(path, { throwIfNoEntry: false });
       if (!info) continue;
       const kind = info.isSymbolicLink() ? 'link' : info.isDirectory() ? 'dir' : info.isFile() ? 'file' : 'other';
-      state.set(onlyNew ? `+${path}` : path, times && kind === 'file' ? `${kind}, ${info.size} bytes, mtime ${info.mtimeMs}` : kind);
+      state.set(
+        onlyNew ? `+${path}` : path,
+        times && kind === 'file' ? `${kind}, ${info.size} bytes, mtime ${info.mtimeMs}` : kind,
+      );
     }
   }
   return state;
@@ -118,7 +135,9 @@ function sentinelState(): SentinelState {
 
 /** Differences in the sentinel places, as readable lines (empty: nothing changed). */
 export function sentinelChanges(before: SentinelState, after: SentinelState): string[] {
-  const extra = process.env.BUILD_CELL_TEST_HOST_IGNORE ? new RegExp(process.env.BUILD_CELL_TEST_HOST_IGNORE) : undefined;
+  const extra = process.env.BUILD_CELL_TEST_HOST_IGNORE
+    ? new RegExp(process.env.BUILD_CELL_TEST_HOST_IGNORE)
+    : undefined;
   // What the after-check's own self-test (in another test process) plants for a moment.
   const foreignSelfTest = (path: string) => {
     const pid = new RegExp(`/${SELF_TEST_PREFIX}(\\d+)$`).exec(path)?.[1];
@@ -133,7 +152,8 @@ export function sentinelChanges(before: SentinelState, after: SentinelState): st
     else if (was !== now && !key.startsWith('+')) out.push(`changed: ${path} (${was} -> ${now})`);
   }
   for (const [key, was] of before) {
-    if (!after.has(key) && !key.startsWith('+') && !extra?.test(key) && !foreignSelfTest(key)) out.push(`removed: ${key} (${was})`);
+    if (!after.has(key) && !key.startsWith('+') && !extra?.test(key) && !foreignSelfTest(key))
+      out.push(`removed: ${key} (${was})`);
   }
   return out.sort();
 }
@@ -150,12 +170,19 @@ function binfmtState(): string {
   let entries: Array<[string, string]>;
   if (existsSync(join(dir, 'status'))) {
     // `register` is write-only.
-    entries = readdirSync(dir).filter((name) => name !== 'register').map((name) => [name, readFileSync(join(dir, name), 'utf8')]);
+    entries = readdirSync(dir)
+      .filter((name) => name !== 'register')
+      .map((name) => [name, readFileSync(join(dir, name), 'utf8')]);
   } else {
     // Each entry: NAME \036 CONTENT \035.
     const script = `mount -t binfmt_misc binfmt_misc ${dir} && cd ${dir} && for f in $(ls); do [ "$f" = register ] || { printf '%s\\036' "$f"; cat "$f"; printf '\\035'; }; done`;
-    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], { encoding: 'utf8' });
-    entries = out.split('\x1d').filter(Boolean).map((entry) => entry.split('\x1e', 2) as [string, string]);
+    const out = execFileSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], {
+      encoding: 'utf8',
+    });
+    entries = out
+      .split('\x1d')
+      .filter(Boolean)
+      .map((entry) => entry.split('\x1e', 2) as [string, string]);
   }
   return entries
     .filter(([name]) => !(name.startsWith('build-cell-') && strayProcesses(name).length > 0))
@@ -165,11 +192,18 @@ function binfmtState(): string {
 }
 
 function buildCellCgroups(): string[] {
-  return ['/sys/fs/cgroup/pids', '/sys/fs/cgroup'].flatMap((d) => (existsSync(d) ? readdirSync(d).filter((n) => n.startsWith('build-cell-')) : []));
+  return ['/sys/fs/cgroup/pids', '/sys/fs/cgroup'].flatMap((d) =>
+    existsSync(d) ? readdirSync(d).filter((n) => n.startsWith('build-cell-')) : [],
+  );
 }
 
 export function snapshotHost(): HostSnapshot {
-  return { mounts: readFileSync('/proc/self/mountinfo', 'utf8'), binfmt: binfmtState(), cgroups: buildCellCgroups(), sentinels: sentinelState() };
+  return {
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8'),
+    binfmt: binfmtState(),
+    cgroups: buildCellCgroups(),
+    sentinels: sentinelState(),
+  };
 }
 
 /** Processes whose command line mentions the state dir (cells that outlived their run). */
@@ -193,9 +227,14 @@ export function expectHostUnchanged(before: HostSnapshot, stateDir?: string): vo
   expect(after.mounts, 'host mount table').toBe(before.mounts);
   expect(after.binfmt, 'host binfmt_misc state').toBe(before.binfmt);
   // Another test file's cell may be running meanwhile: a cgroup is leaked when its creator is gone.
-  const leaked = after.cgroups.filter((name) => !before.cgroups.includes(name) && !existsSync(`/proc/${/^build-cell-(\d+)-/.exec(name)?.[1] ?? 0}`));
+  const leaked = after.cgroups.filter(
+    (name) => !before.cgroups.includes(name) && !existsSync(`/proc/${/^build-cell-(\d+)-/.exec(name)?.[1] ?? 0}`),
+  );
   expect(leaked, 'build-cell cgroups left behind').toEqual([]);
-  expect(sentinelChanges(before.sentinels, after.sentinels), 'host sentinel places (/, /etc, /root, /usr/local, binfmt.d, /tmp)').toEqual([]);
+  expect(
+    sentinelChanges(before.sentinels, after.sentinels),
+    'host sentinel places (/, /etc, /root, /usr/local, binfmt.d, /tmp)',
+  ).toEqual([]);
 }
 
 /**
@@ -259,5 +298,9 @@ export function hostCheckedWork(name: string, setWork: (dir: string) => void, st
 export function onSmallDisk(at: string, size: string, lines: string[], args: string[]): SpawnSyncReturns<string> {
   mkdirSync(at);
   const script = [`mount -t tmpfs -o size=${size} tmpfs "$1" || exit 99`, ...lines].join('\n');
-  return spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', at, process.execPath, CLI, ...args], { encoding: 'utf8' });
+  return spawnSync(
+    'unshare',
+    ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', at, process.execPath, CLI, ...args],
+    { encoding: 'utf8' },
+  );
 }

@@ -26,7 +26,10 @@ export interface FaultyProxy {
  * least `minBytes` (default 64 KiB: layers, not manifests or configs); `sendBytes` (default
  * half the blob) are sent of a faulty answer. In-process: stop() closes every connection.
  */
-export async function startFaultyProxy(upstream: string, options: { minBytes?: number; sendBytes?: number } = {}): Promise<FaultyProxy> {
+export async function startFaultyProxy(
+  upstream: string,
+  options: { minBytes?: number; sendBytes?: number } = {},
+): Promise<FaultyProxy> {
   const { request: httpRequest, createServer: createHttpServer } = await import('node:http');
   const minBytes = options.minBytes ?? 64 * 1024;
   let fault: BlobFault = 'none';
@@ -35,34 +38,47 @@ export async function startFaultyProxy(upstream: string, options: { minBytes?: n
   let signalFaulted: () => void = () => undefined;
   let faultedOnce = new Promise<void>((resolve) => (signalFaulted = resolve));
   const server = createHttpServer((req, res) => {
-    const forward = httpRequest({ host: upstream.split(':')[0], port: Number(upstream.split(':')[1]), method: req.method, path: req.url, headers: { ...req.headers, host: upstream } }, (up) => {
-      const chunks: Buffer[] = [];
-      up.on('data', (c: Buffer) => chunks.push(c));
-      up.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const isBlob = req.method === 'GET' && /\/blobs\/sha256:[a-f0-9]{64}$/.test(req.url ?? '') && up.statusCode === 200 && body.length >= minBytes;
-        const applied = isBlob ? fault : 'none';
-        seen.push(`${req.method} ${req.url} ${applied}`);
-        const headers = { ...up.headers };
-        delete headers['transfer-encoding'];
-        const part = body.subarray(0, options.sendBytes ?? Math.floor(body.length / 2));
-        if (applied === 'none') {
-          res.writeHead(up.statusCode ?? 502, { ...headers, 'content-length': String(body.length) });
-          res.end(body);
-        } else if (applied === 'truncate') {
-          res.writeHead(200, { ...headers, 'content-length': String(part.length) });
-          res.end(part);
-          signalFaulted();
-        } else {
-          res.writeHead(200, { ...headers, 'content-length': String(body.length) });
-          res.write(part, () => {
-            if (applied === 'cut') res.socket?.destroy();
+    const forward = httpRequest(
+      {
+        host: upstream.split(':')[0],
+        port: Number(upstream.split(':')[1]),
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: upstream },
+      },
+      (up) => {
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.on('end', () => {
+          const body = Buffer.concat(chunks);
+          const isBlob =
+            req.method === 'GET' &&
+            /\/blobs\/sha256:[a-f0-9]{64}$/.test(req.url ?? '') &&
+            up.statusCode === 200 &&
+            body.length >= minBytes;
+          const applied = isBlob ? fault : 'none';
+          seen.push(`${req.method} ${req.url} ${applied}`);
+          const headers = { ...up.headers };
+          delete headers['transfer-encoding'];
+          const part = body.subarray(0, options.sendBytes ?? Math.floor(body.length / 2));
+          if (applied === 'none') {
+            res.writeHead(up.statusCode ?? 502, { ...headers, 'content-length': String(body.length) });
+            res.end(body);
+          } else if (applied === 'truncate') {
+            res.writeHead(200, { ...headers, 'content-length': String(part.length) });
+            res.end(part);
             signalFaulted();
-          });
-        }
-      });
-      up.on('error', () => res.destroy());
-    });
+          } else {
+            res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+            res.write(part, () => {
+              if (applied === 'cut') res.socket?.destroy();
+              signalFaulted();
+            });
+          }
+        });
+        up.on('error', () => res.destroy());
+      },
+    );
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });

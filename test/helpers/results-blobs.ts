@@ -25,7 +25,11 @@ export interface ResultsBlobs {
   /** The container's name. */
   name: string;
   /** A SAS URL for one blob with `permissions` ('r', 'cw'...) and response headers. */
-  sasUrl(blobName: string, permissions: string, headers?: { contentDisposition?: string; contentType?: string }): string;
+  sasUrl(
+    blobName: string,
+    permissions: string,
+    headers?: { contentDisposition?: string; contentType?: string },
+  ): string;
   /** The blob's size, or undefined when there is no such blob. */
   size(blobName: string): Promise<number | undefined>;
   /** The hex sha256 of the blob's bytes. */

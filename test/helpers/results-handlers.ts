@@ -88,11 +88,16 @@ export function cacheService(caches: CacheEntry[], blobs: ResultsBlobs): Record<
       if (sizeBytes < 0) throw new TwirpError('invalid_argument', 'size_bytes must not be negative');
       const entry = caches.find((e) => e.key === key && e.version === version);
       if (!entry) throw new TwirpError('not_found', `no cache entry reserved for key ${key} and version ${version}`);
-      if (entry.finalized) throw new TwirpError('already_exists', 'cache entry with the same key, version, and scope already exists');
+      if (entry.finalized)
+        throw new TwirpError('already_exists', 'cache entry with the same key, version, and scope already exists');
       const actual = await blobs.size(entry.blobName);
-      if (actual === undefined) throw new TwirpError('failed_precondition', `the cache archive for key ${key} was not uploaded`);
+      if (actual === undefined)
+        throw new TwirpError('failed_precondition', `the cache archive for key ${key} was not uploaded`);
       if (actual !== sizeBytes) {
-        throw new TwirpError('invalid_argument', `size_bytes ${sizeBytes} does not match the uploaded archive (${actual} bytes)`);
+        throw new TwirpError(
+          'invalid_argument',
+          `size_bytes ${sizeBytes} does not match the uploaded archive (${actual} bytes)`,
+        );
       }
       entry.finalized = true;
       entry.finalizedAt = new Date();
@@ -149,7 +154,12 @@ export function artifactService(artifacts: ArtifactEntry[], blobs: ResultsBlobs)
   /** The live artifact `name` of the job `ids` (only a finalized one when `finalized`). */
   const jobArtifact = (ids: RuntimeTokenIds, name: string, finalized: boolean): ArtifactEntry | undefined =>
     artifacts.find(
-      (a) => live(a) && (!finalized || a.finalized) && a.runBackendId === ids.runBackendId && a.jobBackendId === ids.jobBackendId && a.name === name,
+      (a) =>
+        live(a) &&
+        (!finalized || a.finalized) &&
+        a.runBackendId === ids.runBackendId &&
+        a.jobBackendId === ids.jobBackendId &&
+        a.name === name,
     );
   /** The finalized artifact a GetSignedArtifactURL / DeleteArtifact request names. */
   const requestedArtifact = (f: Fields, token: RuntimeTokenIds): ArtifactEntry => {
@@ -168,7 +178,8 @@ export function artifactService(artifacts: ArtifactEntry[], blobs: ResultsBlobs)
       if (version < 4) throw new TwirpError('invalid_argument', `unsupported artifact version ${version}`);
       const expiresAt = f.timestamp('expires_at');
       const mimeType = f.string('mime_type') ?? 'application/zip';
-      if (/[\\/":<>|*?\r\n]/.test(name)) throw new TwirpError('invalid_argument', `invalid artifact name ${JSON.stringify(name)}`);
+      if (/[\\/":<>|*?\r\n]/.test(name))
+        throw new TwirpError('invalid_argument', `invalid artifact name ${JSON.stringify(name)}`);
       if (artifacts.some((a) => live(a) && a.runBackendId === ids.runBackendId && a.name === name)) {
         throw new TwirpError('already_exists', 'an artifact with this name already exists on the workflow run');
       }
@@ -197,16 +208,22 @@ export function artifactService(artifacts: ArtifactEntry[], blobs: ResultsBlobs)
       const size = f.int64('size', true)!;
       const hash = f.string('hash');
       const entry = jobArtifact(ids, name, false);
-      if (!entry) throw new TwirpError('not_found', `no artifact named ${JSON.stringify(name)} was created by this job`);
-      if (entry.finalized) throw new TwirpError('failed_precondition', `artifact ${JSON.stringify(name)} is already finalized`);
+      if (!entry)
+        throw new TwirpError('not_found', `no artifact named ${JSON.stringify(name)} was created by this job`);
+      if (entry.finalized)
+        throw new TwirpError('failed_precondition', `artifact ${JSON.stringify(name)} is already finalized`);
       const actual = await blobs.size(entry.blobName);
-      if (actual === undefined) throw new TwirpError('failed_precondition', `artifact ${JSON.stringify(name)} was not uploaded`);
-      if (actual !== size) throw new TwirpError('invalid_argument', `size ${size} does not match the uploaded blob (${actual} bytes)`);
+      if (actual === undefined)
+        throw new TwirpError('failed_precondition', `artifact ${JSON.stringify(name)} was not uploaded`);
+      if (actual !== size)
+        throw new TwirpError('invalid_argument', `size ${size} does not match the uploaded blob (${actual} bytes)`);
       if (hash !== undefined) {
         const m = /^sha256:([0-9a-f]{64})$/.exec(hash);
-        if (!m) throw new TwirpError('invalid_argument', `hash must be sha256:<64 hex digits>, got ${JSON.stringify(hash)}`);
+        if (!m)
+          throw new TwirpError('invalid_argument', `hash must be sha256:<64 hex digits>, got ${JSON.stringify(hash)}`);
         const digest = await blobs.sha256(entry.blobName);
-        if (digest !== m[1]) throw new TwirpError('invalid_argument', `hash ${hash} does not match the uploaded blob (sha256:${digest})`);
+        if (digest !== m[1])
+          throw new TwirpError('invalid_argument', `hash ${hash} does not match the uploaded blob (sha256:${digest})`);
       }
       entry.finalized = true;
       entry.size = size;

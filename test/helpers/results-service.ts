@@ -105,17 +105,27 @@ export async function startResultsService(
     };
     log.push(record);
     try {
-      if (req.method !== 'POST') throw new TwirpError('bad_route', `unsupported method ${req.method} (only POST is allowed)`);
-      const table = record.service === 'CacheService' ? cacheMethods : record.service === 'ArtifactService' ? artifactMethods : undefined;
+      if (req.method !== 'POST')
+        throw new TwirpError('bad_route', `unsupported method ${req.method} (only POST is allowed)`);
+      const table =
+        record.service === 'CacheService'
+          ? cacheMethods
+          : record.service === 'ArtifactService'
+            ? artifactMethods
+            : undefined;
       const fn = m && m[1]!.startsWith(SERVICE_PREFIX) && table ? table[record.method] : undefined;
       if (!fn) throw new TwirpError('bad_route', `no handler for path ${JSON.stringify(path)}`);
       const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (contentType !== 'application/json') {
-        throw new TwirpError('bad_route', `unexpected Content-Type: ${JSON.stringify(contentType)} (this test service speaks JSON only)`);
+        throw new TwirpError(
+          'bad_route',
+          `unexpected Content-Type: ${JSON.stringify(contentType)} (this test service speaks JSON only)`,
+        );
       }
       const auth = req.headers.authorization ?? '';
       const token = /^Bearer (\S+)$/.exec(auth)?.[1];
-      if (!token || !decodeJwtPayload(token)) throw new TwirpError('unauthenticated', 'a Bearer runtime token (JWT) is required');
+      if (!token || !decodeJwtPayload(token))
+        throw new TwirpError('unauthenticated', 'a Bearer runtime token (JWT) is required');
       const ids = runtimeTokenIds(token);
       const text = await readBody(req);
       let body: unknown;
@@ -125,7 +135,8 @@ export async function startResultsService(
         throw new TwirpError('malformed', 'the json request could not be decoded');
       }
       record.request = body;
-      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new TwirpError('malformed', 'the json request could not be decoded');
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw new TwirpError('malformed', 'the json request could not be decoded');
       if (record.service === 'ArtifactService' && !ids) {
         throw new TwirpError('unauthenticated', 'the runtime token has no Actions.Results:<run>:<job> scope');
       }

@@ -34,7 +34,8 @@ export function parseKeyValueFile(text: string): Record<string, string> {
     } else if (heredoc >= 0) {
       const name = line.slice(0, heredoc);
       const delimiter = line.slice(heredoc + 2);
-      if (!name || !delimiter) throw new Error(`Invalid format '${line}'. Name must not be empty and delimiter must not be empty`);
+      if (!name || !delimiter)
+        throw new Error(`Invalid format '${line}'. Name must not be empty and delimiter must not be empty`);
       const value: string[] = [];
       for (;;) {
         i++;
@@ -121,7 +122,9 @@ export async function readFileCommands(paths: FileCommandPaths): Promise<FileCom
   const path = parsePathFile(await read(paths.GITHUB_PATH));
   const summary = await read(paths.GITHUB_STEP_SUMMARY);
   if (Buffer.byteLength(summary) > SUMMARY_LIMIT) {
-    errors.push(`$GITHUB_STEP_SUMMARY supports content up a size of ${SUMMARY_LIMIT / 1024}k got ${Math.floor(Buffer.byteLength(summary) / 1024)}k`);
+    errors.push(
+      `$GITHUB_STEP_SUMMARY supports content up a size of ${SUMMARY_LIMIT / 1024}k got ${Math.floor(Buffer.byteLength(summary) / 1024)}k`,
+    );
   }
   return { outputs, env, path, summary, state, fileCommandErrors: errors };
 }
@@ -143,8 +146,21 @@ const unescapeProperty = (s: string): string =>
   s.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%3A/g, ':').replace(/%2C/g, ',').replace(/%25/g, '%');
 
 const KNOWN_COMMANDS = new Set([
-  'error', 'warning', 'notice', 'debug', 'group', 'endgroup', 'add-mask', 'add-matcher',
-  'remove-matcher', 'echo', 'stop-commands', 'save-state', 'set-output', 'set-env', 'add-path',
+  'error',
+  'warning',
+  'notice',
+  'debug',
+  'group',
+  'endgroup',
+  'add-mask',
+  'add-matcher',
+  'remove-matcher',
+  'echo',
+  'stop-commands',
+  'save-state',
+  'set-output',
+  'set-env',
+  'add-path',
 ]);
 
 /** `::cmd key=v,k2=v2::message` lines, as the runner's ActionCommand.TryParseV2 reads them. */
@@ -184,4 +200,3 @@ export function parseWorkflowCommands(
   }
   return out;
 }
-

@@ -85,7 +85,11 @@ export interface SpawnedStep {
 export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(o.command[0]!, o.command.slice(1), { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(o.command[0]!, o.command.slice(1), {
+      cwd: o.cwd,
+      env: o.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout!.on('data', (d: Buffer) => stdout.push(d));

@@ -15,7 +15,14 @@ export interface TarEntry {
   device?: [number, number];
 }
 
-const TYPE_FLAG: Record<TarEntry['type'], string> = { file: '0', hardlink: '1', symlink: '2', chardev: '3', dir: '5', fifo: '6' };
+const TYPE_FLAG: Record<TarEntry['type'], string> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  chardev: '3',
+  dir: '5',
+  fifo: '6',
+};
 
 export function tarArchive(entries: TarEntry[]): Buffer {
   const blocks: Buffer[] = [];

@@ -17,7 +17,8 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DEBS = join(REPO_ROOT, 'test', '.cache', 'debs');
 
 /** apt-get download's file name for a pin. */
-export const debFile = (pin: PinnedDeb) => join(DEBS, `${pin.package}_${pin.version.replace(/:/g, '%3a')}_${pin.arch}.deb`);
+export const debFile = (pin: PinnedDeb) =>
+  join(DEBS, `${pin.package}_${pin.version.replace(/:/g, '%3a')}_${pin.arch}.deb`);
 
 /** The pinned .deb from Debian's archive via apt-get (cached), verified against the pin. */
 export async function ensureDeb(pin: PinnedDeb): Promise<string> {
@@ -27,7 +28,10 @@ export async function ensureDeb(pin: PinnedDeb): Promise<string> {
   const work = await mkdtemp(join(DEBS, '.download-'));
   try {
     try {
-      execFileSync('apt-get', ['download', '-q', `${pin.package}:${pin.arch}=${pin.version}`], { cwd: work, stdio: 'pipe' });
+      execFileSync('apt-get', ['download', '-q', `${pin.package}:${pin.arch}=${pin.version}`], {
+        cwd: work,
+        stdio: 'pipe',
+      });
     } catch (error) {
       const stderr = (error as { stderr?: Buffer }).stderr?.toString() ?? String(error);
       throw new Error(
@@ -38,7 +42,8 @@ export async function ensureDeb(pin: PinnedDeb): Promise<string> {
     const [name] = (await readdir(work)).filter((f) => f.endsWith('.deb'));
     if (!name) throw new Error(`apt-get download ${pin.package}:${pin.arch}=${pin.version} wrote no .deb`);
     const actual = await sha256File(join(work, name));
-    if (actual !== pin.sha256) throw new Error(`Debian's ${name} has sha256 ${actual}, but src/tools/pinned.ts pins ${pin.sha256}`);
+    if (actual !== pin.sha256)
+      throw new Error(`Debian's ${name} has sha256 ${actual}, but src/tools/pinned.ts pins ${pin.sha256}`);
     await rename(join(work, name), file);
     return file;
   } finally {
@@ -92,4 +97,3 @@ export async function startSource(files: Map<string, string>): Promise<Source> {
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
-

@@ -68,7 +68,8 @@ export class Fields {
       if (required) throw new TwirpError('invalid_argument', `${name} is required`);
       return undefined;
     }
-    if (typeof v !== 'string') throw new TwirpError('malformed', `${name}: expected a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string')
+      throw new TwirpError('malformed', `${name}: expected a string, got ${JSON.stringify(v)}`);
     return v;
   }
 
@@ -106,8 +107,12 @@ export class Fields {
   timestamp(name: string): Date | undefined {
     const v = this.raw(name);
     if (v === undefined || v === null) return undefined;
-    const d = typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(v) ? new Date(v) : undefined;
-    if (!d || Number.isNaN(d.getTime())) throw new TwirpError('malformed', `${name}: expected an RFC 3339 timestamp, got ${JSON.stringify(v)}`);
+    const d =
+      typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(v)
+        ? new Date(v)
+        : undefined;
+    if (!d || Number.isNaN(d.getTime()))
+      throw new TwirpError('malformed', `${name}: expected an RFC 3339 timestamp, got ${JSON.stringify(v)}`);
     return d;
   }
 }

@@ -31,7 +31,12 @@ const fresh = (prefix: string) => {
 /** Files under `dir` that contain any of `needles` (grep exits 1 when there are none). */
 function filesContaining(dir: string, needles: string[]): string[] {
   try {
-    return execFileSync('grep', ['-rlaF', ...needles.flatMap((n) => ['-e', n]), dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+    return execFileSync('grep', ['-rlaF', ...needles.flatMap((n) => ['-e', n]), dir], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .trim()
+      .split('\n');
   } catch (error) {
     if ((error as { status?: number }).status === 1) return [];
     throw error;
@@ -42,7 +47,12 @@ function filesContaining(dir: string, needles: string[]): string[] {
 async function action(inputs: Record<string, string>, options: RunActionOptions = {}) {
   const state = inputs['state-dir'] ?? fresh('bc-action-state-');
   const before = snapshotHost();
-  const run = await runAction({ node: node24, results: { url: service.url }, ...options, inputs: { 'state-dir': state, ...inputs } });
+  const run = await runAction({
+    node: node24,
+    results: { url: service.url },
+    ...options,
+    inputs: { 'state-dir': state, ...inputs },
+  });
   expectHostUnchanged(before, state);
   return { ...run, state };
 }
@@ -75,7 +85,13 @@ describe('the action', () => {
   it('runs a cell, plumbs outputs, env and summary, exports, uploads, and caches image and build caches', async () => {
     const workspace = fresh('bc-action-ws-');
     writeFileSync(join(workspace, 'hello.txt'), 'hello from the workspace\n');
-    const inputs = { image: `oci:${layout}:amd64`, run: SCRIPT, caches: '/var/cache/thing', exports: '/workspace/out:out', 'artifact-name': 'result' };
+    const inputs = {
+      image: `oci:${layout}:amd64`,
+      run: SCRIPT,
+      caches: '/var/cache/thing',
+      exports: '/workspace/out:out',
+      'artifact-name': 'result',
+    };
     // GitHub's hosted runners all use the same RUNNER_TEMP path (part of the cache version).
     const runnerTemp = fresh('bc-action-rt-');
     const first = await action(inputs, { workspace, runnerTemp, runId: '100' });
@@ -83,60 +99,117 @@ describe('the action', () => {
     expect(first.postCode).toBe(0);
     expect(first.stdout).toContain('hello from the workspace');
     expect(first.stdout).toContain('cache count 1');
-    expect(first.outputs).toMatchObject({ 'exit-code': '0', machine: 'x86_64', 'image-cache-hit': 'false', 'cache-hit': 'false' });
+    expect(first.outputs).toMatchObject({
+      'exit-code': '0',
+      machine: 'x86_64',
+      'image-cache-hit': 'false',
+      'cache-hit': 'false',
+    });
     expect(first.outputs['image-digest']).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(first.outputs['artifact-id']).toMatch(/^\d+$/);
     expect(first.env.FROM_CELL).toBe('yes');
     expect(first.summary).toContain('written in the cell');
     expect(first.summary).toMatch(/time: run/);
     expect(first.summary).toContain('/workspace/out');
-    expect(first.groups).toEqual(expect.arrayContaining(['build-cell configuration', 'Tools', 'Image cache', 'Run', 'Artifact', 'Caches: save']));
+    expect(first.groups).toEqual(
+      expect.arrayContaining(['build-cell configuration', 'Tools', 'Image cache', 'Run', 'Artifact', 'Caches: save']),
+    );
     expect(readFileSync(join(workspace, 'out', 'result.txt'), 'utf8')).toBe('built on x86_64\n');
     const artifact = service.artifacts().find((a) => a.name === 'result')!;
     expect(artifact.finalized).toBe(true);
     const zip = join(fresh('bc-action-zip-'), 'a.zip');
     writeFileSync(zip, await service.readBlob(artifact.blobName));
     expect(execFileSync('unzip', ['-p', zip, 'out/result.txt'], { encoding: 'utf8' })).toBe('built on x86_64\n');
-    expect(service.caches().map((c) => c.key)).toEqual(expect.arrayContaining([expect.stringMatching(/^build-cell-image-v1-amd64-/), expect.stringMatching(/^build-cell-caches-v1-amd64-/)]));
+    expect(service.caches().map((c) => c.key)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^build-cell-image-v1-amd64-/),
+        expect.stringMatching(/^build-cell-caches-v1-amd64-/),
+      ]),
+    );
 
     // A new machine (empty state dir, empty runner temp) in a later run: both caches restore.
     await removeDir(runnerTemp);
     mkdirSync(runnerTemp);
     const workspace2 = fresh('bc-action-ws-');
     writeFileSync(join(workspace2, 'hello.txt'), 'again\n');
-    const second = await action({ ...inputs, 'artifact-name': 'result-2' }, { workspace: workspace2, runnerTemp, runId: '101' });
+    const second = await action(
+      { ...inputs, 'artifact-name': 'result-2' },
+      { workspace: workspace2, runnerTemp, runId: '101' },
+    );
     expect(second.mainCode, second.stdout + second.stderr).toBe(0);
-    expect(second.outputs).toMatchObject({ 'image-cache-hit': 'true', 'cache-hit': 'true', 'image-digest': first.outputs['image-digest'] });
+    expect(second.outputs).toMatchObject({
+      'image-cache-hit': 'true',
+      'cache-hit': 'true',
+      'image-digest': first.outputs['image-digest'],
+    });
     expect(second.stdout).toContain('cache count 2');
   });
 
   it('runs a foreign architecture from a registry, re-resolving the tag', async () => {
     const workspace = fresh('bc-action-ws-');
-    const run = await action({ image: `${registry.host}/busybox:multi`, arch: 'arm64', 'tls-verify': 'false', run: 'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"', 'image-cache': 'false' }, { workspace });
+    const run = await action(
+      {
+        image: `${registry.host}/busybox:multi`,
+        arch: 'arm64',
+        'tls-verify': 'false',
+        run: 'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"',
+        'image-cache': 'false',
+      },
+      { workspace },
+    );
     expect(run.mainCode, run.stdout + run.stderr).toBe(0);
     expect(run.outputs.machine).toBe('aarch64');
     expect(run.summary).toContain('emulated');
   });
 
   it('emulates the qemu-cpu model asked for, says so in the summary, and rejects one qemu does not know before anything runs', async () => {
-    const ok = await action({ image: `oci:${layout}:arm64`, arch: 'arm64', 'qemu-cpu': 'cortex-a53', run: 'echo "cpu=$QEMU_CPU" >> "$GITHUB_OUTPUT"', 'image-cache': 'false' });
+    const ok = await action({
+      image: `oci:${layout}:arm64`,
+      arch: 'arm64',
+      'qemu-cpu': 'cortex-a53',
+      run: 'echo "cpu=$QEMU_CPU" >> "$GITHUB_OUTPUT"',
+      'image-cache': 'false',
+    });
     expect(ok.mainCode, ok.stdout + ok.stderr).toBe(0);
     expect(ok.outputs.cpu).toBe('cortex-a53');
     expect(ok.summary).toMatch(/emulation.*qemu-aarch64-static, CPU cortex-a53 \(qemu-cpu\)/);
     const state = join(fresh('bc-action-cpu-'), 'state');
-    const bad = await action({ image: `oci:${layout}:arm64`, arch: 'arm64', 'qemu-cpu': 'pentium', run: 'true', 'image-cache': 'false', 'state-dir': state });
+    const bad = await action({
+      image: `oci:${layout}:arm64`,
+      arch: 'arm64',
+      'qemu-cpu': 'pentium',
+      run: 'true',
+      'image-cache': 'false',
+      'state-dir': state,
+    });
     expect(bad.mainCode).toBe(1);
-    expect(bad.errors.join('\n')).toMatch(/qemu-cpu: "pentium" is not a CPU model of arm64 .*valid are, for example, max/);
+    expect(bad.errors.join('\n')).toMatch(
+      /qemu-cpu: "pentium" is not a CPU model of arm64 .*valid are, for example, max/,
+    );
     expect(existsSync(state)).toBe(false);
     expect(bad.groups).not.toContain('Run');
-    const native = await action({ image: `oci:${layout}:amd64`, 'qemu-cpu': 'cortex-a53', run: 'echo "cpu=${QEMU_CPU:-unset}" >> "$GITHUB_OUTPUT"', 'image-cache': 'false' });
+    const native = await action({
+      image: `oci:${layout}:amd64`,
+      'qemu-cpu': 'cortex-a53',
+      run: 'echo "cpu=${QEMU_CPU:-unset}" >> "$GITHUB_OUTPUT"',
+      'image-cache': 'false',
+    });
     expect(native.mainCode, native.stdout + native.stderr).toBe(0);
     expect(native.outputs.cpu).toBe('unset');
     expect(native.warnings.join('\n')).toMatch(/qemu-cpu cortex-a53 is not used: amd64 runs natively/);
   });
 
   it('fails the step with the exit code, and still saves the build caches', async () => {
-    const run = await action({ image: `oci:${layout}:amd64`, run: 'echo partial > /var/cache/failing/p\nexit 3', caches: '/var/cache/failing', 'image-cache': 'false', privilege: 'root' }, { runId: '200' });
+    const run = await action(
+      {
+        image: `oci:${layout}:amd64`,
+        run: 'echo partial > /var/cache/failing/p\nexit 3',
+        caches: '/var/cache/failing',
+        'image-cache': 'false',
+        privilege: 'root',
+      },
+      { runId: '200' },
+    );
     expect(run.mainCode).toBe(1);
     expect(run.outputs['exit-code']).toBe('3');
     expect(run.errors.join('\n')).toMatch(/exited with 3/);
@@ -146,10 +219,24 @@ describe('the action', () => {
 
   it('passes command lines as argv and runs bash scripts with pipefail', async () => {
     const workspace = fresh('bc-action-ws-');
-    const argv = await action({ image: `oci:${layout}:amd64`, run: '', command: 'sh\n-c\necho "$0 $1" > out.txt\nfirst word\nsecond', exports: '/workspace/out.txt:out.txt', 'image-cache': 'false' }, { workspace });
+    const argv = await action(
+      {
+        image: `oci:${layout}:amd64`,
+        run: '',
+        command: 'sh\n-c\necho "$0 $1" > out.txt\nfirst word\nsecond',
+        exports: '/workspace/out.txt:out.txt',
+        'image-cache': 'false',
+      },
+      { workspace },
+    );
     expect(argv.mainCode, argv.stdout + argv.stderr).toBe(0);
     expect(readFileSync(join(workspace, 'out.txt'), 'utf8')).toBe('first word second\n');
-    const bash = await action({ image: `oci:${layout}:amd64`, shell: 'bash', run: 'false | true\necho not reached', 'image-cache': 'false' });
+    const bash = await action({
+      image: `oci:${layout}:amd64`,
+      shell: 'bash',
+      run: 'false | true\necho not reached',
+      'image-cache': 'false',
+    });
     // The busybox image has no bash: the error says so (a Debian image would run it with pipefail).
     expect(bash.mainCode).toBe(1);
     expect(bash.stdout + bash.stderr).toMatch(/bash: No such file or directory/);
@@ -170,16 +257,34 @@ describe('the action', () => {
     const authRegistry = await startRegistryWithAuth('ci-user', password);
     try {
       await pushLayout(layout, 'amd64', authRegistry.host, 'private/busybox', 'v1', authRegistry.credentials);
-      const run = await action({
-        image: `${authRegistry.host}/private/busybox:v1`, 'tls-verify': 'false', 'registry-username': 'ci-user', 'registry-password': password,
-        env: `TOKEN=${secret}`, run: 'test "${#TOKEN}" = 22 && echo token-ok', cleanup: 'never',
-      }, { keepTemp: true });
+      const run = await action(
+        {
+          image: `${authRegistry.host}/private/busybox:v1`,
+          'tls-verify': 'false',
+          'registry-username': 'ci-user',
+          'registry-password': password,
+          env: `TOKEN=${secret}`,
+          run: 'test "${#TOKEN}" = 22 && echo token-ok',
+          cleanup: 'never',
+        },
+        { keepTemp: true },
+      );
       expect(run.mainCode, run.stdout + run.stderr).toBe(0);
       expect(run.stdout).toContain('token-ok');
       expect(run.masks).toEqual(expect.arrayContaining([password, secret]));
       // ::add-mask:: lines are how the runner learns what to mask; it never prints them.
-      const logs = (text: string) => text.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n');
-      for (const text of [logs(run.stdout), logs(run.stderr), run.summary, JSON.stringify(run.state), JSON.stringify(run.outputs)]) {
+      const logs = (text: string) =>
+        text
+          .split('\n')
+          .filter((line) => !line.startsWith('::add-mask::'))
+          .join('\n');
+      for (const text of [
+        logs(run.stdout),
+        logs(run.stderr),
+        run.summary,
+        JSON.stringify(run.state),
+        JSON.stringify(run.outputs),
+      ]) {
         expect(text).not.toContain(password);
         expect(text).not.toContain(secret);
       }
@@ -193,7 +298,9 @@ describe('the action', () => {
 
   it('runs the install step once, saves it, and a fresh runner restores it without running it', async () => {
     const inputs = {
-      image: `oci:${layout}:amd64`, install: 'echo INSTALL-RAN; echo "tool v1" > /tool', 'install-key': 'k1',
+      image: `oci:${layout}:amd64`,
+      install: 'echo INSTALL-RAN; echo "tool v1" > /tool',
+      'install-key': 'k1',
       run: 'cat /tool; echo "has=$(cat /tool)" >> "$GITHUB_OUTPUT"',
     };
     // GitHub's hosted runners all use the same RUNNER_TEMP path (part of the cache version).
@@ -205,7 +312,9 @@ describe('the action', () => {
     expect(first.outputs['install-digest']).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(first.outputs['install-digest']).not.toBe(first.outputs['image-digest']);
     expect(first.summary).toMatch(/install step.*ran in \d+\.\d s, saved to the Actions cache/);
-    expect(service.caches().map((c) => c.key)).toEqual(expect.arrayContaining([expect.stringMatching(/^build-cell-install-v1-amd64-[a-f0-9]{16}-[a-f0-9]{32}$/)]));
+    expect(service.caches().map((c) => c.key)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^build-cell-install-v1-amd64-[a-f0-9]{16}-[a-f0-9]{32}$/)]),
+    );
 
     // A fresh runner: new state dir and tool cache (action() gives each run new ones), empty runner temp.
     await removeDir(runnerTemp);
@@ -213,12 +322,20 @@ describe('the action', () => {
     const second = await action(inputs, { runId: '301', runnerTemp });
     expect(second.mainCode, second.stdout + second.stderr).toBe(0);
     expect(second.stdout).not.toContain('INSTALL-RAN');
-    expect(second.outputs).toMatchObject({ 'install-cache-hit': 'true', has: 'tool v1', 'install-digest': first.outputs['install-digest'], 'image-digest': first.outputs['image-digest'] });
+    expect(second.outputs).toMatchObject({
+      'install-cache-hit': 'true',
+      has: 'tool v1',
+      'install-digest': first.outputs['install-digest'],
+      'image-digest': first.outputs['image-digest'],
+    });
     expect(second.stdout).toContain('install step restored from the Actions cache');
     expect(second.summary).toMatch(/install step.*restored from the Actions cache/);
 
     // Another key: the install runs again; a failing install fails the step and caches nothing.
-    const failed = await action({ ...inputs, install: 'echo nope; exit 9', 'install-key': 'k2' }, { runId: '302', runnerTemp });
+    const failed = await action(
+      { ...inputs, install: 'echo nope; exit 9', 'install-key': 'k2' },
+      { runId: '302', runnerTemp },
+    );
     expect(failed.mainCode).toBe(1);
     expect(failed.outputs['exit-code']).toBe('125');
     expect(failed.errors.join('\n')).toMatch(/install step failed: the install script exited with 9/);
@@ -227,7 +344,10 @@ describe('the action', () => {
 
   it('writes the workspace back, with a build cache inside the workspace restored and saved through the Actions cache', async () => {
     const inputs = {
-      image: `oci:${layout}:amd64`, 'write-back': 'true', caches: '/workspace/target', 'image-cache': 'false',
+      image: `oci:${layout}:amd64`,
+      'write-back': 'true',
+      caches: '/workspace/target',
+      'image-cache': 'false',
       run: 'n=$(cat target/count 2>/dev/null || echo 0); echo $((n + 1)) > target/count; mkdir -p out && echo "build $((n + 1))" > out/result; rm -f stale',
     };
     const runnerTemp = fresh('bc-action-rt-');
@@ -247,7 +367,9 @@ describe('the action', () => {
     expect(readFileSync(join(workspace, 'out', 'result'), 'utf8')).toBe('build 2\n');
     const refused = await action({ ...inputs, workspace: 'none' }, { runId: '402' });
     expect(refused.mainCode).toBe(1);
-    expect(refused.errors.join('\n')).toMatch(/write-back: needs a directory workspace to write back to, and workspace is none/);
+    expect(refused.errors.join('\n')).toMatch(
+      /write-back: needs a directory workspace to write back to, and workspace is none/,
+    );
   });
 
   it('runs later steps in the session with shell: build-cell {0}: state, env, outputs, write-back, exit codes; post exports and uploads', async () => {
@@ -255,25 +377,54 @@ describe('the action', () => {
     writeFileSync(join(workspace, 'hello.txt'), 'hi\n');
     // A variable of the machine (the environment the runner process itself started with, here
     // this test's): never the cell's. The harness passes this process's environment on to steps.
-    const machine = readFileSync('/proc/self/environ', 'utf8').split('\0').map((e) => e.split('=')[0]!).find((n) => /^(LANG|LC_ALL|TERM|PYENV_ROOT|DEBIAN_FRONTEND)$/.test(n));
-    const run = await action({
-      image: `oci:${layout}:amd64`, session: 'true', caches: '/var/cache/c', exports: '/workspace/out:out', 'artifact-name': 'session-out',
-      run: 'echo main > /root/state; echo "first=1" >> "$GITHUB_OUTPUT"; echo "FROM_MAIN=m" >> "$GITHUB_ENV"',
-    }, {
-      workspace, runId: '500',
-      steps: [
-        { shell: 'build-cell {0}', env: { MY_VAR: 'hello from env:' }, run: [
-          'cat /root/state', 'echo "MY_VAR=$MY_VAR FROM_MAIN=$FROM_MAIN"', 'echo "v=$(cat /root/state)" >> "$GITHUB_OUTPUT"',
-          'echo step1 >> /root/state', 'mkdir -p out && echo built > out/file', 'echo "FROM_STEP=yes" >> "$GITHUB_ENV"', 'echo x > /var/cache/c/f',
-          'echo "### from a session step" >> "$GITHUB_STEP_SUMMARY"',
-        ].join('\n') },
-        { host: (ws) => writeFileSync(join(ws, 'from-host'), 'h\n') },
-        { shell: 'build-cell {0}', run: [
-          'cat from-host', 'echo "FROM_STEP=$FROM_STEP"', 'echo "path=$PATH"', 'echo "tokens=$(env | grep -c "^ACTIONS_" || true)"',
-          `echo "host-only=\${${machine ?? 'NO_SUCH_VARIABLE'}:-absent}"`, 'cat /root/state', 'test -f /var/cache/c/f && echo cache-kept', 'exit 3',
-        ].join('\n') },
-      ],
-    });
+    const machine = readFileSync('/proc/self/environ', 'utf8')
+      .split('\0')
+      .map((e) => e.split('=')[0]!)
+      .find((n) => /^(LANG|LC_ALL|TERM|PYENV_ROOT|DEBIAN_FRONTEND)$/.test(n));
+    const run = await action(
+      {
+        image: `oci:${layout}:amd64`,
+        session: 'true',
+        caches: '/var/cache/c',
+        exports: '/workspace/out:out',
+        'artifact-name': 'session-out',
+        run: 'echo main > /root/state; echo "first=1" >> "$GITHUB_OUTPUT"; echo "FROM_MAIN=m" >> "$GITHUB_ENV"',
+      },
+      {
+        workspace,
+        runId: '500',
+        steps: [
+          {
+            shell: 'build-cell {0}',
+            env: { MY_VAR: 'hello from env:' },
+            run: [
+              'cat /root/state',
+              'echo "MY_VAR=$MY_VAR FROM_MAIN=$FROM_MAIN"',
+              'echo "v=$(cat /root/state)" >> "$GITHUB_OUTPUT"',
+              'echo step1 >> /root/state',
+              'mkdir -p out && echo built > out/file',
+              'echo "FROM_STEP=yes" >> "$GITHUB_ENV"',
+              'echo x > /var/cache/c/f',
+              'echo "### from a session step" >> "$GITHUB_STEP_SUMMARY"',
+            ].join('\n'),
+          },
+          { host: (ws) => writeFileSync(join(ws, 'from-host'), 'h\n') },
+          {
+            shell: 'build-cell {0}',
+            run: [
+              'cat from-host',
+              'echo "FROM_STEP=$FROM_STEP"',
+              'echo "path=$PATH"',
+              'echo "tokens=$(env | grep -c "^ACTIONS_" || true)"',
+              `echo "host-only=\${${machine ?? 'NO_SUCH_VARIABLE'}:-absent}"`,
+              'cat /root/state',
+              'test -f /var/cache/c/f && echo cache-kept',
+              'exit 3',
+            ].join('\n'),
+          },
+        ],
+      },
+    );
     expect(run.mainCode, run.stdout + run.stderr).toBe(0);
     expect(run.outputs.first).toBe('1');
     const [one, , two] = run.steps;
@@ -299,26 +450,37 @@ describe('the action', () => {
   });
 
   it('a session step without a session, or with an unknown name, says how to start one', async () => {
-    const run = await action({ image: `oci:${layout}:amd64`, session: 'arm', run: 'true' }, {
-      steps: [{ shell: 'build-cell --session other {0}', run: 'true' }, { shell: 'build-cell {0}', run: 'true' }],
-    });
+    const run = await action(
+      { image: `oci:${layout}:amd64`, session: 'arm', run: 'true' },
+      {
+        steps: [
+          { shell: 'build-cell --session other {0}', run: 'true' },
+          { shell: 'build-cell {0}', run: 'true' },
+        ],
+      },
+    );
     const [unknown, none] = run.steps;
     expect(unknown!.code).toBe(125);
-    expect(unknown!.stderr).toMatch(/there is no build-cell session named "other" \(running: arm\): start one in an earlier step of this job: `uses: metalor\/build-cell@v1` with `session: true`/);
+    expect(unknown!.stderr).toMatch(
+      /there is no build-cell session named "other" \(running: arm\): start one in an earlier step of this job: `uses: metalor\/build-cell@v1` with `session: true`/,
+    );
     expect(none!.code).toBe(125);
     expect(none!.stderr).toMatch(/no build-cell session is running here \(running: arm\)/);
   });
 
   it('a named session on arm64: a cancelled step (timeout-minutes) stops its cell, and the session stays usable', async () => {
     const workspace = fresh('bc-action-ws-');
-    const run = await action({ image: `oci:${layout}:arm64`, arch: 'arm64', session: 'arm', run: 'echo arm > /root/who' }, {
-      workspace,
-      steps: [
-        { shell: 'build-cell --session arm {0}', run: 'cat /root/who; uname -m' },
-        { shell: 'build-cell --session arm {0}', run: 'echo started; sleep 300', signalAfterMs: 2000 },
-        { shell: 'build-cell --session arm {0}', run: 'cat /root/who; echo still-usable' },
-      ],
-    });
+    const run = await action(
+      { image: `oci:${layout}:arm64`, arch: 'arm64', session: 'arm', run: 'echo arm > /root/who' },
+      {
+        workspace,
+        steps: [
+          { shell: 'build-cell --session arm {0}', run: 'cat /root/who; uname -m' },
+          { shell: 'build-cell --session arm {0}', run: 'echo started; sleep 300', signalAfterMs: 2000 },
+          { shell: 'build-cell --session arm {0}', run: 'cat /root/who; echo still-usable' },
+        ],
+      },
+    );
     const [first, cancelled, after] = run.steps;
     expect(first!.code, first!.stderr).toBe(0);
     expect(first!.stdout).toBe('arm\naarch64\n');
@@ -330,7 +492,10 @@ describe('the action', () => {
   });
 
   it('stops the cell and fails when the job is cancelled', async () => {
-    const run = await action({ image: `oci:${layout}:amd64`, run: 'echo started; sleep 300', 'image-cache': 'false' }, { signalAfterMs: 2500 });
+    const run = await action(
+      { image: `oci:${layout}:amd64`, run: 'echo started; sleep 300', 'image-cache': 'false' },
+      { signalAfterMs: 2500 },
+    );
     expect(run.mainCode).not.toBe(0);
     expect(run.stdout).toContain('started');
     expect(strayProcesses(run.state)).toEqual([]);
@@ -352,10 +517,18 @@ describe('the action as a runner user (sudo, and rootless)', () => {
     mkdirSync(workspace);
     writeFileSync(join(workspace, 'hello.txt'), 'hi\n');
     execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
-    const run = await action({
-      image: `oci:${layout}:amd64`, run: 'mkdir -p out/deep && echo built > out/deep/f && echo "who=$(id -u)" >> "$GITHUB_OUTPUT"\nexit 4',
-      exports: '/workspace/out:build/out', cleanup: 'preserve-on-failure', caches: '/root/.cache/x', 'image-cache': 'false', privilege: 'sudo',
-    }, { workspace, wrapper: ['runuser', '-u', user, '--'] });
+    const run = await action(
+      {
+        image: `oci:${layout}:amd64`,
+        run: 'mkdir -p out/deep && echo built > out/deep/f && echo "who=$(id -u)" >> "$GITHUB_OUTPUT"\nexit 4',
+        exports: '/workspace/out:build/out',
+        cleanup: 'preserve-on-failure',
+        caches: '/root/.cache/x',
+        'image-cache': 'false',
+        privilege: 'sudo',
+      },
+      { workspace, wrapper: ['runuser', '-u', user, '--'] },
+    );
     expect(run.outputs['exit-code'], run.stdout + run.stderr).toBe('4');
     expect(run.outputs.who).toBe('0');
     expect(run.mainCode).toBe(1);
@@ -386,10 +559,19 @@ describe('the action as a runner user (sudo, and rootless)', () => {
     execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
     const state = join(home, 'state-rootless');
     const userLayout = layoutForUser(layout, home, user);
-    const run = await action({
-      image: `oci:${userLayout}:arm64`, arch: 'arm64', 'state-dir': state, 'image-cache': 'false', caches: '/var/cache/r',
-      run: 'cat hello.txt; mkdir out; uname -m > out/m; echo "who=$(id -u)" >> "$GITHUB_OUTPUT"; echo x > /var/cache/r/f', exports: '/workspace/out:out', network: 'disabled',
-    }, { workspace, wrapper: ['runuser', '-u', user, '--'], env: { SUDO_ASKPASS: undefined } });
+    const run = await action(
+      {
+        image: `oci:${userLayout}:arm64`,
+        arch: 'arm64',
+        'state-dir': state,
+        'image-cache': 'false',
+        caches: '/var/cache/r',
+        run: 'cat hello.txt; mkdir out; uname -m > out/m; echo "who=$(id -u)" >> "$GITHUB_OUTPUT"; echo x > /var/cache/r/f',
+        exports: '/workspace/out:out',
+        network: 'disabled',
+      },
+      { workspace, wrapper: ['runuser', '-u', user, '--'], env: { SUDO_ASKPASS: undefined } },
+    );
     expect(run.mainCode, run.stdout + run.stderr).toBe(0);
     expect(run.outputs.who).toBe('0');
     expect(readFileSync(join(workspace, 'out', 'm'), 'utf8')).toBe('aarch64\n');
@@ -410,16 +592,30 @@ describe('the action as a runner user (sudo, and rootless)', () => {
       // Debian: bash is the session's shell.
       const userLayout = layoutForUser(await debianLayout(), fresh('bc-action-layout-'), user);
       chmodSync(join(userLayout, '..'), 0o755);
-      const run = await action({
-        image: `oci:${userLayout}:${DEBIAN_TAG}`, privilege, 'state-dir': state, session: 'true', shell: 'bash', install: 'echo installed > /opt-installed',
-        run: 'echo "$((6 * 7))" > /root/answer', exports: '/workspace/out:out', 'image-cache': 'false',
-      }, {
-        workspace, wrapper: ['runuser', '-u', user, '--'],
-        steps: [
-          { shell: 'build-cell {0}', run: 'set -o pipefail; cat /opt-installed /root/answer | tr a-z A-Z; mkdir -p out; id -u > out/uid; echo "answer=$(cat /root/answer)" >> "$GITHUB_OUTPUT"' },
-          { shell: 'build-cell {0}', run: 'false | true; echo "pipefail is on, so this never prints"' },
-        ],
-      });
+      const run = await action(
+        {
+          image: `oci:${userLayout}:${DEBIAN_TAG}`,
+          privilege,
+          'state-dir': state,
+          session: 'true',
+          shell: 'bash',
+          install: 'echo installed > /opt-installed',
+          run: 'echo "$((6 * 7))" > /root/answer',
+          exports: '/workspace/out:out',
+          'image-cache': 'false',
+        },
+        {
+          workspace,
+          wrapper: ['runuser', '-u', user, '--'],
+          steps: [
+            {
+              shell: 'build-cell {0}',
+              run: 'set -o pipefail; cat /opt-installed /root/answer | tr a-z A-Z; mkdir -p out; id -u > out/uid; echo "answer=$(cat /root/answer)" >> "$GITHUB_OUTPUT"',
+            },
+            { shell: 'build-cell {0}', run: 'false | true; echo "pipefail is on, so this never prints"' },
+          ],
+        },
+      );
       expect(run.mainCode, run.stdout + run.stderr).toBe(0);
       const [one, two] = run.steps;
       expect(one!.code, one!.stderr).toBe(0);
@@ -442,17 +638,25 @@ describe('the action as a runner user (sudo, and rootless)', () => {
   it('runs apt-get install and a compile in the Debian image with the default inputs (auto), and says which mode ran and why', async () => {
     const workspace = join(home, 'ws-apt');
     mkdirSync(workspace);
-    writeFileSync(join(workspace, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello from the cell"); return 0; }\n');
+    writeFileSync(
+      join(workspace, 'hello.c'),
+      '#include <stdio.h>\nint main(void) { puts("hello from the cell"); return 0; }\n',
+    );
     execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
     const state = join(home, 'state-apt');
     const debian = layoutForUser(await debianLayout(), fresh('bc-action-debian-'), user);
     chmodSync(join(debian, '..'), 0o755);
-    const run = await action({ image: `oci:${debian}:${DEBIAN_TAG}`, 'state-dir': state, run: APT_JOB, exports: '/workspace/out:out' }, { workspace, wrapper: ['runuser', '-u', user, '--'] });
+    const run = await action(
+      { image: `oci:${debian}:${DEBIAN_TAG}`, 'state-dir': state, run: APT_JOB, exports: '/workspace/out:out' },
+      { workspace, wrapper: ['runuser', '-u', user, '--'] },
+    );
     expect(run.mainCode, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toContain('hello from the cell');
     expect(run.stdout).not.toMatch(/Invalid cross-device link|returned an error code/);
     // This user has subordinate ids, so auto picks a complete rootless cell.
-    expect(run.stdout).toMatch(/privilege: rootless \(auto: not root; user namespaces work with the subordinate ids mapped/);
+    expect(run.stdout).toMatch(
+      /privilege: rootless \(auto: not root; user namespaces work with the subordinate ids mapped/,
+    );
     expect(run.summary).toMatch(/privilege.*rootless: auto: not root/);
     expect(execFileSync('find', [workspace, state, '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
     execFileSync('runuser', ['-u', user, '--', 'rm', '-rf', state, join(workspace, 'out')]);
@@ -461,20 +665,33 @@ describe('the action as a runner user (sudo, and rootless)', () => {
   it('runs the same job through sudo, leaving the workspace to the runner user', async () => {
     const workspace = join(home, 'ws-apt-sudo');
     mkdirSync(workspace);
-    writeFileSync(join(workspace, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello through sudo"); return 0; }\n');
+    writeFileSync(
+      join(workspace, 'hello.c'),
+      '#include <stdio.h>\nint main(void) { puts("hello through sudo"); return 0; }\n',
+    );
     execFileSync('chown', ['-R', `${user}:${user}`, workspace]);
     // The apt part as the cached install step: its derived layout goes to the Actions cache as the runner user's.
     const [install, compile] = [APT_JOB.split('\n').slice(0, 2).join('\n'), APT_JOB.split('\n')[2]!];
     // The runner user resolves the image's digest itself (for the cache keys): a layout it can read.
     const debian = layoutForUser(await debianLayout(), fresh('bc-action-debian-'), user);
     chmodSync(join(debian, '..'), 0o755);
-    const run = await action({ image: `oci:${debian}:${DEBIAN_TAG}`, install, run: compile, exports: '/workspace/out:out', privilege: 'sudo' }, { workspace, wrapper: ['runuser', '-u', user, '--'], keepTemp: true });
+    const run = await action(
+      { image: `oci:${debian}:${DEBIAN_TAG}`, install, run: compile, exports: '/workspace/out:out', privilege: 'sudo' },
+      { workspace, wrapper: ['runuser', '-u', user, '--'], keepTemp: true },
+    );
     try {
       expect(run.mainCode, run.stdout + run.stderr).toBe(0);
       expect(run.stdout).toContain('hello through sudo');
       expect(run.summary).toMatch(/privilege.*sudo: privilege sudo/);
-      expect(run.outputs).toMatchObject({ 'install-cache-hit': 'false', 'install-digest': expect.stringMatching(/^sha256:/) });
-      expect(execFileSync('find', [workspace, join(run.runnerTemp, 'build-cell'), '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
+      expect(run.outputs).toMatchObject({
+        'install-cache-hit': 'false',
+        'install-digest': expect.stringMatching(/^sha256:/),
+      });
+      expect(
+        execFileSync('find', [workspace, join(run.runnerTemp, 'build-cell'), '-not', '-user', user], {
+          encoding: 'utf8',
+        }).trim(),
+      ).toBe('');
     } finally {
       await run.cleanup();
     }
@@ -487,7 +704,9 @@ describe('the action: images, tools and the cache service', () => {
   beforeAll(() => {
     wrapperDir = fresh('bc-action-bin-');
     log = join(wrapperDir, 'calls.log');
-    writeFileSync(join(wrapperDir, 'skopeo'), `#!/bin/sh\necho "skopeo $*" >> ${log}\nexec /usr/bin/skopeo "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(wrapperDir, 'skopeo'), `#!/bin/sh\necho "skopeo $*" >> ${log}\nexec /usr/bin/skopeo "$@"\n`, {
+      mode: 0o755,
+    });
   });
   const calls = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
 
@@ -496,7 +715,15 @@ describe('the action: images, tools and the cache service', () => {
     // A second amd64 image: the same rootfs with another config (so another digest).
     const moved = fresh('bc-action-moved-');
     execFileSync('cp', ['-a', `${layout}/.`, moved]);
-    execFileSync('umoci', ['config', '--image', `${moved}:amd64`, '--tag', 'moved', '--config.label', 'build-cell.test=moved']);
+    execFileSync('umoci', [
+      'config',
+      '--image',
+      `${moved}:amd64`,
+      '--tag',
+      'moved',
+      '--config.label',
+      'build-cell.test=moved',
+    ]);
     await pushLayout(layout, 'amd64', registry.host, 'busybox', 'moving');
     const runnerTemp = fresh('bc-action-rt-');
     const state = fresh('bc-action-state-');
@@ -530,7 +757,14 @@ describe('the action: images, tools and the cache service', () => {
     const source = await startSource(files);
     try {
       const toolCache = fresh('bc-action-tools-');
-      const inputs = { image: `oci:${layout}:arm64`, arch: 'arm64', tools: 'pinned', 'tools-source': `${source.url}/debian`, 'image-cache': 'false', run: 'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"' };
+      const inputs = {
+        image: `oci:${layout}:arm64`,
+        arch: 'arm64',
+        tools: 'pinned',
+        'tools-source': `${source.url}/debian`,
+        'image-cache': 'false',
+        run: 'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"',
+      };
       const first = await action(inputs, { toolCache });
       expect(first.mainCode, first.stdout + first.stderr).toBe(0);
       expect(first.outputs.machine).toBe('aarch64');
@@ -549,11 +783,18 @@ describe('the action: images, tools and the cache service', () => {
 
   it('turns a failing cache service into warnings and a green build', async () => {
     const { createServer } = await import('node:http');
-    const broken = createServer((_, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"code":"unauthenticated","msg":"token expired"}'));
+    const broken = createServer((_, res) =>
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end('{"code":"unauthenticated","msg":"token expired"}'),
+    );
     await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
     try {
       const url = `http://127.0.0.1:${(broken.address() as { port: number }).port}/`;
-      const run = await action({ image: `oci:${layout}:amd64`, caches: '/var/cache/x', run: 'echo ok > /var/cache/x/f' }, { results: { url } });
+      const run = await action(
+        { image: `oci:${layout}:amd64`, caches: '/var/cache/x', run: 'echo ok > /var/cache/x/f' },
+        { results: { url } },
+      );
       expect(run.mainCode, run.stdout + run.stderr).toBe(0);
       expect(run.outputs['exit-code']).toBe('0');
       expect(run.warnings.length).toBeGreaterThan(0);

@@ -16,7 +16,8 @@ let work: string;
 let before: HostSnapshot;
 
 const image = (tag = 'amd64') => `oci:${layout}:${tag}`;
-const run = (args: string[], options: Parameters<typeof runCli>[1] = {}) => runCli(['run', '--state-dir', state, ...args], options);
+const run = (args: string[], options: Parameters<typeof runCli>[1] = {}) =>
+  runCli(['run', '--state-dir', state, ...args], options);
 
 beforeAll(async () => {
   layout = await busyboxLayout();
@@ -59,7 +60,20 @@ describe('staging round trip', () => {
       'mkdir -p out && cp src/input.txt out/result.txt && echo built > out/extra',
       'echo changed > src/input.txt',
     ].join('\n');
-    const args = ['--image', image(), '--workspace', ws, '--import', `${imp}:/opt/tools`, '--cache', `${cache}:/cache`, '--export', `/workspace/out:${out}`, '--run', script];
+    const args = [
+      '--image',
+      image(),
+      '--workspace',
+      ws,
+      '--import',
+      `${imp}:/opt/tools`,
+      '--cache',
+      `${cache}:/cache`,
+      '--export',
+      `/workspace/out:${out}`,
+      '--run',
+      script,
+    ];
     const first = await run(args);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toContain('from the host');
@@ -78,7 +92,16 @@ describe('staging round trip', () => {
 
   it('syncs caches back even when the command fails, and a missing export is then no error', async () => {
     const cache = join(work, 'cache');
-    const result = await run(['--image', image(), '--cache', `${cache}:/var/cache/thing`, '--export', `/workspace/never:${join(work, 'never')}`, '--run', 'echo partial > /var/cache/thing/p; exit 3']);
+    const result = await run([
+      '--image',
+      image(),
+      '--cache',
+      `${cache}:/var/cache/thing`,
+      '--export',
+      `/workspace/never:${join(work, 'never')}`,
+      '--run',
+      'echo partial > /var/cache/thing/p; exit 3',
+    ]);
     expect(result.code).toBe(3);
     expect(readFileSync(join(cache, 'p'), 'utf8')).toBe('partial\n');
     expect(existsSync(join(work, 'never'))).toBe(false);
@@ -91,10 +114,24 @@ describe('staging round trip', () => {
   });
 
   it('exports from the rootfs and refuses to follow a symlink the build planted', async () => {
-    const ok = await run(['--image', image(), '--export', `/usr/local/out.txt:${join(work, 'rootfs-out')}`, '--run', 'mkdir -p /usr/local && echo rootfs > /usr/local/out.txt']);
+    const ok = await run([
+      '--image',
+      image(),
+      '--export',
+      `/usr/local/out.txt:${join(work, 'rootfs-out')}`,
+      '--run',
+      'mkdir -p /usr/local && echo rootfs > /usr/local/out.txt',
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(readFileSync(join(work, 'rootfs-out'), 'utf8')).toBe('rootfs\n');
-    const evil = await run(['--image', image(), '--export', `/workspace/out/passwd:${join(work, 'stolen')}`, '--run', 'ln -s /etc out']);
+    const evil = await run([
+      '--image',
+      image(),
+      '--export',
+      `/workspace/out/passwd:${join(work, 'stolen')}`,
+      '--run',
+      'ln -s /etc out',
+    ]);
     expect(evil.code).toBe(125);
     expect(evil.stderr).toMatch(/symlink/);
     expect(existsSync(join(work, 'stolen'))).toBe(false);
@@ -107,7 +144,18 @@ describe('staging round trip', () => {
   });
 
   it('gives the command exactly the environment asked for', async () => {
-    const result = await run(['--image', image(), '--env', 'A=x y=z', '--env', 'B=line1\nline2\\n', '--env', 'EMPTY=', '--', 'env']);
+    const result = await run([
+      '--image',
+      image(),
+      '--env',
+      'A=x y=z',
+      '--env',
+      'B=line1\nline2\\n',
+      '--env',
+      'EMPTY=',
+      '--',
+      'env',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const lines = result.stdout;
     expect(lines).toContain('A=x y=z\n');
@@ -129,11 +177,19 @@ describe('archive seeds', () => {
   };
 
   it('unpacks .tar, .tar.gz and .tgz workspaces', async () => {
-    for (const [name, flags] of [['ws.tar', []], ['ws.tar.gz', ['-z']], ['ws.tgz', ['-z']]] as const) {
-      const archive = makeTar(name, (d) => {
-        mkdirSync(join(d, 'sub'));
-        writeFileSync(join(d, 'sub', 'file'), `content of ${name}\n`);
-      }, [...flags]);
+    for (const [name, flags] of [
+      ['ws.tar', []],
+      ['ws.tar.gz', ['-z']],
+      ['ws.tgz', ['-z']],
+    ] as const) {
+      const archive = makeTar(
+        name,
+        (d) => {
+          mkdirSync(join(d, 'sub'));
+          writeFileSync(join(d, 'sub', 'file'), `content of ${name}\n`);
+        },
+        [...flags],
+      );
       const result = await run(['--image', image(), '--workspace', archive, '--', 'cat', 'sub/file']);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toBe(`content of ${name}\n`);
@@ -145,7 +201,9 @@ describe('archive seeds', () => {
     const src = join(work, 'dd');
     mkdirSync(join(src, 'a'), { recursive: true });
     writeFileSync(join(src, 'evil'), 'x');
-    execFileSync('tar', ['-cf', dotdot, '-C', join(src, 'a'), '--transform', 's,^,../,', '../evil'], { cwd: join(src, 'a') });
+    execFileSync('tar', ['-cf', dotdot, '-C', join(src, 'a'), '--transform', 's,^,../,', '../evil'], {
+      cwd: join(src, 'a'),
+    });
     const r1 = await run(['--image', image(), '--workspace', dotdot, '--', 'true']);
     expect(r1.code).toBe(125);
     expect(r1.stderr).toMatch(/^build-cell: .*refused/m);
@@ -180,9 +238,16 @@ describe('network', () => {
 
   it('reaches the host loopback when enabled, and only has its own loopback when disabled', async () => {
     const enabled = await run(['--image', image(), '--', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`]);
-    expect({ code: enabled.code, stderr: enabled.stderr }).toEqual({ code: 0, stderr: "" });
+    expect({ code: enabled.code, stderr: enabled.stderr }).toEqual({ code: 0, stderr: '' });
     expect(enabled.stdout).toBe('host-service');
-    const disabled = await run(['--image', image(), '--network', 'disabled', '--run', `ip -o link | cut -d: -f2; wget -q -T 2 -O - http://127.0.0.1:${port}/ || echo unreachable`]);
+    const disabled = await run([
+      '--image',
+      image(),
+      '--network',
+      'disabled',
+      '--run',
+      `ip -o link | cut -d: -f2; wget -q -T 2 -O - http://127.0.0.1:${port}/ || echo unreachable`,
+    ]);
     expect(disabled.code, disabled.stderr).toBe(0);
     expect(disabled.stdout.trim().split(/\s+/)).toEqual(['lo', 'unreachable']);
   });
@@ -195,19 +260,47 @@ describe('resource limits', () => {
   });
 
   it('limits the address space', async () => {
-    const result = await run(['--image', image(), '--memory', '32M', '--run', 'x=$(head -c 67108864 /dev/zero | tr "\\0" a); echo ${#x}']);
+    const result = await run([
+      '--image',
+      image(),
+      '--memory',
+      '32M',
+      '--run',
+      'x=$(head -c 67108864 /dev/zero | tr "\\0" a); echo ${#x}',
+    ]);
     expect(result.code).not.toBe(0);
     expect(result.stdout).not.toContain('67108864');
-    const roomy = await run(['--image', image(), '--memory', '512M', '--run', 'x=$(head -c 1048576 /dev/zero | tr "\\0" a); echo ${#x}']);
+    const roomy = await run([
+      '--image',
+      image(),
+      '--memory',
+      '512M',
+      '--run',
+      'x=$(head -c 1048576 /dev/zero | tr "\\0" a); echo ${#x}',
+    ]);
     expect(roomy.code, roomy.stderr).toBe(0);
     expect(roomy.stdout.trim()).toBe('1048576');
   });
 
   it('limits the number of processes, also for root', async () => {
-    const result = await run(['--image', image(), '--max-processes', '4', '--run', 'for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait']);
+    const result = await run([
+      '--image',
+      image(),
+      '--max-processes',
+      '4',
+      '--run',
+      'for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait',
+    ]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/can't fork|Resource temporarily unavailable/);
-    const fine = await run(['--image', image(), '--max-processes', '20', '--run', 'sleep 0 & sleep 0 & wait; ulimit -u']);
+    const fine = await run([
+      '--image',
+      image(),
+      '--max-processes',
+      '20',
+      '--run',
+      'sleep 0 & sleep 0 & wait; ulimit -u',
+    ]);
     expect(fine.code, fine.stderr).toBe(0);
     expect(fine.stdout.trim()).toBe('20');
   });
@@ -241,14 +334,25 @@ describe('exit codes and signals', () => {
 
   it('stops every process of the cell on SIGTERM and SIGINT, and leaves nothing behind', async () => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      const result = await run(['--image', image(), '--run', 'sleep 300 & sleep 300'], { signalAfterMs: { signal, ms: 1500 } });
+      const result = await run(['--image', image(), '--run', 'sleep 300 & sleep 300'], {
+        signalAfterMs: { signal, ms: 1500 },
+      });
       expect(result.code).toBe(signal === 'SIGTERM' ? 143 : 130);
       expect(result.stderr).toMatch(new RegExp(`received ${signal}`));
     }
   });
 
   it('keeps the scratch on failure when asked to', async () => {
-    const result = await run(['--image', image(), '--cleanup', 'preserve-on-failure', '--', 'sh', '-c', 'echo kept > kept; exit 1']);
+    const result = await run([
+      '--image',
+      image(),
+      '--cleanup',
+      'preserve-on-failure',
+      '--',
+      'sh',
+      '-c',
+      'echo kept > kept; exit 1',
+    ]);
     expect(result.code).toBe(1);
     const match = /scratch preserved at (\S+)/.exec(result.stderr);
     expect(match).not.toBeNull();
@@ -266,7 +370,14 @@ describe('foreign architectures', () => {
     ['ppc64le', 'ppc64le'],
     ['s390x', 's390x'],
   ])('%s reports uname -m = %s through a private binfmt_misc instance', async (arch, uname) => {
-    const result = await run(['--image', image(arch), '--arch', arch, '--run', 'uname -m; cat /proc/sys/fs/binfmt_misc/build-cell-* | head -1']);
+    const result = await run([
+      '--image',
+      image(arch),
+      '--arch',
+      arch,
+      '--run',
+      'uname -m; cat /proc/sys/fs/binfmt_misc/build-cell-* | head -1',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe(`${uname}\nenabled\n`);
   });
@@ -278,7 +389,9 @@ describe('foreign architectures', () => {
   });
 
   it('falls back to a uniquely named global rule that is removed afterwards', async () => {
-    const result = await run(['--image', image('arm64'), '--arch', 'arm64', '--', 'uname', '-m'], { env: { ...process.env, BUILD_CELL_BINFMT: 'global' } });
+    const result = await run(['--image', image('arm64'), '--arch', 'arm64', '--', 'uname', '-m'], {
+      env: { ...process.env, BUILD_CELL_BINFMT: 'global' },
+    });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('aarch64\n');
     // afterEach compares binfmt_misc with its state before the run.
@@ -329,9 +442,21 @@ describe('ownership', () => {
   it('gives exports and caches to the user behind sudo', async () => {
     const out = join(work, 'owned-out');
     const cache = join(work, 'owned-cache');
-    const result = await run(['--image', image(), '--cache', `${cache}:/c`, '--export', `/workspace/o:${out}`, '--run', 'mkdir o; echo x > o/f; echo y > /c/f'], {
-      env: { ...process.env, SUDO_UID: '4242', SUDO_GID: '4343' },
-    });
+    const result = await run(
+      [
+        '--image',
+        image(),
+        '--cache',
+        `${cache}:/c`,
+        '--export',
+        `/workspace/o:${out}`,
+        '--run',
+        'mkdir o; echo x > o/f; echo y > /c/f',
+      ],
+      {
+        env: { ...process.env, SUDO_UID: '4242', SUDO_GID: '4343' },
+      },
+    );
     expect(result.code, result.stderr).toBe(0);
     for (const path of [out, join(out, 'f'), cache, join(cache, 'f')]) {
       const info = statSync(path);

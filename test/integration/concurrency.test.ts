@@ -18,7 +18,6 @@ import { busyboxLayout } from '../helpers/fixtures.js';
 // Helpers local to this file
 // ---------------------------------------------------------------------------------------------
 
-
 function expectOk(result: CliResult, what = ''): void {
   expect(result.code, `${what} exit code; stderr: ${result.stderr}`).toBe(0);
 }
@@ -29,7 +28,9 @@ function entries(dir: string): string[] {
 
 /** The manifest digest of a tag in an OCI layout (what build-cell resolves `oci:LAYOUT:TAG` to). */
 async function layoutDigest(layout: string, tag: string): Promise<string> {
-  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+    manifests: Array<{ digest: string; annotations?: Record<string, string> }>;
+  };
   const found = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
   if (!found) throw new Error(`tag ${tag} not in ${layout}`);
   return found.digest;
@@ -61,7 +62,10 @@ function toolWrappers(dir: string): { env: NodeJS.ProcessEnv; lines: () => strin
   writeFileSync(log, '');
   for (const tool of ['skopeo', 'umoci']) {
     const slow = tool === 'skopeo' ? 'case " $* " in *" copy "*) sleep 1 ;; esac\n' : '';
-    writeFileSync(join(bin, tool), `#!/bin/sh\nprintf '%s\\n' "${tool} $$ $*" >> '${log}'\n${slow}exec /usr/bin/${tool} "$@"\n`);
+    writeFileSync(
+      join(bin, tool),
+      `#!/bin/sh\nprintf '%s\\n' "${tool} $$ $*" >> '${log}'\n${slow}exec /usr/bin/${tool} "$@"\n`,
+    );
     chmodSync(join(bin, tool), 0o755);
   }
   return {
@@ -105,12 +109,22 @@ describe('concurrency and the shared store', () => {
       await withStateDir(async (state) => {
         const exportsDir = join(work, 'exports');
         const runs = [1, 2, 3, 4].map((i) =>
-          runCli([
-            'run', '--image', image, '--state-dir', state,
-            '--export', `/workspace/out:${join(exportsDir, `out-${i}`)}`,
-            '--env', `CELL_NUMBER=${i}`,
-            '--run', `mkdir out && echo "cell $CELL_NUMBER on $(uname -m)" > out/result-${i}.txt && ls /workspace`,
-          ], { env: tools.env }),
+          runCli(
+            [
+              'run',
+              '--image',
+              image,
+              '--state-dir',
+              state,
+              '--export',
+              `/workspace/out:${join(exportsDir, `out-${i}`)}`,
+              '--env',
+              `CELL_NUMBER=${i}`,
+              '--run',
+              `mkdir out && echo "cell $CELL_NUMBER on $(uname -m)" > out/result-${i}.txt && ls /workspace`,
+            ],
+            { env: tools.env },
+          ),
         );
         const results = await Promise.all(runs);
         results.forEach((r, n) => {
@@ -141,11 +155,17 @@ describe('concurrency and the shared store', () => {
         expect(entries(join(state, 'locks')).filter((n) => n.endsWith('.lock'))).toEqual([]);
         expect(entries(join(state, 'cells'))).toEqual([]);
         // Only the finished entries, no temporary names next to them either.
-        expect(entries(join(state, 'images', 'refs')).every((n) => /^amd64-[A-Za-z0-9._%-]+\.json$/.test(n) && !n.includes('.tmp'))).toBe(true);
+        expect(
+          entries(join(state, 'images', 'refs')).every(
+            (n) => /^amd64-[A-Za-z0-9._%-]+\.json$/.test(n) && !n.includes('.tmp'),
+          ),
+        ).toBe(true);
 
         // A fifth run afterwards reuses the store: no tool call at all.
         const count = lines.length;
-        const warm = await runCli(['run', '--image', image, '--state-dir', state, '--', 'uname', '-m'], { env: tools.env });
+        const warm = await runCli(['run', '--image', image, '--state-dir', state, '--', 'uname', '-m'], {
+          env: tools.env,
+        });
         expectOk(warm);
         expect(warm.stdout).toBe('x86_64\n');
         expect(tools.lines()).toHaveLength(count);
@@ -164,25 +184,41 @@ describe('concurrency and the shared store', () => {
       const pristine = await fingerprint(rootfs);
       expect(pristine.length).toBeGreaterThan(100);
 
-      const writer = await runCli(['run', '--image', image, '--state-dir', state, '--run', [
-        'echo x > /etc/leak',
-        'echo intruder:x:0:0::/:/bin/sh >> /etc/passwd',
-        'rm /bin/ls',
-        'mkdir -p /usr/leak && echo y > /usr/leak/file',
-        'chmod 0777 /root',
-        'test -e /etc/leak && ! test -e /bin/ls && echo wrote',
-      ].join('\n')]);
+      const writer = await runCli([
+        'run',
+        '--image',
+        image,
+        '--state-dir',
+        state,
+        '--run',
+        [
+          'echo x > /etc/leak',
+          'echo intruder:x:0:0::/:/bin/sh >> /etc/passwd',
+          'rm /bin/ls',
+          'mkdir -p /usr/leak && echo y > /usr/leak/file',
+          'chmod 0777 /root',
+          'test -e /etc/leak && ! test -e /bin/ls && echo wrote',
+        ].join('\n'),
+      ]);
       expectOk(writer);
       expect(writer.stdout).toBe('wrote\n');
 
-      const reader = await runCli(['run', '--image', image, '--state-dir', state, '--run', [
-        'test ! -e /etc/leak || echo "leak: /etc/leak"',
-        '! grep -q intruder /etc/passwd || echo "leak: /etc/passwd"',
-        'test -e /bin/ls || echo "leak: /bin/ls removed"',
-        'test ! -e /usr/leak || echo "leak: /usr/leak"',
-        '[ "$(stat -c %a /root)" = 700 ] || echo "leak: /root mode $(stat -c %a /root)"',
-        'echo checked',
-      ].join('\n')]);
+      const reader = await runCli([
+        'run',
+        '--image',
+        image,
+        '--state-dir',
+        state,
+        '--run',
+        [
+          'test ! -e /etc/leak || echo "leak: /etc/leak"',
+          '! grep -q intruder /etc/passwd || echo "leak: /etc/passwd"',
+          'test -e /bin/ls || echo "leak: /bin/ls removed"',
+          'test ! -e /usr/leak || echo "leak: /usr/leak"',
+          '[ "$(stat -c %a /root)" = 700 ] || echo "leak: /root mode $(stat -c %a /root)"',
+          'echo checked',
+        ].join('\n'),
+      ]);
       expectOk(reader);
       expect(reader.stdout).toBe('checked\n');
 
@@ -199,10 +235,12 @@ describe('concurrency and the shared store', () => {
         const lockDir = join(state, 'locks', `image-${entry}.lock`);
         mkdirSync(lockDir, { recursive: true });
         const owner =
-          variant === 'dead pid' ? { pid: deadPid() }
-          : variant === 'dead pid with start time' ? { pid: deadPid(), start: '12345' }
-          // A live PID whose start time differs: the PID was reused by an unrelated process.
-          : { pid: process.pid, start: String(Number(processStartTime(process.pid)) + 1) };
+          variant === 'dead pid'
+            ? { pid: deadPid() }
+            : variant === 'dead pid with start time'
+              ? { pid: deadPid(), start: '12345' }
+              : // A live PID whose start time differs: the PID was reused by an unrelated process.
+                { pid: process.pid, start: String(Number(processStartTime(process.pid)) + 1) };
         writeFileSync(join(lockDir, 'owner'), JSON.stringify(owner));
 
         const started = Date.now();

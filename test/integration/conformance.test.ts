@@ -21,19 +21,41 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveArch } from '../../src/emulation/arch.js';
 import { needsEmulation } from '../../src/emulation/native.js';
 import { DEFAULT_QEMU_CPU } from '../../src/emulation/cpu.js';
-import { expectHostUnchanged, removeDir, runCli, snapshotHost, tempDir, type CliResult, type HostSnapshot } from '../helpers/cli.js';
+import {
+  expectHostUnchanged,
+  removeDir,
+  runCli,
+  snapshotHost,
+  tempDir,
+  type CliResult,
+  type HostSnapshot,
+} from '../helpers/cli.js';
 import { CONFORMANCE_ARCHES, REPO_ROOT, conformanceLayout } from '../helpers/fixtures.js';
 import { pinnedQemuDir } from '../helpers/qemu.js';
 
 const RND_BITS = '/proc/sys/vm/mmap_rnd_bits';
 const isRoot = process.getuid?.() === 0;
-const UNAME: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', riscv64: 'riscv64', ppc64le: 'ppc64le', s390x: 's390x', 386: 'i686', mips64le: 'mips64' };
+const UNAME: Record<string, string> = {
+  amd64: 'x86_64',
+  arm64: 'aarch64',
+  arm: 'armv7l',
+  riscv64: 'riscv64',
+  ppc64le: 'ppc64le',
+  s390x: 's390x',
+  386: 'i686',
+  mips64le: 'mips64',
+};
 
 /** The checks, shared with the bench's row 12: each prints "name: value". */
 const SCRIPT = readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'conformance-checks.sh'), 'utf8');
 
 function lines(result: CliResult): Record<string, string> {
-  return Object.fromEntries(result.stdout.split('\n').filter((l) => l.includes(': ')).map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2).trim()]));
+  return Object.fromEntries(
+    result.stdout
+      .split('\n')
+      .filter((l) => l.includes(': '))
+      .map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2).trim()]),
+  );
 }
 
 const currentBits = existsSync(RND_BITS) ? readFileSync(RND_BITS, 'utf8').trim() : undefined;
@@ -72,33 +94,58 @@ describe.skipIf(!isRoot || !currentBits)('guest conformance under the pinned qem
         writeFileSync(RND_BITS, currentBits!);
       });
 
-      it.each(CONFORMANCE_ARCHES)('%s', async (name) => {
-        const arch = resolveArch(name);
-        const resultFile = join(work, `${name}-${bits}.json`);
-        const result = await runCli(['run', '--image', `oci:${layout}:${name}`, '--arch', name, '--state-dir', stateDir, '--network', 'disabled', '--result-file', resultFile, '--run', SCRIPT], { env });
-        expect(result.code, `${name}: ${result.stdout}\n${result.stderr}`).toBe(0);
-        expect(lines(result)).toEqual({
-          uname: UNAME[name],
-          loop: '3000',
-          xz: expect.stringMatching(/^xz \(XZ Utils\) 5\.\d+\.\d+$/),
-          spawned: '10',
-          roundtrip: String(12 * 1024 * 1024),
-          threads: 'up to 4 threads',
-          trap: 'caught after',
-          'killed child': '143',
-          mmap: '1',
-          conformance: 'ok',
-        });
-        const record = JSON.parse(readFileSync(resultFile, 'utf8')) as { emulated: boolean; emulation?: string; qemuCpu?: string };
-        expect(record.emulated).toBe(needsEmulation(arch));
-        if (record.emulated) {
-          // The pinned qemu ran it, with the measured default CPU model where there is one.
-          expect(record.emulation).toContain(join(qemu.dir, arch.qemu));
-          expect(record.qemuCpu).toBe(DEFAULT_QEMU_CPU[name]);
-        } else {
-          expect(record.emulation).toBeUndefined();
-        }
-      }, 300_000);
+      it.each(CONFORMANCE_ARCHES)(
+        '%s',
+        async (name) => {
+          const arch = resolveArch(name);
+          const resultFile = join(work, `${name}-${bits}.json`);
+          const result = await runCli(
+            [
+              'run',
+              '--image',
+              `oci:${layout}:${name}`,
+              '--arch',
+              name,
+              '--state-dir',
+              stateDir,
+              '--network',
+              'disabled',
+              '--result-file',
+              resultFile,
+              '--run',
+              SCRIPT,
+            ],
+            { env },
+          );
+          expect(result.code, `${name}: ${result.stdout}\n${result.stderr}`).toBe(0);
+          expect(lines(result)).toEqual({
+            uname: UNAME[name],
+            loop: '3000',
+            xz: expect.stringMatching(/^xz \(XZ Utils\) 5\.\d+\.\d+$/),
+            spawned: '10',
+            roundtrip: String(12 * 1024 * 1024),
+            threads: 'up to 4 threads',
+            trap: 'caught after',
+            'killed child': '143',
+            mmap: '1',
+            conformance: 'ok',
+          });
+          const record = JSON.parse(readFileSync(resultFile, 'utf8')) as {
+            emulated: boolean;
+            emulation?: string;
+            qemuCpu?: string;
+          };
+          expect(record.emulated).toBe(needsEmulation(arch));
+          if (record.emulated) {
+            // The pinned qemu ran it, with the measured default CPU model where there is one.
+            expect(record.emulation).toContain(join(qemu.dir, arch.qemu));
+            expect(record.qemuCpu).toBe(DEFAULT_QEMU_CPU[name]);
+          } else {
+            expect(record.emulation).toBeUndefined();
+          }
+        },
+        300_000,
+      );
     });
   }
 });
@@ -110,11 +157,29 @@ describe.skipIf(!isRoot)('an architecture that cannot work says so before anythi
     try {
       // The CLI runs in a mount namespace of its own where every qemu-riscv64-static it could
       // find is /dev/null (not a regular file, so not a program); the host's stays as it is.
-      const hide = [process.env.PATH ?? '', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].flatMap((d) => d.split(':')).map((d) => join(d, 'qemu-riscv64-static')).filter((f) => existsSync(f));
-      const wrapper = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'for f in $HIDE; do mount --bind /dev/null "$f" || exit 99; done; exec "$@"', 'sh'];
-      const result = await runCli(['run', '--image', `oci:${layout}:riscv64`, '--arch', 'riscv64', '--state-dir', state, '--', '/usr/bin/true'], { wrapper, env: { ...process.env, HIDE: [...new Set(hide)].join(' ') } });
+      const hide = [process.env.PATH ?? '', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+        .flatMap((d) => d.split(':'))
+        .map((d) => join(d, 'qemu-riscv64-static'))
+        .filter((f) => existsSync(f));
+      const wrapper = [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        'for f in $HIDE; do mount --bind /dev/null "$f" || exit 99; done; exec "$@"',
+        'sh',
+      ];
+      const result = await runCli(
+        ['run', '--image', `oci:${layout}:riscv64`, '--arch', 'riscv64', '--state-dir', state, '--', '/usr/bin/true'],
+        { wrapper, env: { ...process.env, HIDE: [...new Set(hide)].join(' ') } },
+      );
       expect(result.code, result.stderr).toBe(125);
-      expect(result.stderr).toMatch(/riscv64 code on this x64 host needs qemu-riscv64-static on PATH: install qemu-user-static/);
+      expect(result.stderr).toMatch(
+        /riscv64 code on this x64 host needs qemu-riscv64-static on PATH: install qemu-user-static/,
+      );
       expect(existsSync(join(state, 'images'))).toBe(false);
     } finally {
       await removeDir(state);
@@ -133,22 +198,52 @@ describe.skipIf(!isRoot)('--qemu-cpu against the real qemu', () => {
   afterAll(async () => {
     if (stateDir) await removeDir(stateDir);
   });
-  const cell = (args: string[], script: string) => runCli(['run', '--image', `oci:${layout}:arm64`, '--arch', 'arm64', '--state-dir', stateDir, '--network', 'disabled', ...args, '--run', script]);
+  const cell = (args: string[], script: string) =>
+    runCli([
+      'run',
+      '--image',
+      `oci:${layout}:arm64`,
+      '--arch',
+      'arm64',
+      '--state-dir',
+      stateDir,
+      '--network',
+      'disabled',
+      ...args,
+      '--run',
+      script,
+    ]);
   // glibc prints the auxiliary vector: AT_HWCAP is the CPU features qemu reports.
   const HWCAP = 'echo "cpu=$QEMU_CPU"; LD_SHOW_AUXV=1 /usr/bin/xz --version | grep -E "^AT_HWCAP2?:"';
 
   it('an unknown model: exit 125, the field named with valid names listed, before the image is touched', async () => {
     const fresh = join(stateDir, 'unknown');
-    const result = await runCli(['run', '--image', `oci:${layout}:arm64`, '--arch', 'arm64', '--state-dir', fresh, '--qemu-cpu', 'cortex-a99', '--', '/usr/bin/true']);
+    const result = await runCli([
+      'run',
+      '--image',
+      `oci:${layout}:arm64`,
+      '--arch',
+      'arm64',
+      '--state-dir',
+      fresh,
+      '--qemu-cpu',
+      'cortex-a99',
+      '--',
+      '/usr/bin/true',
+    ]);
     expect(result.code).toBe(125);
-    expect(result.stderr).toMatch(/qemu-cpu: "cortex-a99" is not a CPU model of arm64 in .*qemu-aarch64-static; valid are, for example, max, .*cortex-a53/);
+    expect(result.stderr).toMatch(
+      /qemu-cpu: "cortex-a99" is not a CPU model of arm64 in .*qemu-aarch64-static; valid are, for example, max, .*cortex-a53/,
+    );
     expect(existsSync(join(fresh, 'images'))).toBe(false);
   }, 120_000);
 
   it('a known model with a feature qemu rejects is an error too', async () => {
     const result = await cell(['--qemu-cpu', 'max,no-such-feature=on'], 'true');
     expect(result.code).toBe(125);
-    expect(result.stderr).toMatch(/qemu-cpu: qemu rejects the CPU model "max,no-such-feature=on" for arm64: .*no-such-feature/);
+    expect(result.stderr).toMatch(
+      /qemu-cpu: qemu rejects the CPU model "max,no-such-feature=on" for arm64: .*no-such-feature/,
+    );
   }, 120_000);
 
   it('the model changes what the guest sees; the default is the measured one; QEMU_CPU in --env wins', async () => {
@@ -160,7 +255,11 @@ describe.skipIf(!isRoot)('--qemu-cpu against the real qemu', () => {
     expect(a53.stdout).toMatch(/^cpu=cortex-a53$/m);
     expect(byDefault.stdout).toMatch(new RegExp(`^cpu=${DEFAULT_QEMU_CPU.arm64}$`, 'm'));
     expect(envWins.stdout).toMatch(/^cpu=max,pauth-impdef=on$/m);
-    const hwcaps = (r: CliResult) => r.stdout.split('\n').filter((l) => l.startsWith('AT_HWCAP')).join('\n');
+    const hwcaps = (r: CliResult) =>
+      r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('AT_HWCAP'))
+        .join('\n');
     expect(hwcaps(a53)).not.toBe(hwcaps(max));
     expect(hwcaps(envWins)).toBe(hwcaps(max));
   }, 300_000);

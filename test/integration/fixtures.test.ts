@@ -24,7 +24,10 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function inspectRaw(ref: string, creds?: string): Promise<{ mediaType?: string; manifests?: { platform?: { architecture?: string } }[] }> {
+async function inspectRaw(
+  ref: string,
+  creds?: string,
+): Promise<{ mediaType?: string; manifests?: { platform?: { architecture?: string } }[] }> {
   const args = ['inspect', '--tls-verify=false', '--raw', ...(creds ? ['--creds', creds] : []), ref];
   const { stdout } = await exec('skopeo', args, { timeout: 60_000 });
   return JSON.parse(stdout);

@@ -31,7 +31,11 @@ afterAll(async () => {
   await removeDir(state);
 });
 
-hostCheckedWork('bits', (dir) => (work = dir), () => state);
+hostCheckedWork(
+  'bits',
+  (dir) => (work = dir),
+  () => state,
+);
 
 describe('setuid and setgid bits', () => {
   it('keeps the image store and the cells closed to other users, also in a state dir made before', async () => {
@@ -52,8 +56,12 @@ describe('setuid and setgid bits', () => {
   it('clears them on exports, whatever the cell set', async () => {
     const out = join(work, 'out');
     const result = await run([
-      '--export', `/workspace/tool:${join(work, 'tool')}`, '--export', `/workspace/dir:${out}`,
-      '--run', 'cp /bin/busybox tool && chmod 6755 tool && mkdir -p dir/sub && cp /bin/busybox dir/sub/x && chmod 4711 dir/sub/x && chmod 2775 dir && echo ok > dir/plain && chmod 640 dir/plain',
+      '--export',
+      `/workspace/tool:${join(work, 'tool')}`,
+      '--export',
+      `/workspace/dir:${out}`,
+      '--run',
+      'cp /bin/busybox tool && chmod 6755 tool && mkdir -p dir/sub && cp /bin/busybox dir/sub/x && chmod 4711 dir/sub/x && chmod 2775 dir && echo ok > dir/plain && chmod 640 dir/plain',
     ]);
     expect(result.code, result.stderr).toBe(0);
     expect(mode(join(work, 'tool'))).toBe(0o755);
@@ -68,8 +76,12 @@ describe('setuid and setgid bits', () => {
     const copiedCache = join(work, 'cache,copied');
     mkdirSync(overlayCache);
     const result = await run([
-      '--cache', `${overlayCache}:/c1`, '--cache', `${copiedCache}:/c2`,
-      '--run', 'for d in /c1 /c2; do cp /bin/busybox $d/suid && chmod 4755 $d/suid; cp /bin/busybox $d/sgid && chmod 2755 $d/sgid; done',
+      '--cache',
+      `${overlayCache}:/c1`,
+      '--cache',
+      `${copiedCache}:/c2`,
+      '--run',
+      'for d in /c1 /c2; do cp /bin/busybox $d/suid && chmod 4755 $d/suid; cp /bin/busybox $d/sgid && chmod 2755 $d/sgid; done',
     ]);
     expect(result.code, result.stderr).toBe(0);
     for (const dir of [overlayCache, copiedCache]) {
@@ -80,8 +92,18 @@ describe('setuid and setgid bits', () => {
 
   it('a setuid file from a workspace archive works in the cell but never leaves it as one', async () => {
     const archive = join(work, 'ws.tar');
-    writeFileSync(archive, tarArchive([{ type: 'file', name: 'suid-script', mode: 0o4755, body: '#!/bin/sh\necho hi\n' }]));
-    const result = await run(['--workspace', archive, '--export', `/workspace/suid-script:${join(work, 'got')}`, '--run', 'stat -c %a suid-script; ./suid-script']);
+    writeFileSync(
+      archive,
+      tarArchive([{ type: 'file', name: 'suid-script', mode: 0o4755, body: '#!/bin/sh\necho hi\n' }]),
+    );
+    const result = await run([
+      '--workspace',
+      archive,
+      '--export',
+      `/workspace/suid-script:${join(work, 'got')}`,
+      '--run',
+      'stat -c %a suid-script; ./suid-script',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('4755\nhi\n');
     expect(mode(join(work, 'got'))).toBe(0o755);
@@ -90,8 +112,14 @@ describe('setuid and setgid bits', () => {
 
 describe('device nodes and fifos in workspace archives', () => {
   it.each([
-    ['a character device (/dev/sda-like)', { type: 'chardev' as const, name: 'disk', device: [8, 0] as [number, number] }],
-    ['a character device (/dev/mem-like)', { type: 'chardev' as const, name: 'sub/mem', device: [1, 1] as [number, number] }],
+    [
+      'a character device (/dev/sda-like)',
+      { type: 'chardev' as const, name: 'disk', device: [8, 0] as [number, number] },
+    ],
+    [
+      'a character device (/dev/mem-like)',
+      { type: 'chardev' as const, name: 'sub/mem', device: [1, 1] as [number, number] },
+    ],
     ['a fifo', { type: 'fifo' as const, name: 'pipe' }],
   ])('refuses an archive with %s, naming it, and creates nothing', async (_, entry) => {
     const archive = join(work, 'ws.tar');
@@ -106,18 +134,29 @@ describe('archives that expand too far', () => {
   /** Run the CLI with its state dir on a 16 MiB tmpfs, in a mount namespace of the test's own. */
   function runOnSmallDisk(archive: string) {
     const small = join(work, 'small-state');
-    const result = onSmallDisk(small, '16m', [
-      '"$2" "$3" run --state-dir "$1" --image "$4" --workspace "$5" -- true',
-      'echo "rc=$?"; ls -A "$1/cells"',
-    ], [image(), archive]);
+    const result = onSmallDisk(
+      small,
+      '16m',
+      ['"$2" "$3" run --state-dir "$1" --image "$4" --workspace "$5" -- true', 'echo "rc=$?"; ls -A "$1/cells"'],
+      [image(), archive],
+    );
     expect(readdirSync(small), 'the mount point, after its namespace is gone').toEqual([]);
-    return { stdout: result.stdout, messages: result.stderr.trim().split('\n').filter((l) => l.startsWith('build-cell: ')) };
+    return {
+      stdout: result.stdout,
+      messages: result.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('build-cell: ')),
+    };
   }
 
   it('refuses a compression bomb (more than 1000:1) before it fills anything', () => {
     // 64 MiB of zeros compress to about 64 KiB.
     const archive = join(work, 'bomb.tar.gz');
-    writeFileSync(archive, gzipSync(tarArchive([{ type: 'file', name: 'zeros', body: Buffer.alloc(64 * 1024 * 1024) }])));
+    writeFileSync(
+      archive,
+      gzipSync(tarArchive([{ type: 'file', name: 'zeros', body: Buffer.alloc(64 * 1024 * 1024) }])),
+    );
     const { stdout, messages } = runOnSmallDisk(archive);
     expect(stdout).toBe('rc=125\n');
     expect(messages).toHaveLength(1);

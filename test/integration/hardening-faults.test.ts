@@ -9,7 +9,16 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { CLI, expectRefused, hostCheckedWork, onSmallDisk, removeDir, runCli, strayProcesses, tempDir } from '../helpers/cli.js';
+import {
+  CLI,
+  expectRefused,
+  hostCheckedWork,
+  onSmallDisk,
+  removeDir,
+  runCli,
+  strayProcesses,
+  tempDir,
+} from '../helpers/cli.js';
 import { pushLayout, startFaultyProxy, startRegistry, type FaultyProxy, type Registry } from '../helpers/registry.js';
 
 let layout: string;
@@ -29,7 +38,6 @@ function store(stateDir: string) {
   };
 }
 
-
 beforeAll(async () => {
   layout = await busyboxLayout();
   state = tempDir('bc-faults-state-');
@@ -39,7 +47,11 @@ afterAll(async () => {
   await removeDir(state);
 });
 
-hostCheckedWork('faults', (dir) => (work = dir), () => state);
+hostCheckedWork(
+  'faults',
+  (dir) => (work = dir),
+  () => state,
+);
 
 describe('a full disk during the cache sync', () => {
   /**
@@ -48,17 +60,23 @@ describe('a full disk during the cache sync', () => {
    * cache (name, size, first bytes) and of the tmpfs top, before that namespace goes away.
    */
   function runOnSmallDisk(cacheName: string, script: string): { stdout: string; stderr: string } {
-    const result = onSmallDisk(join(work, 'small'), '1m', [
-      `mkdir "$1/${cacheName}" && echo old > "$1/${cacheName}/keep" && echo stays > "$1/${cacheName}/other"`,
-      `"$2" "$3" run --state-dir "$4" --image "$5" --cache "$1/${cacheName}":/cache --run "$6"`,
-      'echo "rc=$?"',
-      `cd "$1/${cacheName}" && for f in $(ls -A); do printf '%s %s %s\\n' "$f" "$(stat -c %s "$f")" "$(head -c 8 "$f" | tr '\\0\\n' '0 ')"; done`,
-      'echo "top: $(ls -A "$1" | tr "\\n" " ")"',
-    ], [state, `oci:${layout}:amd64`, script]);
+    const result = onSmallDisk(
+      join(work, 'small'),
+      '1m',
+      [
+        `mkdir "$1/${cacheName}" && echo old > "$1/${cacheName}/keep" && echo stays > "$1/${cacheName}/other"`,
+        `"$2" "$3" run --state-dir "$4" --image "$5" --cache "$1/${cacheName}":/cache --run "$6"`,
+        'echo "rc=$?"',
+        `cd "$1/${cacheName}" && for f in $(ls -A); do printf '%s %s %s\\n' "$f" "$(stat -c %s "$f")" "$(head -c 8 "$f" | tr '\\0\\n' '0 ')"; done`,
+        'echo "top: $(ls -A "$1" | tr "\\n" " ")"',
+      ],
+      [state, `oci:${layout}:amd64`, script],
+    );
     return { stdout: result.stdout, stderr: result.stderr };
   }
 
-  const WRITES = 'head -c 2000000 /dev/zero > /cache/keep; head -c 4000000 /dev/zero > /cache/big; echo new > /cache/small';
+  const WRITES =
+    'head -c 2000000 /dev/zero > /cache/keep; head -c 4000000 /dev/zero > /cache/big; echo new > /cache/small';
 
   it('an overlay cache: a clear error; each host file keeps its old content or gets its whole new one, no partial or temporary file', () => {
     const { stdout, stderr } = runOnSmallDisk('cache', WRITES);
@@ -71,7 +89,9 @@ describe('a full disk during the cache sync', () => {
     // may not have been synced before the failure, but never partly.
     expect(files).toContain('keep 4 old ');
     expect(files).toContain('other 6 stays ');
-    expect(files.filter((f) => !/^(keep|other) /.test(f))).toSatisfy((rest: string[]) => rest.length === 0 || (rest.length === 1 && rest[0] === 'small 4 new '));
+    expect(files.filter((f) => !/^(keep|other) /.test(f))).toSatisfy(
+      (rest: string[]) => rest.length === 0 || (rest.length === 1 && rest[0] === 'small 4 new '),
+    );
   });
 
   it('a copied cache (its path holds a comma): the whole old cache stays as it was', () => {
@@ -103,7 +123,8 @@ describe('an image download interrupted mid-blob', () => {
   });
 
   const image = () => `${proxy.host}/busybox:amd64`;
-  const runVia = (stateDir: string) => runCli(['run', '--state-dir', stateDir, '--image', image(), '--tls-verify', 'false', '--', 'uname', '-m']);
+  const runVia = (stateDir: string) =>
+    runCli(['run', '--state-dir', stateDir, '--image', image(), '--tls-verify', 'false', '--', 'uname', '-m']);
   const layerFetches = () => proxy.requests().filter((r) => r.startsWith('GET') && r.includes('/blobs/'));
 
   /** After a failed download the next healthy run fetches the layer again and leaves one complete entry. */
@@ -113,7 +134,13 @@ describe('an image download interrupted mid-blob', () => {
     const next = await runVia(stateDir);
     expect(next.code, next.stderr).toBe(0);
     expect(next.stdout).toBe('x86_64\n');
-    expect(proxy.requests().slice(seen).some((r) => r.startsWith('GET') && r.includes('/blobs/') && r.endsWith(' none')), 'the layer was downloaded again').toBe(true);
+    expect(
+      proxy
+        .requests()
+        .slice(seen)
+        .some((r) => r.startsWith('GET') && r.includes('/blobs/') && r.endsWith(' none')),
+      'the layer was downloaded again',
+    ).toBe(true);
     expect(store(stateDir)).toMatchObject({ tmp: [], locks: [] });
     expect(store(stateDir).layouts).toHaveLength(1);
     expect(store(stateDir).rootfs).toHaveLength(1);
@@ -123,19 +150,29 @@ describe('an image download interrupted mid-blob', () => {
   it.each([
     ['cut', /cannot copy 127\.0\.0\.1:\d+\/busybox:amd64 \(amd64\): .*unexpected EOF/],
     ['truncate', /cannot copy 127\.0\.0\.1:\d+\/busybox:amd64 \(amd64\): .*Digest did not match/],
-  ] as const)('a %s layer: 125 naming the image, no store entry, and the next run downloads it whole', async (fault, message) => {
-    proxy.setFault(fault);
-    const failed = await runVia(fresh);
-    expectRefused(failed, message);
-    expect(layerFetches().some((r) => r.endsWith(` ${fault}`)), 'the fault was served').toBe(true);
-    expect(store(fresh)).toEqual({ layouts: [], rootfs: [], refs: [], tmp: [], locks: [] });
-    await expectHealthyRunRecovers(fresh);
-    await removeDir(fresh);
-  });
+  ] as const)(
+    'a %s layer: 125 naming the image, no store entry, and the next run downloads it whole',
+    async (fault, message) => {
+      proxy.setFault(fault);
+      const failed = await runVia(fresh);
+      expectRefused(failed, message);
+      expect(
+        layerFetches().some((r) => r.endsWith(` ${fault}`)),
+        'the fault was served',
+      ).toBe(true);
+      expect(store(fresh)).toEqual({ layouts: [], rootfs: [], refs: [], tmp: [], locks: [] });
+      await expectHealthyRunRecovers(fresh);
+      await removeDir(fresh);
+    },
+  );
 
   it('a CLI killed (SIGKILL) while a layer hangs: the half-written download is never used, and the next run recovers', async () => {
     proxy.setFault('stall');
-    const child = spawn(process.execPath, [CLI, 'run', '--state-dir', fresh, '--image', image(), '--tls-verify', 'false', '--', 'uname', '-m'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'run', '--state-dir', fresh, '--image', image(), '--tls-verify', 'false', '--', 'uname', '-m'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const closed = new Promise((resolve) => child.on('close', resolve));

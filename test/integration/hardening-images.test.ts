@@ -8,11 +8,30 @@
  * was (content, size, mtime, no new entries), the stored rootfs is pristine and no scratch is left.
  */
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { expectHostUnchanged, expectRefused, type HostSnapshot, removeDir, runCli, SELF_TEST_PREFIX, sentinelChanges, snapshotHost, tempDir } from '../helpers/cli.js';
+import {
+  expectHostUnchanged,
+  expectRefused,
+  type HostSnapshot,
+  removeDir,
+  runCli,
+  SELF_TEST_PREFIX,
+  sentinelChanges,
+  snapshotHost,
+  tempDir,
+} from '../helpers/cli.js';
 
 let layout: string;
 let dir: string;
@@ -45,7 +64,8 @@ function storedRootfs(): string[] {
   const walk = (path: string, rel: string) => {
     const info = lstatSync(path);
     out.push(info.isSymbolicLink() ? `l ${rel} -> ${readlinkSync(path)}` : `${info.isDirectory() ? 'd' : 'f'} ${rel}`);
-    if (info.isDirectory() && !info.isSymbolicLink()) for (const name of readdirSync(path).sort()) walk(join(path, name), `${rel}/${name}`);
+    if (info.isDirectory() && !info.isSymbolicLink())
+      for (const name of readdirSync(path).sort()) walk(join(path, name), `${rel}/${name}`);
   };
   for (const name of readdirSync(rootfs).sort()) walk(join(rootfs, name), name);
   return out;
@@ -55,7 +75,11 @@ function storedRootfs(): string[] {
  * Tags of a copy of the busybox layout, each the `base` image plus what `setup` (a shell
  * script run in its unpacked rootfs) plants. Each tag is built from its base alone.
  */
-function buildPlantedImages(source: string, out: string, plants: Record<string, { base?: string; setup: string }>): string {
+function buildPlantedImages(
+  source: string,
+  out: string,
+  plants: Record<string, { base?: string; setup: string }>,
+): string {
   const copy = join(out, 'layout');
   execFileSync('cp', ['-a', source, copy]);
   for (const [tag, { base = 'amd64', setup }] of Object.entries(plants)) {
@@ -68,10 +92,10 @@ function buildPlantedImages(source: string, out: string, plants: Record<string, 
   return copy;
 }
 
-
 const VFILE = () => join(victim, 'file');
 const VDIR = () => join(victim, 'dir');
-const run = (tag: string, args: string[]) => runCli(['run', '--state-dir', state, '--image', `oci:${hostile}:${tag}`, ...args]);
+const run = (tag: string, args: string[]) =>
+  runCli(['run', '--state-dir', state, '--image', `oci:${hostile}:${tag}`, ...args]);
 
 beforeAll(async () => {
   layout = await busyboxLayout();
@@ -95,15 +119,38 @@ beforeAll(async () => {
     build: { setup: `ln -s ${d} build` },
     etc: { setup: `rm -rf etc && ln -s ${d} etc` },
     home: { setup: `ln -s ${d} home` },
-    'dev-entries': { setup: `ln -s ${f} dev/null && ln -s ${d} dev/shm && ln -s ${d} dev/pts && ln -s ${f} dev/console` },
+    'dev-entries': {
+      setup: `ln -s ${f} dev/null && ln -s ${d} dev/shm && ln -s ${d} dev/pts && ln -s ${f} dev/console`,
+    },
   });
   state = tempDir('bc-planted-state-');
   // Prepared up front, so that each test can check that its run left the stored rootfs as it was.
-  for (const tag of ['proc', 'etc-hosts', 'opt', 'srv', 'var-cache', 'root-cache', 'github', 'helper', 'build', 'etc', 'home', 'dev-entries']) {
+  for (const tag of [
+    'proc',
+    'etc-hosts',
+    'opt',
+    'srv',
+    'var-cache',
+    'root-cache',
+    'github',
+    'helper',
+    'build',
+    'etc',
+    'home',
+    'dev-entries',
+  ]) {
     const prepared = await runCli(['prepare', '--state-dir', state, '--image', `oci:${hostile}:${tag}`]);
     expect(prepared.code, prepared.stderr).toBe(0);
   }
-  const arm = await runCli(['prepare', '--state-dir', state, '--arch', 'arm64', '--image', `oci:${hostile}:helper-arm64`]);
+  const arm = await runCli([
+    'prepare',
+    '--state-dir',
+    state,
+    '--arch',
+    'arm64',
+    '--image',
+    `oci:${hostile}:helper-arm64`,
+  ]);
   expect(arm.code, arm.stderr).toBe(0);
 });
 
@@ -138,43 +185,81 @@ describe('images that plant symlinks at mount targets: refused before anything i
   it('a file import destination that is a link to a host file', async () => {
     const source = join(work, 'hosts');
     writeFileSync(source, '127.0.0.1 imported\n');
-    expectRefused(await run('etc-hosts', ['--import', `${source}:/etc/hosts`, '--', 'true']), /mount target \/etc\/hosts traverses a symlink at \/etc\/hosts$/);
+    expectRefused(
+      await run('etc-hosts', ['--import', `${source}:/etc/hosts`, '--', 'true']),
+      /mount target \/etc\/hosts traverses a symlink at \/etc\/hosts$/,
+    );
   });
 
   it('a directory import below a linked directory, and one onto a link', async () => {
     const source = join(work, 'tools');
     mkdirSync(source);
     writeFileSync(join(source, 'tool'), 'tool\n');
-    expectRefused(await run('opt', ['--import', `${source}:/opt/tools`, '--', 'true']), /mount target \/opt\/tools traverses a symlink at \/opt$/);
-    expectRefused(await run('srv', ['--import', `${source}:/srv`, '--', 'true']), /mount target \/srv traverses a symlink at \/srv$/);
+    expectRefused(
+      await run('opt', ['--import', `${source}:/opt/tools`, '--', 'true']),
+      /mount target \/opt\/tools traverses a symlink at \/opt$/,
+    );
+    expectRefused(
+      await run('srv', ['--import', `${source}:/srv`, '--', 'true']),
+      /mount target \/srv traverses a symlink at \/srv$/,
+    );
   });
 
-  it('cache destinations below a link (also the action\'s /github/file_commands) and onto a link; the host cache is not synced', async () => {
+  it("cache destinations below a link (also the action's /github/file_commands) and onto a link; the host cache is not synced", async () => {
     const cache = join(work, 'cache');
     mkdirSync(cache);
     writeFileSync(join(cache, 'entry'), 'cached\n');
     const cacheBefore = tree(cache);
-    expectRefused(await run('var-cache', ['--cache', `${cache}:/var/cache/apt`, '--run', 'echo x > /var/cache/apt/new']), /mount target \/var\/cache\/apt traverses a symlink at \/var\/cache$/);
-    expectRefused(await run('root-cache', ['--cache', `${cache}:/root/.cache`, '--run', 'echo x > /root/.cache/new']), /mount target \/root\/\.cache traverses a symlink at \/root\/\.cache$/);
-    expectRefused(await run('github', ['--cache', `${cache}:/github/file_commands`, '--run', 'echo x > /github/file_commands/output']), /mount target \/github\/file_commands traverses a symlink at \/github$/);
+    expectRefused(
+      await run('var-cache', ['--cache', `${cache}:/var/cache/apt`, '--run', 'echo x > /var/cache/apt/new']),
+      /mount target \/var\/cache\/apt traverses a symlink at \/var\/cache$/,
+    );
+    expectRefused(
+      await run('root-cache', ['--cache', `${cache}:/root/.cache`, '--run', 'echo x > /root/.cache/new']),
+      /mount target \/root\/\.cache traverses a symlink at \/root\/\.cache$/,
+    );
+    expectRefused(
+      await run('github', [
+        '--cache',
+        `${cache}:/github/file_commands`,
+        '--run',
+        'echo x > /github/file_commands/output',
+      ]),
+      /mount target \/github\/file_commands traverses a symlink at \/github$/,
+    );
     expect(tree(cache)).toEqual(cacheBefore);
   });
 
   it('the helper directory as a link: for the --run script, and for qemu (arm64)', async () => {
-    expectRefused(await run('helper', ['--run', 'true']), /mount target \/\.build-cell\/run\.sh traverses a symlink at \/\.build-cell$/);
-    expectRefused(await run('helper-arm64', ['--arch', 'arm64', '--', 'true']), /mount target \/\.build-cell traverses a symlink at \/\.build-cell$/);
+    expectRefused(
+      await run('helper', ['--run', 'true']),
+      /mount target \/\.build-cell\/run\.sh traverses a symlink at \/\.build-cell$/,
+    );
+    expectRefused(
+      await run('helper-arm64', ['--arch', 'arm64', '--', 'true']),
+      /mount target \/\.build-cell traverses a symlink at \/\.build-cell$/,
+    );
   });
 
   it('a working directory below a link', async () => {
-    expectRefused(await run('build', ['--cwd', '/build/out', '--', 'true']), /mount target \/build\/out traverses a symlink at \/build$/);
+    expectRefused(
+      await run('build', ['--cwd', '/build/out', '--', 'true']),
+      /mount target \/build\/out traverses a symlink at \/build$/,
+    );
   });
 
   it('a workspace path below a link', async () => {
-    expectRefused(await run('home', ['--workspace-path', '/home/ws', '--', 'true']), /mount target \/home\/ws traverses a symlink at \/home$/);
+    expectRefused(
+      await run('home', ['--workspace-path', '/home/ws', '--', 'true']),
+      /mount target \/home\/ws traverses a symlink at \/home$/,
+    );
   });
 
   it('/etc as a link, when the network needs /etc/resolv.conf', async () => {
-    expectRefused(await run('etc', ['--network', 'enabled', '--', 'true']), /mount target \/etc\/resolv\.conf traverses a symlink at \/etc$/);
+    expectRefused(
+      await run('etc', ['--network', 'enabled', '--', 'true']),
+      /mount target \/etc\/resolv\.conf traverses a symlink at \/etc$/,
+    );
   });
 });
 
@@ -190,7 +275,10 @@ describe('planted links the engine has no business with: the run goes on, strict
   });
 
   it('/dev entries planted as links: the cell gets a /dev of its own', async () => {
-    const result = await run('dev-entries', ['--run', 'echo written > /dev/null; ls -A /dev/shm | wc -l; test ! -L /dev/null && test ! -L /dev/pts && echo fresh']);
+    const result = await run('dev-entries', [
+      '--run',
+      'echo written > /dev/null; ls -A /dev/shm | wc -l; test ! -L /dev/null && test ! -L /dev/pts && echo fresh',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.split('\n').map((l) => l.trim())).toEqual(['0', 'fresh', '']);
   });
@@ -201,7 +289,10 @@ describe('the workspace plants a link (code from a pull request)', () => {
     const ws = join(work, 'ws');
     mkdirSync(ws);
     symlinkSync(VDIR(), join(ws, 'sub'));
-    expectRefused(await run('dev-entries', ['--workspace', ws, '--cwd', '/workspace/sub/new', '--', 'true']), /mount target \/workspace\/sub\/new traverses a symlink/);
+    expectRefused(
+      await run('dev-entries', ['--workspace', ws, '--cwd', '/workspace/sub/new', '--', 'true']),
+      /mount target \/workspace\/sub\/new traverses a symlink/,
+    );
   });
 
   it('a workspace archive with a link out of the workspace (absolute or ../) is refused as it is unpacked', async () => {
@@ -209,10 +300,16 @@ describe('the workspace plants a link (code from a pull request)', () => {
     mkdirSync(src);
     symlinkSync(VDIR(), join(src, 'abs'));
     symlinkSync(`${'../'.repeat(12)}${VDIR().slice(1)}`, join(src, 'rel'));
-    for (const [name, reason] of [['abs', /absolute linkpath/], ['rel', /linkpath escapes/]] as const) {
+    for (const [name, reason] of [
+      ['abs', /absolute linkpath/],
+      ['rel', /linkpath escapes/],
+    ] as const) {
       const archive = join(work, `${name}.tar`);
       execFileSync('tar', ['-cf', archive, '-C', src, name]);
-      expectRefused(await run('dev-entries', ['--workspace', archive, '--cwd', `/workspace/${name}/new`, '--', 'true']), reason);
+      expectRefused(
+        await run('dev-entries', ['--workspace', archive, '--cwd', `/workspace/${name}/new`, '--', 'true']),
+        reason,
+      );
     }
   });
 });
@@ -250,7 +347,8 @@ describe('the after-check itself', () => {
     try {
       for (const path of planted) writeFileSync(path, 'x');
       const changes = sentinelChanges(snapshot.sentinels, snapshotHost().sentinels);
-      for (const path of planted) expect(changes).toContainEqual(expect.stringMatching(new RegExp(`^new: ${path} \\(file`)));
+      for (const path of planted)
+        expect(changes).toContainEqual(expect.stringMatching(new RegExp(`^new: ${path} \\(file`)));
     } finally {
       for (const path of planted) rmSync(path, { force: true });
     }

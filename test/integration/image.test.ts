@@ -9,7 +9,16 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,7 +45,6 @@ function pidAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
-
 
 /** A build-cell failure: exit 125 and exactly one `build-cell: ...` line on stderr matching `pattern`. */
 function expectBuildCellError(result: CliResult, pattern: RegExp): void {
@@ -71,11 +79,15 @@ const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(
 
 /** The raw manifest (bytes) of a registry reference, exactly as skopeo (and build-cell) sees it. */
 async function rawManifest(ref: string, creds?: string): Promise<Buffer> {
-  const { stdout } = await execFileP('skopeo', ['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), ref], {
-    encoding: 'buffer',
-    timeout: 60_000,
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  const { stdout } = await execFileP(
+    'skopeo',
+    ['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), ref],
+    {
+      encoding: 'buffer',
+      timeout: 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
   return stdout;
 }
 
@@ -102,7 +114,10 @@ function toolLog(dir: string): { env: NodeJS.ProcessEnv; lines: () => string[] }
 }
 
 /** A tiny HTTP server that answers every request with 200 and `body` (default: "not a manifest"). */
-async function garbageServer(body = 'not a manifest', contentType = 'text/plain'): Promise<{ host: string; requests: () => string[]; close: () => Promise<void> }> {
+async function garbageServer(
+  body = 'not a manifest',
+  contentType = 'text/plain',
+): Promise<{ host: string; requests: () => string[]; close: () => Promise<void> }> {
   const seen: string[] = [];
   const server: Server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
@@ -145,7 +160,11 @@ async function filesContaining(root: string, needles: string[]): Promise<string[
 
 function authDirs(): string[] {
   const roots = [...new Set([tmpdir(), '/tmp'])];
-  return roots.flatMap((root) => entries(root).filter((n) => n.startsWith('build-cell-auth-')).map((n) => join(root, n)));
+  return roots.flatMap((root) =>
+    entries(root)
+      .filter((n) => n.startsWith('build-cell-auth-'))
+      .map((n) => join(root, n)),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,15 +193,52 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
   it('multi-arch index from a registry: host arch by default, --arch arm64 and its alias aarch64', async () => {
     await withStateDir(async (state) => {
       const ref = `${host}/busybox:multi`;
-      const native = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m']);
+      const native = await runCli([
+        'run',
+        '--image',
+        ref,
+        '--tls-verify',
+        'false',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectOk(native);
       expect(native.stdout).toBe('x86_64\n');
 
-      const arm = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state, '--', 'uname', '-m']);
+      const arm = await runCli([
+        'run',
+        '--image',
+        ref,
+        '--tls-verify',
+        'false',
+        '--arch',
+        'arm64',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectOk(arm);
       expect(arm.stdout).toBe('aarch64\n');
 
-      const alias = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--arch', 'aarch64', '--state-dir', state, '--', 'uname', '-m']);
+      const alias = await runCli([
+        'run',
+        '--image',
+        ref,
+        '--tls-verify',
+        'false',
+        '--arch',
+        'aarch64',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectOk(alias);
       expect(alias.stdout).toBe('aarch64\n');
 
@@ -194,7 +250,9 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       expect(store.tmp).toEqual([]);
 
       // The arm64 entry is the manifest the index lists for linux/arm64.
-      const index = JSON.parse((await rawManifest(`docker://${ref}`)).toString()) as { manifests: Array<{ digest: string; platform: { architecture: string } }> };
+      const index = JSON.parse((await rawManifest(`docker://${ref}`)).toString()) as {
+        manifests: Array<{ digest: string; platform: { architecture: string } }>;
+      };
       const armDigest = index.manifests.find((m) => m.platform.architecture === 'arm64')!.digest;
       expect(store.rootfs).toContain(`arm64-${armDigest.slice('sha256:'.length)}`);
     });
@@ -205,42 +263,117 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
     await withStateDir(async (state) => {
       const raw = await rawManifest(`docker://${host}/busybox:multi`);
       const indexDigest = sha256(raw);
-      const index = JSON.parse(raw.toString()) as { mediaType?: string; manifests: Array<{ digest: string; platform: { architecture: string } }> };
+      const index = JSON.parse(raw.toString()) as {
+        mediaType?: string;
+        manifests: Array<{ digest: string; platform: { architecture: string } }>;
+      };
       expect(index.mediaType).toBe(INDEX_MEDIA_TYPE);
       const byArch = Object.fromEntries(index.manifests.map((m) => [m.platform.architecture, m.digest]));
       expect(Object.keys(byArch).sort()).toEqual(['amd64', 'arm64']);
       // Cross-check our digest with the registry's own Docker-Content-Digest.
-      const head = await fetch(`http://${host}/v2/busybox/manifests/multi`, { method: 'HEAD', headers: { accept: INDEX_MEDIA_TYPE } });
+      const head = await fetch(`http://${host}/v2/busybox/manifests/multi`, {
+        method: 'HEAD',
+        headers: { accept: INDEX_MEDIA_TYPE },
+      });
       expect(head.headers.get('docker-content-digest')).toBe(indexDigest);
 
       const pinnedIndex = `${host}/busybox@${indexDigest}`;
-      const native = await runCli(['run', '--image', pinnedIndex, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m']);
+      const native = await runCli([
+        'run',
+        '--image',
+        pinnedIndex,
+        '--tls-verify',
+        'false',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectOk(native);
       expect(native.stdout).toBe('x86_64\n');
-      const arm = await runCli(['run', '--image', pinnedIndex, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state, '--', 'uname', '-m']);
+      const arm = await runCli([
+        'run',
+        '--image',
+        pinnedIndex,
+        '--tls-verify',
+        'false',
+        '--arch',
+        'arm64',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectOk(arm);
       expect(arm.stdout).toBe('aarch64\n');
 
       // `prepare` names exactly the per-arch manifest the index points at.
-      const prepared = await runCli(['prepare', '--image', pinnedIndex, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state]);
+      const prepared = await runCli([
+        'prepare',
+        '--image',
+        pinnedIndex,
+        '--tls-verify',
+        'false',
+        '--arch',
+        'arm64',
+        '--state-dir',
+        state,
+      ]);
       expectOk(prepared);
       expect(prepared.stdout.split(' ')[0]).toBe(byArch.arm64);
 
       // A per-arch manifest pin, in a fresh state dir so that it really pulls by that digest.
       await withStateDir(async (state2) => {
         const pinnedArm = `docker://${host}/busybox@${byArch.arm64}`;
-        const r = await runCli(['run', '--image', pinnedArm, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state2, '--', 'uname', '-m']);
+        const r = await runCli([
+          'run',
+          '--image',
+          pinnedArm,
+          '--tls-verify',
+          'false',
+          '--arch',
+          'arm64',
+          '--state-dir',
+          state2,
+          '--',
+          'uname',
+          '-m',
+        ]);
         expectOk(r);
         expect(r.stdout).toBe('aarch64\n');
         expect(storeEntries(state2).rootfs).toEqual([`arm64-${byArch.arm64!.slice('sha256:'.length)}`]);
 
         const pinnedAmd = `${host}/busybox@${byArch.amd64}`;
-        const a = await runCli(['run', '--image', pinnedAmd, '--tls-verify', 'false', '--state-dir', state2, '--', 'uname', '-m']);
+        const a = await runCli([
+          'run',
+          '--image',
+          pinnedAmd,
+          '--tls-verify',
+          'false',
+          '--state-dir',
+          state2,
+          '--',
+          'uname',
+          '-m',
+        ]);
         expectOk(a);
         expect(a.stdout).toBe('x86_64\n');
 
         // A single-arch pin asked for another arch is refused, not run under the wrong arch.
-        const wrong = await runCli(['run', '--image', pinnedArm, '--tls-verify', 'false', '--state-dir', state2, '--', 'uname', '-m']);
+        const wrong = await runCli([
+          'run',
+          '--image',
+          pinnedArm,
+          '--tls-verify',
+          'false',
+          '--state-dir',
+          state2,
+          '--',
+          'uname',
+          '-m',
+        ]);
         expectBuildCellError(wrong, /arm64/);
         expect(wrong.stdout).toBe('');
       });
@@ -254,7 +387,20 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       // The tag is only a label here: even a tag that names another image must not matter.
       for (const tag of ['multi', 'amd64']) {
         const ref = `${host}/busybox:${tag}@${indexDigest}`;
-        const r = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state, '--', 'uname', '-m']);
+        const r = await runCli([
+          'run',
+          '--image',
+          ref,
+          '--tls-verify',
+          'false',
+          '--arch',
+          'arm64',
+          '--state-dir',
+          state,
+          '--',
+          'uname',
+          '-m',
+        ]);
         if (r.code === 0) {
           expect(r.stdout).toBe('aarch64\n');
         } else {
@@ -273,12 +419,33 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       const ociArchive = join(work, 'busybox-oci.tar');
       const dockerArchive = join(work, 'busybox-docker.tar');
       const dirImage = join(work, 'busybox-dir');
-      await execFileP('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci:${layout}:amd64`, `oci-archive:${ociArchive}`], { timeout: 120_000 });
-      await execFileP('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci:${layout}:amd64`, `docker-archive:${dockerArchive}:busybox:latest`], { timeout: 120_000 });
-      await execFileP('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci:${layout}:amd64`, `dir:${dirImage}`], { timeout: 120_000 });
+      await execFileP(
+        'skopeo',
+        ['--insecure-policy', 'copy', '--quiet', `oci:${layout}:amd64`, `oci-archive:${ociArchive}`],
+        { timeout: 120_000 },
+      );
+      await execFileP(
+        'skopeo',
+        [
+          '--insecure-policy',
+          'copy',
+          '--quiet',
+          `oci:${layout}:amd64`,
+          `docker-archive:${dockerArchive}:busybox:latest`,
+        ],
+        { timeout: 120_000 },
+      );
+      await execFileP('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci:${layout}:amd64`, `dir:${dirImage}`], {
+        timeout: 120_000,
+      });
 
       await withStateDir(async (state) => {
-        const refs = [`oci:${layout}:amd64`, `oci-archive:${ociArchive}`, `docker-archive:${dockerArchive}`, `dir:${dirImage}`];
+        const refs = [
+          `oci:${layout}:amd64`,
+          `oci-archive:${ociArchive}`,
+          `docker-archive:${dockerArchive}`,
+          `dir:${dirImage}`,
+        ];
         for (const ref of refs) {
           const r = await runCli(['run', '--image', ref, '--state-dir', state, '--', 'uname', '-m']);
           expect(r.code, `${ref}: ${r.stderr}`).toBe(0);
@@ -289,10 +456,22 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         expect(store.rootfs.length).toBeGreaterThanOrEqual(1);
         expect(store.layouts).toEqual(store.rootfs);
         expect(store.tmp).toEqual([]);
-        for (const entry of store.rootfs) expect(existsSync(join(state, 'images', 'rootfs', entry, 'bin', 'busybox'))).toBe(true);
+        for (const entry of store.rootfs)
+          expect(existsSync(join(state, 'images', 'rootfs', entry, 'bin', 'busybox'))).toBe(true);
 
         // An OCI layout index (oci:LAYOUT:multi) selects the platform too.
-        const multiArm = await runCli(['run', '--image', `oci:${layout}:multi`, '--arch', 'arm64', '--state-dir', state, '--', 'uname', '-m']);
+        const multiArm = await runCli([
+          'run',
+          '--image',
+          `oci:${layout}:multi`,
+          '--arch',
+          'arm64',
+          '--state-dir',
+          state,
+          '--',
+          'uname',
+          '-m',
+        ]);
         expectOk(multiArm);
         expect(multiArm.stdout).toBe('aarch64\n');
       });
@@ -308,7 +487,20 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       const tools = toolLog(work);
       await withStateDir(async (state) => {
         const run = (ref: string, pull: string | undefined, args: string[]) =>
-          runCli(['run', '--image', ref, '--tls-verify', 'false', ...(pull ? ['--pull', pull] : []), '--state-dir', state, ...args], { env: tools.env });
+          runCli(
+            [
+              'run',
+              '--image',
+              ref,
+              '--tls-verify',
+              'false',
+              ...(pull ? ['--pull', pull] : []),
+              '--state-dir',
+              state,
+              ...args,
+            ],
+            { env: tools.env },
+          );
 
         // Cold: one manifest read, one copy, one unpack.
         const ref = `${host}/busybox:amd64`;
@@ -343,16 +535,26 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         const old = await run(moving, undefined, probe);
         expectOk(old);
         expect(old.stdout).toBe('no-marker\n');
-        const oldDigest = (await runCli(['prepare', '--image', moving, '--pull', 'never', '--state-dir', state], { env: tools.env })).stdout.split(' ')[0];
+        const oldDigest = (
+          await runCli(['prepare', '--image', moving, '--pull', 'never', '--state-dir', state], { env: tools.env })
+        ).stdout.split(' ')[0];
         expect(oldDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
 
         // ...then an image with an extra file /marker is pushed under the same tag.
         const modified = join(work, 'modified');
         const bundle = join(work, 'bundle');
-        await execFileP('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci:${layout}:amd64`, `oci:${modified}:amd64`], { timeout: 120_000 });
-        await execFileP('/usr/bin/umoci', ['--log', 'error', 'unpack', '--image', `${modified}:amd64`, bundle], { timeout: 120_000 });
+        await execFileP(
+          'skopeo',
+          ['--insecure-policy', 'copy', '--quiet', `oci:${layout}:amd64`, `oci:${modified}:amd64`],
+          { timeout: 120_000 },
+        );
+        await execFileP('/usr/bin/umoci', ['--log', 'error', 'unpack', '--image', `${modified}:amd64`, bundle], {
+          timeout: 120_000,
+        });
         await writeFile(join(bundle, 'rootfs', 'marker'), 'new-image\n', { mode: 0o644 });
-        await execFileP('/usr/bin/umoci', ['--log', 'error', 'repack', '--image', `${modified}:moving`, bundle], { timeout: 120_000 });
+        await execFileP('/usr/bin/umoci', ['--log', 'error', 'repack', '--image', `${modified}:moving`, bundle], {
+          timeout: 120_000,
+        });
         await pushLayout(modified, 'moving', host, 'busybox', 'moving');
         const newDigest = sha256(await rawManifest(`docker://${moving}`));
         expect(newDigest).not.toBe(oldDigest);
@@ -375,7 +577,9 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         expect(pulled.filter((l) => l.startsWith('umoci '))).toHaveLength(1);
 
         // The reference now resolves to the new digest, also for --pull missing (no tool calls).
-        const nowDigest = await runCli(['prepare', '--image', moving, '--pull', 'never', '--state-dir', state], { env: tools.env });
+        const nowDigest = await runCli(['prepare', '--image', moving, '--pull', 'never', '--state-dir', state], {
+          env: tools.env,
+        });
         expectOk(nowDigest);
         expect(nowDigest.stdout.split(' ')[0]).toBe(newDigest);
         const again = await run(moving, 'missing', probe);
@@ -384,10 +588,9 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         expect(tools.lines()).toHaveLength(before + pulled.length);
 
         // The old image's entry is untouched; both digests are in the store.
-        expect(storeEntries(state).rootfs).toEqual(expect.arrayContaining([
-          `amd64-${oldDigest!.slice(7)}`,
-          `amd64-${newDigest.slice(7)}`,
-        ]));
+        expect(storeEntries(state).rootfs).toEqual(
+          expect.arrayContaining([`amd64-${oldDigest!.slice(7)}`, `amd64-${newDigest.slice(7)}`]),
+        );
 
         // --pull never on a reference the store has never seen: 125, names pull, runs no tool.
         const count = tools.lines().length;
@@ -405,19 +608,59 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
   // -------------------------------------------------------------------------------------------
   it('bad --arch, missing platform, unsupported transport and unreachable registry: 125 with a clear message', async () => {
     await withStateDir(async (state) => {
-      const sparc = await runCli(['run', '--image', `${host}/busybox:multi`, '--tls-verify', 'false', '--arch', 'sparc', '--state-dir', state, '--', 'uname', '-m']);
+      const sparc = await runCli([
+        'run',
+        '--image',
+        `${host}/busybox:multi`,
+        '--tls-verify',
+        'false',
+        '--arch',
+        'sparc',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectBuildCellError(sparc, /--arch/);
       expect(sparc.stderr).toMatch(/sparc/);
-      for (const name of ['amd64', 'arm64', 'aarch64', 'riscv64', 's390x', 'ppc64le']) expect(sparc.stderr).toContain(name);
+      for (const name of ['amd64', 'arm64', 'aarch64', 'riscv64', 's390x', 'ppc64le'])
+        expect(sparc.stderr).toContain(name);
 
       // A single-platform amd64 image asked for as arm64.
-      const single = await runCli(['run', '--image', `${host}/busybox:amd64`, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state, '--', 'uname', '-m']);
+      const single = await runCli([
+        'run',
+        '--image',
+        `${host}/busybox:amd64`,
+        '--tls-verify',
+        'false',
+        '--arch',
+        'arm64',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectBuildCellError(single, /arch/);
       expect(single.stderr).toMatch(/arm64/);
       expect(single.stderr).toMatch(/amd64/);
 
       // A multi-arch index without the requested platform lists what it has.
-      const s390 = await runCli(['run', '--image', `${host}/busybox:multi`, '--tls-verify', 'false', '--arch', 's390x', '--state-dir', state, '--', 'uname', '-m']);
+      const s390 = await runCli([
+        'run',
+        '--image',
+        `${host}/busybox:multi`,
+        '--tls-verify',
+        'false',
+        '--arch',
+        's390x',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectBuildCellError(s390, /s390x/);
       expect(s390.stderr).toMatch(/amd64/);
       expect(s390.stderr).toMatch(/arm64/);
@@ -426,7 +669,18 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       expectBuildCellError(http, /--image/);
       expect(http.stderr).toMatch(/http:\/\/x\/y/);
 
-      const closed = await runCli(['run', '--image', '127.0.0.1:1/busybox:amd64', '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m']);
+      const closed = await runCli([
+        'run',
+        '--image',
+        '127.0.0.1:1/busybox:amd64',
+        '--tls-verify',
+        'false',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectBuildCellError(closed, /127\.0\.0\.1:1\/busybox:amd64/);
       expect(closed.stderr).toMatch(/cannot read the manifest/);
       expect(closed.stderr).toMatch(/connection refused/);
@@ -437,12 +691,34 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       expect(tls.stderr).toMatch(/https/i);
 
       // A well-formed digest the registry does not have.
-      const unknown = await runCli(['run', '--image', `${host}/busybox@sha256:${'0'.repeat(64)}`, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m']);
+      const unknown = await runCli([
+        'run',
+        '--image',
+        `${host}/busybox@sha256:${'0'.repeat(64)}`,
+        '--tls-verify',
+        'false',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectBuildCellError(unknown, /sha256:0{64}/);
       expect(unknown.stderr).toMatch(/manifest unknown/);
 
       // A malformed digest is refused before anything runs.
-      const malformed = await runCli(['run', '--image', `${host}/busybox@sha256:abc`, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m']);
+      const malformed = await runCli([
+        'run',
+        '--image',
+        `${host}/busybox@sha256:abc`,
+        '--tls-verify',
+        'false',
+        '--state-dir',
+        state,
+        '--',
+        'uname',
+        '-m',
+      ]);
       expectBuildCellError(malformed, /--image.*digest/);
 
       // None of these left a store entry or a temporary directory behind.
@@ -456,7 +732,20 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
     try {
       await withStateDir(async (state) => {
         for (const pull of ['missing', 'always']) {
-          const r = await runCli(['run', '--image', `${garbage.host}/busybox:latest`, '--tls-verify', 'false', '--pull', pull, '--state-dir', state, '--', 'uname', '-m']);
+          const r = await runCli([
+            'run',
+            '--image',
+            `${garbage.host}/busybox:latest`,
+            '--tls-verify',
+            'false',
+            '--pull',
+            pull,
+            '--state-dir',
+            state,
+            '--',
+            'uname',
+            '-m',
+          ]);
           expectBuildCellError(r, /not a manifest/);
           expect(r.stderr).toContain(`${garbage.host}/busybox:latest`);
           expect(r.stdout).toBe('');
@@ -478,7 +767,18 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
     try {
       await withStateDir(async (state) => {
         const ref = `${garbage.host}/busybox:latest`;
-        const first = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m']);
+        const first = await runCli([
+          'run',
+          '--image',
+          ref,
+          '--tls-verify',
+          'false',
+          '--state-dir',
+          state,
+          '--',
+          'uname',
+          '-m',
+        ]);
         expectBuildCellError(first, /./);
         expect(first.stdout).toBe('');
         expect(storeEntries(state), 'store after a failed pull of `{}`').toEqual(EMPTY_STORE);
@@ -486,9 +786,26 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
 
         // A second attempt must fetch again rather than trust anything the first one kept.
         const seen = garbage.requests().length;
-        const second = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m']);
+        const second = await runCli([
+          'run',
+          '--image',
+          ref,
+          '--tls-verify',
+          'false',
+          '--state-dir',
+          state,
+          '--',
+          'uname',
+          '-m',
+        ]);
         expectBuildCellError(second, /./);
-        expect(garbage.requests().slice(seen).some((q) => /\/manifests\/sha256:/.test(q)), 'second run copied again').toBe(true);
+        expect(
+          garbage
+            .requests()
+            .slice(seen)
+            .some((q) => /\/manifests\/sha256:/.test(q)),
+          'second run copied again',
+        ).toBe(true);
         expect(storeEntries(state)).toEqual(EMPTY_STORE);
         // The message names the image the user asked for (not only a path inside the store).
         expect(first.stderr).toContain(ref);
@@ -513,18 +830,21 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       const log = join(work, 'skopeo.log');
       mkdirSync(bin);
       writeFileSync(log, '');
-      writeFileSync(join(bin, 'skopeo'), [
-        '#!/bin/sh',
-        `log='${log}'`,
-        'printf "argv %s\\n" "$*" >> "$log"',
-        'prev=',
-        'for a in "$@"; do',
-        '  case $prev in --authfile|--src-authfile) printf "authfile %s %s\\n" "$(stat -c %a "$a" 2>&1)" "$a" >> "$log" ;; esac',
-        '  prev=$a',
-        'done',
-        'exec /usr/bin/skopeo "$@"',
-        '',
-      ].join('\n'));
+      writeFileSync(
+        join(bin, 'skopeo'),
+        [
+          '#!/bin/sh',
+          `log='${log}'`,
+          'printf "argv %s\\n" "$*" >> "$log"',
+          'prev=',
+          'for a in "$@"; do',
+          '  case $prev in --authfile|--src-authfile) printf "authfile %s %s\\n" "$(stat -c %a "$a" 2>&1)" "$a" >> "$log" ;; esac',
+          '  prev=$a',
+          'done',
+          'exec /usr/bin/skopeo "$@"',
+          '',
+        ].join('\n'),
+      );
       chmodSync(join(bin, 'skopeo'), 0o755);
       const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
       const logLines = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
@@ -543,7 +863,10 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
 
       // No credentials at all: refused by the registry.
       await withStateDir(async (state) => {
-        const anon = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m'], { env });
+        const anon = await runCli(
+          ['run', '--image', ref, '--tls-verify', 'false', '--state-dir', state, '--', 'uname', '-m'],
+          { env },
+        );
         outputs.push(anon);
         expectBuildCellError(anon, /private\/busybox/);
         expect(anon.stderr).toMatch(/unauthorized|authentication required/);
@@ -553,7 +876,21 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       // A wrong password: refused, nothing stored, the wrong password not echoed either.
       await withStateDir(async (state) => {
         const wrong = await runCli(
-          ['run', '--image', ref, '--tls-verify', 'false', '--registry-username', username, '--registry-password-stdin', '--state-dir', state, '--', 'uname', '-m'],
+          [
+            'run',
+            '--image',
+            ref,
+            '--tls-verify',
+            'false',
+            '--registry-username',
+            username,
+            '--registry-password-stdin',
+            '--state-dir',
+            state,
+            '--',
+            'uname',
+            '-m',
+          ],
           { input: 'wrong-PASS\n', env },
         );
         outputs.push(wrong);
@@ -568,8 +905,26 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         // Verbose, with build-cell's debug log of every tool command line, and a result file.
         const resultFile = join(work, 'result.json');
         const ok = await runCli(
-          ['run', '--image', ref, '--tls-verify', 'false', '--registry-username', username, '--registry-password-stdin', '--arch', 'arm64',
-            '--verbose', '--result-file', resultFile, '--state-dir', state, '--', 'uname', '-m'],
+          [
+            'run',
+            '--image',
+            ref,
+            '--tls-verify',
+            'false',
+            '--registry-username',
+            username,
+            '--registry-password-stdin',
+            '--arch',
+            'arm64',
+            '--verbose',
+            '--result-file',
+            resultFile,
+            '--state-dir',
+            state,
+            '--',
+            'uname',
+            '-m',
+          ],
           { input: `${password}\n`, env: { ...env, BUILD_CELL_DEBUG: '1' } },
         );
         outputs.push(ok);
@@ -579,7 +934,20 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         expect(existsSync(resultFile)).toBe(true);
         expect(await filesContaining(resultFile, needles)).toEqual([]);
         const prep = await runCli(
-          ['prepare', '--image', ref, '--tls-verify', 'false', '--registry-username', username, '--registry-password-stdin', '--pull', 'always', '--state-dir', state],
+          [
+            'prepare',
+            '--image',
+            ref,
+            '--tls-verify',
+            'false',
+            '--registry-username',
+            username,
+            '--registry-password-stdin',
+            '--pull',
+            'always',
+            '--state-dir',
+            state,
+          ],
           { input: `${password}\n`, env },
         );
         outputs.push(prep);
@@ -587,7 +955,19 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         expect(prep.stdout).toMatch(/^sha256:[0-9a-f]{64} \//);
         // The password from the environment (no stdin) works as well.
         const fromEnv = await runCli(
-          ['prepare', '--image', ref, '--tls-verify', 'false', '--registry-username', username, '--pull', 'always', '--state-dir', state],
+          [
+            'prepare',
+            '--image',
+            ref,
+            '--tls-verify',
+            'false',
+            '--registry-username',
+            username,
+            '--pull',
+            'always',
+            '--state-dir',
+            state,
+          ],
           { env: { ...env, BUILD_CELL_REGISTRY_PASSWORD: password } },
         );
         outputs.push(fromEnv);
@@ -600,18 +980,60 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       const authFile = join(work, 'auth.json');
       await withStateDir(async (state) => {
         await writeFile(authFile, JSON.stringify({ auths: { [authRegistry.host]: { auth: basic } } }), { mode: 0o600 });
-        const viaFile = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--authfile', authFile, '--state-dir', state, '--', 'uname', '-m'], { env });
+        const viaFile = await runCli(
+          [
+            'run',
+            '--image',
+            ref,
+            '--tls-verify',
+            'false',
+            '--authfile',
+            authFile,
+            '--state-dir',
+            state,
+            '--',
+            'uname',
+            '-m',
+          ],
+          { env },
+        );
         outputs.push(viaFile);
         expectOk(viaFile);
         expect(viaFile.stdout).toBe('x86_64\n');
         expect(await filesContaining(state, needles)).toEqual([]);
         // The auth file is read, never rewritten.
-        expect(JSON.parse(await readFile(authFile, 'utf8'))).toEqual({ auths: { [authRegistry.host]: { auth: basic } } });
+        expect(JSON.parse(await readFile(authFile, 'utf8'))).toEqual({
+          auths: { [authRegistry.host]: { auth: basic } },
+        });
 
         // An authfile with wrong credentials is refused.
         const badFile = join(work, 'bad-auth.json');
-        await writeFile(badFile, JSON.stringify({ auths: { [authRegistry.host]: { auth: Buffer.from(`${username}:nope`).toString('base64') } } }), { mode: 0o600 });
-        const refused = await runCli(['run', '--image', ref, '--tls-verify', 'false', '--authfile', badFile, '--pull', 'always', '--state-dir', state, '--', 'uname', '-m'], { env });
+        await writeFile(
+          badFile,
+          JSON.stringify({
+            auths: { [authRegistry.host]: { auth: Buffer.from(`${username}:nope`).toString('base64') } },
+          }),
+          { mode: 0o600 },
+        );
+        const refused = await runCli(
+          [
+            'run',
+            '--image',
+            ref,
+            '--tls-verify',
+            'false',
+            '--authfile',
+            badFile,
+            '--pull',
+            'always',
+            '--state-dir',
+            state,
+            '--',
+            'uname',
+            '-m',
+          ],
+          { env },
+        );
         outputs.push(refused);
         expectBuildCellError(refused, /private\/busybox/);
         expect(refused.stderr).toMatch(/unauthorized|authentication required/);
@@ -626,7 +1048,8 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       const authLines = lines.filter((l) => l.startsWith('authfile '));
       const temporary = authLines.filter((l) => !l.includes(work));
       expect(temporary.length).toBeGreaterThanOrEqual(4); // wrong + right (inspect, copy) + 2 prepares
-      for (const line of temporary) expect(line, line).toMatch(/^authfile 600 \/\S+\/build-cell-auth-[^/]+\/auth\.json$/);
+      for (const line of temporary)
+        expect(line, line).toMatch(/^authfile 600 \/\S+\/build-cell-auth-[^/]+\/auth\.json$/);
       expect(authLines.some((l) => l === `authfile 600 ${authFile}`)).toBe(true);
 
       // The temporary auth files are gone again.
@@ -657,7 +1080,10 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
       const tools = toolLog(work);
       await withStateDir(async (state) => {
         const ref = `${host}/busybox:arm64`;
-        const prep = await runCli(['prepare', '--image', ref, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state], { env: tools.env });
+        const prep = await runCli(
+          ['prepare', '--image', ref, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state],
+          { env: tools.env },
+        );
         expectOk(prep);
         const match = /^(sha256:[0-9a-f]{64}) (\/\S+)\n$/.exec(prep.stdout);
         expect(match, `stdout: ${JSON.stringify(prep.stdout)}`).not.toBeNull();
@@ -670,18 +1096,42 @@ describe('images: registry, transports, store reuse, pull policies, credentials'
         expect(prepared.some((l) => l.startsWith('umoci '))).toBe(true);
 
         // A second prepare reuses everything.
-        const again = await runCli(['prepare', '--image', ref, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state], { env: tools.env });
+        const again = await runCli(
+          ['prepare', '--image', ref, '--tls-verify', 'false', '--arch', 'arm64', '--state-dir', state],
+          { env: tools.env },
+        );
         expectOk(again);
         expect(again.stdout).toBe(prep.stdout);
         expect(tools.lines()).toEqual(prepared);
 
-        const offline = await runCli(['run', '--image', ref, '--arch', 'arm64', '--pull', 'never', '--network', 'disabled', '--state-dir', state, '--', 'uname', '-m'], { env: tools.env });
+        const offline = await runCli(
+          [
+            'run',
+            '--image',
+            ref,
+            '--arch',
+            'arm64',
+            '--pull',
+            'never',
+            '--network',
+            'disabled',
+            '--state-dir',
+            state,
+            '--',
+            'uname',
+            '-m',
+          ],
+          { env: tools.env },
+        );
         expectOk(offline);
         expect(offline.stdout).toBe('aarch64\n');
         expect(tools.lines()).toEqual(prepared);
 
         // prepare --pull never of what is stored prints the same line without any tool call.
-        const never = await runCli(['prepare', '--image', ref, '--arch', 'arm64', '--pull', 'never', '--state-dir', state], { env: tools.env });
+        const never = await runCli(
+          ['prepare', '--image', ref, '--arch', 'arm64', '--pull', 'never', '--state-dir', state],
+          { env: tools.env },
+        );
         expectOk(never);
         expect(never.stdout).toBe(prep.stdout);
         expect(tools.lines()).toEqual(prepared);

@@ -4,7 +4,17 @@
  * NODE_EXTRA_CA_CERTS.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLI, removeDir, tempDir } from '../helpers/cli.js';
@@ -22,8 +32,14 @@ afterEach(async () => {
 });
 
 /** Run `build-cell ARGS` through its shebang, as the installed command runs. */
-function launch(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(CLI, args, { encoding: 'utf8', env: { ...process.env, BUILD_CELL_CODE_CACHE: cache, ...env } });
+function launch(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(CLI, args, {
+    encoding: 'utf8',
+    env: { ...process.env, BUILD_CELL_CODE_CACHE: cache, ...env },
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -114,7 +130,10 @@ describe('the environment', () => {
     const result = launch(['--version'], { NODE_EXTRA_CA_CERTS: bogus });
     expect(result.status).toBe(0);
     expect(result.stderr).toBe('');
-    const direct = spawnSync(process.execPath, ['-e', '0'], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: bogus } });
+    const direct = spawnSync(process.execPath, ['-e', '0'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: bogus },
+    });
     expect(direct.stderr).toMatch(/Ignoring extra certs/);
   });
 });

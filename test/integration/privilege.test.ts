@@ -18,7 +18,6 @@ let layout: string;
 let state: string;
 let home: string;
 
-
 beforeAll(async () => {
   layout = await busyboxLayout();
   state = tempDir('bc-priv-state-');
@@ -42,10 +41,28 @@ describe('as a user with passwordless sudo', () => {
     chmodSync(work, 0o777);
     execFileSync('chown', [String(uidOf(SUDO_USER)), work]);
     // runuser -u USER -- node CLI run ...: the CLI finds it is not root and re-runs itself through sudo -n.
-    const result = await runCli(['run', '--privilege', 'sudo', '--state-dir', state, '--image', `oci:${layout}:amd64`,
-      '--cache', 'cache:/cache', '--export', '/workspace/out:out', '--run', 'id -u; mkdir out; echo built > out/file; echo c > /cache/c'], {
-      wrapper: ['runuser', '-u', SUDO_USER, '--'], cwd: work, env: { PATH: process.env.PATH, HOME: home },
-    });
+    const result = await runCli(
+      [
+        'run',
+        '--privilege',
+        'sudo',
+        '--state-dir',
+        state,
+        '--image',
+        `oci:${layout}:amd64`,
+        '--cache',
+        'cache:/cache',
+        '--export',
+        '/workspace/out:out',
+        '--run',
+        'id -u; mkdir out; echo built > out/file; echo c > /cache/c',
+      ],
+      {
+        wrapper: ['runuser', '-u', SUDO_USER, '--'],
+        cwd: work,
+        env: { PATH: process.env.PATH, HOME: home },
+      },
+    );
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trim()).toBe('0');
     const uid = uidOf(SUDO_USER);
@@ -65,17 +82,27 @@ describe('as a user with passwordless sudo', () => {
 
 describe('as a user without sudo', () => {
   it('fails with exit 125 for --privilege sudo, and says why', async () => {
-    const result = await runCli(['run', '--privilege', 'sudo', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'], {
-      wrapper: ['runuser', '-u', PLAIN_USER, '--'], cwd: home, env: { PATH: process.env.PATH, HOME: home },
-    });
+    const result = await runCli(
+      ['run', '--privilege', 'sudo', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'],
+      {
+        wrapper: ['runuser', '-u', PLAIN_USER, '--'],
+        cwd: home,
+        env: { PATH: process.env.PATH, HOME: home },
+      },
+    );
     expect(result.code).toBe(125);
     expect(result.stderr).toMatch(/^build-cell: --privilege sudo: sudo -n refused: .*password/m);
   });
 
   it('refuses --privilege root with the reason', async () => {
-    const result = await runCli(['run', '--privilege', 'root', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'], {
-      wrapper: ['runuser', '-u', PLAIN_USER, '--'], cwd: home, env: { PATH: process.env.PATH, HOME: home },
-    });
+    const result = await runCli(
+      ['run', '--privilege', 'root', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'true'],
+      {
+        wrapper: ['runuser', '-u', PLAIN_USER, '--'],
+        cwd: home,
+        env: { PATH: process.env.PATH, HOME: home },
+      },
+    );
     expect(result.code).toBe(125);
     expect(result.stderr).toMatch(/--privilege root: build-cell is not running as root/);
   });
@@ -85,7 +112,9 @@ describe('the bundle under Node 24', () => {
   it('runs a cell', async () => {
     const node24 = await node24Binary();
     expect(execFileSync(node24, ['--version'], { encoding: 'utf8' })).toMatch(/^v24\./);
-    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'uname', '-m'], { node: node24 });
+    const result = await runCli(['run', '--state-dir', state, '--image', `oci:${layout}:amd64`, '--', 'uname', '-m'], {
+      node: node24,
+    });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('x86_64\n');
   });

@@ -72,7 +72,9 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 
 function resultOf(run: ActionRun): Record<string, unknown> {
   if (run.mainCode !== 0) {
-    throw new Error(`main exited ${run.mainCode} (${run.main.signal})\n--- stdout\n${run.main.stdout}\n--- stderr\n${run.main.stderr}`);
+    throw new Error(
+      `main exited ${run.mainCode} (${run.main.signal})\n--- stdout\n${run.main.stdout}\n--- stderr\n${run.main.stderr}`,
+    );
   }
   const raw = run.outputs.result;
   if (!raw) throw new Error(`no result output\n${run.main.stdout}\n${run.main.stderr}`);
@@ -227,14 +229,19 @@ describe('results service on Azurite, with the real @actions/cache and @actions/
     expect(save.errors).toEqual([]);
     expect(saved.exactId).toBeGreaterThan(0);
     expect(saved.duplicateId).toBe(-1); // the 409 is not an error for the caller
-    expect(save.stdout).toContain('Failed to save: Unable to reserve cache with key tool-linux-x64-0123abcd, another job may be creating this cache.');
+    expect(save.stdout).toContain(
+      'Failed to save: Unable to reserve cache with key tool-linux-x64-0123abcd, another job may be creating this cache.',
+    );
     expect(saved.olderId).toBeGreaterThan(saved.exactId as number);
     expect(saved.newerId).toBeGreaterThan(saved.olderId as number);
     // The clients mask the SAS signature of every signed URL they get.
     expect(save.masks.length).toBeGreaterThan(0);
     const dup = service.requests().filter((r) => r.method === 'CreateCacheEntry' && r.status === 409);
     expect(dup).toHaveLength(1);
-    expect(dup[0]!.response).toEqual({ code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' });
+    expect(dup[0]!.response).toEqual({
+      code: 'already_exists',
+      msg: 'cache entry with the same key, version, and scope already exists',
+    });
     // Requests use the proto field names.
     const finalize = service.requests().find((r) => r.method === 'FinalizeCacheEntryUpload')!;
     expect(Object.keys(finalize.request as object).sort()).toEqual(['key', 'size_bytes', 'version']);
@@ -283,7 +290,10 @@ describe('results service on Azurite, with the real @actions/cache and @actions/
     const wsA = join(scratch, 'art-ws-a');
     const wsB = join(scratch, 'art-ws-b');
     const notes = 'raw, not zipped\n';
-    await writeTree(join(wsA, 'out'), { 'report.txt': 'build report\n', 'bin/data.bin': randomBytes(2 * 1024 * 1024 + 3) });
+    await writeTree(join(wsA, 'out'), {
+      'report.txt': 'build report\n',
+      'bin/data.bin': randomBytes(2 * 1024 * 1024 + 3),
+    });
     await writeTree(join(wsA, 'raw'), { 'notes.txt': notes });
     await mkdir(wsB);
 
@@ -309,7 +319,12 @@ describe('results service on Azurite, with the real @actions/cache and @actions/
     expect(up.up.id).toBeGreaterThan(0);
     expect(up.duplicate).toContain('(409) Conflict: an artifact with this name already exists on the workflow run');
     expect(up.list.artifacts.map((a) => a.name)).toEqual(['build-output', 'notes.txt', 'scratch']);
-    expect(up.got.artifact).toMatchObject({ name: 'build-output', id: up.up.id, size: up.up.size, digest: `sha256:${up.up.digest}` });
+    expect(up.got.artifact).toMatchObject({
+      name: 'build-output',
+      id: up.up.id,
+      size: up.up.size,
+      digest: `sha256:${up.up.digest}`,
+    });
     expect(up.download.digestMismatch).toBe(false);
     expect(up.deleted.id).toBe(up.scratch.id);
     expect(up.listAfter.artifacts.map((a) => a.name)).toEqual(['build-output', 'notes.txt']);
@@ -385,25 +400,52 @@ describe('results service on Azurite, with the real @actions/cache and @actions/
       status: 400,
       body: { code: 'invalid_argument', msg: 'version is required' },
     });
-    expect((await call('CacheService', 'GetCacheEntryDownloadURL', { key: 'k', version: 'v', restore_keys: 'x' })).body).toMatchObject({ code: 'malformed' });
+    expect(
+      (await call('CacheService', 'GetCacheEntryDownloadURL', { key: 'k', version: 'v', restore_keys: 'x' })).body,
+    ).toMatchObject({ code: 'malformed' });
     expect(await call('CacheService', 'GetCacheEntryDownloadURL', { key: 'k', version: 'v' })).toEqual({
       status: 200,
       body: { ok: false, signed_download_url: '', matched_key: '' },
     });
-    expect((await call('CacheService', 'FinalizeCacheEntryUpload', { key: 'never', version: 'v', size_bytes: '1' })).status).toBe(404);
-    expect((await call('CacheService', 'CreateCacheEntry', { key: 'k', version: 'v' }, { token: null })).body).toMatchObject({ code: 'unauthenticated' });
+    expect(
+      (await call('CacheService', 'FinalizeCacheEntryUpload', { key: 'never', version: 'v', size_bytes: '1' })).status,
+    ).toBe(404);
+    expect(
+      (await call('CacheService', 'CreateCacheEntry', { key: 'k', version: 'v' }, { token: null })).body,
+    ).toMatchObject({ code: 'unauthenticated' });
     expect((await call('CacheService', 'CreateCacheEntry', 'not json')).body).toMatchObject({ code: 'malformed' });
-    expect((await call('CacheService', 'CreateCacheEntry', {}, { contentType: 'application/protobuf' })).body).toMatchObject({ code: 'bad_route' });
+    expect(
+      (await call('CacheService', 'CreateCacheEntry', {}, { contentType: 'application/protobuf' })).body,
+    ).toMatchObject({ code: 'bad_route' });
     expect((await call('CacheService', 'CreateCacheEntry', null, { httpMethod: 'GET' })).status).toBe(404);
     expect((await call('CacheService', 'NoSuchMethod', {})).body).toMatchObject({ code: 'bad_route' });
-    const otherRun = { workflow_run_backend_id: randomUUID(), workflow_job_run_backend_id: jobA, name: 'x', version: 7 };
-    expect(await call('ArtifactService', 'CreateArtifact', otherRun)).toMatchObject({ status: 403, body: { code: 'permission_denied' } });
+    const otherRun = {
+      workflow_run_backend_id: randomUUID(),
+      workflow_job_run_backend_id: jobA,
+      name: 'x',
+      version: 7,
+    };
+    expect(await call('ArtifactService', 'CreateArtifact', otherRun)).toMatchObject({
+      status: 403,
+      body: { code: 'permission_denied' },
+    });
     expect(
-      (await call('ArtifactService', 'CreateArtifact', { workflow_run_backend_id: runBackendId, workflow_job_run_backend_id: jobA, name: 'v' }))
-        .body,
+      (
+        await call('ArtifactService', 'CreateArtifact', {
+          workflow_run_backend_id: runBackendId,
+          workflow_job_run_backend_id: jobA,
+          name: 'v',
+        })
+      ).body,
     ).toEqual({ code: 'invalid_argument', msg: 'version is required' });
-    const noScope = 'eyJhbGciOiJub25lIn0.' + Buffer.from(JSON.stringify({ scp: 'Actions.GenericRead:x' })).toString('base64url') + '.';
-    expect((await call('ArtifactService', 'ListArtifacts', { workflow_run_backend_id: runBackendId }, { token: noScope })).status).toBe(401);
+    const noScope =
+      'eyJhbGciOiJub25lIn0.' +
+      Buffer.from(JSON.stringify({ scp: 'Actions.GenericRead:x' })).toString('base64url') +
+      '.';
+    expect(
+      (await call('ArtifactService', 'ListArtifacts', { workflow_run_backend_id: runBackendId }, { token: noScope }))
+        .status,
+    ).toBe(401);
   });
 
   it('makes runtime tokens @actions/artifact can read', () => {
@@ -512,14 +554,21 @@ describe('action harness', () => {
 
   it('reads action.yml: inputs with defaults, outputs, runs', () => {
     const meta = readActionYml();
-    expect(meta.runs).toMatchObject({ using: 'node24', main: 'dist/main.js', post: 'dist/post.js', 'post-if': 'always()' });
+    expect(meta.runs).toMatchObject({
+      using: 'node24',
+      main: 'dist/main.js',
+      post: 'dist/post.js',
+      'post-if': 'always()',
+    });
     expect(meta.inputs.image).toMatchObject({ required: true });
     expect(meta.inputs.image!.default).toBeUndefined();
     expect(meta.inputs.shell!.default).toBe('sh');
     expect(meta.inputs['image-cache']!.default).toBe('true');
     expect(meta.inputs['artifact-name']!.default).toBe('');
     expect(meta.inputs['tools-source']!.default).toBe('https://deb.debian.org/debian');
-    expect(meta.inputs.shell!.description).toBe('Shell for run: sh (run with sh -e) or bash (bash --noprofile --norc -eo pipefail)');
+    expect(meta.inputs.shell!.description).toBe(
+      'Shell for run: sh (run with sh -e) or bash (bash --noprofile --norc -eo pipefail)',
+    );
     expect(meta.outputs).toContain('exit-code');
     const yml = parseActionYml(
       'name: x\ninputs:\n  a:\n    description: >\n      folded\n      text\n    default: |\n      l1\n      l2\n  "b c":\n    default: "q\\"uoted" # comment\nruns:\n  using: node20\n  main: m.js\n',
@@ -583,7 +632,10 @@ describe('action harness', () => {
     });
     expect(env.GITHUB_RUN_ID).toMatch(/^\d+$/);
     expect(env.GITHUB_SHA).toMatch(/^[0-9a-f]{40}$/);
-    expect(runtimeTokenIds(env.ACTIONS_RUNTIME_TOKEN!)).toEqual({ runBackendId: run.runBackendId, jobBackendId: run.jobBackendId });
+    expect(runtimeTokenIds(env.ACTIONS_RUNTIME_TOKEN!)).toEqual({
+      runBackendId: run.runBackendId,
+      jobBackendId: run.jobBackendId,
+    });
     expect(run.main.stdout).toContain(`cwd=${run.workspace}`);
     expect(run.env).toEqual({ SELFTEST_VAR: 'exported value\nsecond line', FROM_POST: '1' });
     expect(run.path).toEqual(['/opt/selftest/one', '/opt/selftest/two']);
@@ -592,7 +644,11 @@ describe('action harness', () => {
     expect(run.groups).toEqual(['inputs']);
     expect(run.warnings).toEqual(['a warning with 100% and\nnewline']);
     expect(run.errors).toEqual(['an error annotation']);
-    expect(run.commands.find((c) => c.command === 'error')!.properties).toEqual({ title: 'Title, with: colon', file: 'src/a.ts', line: '3' });
+    expect(run.commands.find((c) => c.command === 'error')!.properties).toEqual({
+      title: 'Title, with: colon',
+      file: 'src/a.ts',
+      line: '3',
+    });
     expect(run.notices).toEqual(['a notice']);
     expect(run.debug).toEqual(['debug line']); // parsed always; the runner shows them only with RUNNER_DEBUG
     expect(run.masks).toEqual(['s3cr3t-value']);
@@ -620,7 +676,12 @@ describe('action harness', () => {
   };
 
   it('runs main then post like the runner, with inputs, file commands, state and workflow commands', async () => {
-    const run = await runAction({ inputs, mainScript: main, postScript: post, results: { url: 'http://127.0.0.1:9/' } });
+    const run = await runAction({
+      inputs,
+      mainScript: main,
+      postScript: post,
+      results: { url: 'http://127.0.0.1:9/' },
+    });
     basic(run);
     expect(run.main.processEnv['INPUT_SHELL']).toBe('sh');
     expect(run.main.processEnv['INPUT_IMAGE']).toBe('docker://busybox:latest');
@@ -628,7 +689,13 @@ describe('action harness', () => {
 
   it('runs the steps with another Node (Node 24, as `using: node24`) when available', async (ctx) => {
     if (!existsSync(NODE24)) ctx.skip();
-    const run = await runAction({ inputs, node: NODE24, mainScript: main, postScript: post, results: { url: 'http://127.0.0.1:9/' } });
+    const run = await runAction({
+      inputs,
+      node: NODE24,
+      mainScript: main,
+      postScript: post,
+      results: { url: 'http://127.0.0.1:9/' },
+    });
     basic(run);
     expect(run.outputs['node-version']).toMatch(/^v24\./);
   });
@@ -649,7 +716,13 @@ describe('action harness', () => {
   });
 
   it('cancels like the runner: SIGINT to main, then post runs with the state saved so far', async () => {
-    const run = await runAction({ inputs, mainScript: main, postScript: post, env: { SELFTEST_MODE: 'wait-signal' }, signalAfterMs: 1_500 });
+    const run = await runAction({
+      inputs,
+      mainScript: main,
+      postScript: post,
+      env: { SELFTEST_MODE: 'wait-signal' },
+      signalAfterMs: 1_500,
+    });
     expect(run.main.stdout).toContain('READY');
     expect(run.main.stdout).toContain('main got SIGINT');
     expect(run.main.signalsSent.map((s) => s.signal)).toEqual(['SIGINT']);
@@ -679,7 +752,12 @@ describe('action harness', () => {
   it('runs the steps as another user through a wrapper', async (ctx) => {
     if (process.getuid?.() !== 0 || !existsSync('/usr/sbin/runuser')) ctx.skip();
     const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
-    const run = await runAction({ inputs, mainScript: main, postScript: post, wrapper: ['runuser', '-u', 'nobody', '--'] });
+    const run = await runAction({
+      inputs,
+      mainScript: main,
+      postScript: post,
+      wrapper: ['runuser', '-u', 'nobody', '--'],
+    });
     expect(run.mainCode).toBe(0);
     expect(run.outputs.uid).toBe(String(nobody));
     expect(run.postCode).toBe(0);

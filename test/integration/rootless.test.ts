@@ -7,7 +7,15 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { expectHostUnchanged, removeDir, runCli, snapshotHost, tempDir, type HostSnapshot, type RunCliOptions } from '../helpers/cli.js';
+import {
+  expectHostUnchanged,
+  removeDir,
+  runCli,
+  snapshotHost,
+  tempDir,
+  type HostSnapshot,
+  type RunCliOptions,
+} from '../helpers/cli.js';
 import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
 
 const USER = 'bc-test-rootless';
@@ -18,7 +26,10 @@ let before: HostSnapshot;
 
 const asUser = (args: string[], options: RunCliOptions = {}) =>
   runCli(['run', '--privilege', 'rootless', '--state-dir', state, ...args], {
-    wrapper: ['runuser', '-u', USER, '--'], cwd: home, env: { PATH: process.env.PATH, HOME: home }, ...options,
+    wrapper: ['runuser', '-u', USER, '--'],
+    cwd: home,
+    env: { PATH: process.env.PATH, HOME: home },
+    ...options,
   });
 
 /** Paths under `dir` not owned by the rootless user. */
@@ -64,8 +75,22 @@ describe('rootless cells', () => {
       'echo cached >> /cache/log',
       'mkdir out && cp src/in.txt out/ && mkdir -p /usr/local && echo built > /usr/local/built',
     ].join('\n');
-    const result = await asUser(['--image', `oci:${layout}:amd64`, '--workspace', ws, '--import', `${tools}:/opt/tools`, '--cache', `${join(home, 'cache')}:/cache`,
-      '--export', `/workspace/out:${join(home, 'out')}`, '--export', `/usr/local/built:${join(home, 'built')}`, '--run', script]);
+    const result = await asUser([
+      '--image',
+      `oci:${layout}:amd64`,
+      '--workspace',
+      ws,
+      '--import',
+      `${tools}:/opt/tools`,
+      '--cache',
+      `${join(home, 'cache')}:/cache`,
+      '--export',
+      `/workspace/out:${join(home, 'out')}`,
+      '--export',
+      `/usr/local/built:${join(home, 'built')}`,
+      '--run',
+      script,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('0\nfrom the host\ntool\nimport-read-only\n');
     expect(readFileSync(join(home, 'out', 'in.txt'), 'utf8')).toBe('from the host\n');
@@ -75,29 +100,73 @@ describe('rootless cells', () => {
   });
 
   it('runs arm64 through a binfmt_misc instance of its own', async () => {
-    const result = await asUser(['--image', `oci:${layout}:arm64`, '--arch', 'arm64', '--run', 'uname -m; cat /proc/sys/fs/binfmt_misc/build-cell-* | head -1']);
+    const result = await asUser([
+      '--image',
+      `oci:${layout}:arm64`,
+      '--arch',
+      'arm64',
+      '--run',
+      'uname -m; cat /proc/sys/fs/binfmt_misc/build-cell-* | head -1',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('aarch64\nenabled\n');
   });
 
   it('disables the network', async () => {
-    const result = await asUser(['--image', `oci:${layout}:amd64`, '--network', 'disabled', '--run', 'ip -o link | cut -d: -f2 | tr -d " "']);
+    const result = await asUser([
+      '--image',
+      `oci:${layout}:amd64`,
+      '--network',
+      'disabled',
+      '--run',
+      'ip -o link | cut -d: -f2 | tr -d " "',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('lo\n');
   });
 
   it('applies rlimits', async () => {
-    const cpu = await asUser(['--image', `oci:${layout}:amd64`, '--cpu-time', '1', '--', 'sh', '-c', 'while :; do :; done']);
+    const cpu = await asUser([
+      '--image',
+      `oci:${layout}:amd64`,
+      '--cpu-time',
+      '1',
+      '--',
+      'sh',
+      '-c',
+      'while :; do :; done',
+    ]);
     expect([137, 152]).toContain(cpu.code);
-    const mem = await asUser(['--image', `oci:${layout}:amd64`, '--memory', '32M', '--run', 'x=$(head -c 67108864 /dev/zero | tr "\\0" a); echo ${#x}']);
+    const mem = await asUser([
+      '--image',
+      `oci:${layout}:amd64`,
+      '--memory',
+      '32M',
+      '--run',
+      'x=$(head -c 67108864 /dev/zero | tr "\\0" a); echo ${#x}',
+    ]);
     expect(mem.code).not.toBe(0);
-    const procs = await asUser(['--image', `oci:${layout}:amd64`, '--max-processes', '4', '--run', 'for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait']);
+    const procs = await asUser([
+      '--image',
+      `oci:${layout}:amd64`,
+      '--max-processes',
+      '4',
+      '--run',
+      'for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait',
+    ]);
     expect(procs.code).not.toBe(0);
     expect(procs.stderr).toMatch(/can't fork/);
   });
 
   it('keeps a scratch per the cleanup policy, removable by the user without sudo', async () => {
-    const kept = await asUser(['--image', `oci:${layout}:amd64`, '--cleanup', 'preserve-on-failure', '--run', 'rm /bin/ls; echo x > /etc/new; exit 2']);
+    const kept = await asUser([
+      '--image',
+      `oci:${layout}:amd64`,
+      '--cleanup',
+      'preserve-on-failure',
+      '--run',
+      'rm /bin/ls; echo x > /etc/new; exit 2',
+    ]);
     expect(kept.code).toBe(2);
     const scratch = /scratch preserved at (\S+)/.exec(kept.stderr)?.[1];
     expect(scratch).toBeTruthy();

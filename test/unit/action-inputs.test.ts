@@ -3,8 +3,12 @@ import { parseEnvLines, parseInputs, unknownInputs, type InputReader } from '../
 import { UserError } from '../../src/util/errors.js';
 
 const env = { GITHUB_WORKSPACE: '/home/runner/work/repo/repo', RUNNER_TEMP: '/home/runner/work/_temp' };
-const reader = (values: Record<string, string>): InputReader => (name) => values[name] ?? '';
-const parse = (values: Record<string, string>) => parseInputs(reader({ image: 'debian:bookworm', run: 'true', ...values }), env);
+const reader =
+  (values: Record<string, string>): InputReader =>
+  (name) =>
+    values[name] ?? '';
+const parse = (values: Record<string, string>) =>
+  parseInputs(reader({ image: 'debian:bookworm', run: 'true', ...values }), env);
 const fails = (values: Record<string, string>, field: string, message?: RegExp) => {
   let error: unknown;
   try {
@@ -37,19 +41,34 @@ describe('parseInputs', () => {
     fails({ image: '' }, 'image', /required/);
     fails({ run: '' }, 'run', /required/);
     fails({ run: 'x', command: 'echo' }, 'run', /not both/);
-    expect(parse({ run: '', command: 'echo\nhello world\n' }).command).toEqual({ kind: 'argv', argv: ['echo', 'hello world'] });
+    expect(parse({ run: '', command: 'echo\nhello world\n' }).command).toEqual({
+      kind: 'argv',
+      argv: ['echo', 'hello world'],
+    });
   });
 
   it('maps paths relative to GITHUB_WORKSPACE and the workspace path', () => {
     const inputs = parse({
-      workspace: 'src.tar.gz', 'working-directory': 'sub/dir', imports: 'tools:/opt/tools\n/abs/x:/x',
-      caches: '/var/cache/apt\n.ccache:/root/.ccache', exports: '/workspace/out:dist\n/workspace/log:/tmp/log',
+      workspace: 'src.tar.gz',
+      'working-directory': 'sub/dir',
+      imports: 'tools:/opt/tools\n/abs/x:/x',
+      caches: '/var/cache/apt\n.ccache:/root/.ccache',
+      exports: '/workspace/out:dist\n/workspace/log:/tmp/log',
     });
     expect(inputs.workspace).toBe(`${env.GITHUB_WORKSPACE}/src.tar.gz`);
     expect(inputs.workingDirectory).toBe('/workspace/sub/dir');
-    expect(inputs.imports).toEqual([{ host: `${env.GITHUB_WORKSPACE}/tools`, cell: '/opt/tools' }, { host: '/abs/x', cell: '/x' }]);
-    expect(inputs.caches).toEqual([{ cell: '/var/cache/apt' }, { host: `${env.GITHUB_WORKSPACE}/.ccache`, cell: '/root/.ccache' }]);
-    expect(inputs.exports).toEqual([{ cell: '/workspace/out', host: `${env.GITHUB_WORKSPACE}/dist` }, { cell: '/workspace/log', host: '/tmp/log' }]);
+    expect(inputs.imports).toEqual([
+      { host: `${env.GITHUB_WORKSPACE}/tools`, cell: '/opt/tools' },
+      { host: '/abs/x', cell: '/x' },
+    ]);
+    expect(inputs.caches).toEqual([
+      { cell: '/var/cache/apt' },
+      { host: `${env.GITHUB_WORKSPACE}/.ccache`, cell: '/root/.ccache' },
+    ]);
+    expect(inputs.exports).toEqual([
+      { cell: '/workspace/out', host: `${env.GITHUB_WORKSPACE}/dist` },
+      { cell: '/workspace/log', host: '/tmp/log' },
+    ]);
     expect(parse({ workspace: 'none' }).workspace).toBeUndefined();
   });
 
@@ -77,22 +96,35 @@ describe('parseInputs', () => {
 
   it('accepts enum values in any case', () => {
     const inputs = parse({ arch: 'ARM64', network: 'Disabled', shell: 'BASH' });
-    expect([inputs.arch.name, inputs.network, inputs.command.kind === 'script' && inputs.command.shell]).toEqual(['arm64', 'disabled', 'bash']);
+    expect([inputs.arch.name, inputs.network, inputs.command.kind === 'script' && inputs.command.shell]).toEqual([
+      'arm64',
+      'disabled',
+      'bash',
+    ]);
   });
 });
 
 describe('parseEnvLines', () => {
   it('reads KEY=VALUE lines, keeping = in values and skipping blanks and comments', () => {
-    expect(parseEnvLines('A=1\n\n# note\nB=x=y\nC=\n')).toEqual([['A', '1'], ['B', 'x=y'], ['C', '']]);
+    expect(parseEnvLines('A=1\n\n# note\nB=x=y\nC=\n')).toEqual([
+      ['A', '1'],
+      ['B', 'x=y'],
+      ['C', ''],
+    ]);
   });
   it('reads heredoc values', () => {
-    expect(parseEnvLines('KEY<<EOF\nline 1\nline 2\nEOF\nNEXT=n')).toEqual([['KEY', 'line 1\nline 2'], ['NEXT', 'n']]);
+    expect(parseEnvLines('KEY<<EOF\nline 1\nline 2\nEOF\nNEXT=n')).toEqual([
+      ['KEY', 'line 1\nline 2'],
+      ['NEXT', 'n'],
+    ]);
     expect(() => parseEnvLines('KEY<<EOF\nunterminated')).toThrow(/closing EOF/);
   });
 });
 
 describe('unknownInputs', () => {
   it('lists INPUT_ variables the action does not declare', () => {
-    expect(unknownInputs({ INPUT_IMAGE: 'x', 'INPUT_ARTIFACT-NAME': 'a', INPUT_IMAGES: 'typo', PATH: '/bin' })).toEqual(['images']);
+    expect(unknownInputs({ INPUT_IMAGE: 'x', 'INPUT_ARTIFACT-NAME': 'a', INPUT_IMAGES: 'typo', PATH: '/bin' })).toEqual(
+      ['images'],
+    );
   });
 });

@@ -6,13 +6,33 @@ import { summaryRows, formatBytes } from '../../src/action/summary.js';
 import { resolveArch } from '../../src/emulation/arch.js';
 import { validateSpec } from '../../src/cellspec/validate.js';
 
-const env = { GITHUB_WORKSPACE: '/ws', RUNNER_TEMP: '/tmp/rt', GITHUB_SHA: 'abc', ACTIONS_RUNTIME_TOKEN: 'secret-token', GITHUB_OUTPUT: '/host/out', CI: 'true' };
-const inputsOf = (values: Record<string, string>) => parseInputs(((name) => ({ image: 'debian:bookworm', run: 'make', ...values } as Record<string, string>)[name] ?? '') as InputReader, env);
-const ctx = { env, runnerTemp: '/tmp/rt', fileCommandsDir: '/tmp/rt/build-cell/fc', cacheDirs: ['/tmp/rt/build-cell/caches/0_var_cache_apt'] };
+const env = {
+  GITHUB_WORKSPACE: '/ws',
+  RUNNER_TEMP: '/tmp/rt',
+  GITHUB_SHA: 'abc',
+  ACTIONS_RUNTIME_TOKEN: 'secret-token',
+  GITHUB_OUTPUT: '/host/out',
+  CI: 'true',
+};
+const inputsOf = (values: Record<string, string>) =>
+  parseInputs(
+    ((name) =>
+      (({ image: 'debian:bookworm', run: 'make', ...values }) as Record<string, string>)[name] ?? '') as InputReader,
+    env,
+  );
+const ctx = {
+  env,
+  runnerTemp: '/tmp/rt',
+  fileCommandsDir: '/tmp/rt/build-cell/fc',
+  cacheDirs: ['/tmp/rt/build-cell/caches/0_var_cache_apt'],
+};
 
 describe('toCellRequest', () => {
   it('builds a valid spec from the inputs', () => {
-    const request = toCellRequest(inputsOf({ caches: '/var/cache/apt', exports: '/workspace/out:out', env: 'CC=gcc' }), ctx);
+    const request = toCellRequest(
+      inputsOf({ caches: '/var/cache/apt', exports: '/workspace/out:out', env: 'CC=gcc' }),
+      ctx,
+    );
     const spec = { ...request.spec, root: '/state/images/rootfs/x', scratch: '/state/cells/y' };
     expect(() => validateSpec(spec)).not.toThrow();
     expect(spec.workspaceSeed).toEqual({ kind: 'snapshot', path: '/ws' });
@@ -39,14 +59,21 @@ describe('toCellRequest', () => {
   });
 
   it('runs bash scripts with --noprofile --norc -eo pipefail, and command lines as argv', () => {
-    expect(toCellRequest(inputsOf({ shell: 'bash' }), ctx).spec.command).toEqual({ cwd: '/workspace', executable: 'bash', argv: ['--noprofile', '--norc', '-eo', 'pipefail', '/.build-cell/run.sh'] });
+    expect(toCellRequest(inputsOf({ shell: 'bash' }), ctx).spec.command).toEqual({
+      cwd: '/workspace',
+      executable: 'bash',
+      argv: ['--noprofile', '--norc', '-eo', 'pipefail', '/.build-cell/run.sh'],
+    });
     const argv = toCellRequest(inputsOf({ run: '', command: 'make\n-j4\n' }), ctx).spec;
     expect(argv.command).toEqual({ cwd: '/workspace', executable: 'make', argv: ['-j4'] });
     expect(argv.script).toBeUndefined();
   });
 
   it('uses archives and empty workspaces', () => {
-    expect(toCellRequest(inputsOf({ workspace: 'src.tgz' }), ctx).spec.workspaceSeed).toEqual({ kind: 'archive', path: '/ws/src.tgz' });
+    expect(toCellRequest(inputsOf({ workspace: 'src.tgz' }), ctx).spec.workspaceSeed).toEqual({
+      kind: 'archive',
+      path: '/ws/src.tgz',
+    });
     expect(toCellRequest(inputsOf({ workspace: 'none' }), ctx).spec.workspaceSeed).toEqual({ kind: 'empty' });
   });
 
@@ -75,7 +102,17 @@ describe('cache keys', () => {
 
 describe('summary', () => {
   it('shows every phase, the digest and the outcome', () => {
-    const rows = summaryRows({ image: 'debian:bookworm', digest: 'sha256:x', arch: 'arm64', emulated: true, imageCacheHit: true, exitCode: 137, signal: 9, timings: { run: 1500, stage: 12 }, exports: [] });
+    const rows = summaryRows({
+      image: 'debian:bookworm',
+      digest: 'sha256:x',
+      arch: 'arm64',
+      emulated: true,
+      imageCacheHit: true,
+      exitCode: 137,
+      signal: 9,
+      timings: { run: 1500, stage: 12 },
+      exports: [],
+    });
     const table = Object.fromEntries(rows.map(([k, v]) => [k, v]));
     expect(table.arch).toBe('arm64 (emulated with qemu)');
     expect(table['time: run']).toBe('1.5 s');
@@ -88,7 +125,16 @@ describe('summary', () => {
 
   it('records the emulation: qemu and the CPU model with where it came from', () => {
     const emulation = '/usr/bin/qemu-aarch64-static, CPU cortex-a53 (qemu-cpu)';
-    const rows = summaryRows({ image: 'debian', arch: 'arm64', emulated: true, emulation, imageCacheHit: false, exitCode: 0, timings: {}, exports: [] });
+    const rows = summaryRows({
+      image: 'debian',
+      arch: 'arm64',
+      emulated: true,
+      emulation,
+      imageCacheHit: false,
+      exitCode: 0,
+      timings: {},
+      exports: [],
+    });
     expect(Object.fromEntries(rows.map(([k, v]) => [k, v])).emulation).toBe(emulation);
   });
 });
@@ -103,7 +149,9 @@ describe('qemu-cpu handed to the engine', () => {
 describe('pull policy handed to the engine', () => {
   it('re-resolves tags (unless the action already did), never digest pins', () => {
     expect(toCellRequest(inputsOf({}), ctx).image.pull).toBe('always');
-    expect(toCellRequest(inputsOf({}), { ...ctx, digest: `sha256:${'1'.repeat(64)}` }).image.digest).toBe(`sha256:${'1'.repeat(64)}`);
+    expect(toCellRequest(inputsOf({}), { ...ctx, digest: `sha256:${'1'.repeat(64)}` }).image.digest).toBe(
+      `sha256:${'1'.repeat(64)}`,
+    );
     expect(toCellRequest(inputsOf({ image: `debian@sha256:${'a'.repeat(64)}` }), ctx).image.pull).toBe('missing');
   });
 });

@@ -7,7 +7,22 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { chmod, chown, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyUpper, type ApplyOptions } from '../../src/cell/apply-upper.js';
@@ -18,10 +33,11 @@ import { canMountOverlay, exists, isRoot, listing, mkfifo, runOverlay, view, whi
 const fsCalls = vi.hoisted(() => ({ record: false, paths: [] as string[] }));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:fs/promises')>();
-  const spy = <F extends (...args: never[]) => unknown>(f: F): F => ((...args: Parameters<F>) => {
-    if (fsCalls.record) fsCalls.paths.push(String(args[0]));
-    return f(...args);
-  }) as F;
+  const spy = <F extends (...args: never[]) => unknown>(f: F): F =>
+    ((...args: Parameters<F>) => {
+      if (fsCalls.record) fsCalls.paths.push(String(args[0]));
+      return f(...args);
+    }) as F;
   return { ...actual, readdir: spy(actual.readdir), lstat: spy(actual.lstat) };
 });
 
@@ -63,24 +79,43 @@ async function temps(dir: string): Promise<string[]> {
 describe('applyUpper: change kinds', () => {
   it('applies new, changed and deleted files and directories, and counts them', async () => {
     await write(host, {
-      'changed.txt': 'old', 'deleted.txt': 'doomed', 'kept.txt': 'kept',
+      'changed.txt': 'old',
+      'deleted.txt': 'doomed',
+      'kept.txt': 'kept',
       olddir: { 'a.txt': 'a', nested: { 'b.txt': 'b' } },
       keptdir: { 'k.txt': 'k' },
       dir: { 'x.txt': 'old x', 'y.txt': 'y', 'gone.txt': 'g' },
     });
-    await write(upper, { 'changed.txt': 'new', 'new.txt': 'fresh', newdir: { sub: { 'deep.txt': 'deep' } }, dir: { 'x.txt': 'new x' } });
+    await write(upper, {
+      'changed.txt': 'new',
+      'new.txt': 'fresh',
+      newdir: { sub: { 'deep.txt': 'deep' } },
+      dir: { 'x.txt': 'new x' },
+    });
     await chmod(join(upper, 'new.txt'), 0o640);
     await chmod(join(upper, 'dir'), 0o750);
-    await view(seen, { 'changed.txt': '', 'new.txt': '', 'kept.txt': '', newdir: { sub: { 'deep.txt': '' } }, keptdir: { 'k.txt': '' }, dir: { 'x.txt': '', 'y.txt': '' } });
+    await view(seen, {
+      'changed.txt': '',
+      'new.txt': '',
+      'kept.txt': '',
+      newdir: { sub: { 'deep.txt': '' } },
+      keptdir: { 'k.txt': '' },
+      dir: { 'x.txt': '', 'y.txt': '' },
+    });
 
     const counts = await apply();
     expect(await listing(host)).toEqual({
       'changed.txt': 'file 644 new',
-      dir: 'dir 750', 'dir/x.txt': 'file 644 new x', 'dir/y.txt': 'file 644 y',
+      dir: 'dir 750',
+      'dir/x.txt': 'file 644 new x',
+      'dir/y.txt': 'file 644 y',
       'kept.txt': 'file 644 kept',
-      keptdir: 'dir 755', 'keptdir/k.txt': 'file 644 k',
+      keptdir: 'dir 755',
+      'keptdir/k.txt': 'file 644 k',
       'new.txt': 'file 640 fresh',
-      newdir: 'dir 755', 'newdir/sub': 'dir 755', 'newdir/sub/deep.txt': 'file 644 deep',
+      newdir: 'dir 755',
+      'newdir/sub': 'dir 755',
+      'newdir/sub/deep.txt': 'file 644 deep',
     });
     // changed.txt, new.txt, newdir, newdir/sub, deep.txt, dir/x.txt; deleted.txt, olddir, dir/gone.txt.
     expect(counts).toEqual({ written: 6, deleted: 3, skipped: 0 });
@@ -102,7 +137,11 @@ describe('applyUpper: change kinds', () => {
     await write(host, { rel: 'was a file' });
     await view(seen, { 'etc-link': '', rel: '', dangling: '' });
     expect(await apply()).toEqual({ written: 3, deleted: 0, skipped: 0 });
-    expect(await listing(host)).toEqual({ dangling: 'link /nonexistent/x', 'etc-link': 'link /etc', rel: 'link ../outside/secret.txt' });
+    expect(await listing(host)).toEqual({
+      dangling: 'link /nonexistent/x',
+      'etc-link': 'link /etc',
+      rel: 'link ../outside/secret.txt',
+    });
     expect(await listing(outside)).toEqual(OUTSIDE);
   });
 
@@ -114,7 +153,7 @@ describe('applyUpper: change kinds', () => {
     expect(await listing(host)).toEqual({ d: 'file 644 now a file', f: 'dir 755', 'f/now-a-dir.txt': 'file 644 d' });
   });
 
-  it('copies modes, and sets a directory\'s mode and times after its children (a read-only directory too)', async () => {
+  it("copies modes, and sets a directory's mode and times after its children (a read-only directory too)", async () => {
     await write(upper, { ro: { 'f.txt': 'f' }, 'x.sh': '#!/bin/sh' });
     await chmod(join(upper, 'x.sh'), 0o751);
     const fileTime = new Date('2001-02-03T04:05:06.789Z');
@@ -143,8 +182,11 @@ describe('applyUpper: change kinds', () => {
     await view(seen, { [file]: '', [dir]: { [file]: '', [linkName]: '' }, [max]: '' });
     expect(await apply()).toEqual({ written: 5, deleted: 0, skipped: 0 });
     expect(await listing(host)).toEqual({
-      [dir]: 'dir 755', [`${dir}/${file}`]: 'file 644 inner', [`${dir}/${linkName}`]: `link ${file}`,
-      [file]: 'file 644 new', [max]: 'file 644 file now',
+      [dir]: 'dir 755',
+      [`${dir}/${file}`]: 'file 644 inner',
+      [`${dir}/${linkName}`]: `link ${file}`,
+      [file]: 'file 644 new',
+      [max]: 'file 644 file now',
     });
   });
 
@@ -176,12 +218,20 @@ describe('applyUpper never writes outside host through a symlink', () => {
   it('(a) host link -> outside dir, upper link/ a directory: the link is replaced by a real directory', async () => {
     await symlink(outside, join(host, 'link'));
     await symlink('../outside', join(host, 'rel'));
-    await write(upper, { link: { 'secret.txt': 'overwritten?', 'planted.txt': 'p', deeper: { 'x.txt': 'x' } }, rel: { 'r.txt': 'r' } });
+    await write(upper, {
+      link: { 'secret.txt': 'overwritten?', 'planted.txt': 'p', deeper: { 'x.txt': 'x' } },
+      rel: { 'r.txt': 'r' },
+    });
     await view(seen, { link: { 'secret.txt': '', 'planted.txt': '', deeper: { 'x.txt': '' } }, rel: { 'r.txt': '' } });
     await apply();
     expect(await listing(host)).toEqual({
-      link: 'dir 755', 'link/deeper': 'dir 755', 'link/deeper/x.txt': 'file 644 x', 'link/planted.txt': 'file 644 p', 'link/secret.txt': 'file 644 overwritten?',
-      rel: 'dir 755', 'rel/r.txt': 'file 644 r',
+      link: 'dir 755',
+      'link/deeper': 'dir 755',
+      'link/deeper/x.txt': 'file 644 x',
+      'link/planted.txt': 'file 644 p',
+      'link/secret.txt': 'file 644 overwritten?',
+      rel: 'dir 755',
+      'rel/r.txt': 'file 644 r',
     });
     expect(await listing(outside)).toEqual(OUTSIDE);
   });
@@ -205,7 +255,7 @@ describe('applyUpper never writes outside host through a symlink', () => {
     expect(await listing(outside)).toEqual(OUTSIDE);
   });
 
-  it('(d) deleting a name that is a symlink to a directory removes the link, not the target\'s contents', async () => {
+  it("(d) deleting a name that is a symlink to a directory removes the link, not the target's contents", async () => {
     await symlink(outside, join(host, 'gone'));
     await write(host, { olddir: {} });
     await symlink(outside, join(host, 'olddir', 'inner'));
@@ -221,17 +271,24 @@ describe('applyUpper never writes outside host through a symlink', () => {
     await view(seen, { 'x.txt': '' });
     await symlink(outside, join(base, 'host-link'));
     await writeFile(join(base, 'host-file'), '');
-    const attempt = (target: string) => applyUpper(upper, seen, target, { what: 'write back' }).catch((e: unknown) => e);
+    const attempt = (target: string) =>
+      applyUpper(upper, seen, target, { what: 'write back' }).catch((e: unknown) => e);
     let error = await attempt(join(base, 'host-link'));
     expect(error).toBeInstanceOf(CellSetupError);
-    expect((error as Error).message).toBe(`cannot write back ${join(base, 'host-link')}: it is not a directory but a symlink`);
+    expect((error as Error).message).toBe(
+      `cannot write back ${join(base, 'host-link')}: it is not a directory but a symlink`,
+    );
     error = await attempt(join(base, 'host-file'));
     expect((error as Error).message).toBe(`cannot write back ${join(base, 'host-file')}: it is not a directory`);
     error = await attempt(join(base, 'host-file', 'sub'));
     expect(error).toBeInstanceOf(CellSetupError);
-    expect((error as Error).message).toBe(`cannot write back ${join(base, 'host-file', 'sub')}: Not a directory (ENOTDIR, lstat)`);
+    expect((error as Error).message).toBe(
+      `cannot write back ${join(base, 'host-file', 'sub')}: Not a directory (ENOTDIR, lstat)`,
+    );
     error = await attempt(join(base, 'missing'));
-    expect((error as Error).message).toBe(`cannot write back ${join(base, 'missing')}: No such file or directory (ENOENT, lstat)`);
+    expect((error as Error).message).toBe(
+      `cannot write back ${join(base, 'missing')}: No such file or directory (ENOENT, lstat)`,
+    );
     expect(await listing(outside)).toEqual(OUTSIDE);
   });
 });
@@ -259,7 +316,7 @@ describe('applyUpper: hard links, modes, skipped entries', () => {
     await check();
   });
 
-  it('clears setuid and setgid on files (content intact), keeps a directory\'s setgid and sticky bits', async () => {
+  it("clears setuid and setgid on files (content intact), keeps a directory's setgid and sticky bits", async () => {
     const big = 'x'.repeat(300_000);
     await write(upper, { suid: big, sgid: 'g', both: 'b', sticky: 's', shared: { 'f.txt': 'f' }, tmp: {} });
     await chmod(join(upper, 'suid'), 0o4755);
@@ -274,7 +331,14 @@ describe('applyUpper: hard links, modes, skipped entries', () => {
     const listed = await listing(host);
     expect(listed.suid).toBe(`file 755 ${big}`);
     delete listed.suid;
-    expect(listed).toEqual({ both: 'file 711 b', sgid: 'file 755 g', shared: 'dir 2775', 'shared/f.txt': 'file 644 f', sticky: 'file 1644 s', tmp: 'dir 1777' });
+    expect(listed).toEqual({
+      both: 'file 711 b',
+      sgid: 'file 755 g',
+      shared: 'dir 2775',
+      'shared/f.txt': 'file 644 f',
+      sticky: 'file 1644 s',
+      tmp: 'dir 1777',
+    });
     expect(await temps(host)).toEqual([]);
   });
 
@@ -286,25 +350,34 @@ describe('applyUpper: hard links, modes, skipped entries', () => {
     await view(seen, { sub: { 'f.txt': '', pipe: '' }, sock: '' });
     const skipped: Array<[string, string]> = [];
     try {
-      expect(await apply({ onSkipped: (rel, kind) => skipped.push([rel, kind]) })).toEqual({ written: 2, deleted: 0, skipped: 2 });
+      expect(await apply({ onSkipped: (rel, kind) => skipped.push([rel, kind]) })).toEqual({
+        written: 2,
+        deleted: 0,
+        skipped: 2,
+      });
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
-    expect(skipped.sort()).toEqual([['sock', 'socket'], ['sub/pipe', 'fifo']]);
+    expect(skipped.sort()).toEqual([
+      ['sock', 'socket'],
+      ['sub/pipe', 'fifo'],
+    ]);
     expect(await listing(host)).toEqual({ sub: 'dir 755', 'sub/f.txt': 'file 644 f' });
   });
 
-  it('visits only the upper\'s entries and, for directories in it, the names in host and view', async () => {
-    const untouched = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`u-${i}`, { 'x.txt': 'x', deep: { 'y.txt': 'y' } }]));
+  it("visits only the upper's entries and, for directories in it, the names in host and view", async () => {
+    const untouched = Object.fromEntries(
+      Array.from({ length: 30 }, (_, i) => [`u-${i}`, { 'x.txt': 'x', deep: { 'y.txt': 'y' } }]),
+    );
     await write(host, { ...untouched, dir: { 'a.txt': 'a', keep: { 'k.txt': 'k' } } });
     await write(upper, { dir: { 'a.txt': 'a2' } });
     await view(seen, { ...untouched, dir: { 'a.txt': '', keep: { 'k.txt': '' } } });
     fsCalls.record = true;
     await apply();
     fsCalls.record = false;
-    expect([...new Set(fsCalls.paths)].sort()).toEqual([
-      host, join(host, 'dir'), seen, join(seen, 'dir'), upper, join(upper, 'dir'), join(upper, 'dir', 'a.txt'),
-    ].sort());
+    expect([...new Set(fsCalls.paths)].sort()).toEqual(
+      [host, join(host, 'dir'), seen, join(seen, 'dir'), upper, join(upper, 'dir'), join(upper, 'dir', 'a.txt')].sort(),
+    );
     expect(await readFile(join(host, 'dir', 'a.txt'), 'utf8')).toBe('a2');
   });
 });
@@ -333,14 +406,18 @@ describe('applyUpper: failures', () => {
     await view(seen, { d: '' });
     const error = await apply({ what: 'sync the cache back to' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CellSetupError);
-    expect((error as Error).message).toBe(`cannot sync the cache back to ${join(host, 'd')}: the cell's view ${join(seen, 'd')}: Not a directory (ENOTDIR, scandir)`);
+    expect((error as Error).message).toBe(
+      `cannot sync the cache back to ${join(host, 'd')}: the cell's view ${join(seen, 'd')}: Not a directory (ENOTDIR, scandir)`,
+    );
     // Nothing was deleted on the strength of an unreadable view.
     expect(await listing(host)).toEqual({ d: 'dir 755', 'd/old.txt': 'file 644 o' });
   });
 
   it('without `what`, messages say what is applied', async () => {
     const error = await applyUpper(upper, seen, join(base, 'missing')).catch((e: unknown) => e);
-    expect((error as Error).message).toMatch(/^cannot apply the cell's changes to .*missing: No such file or directory \(ENOENT/);
+    expect((error as Error).message).toMatch(
+      /^cannot apply the cell's changes to .*missing: No such file or directory \(ENOENT/,
+    );
   });
 });
 
@@ -348,7 +425,8 @@ describe.skipIf(!isRoot)('applyUpper as root: whiteouts, device nodes, owners', 
   it('a whiteout deletes the host entry (a symlink is unlinked, never followed), even if the view still shows it', async () => {
     await write(host, { 'deleted.txt': 'd', olddir: { 'a.txt': 'a' }, 'shown.txt': 's', 'kept.txt': 'k' });
     await symlink(outside, join(host, 'gone-link'));
-    for (const name of ['deleted.txt', 'olddir', 'gone-link', 'shown.txt', 'never-existed']) whiteout(join(upper, name));
+    for (const name of ['deleted.txt', 'olddir', 'gone-link', 'shown.txt', 'never-existed'])
+      whiteout(join(upper, name));
     await view(seen, { 'kept.txt': '', 'shown.txt': '' });
     expect(await apply()).toEqual({ written: 0, deleted: 4, skipped: 0 });
     expect(await listing(host)).toEqual({ 'kept.txt': 'file 644 k' });
@@ -360,23 +438,49 @@ describe.skipIf(!isRoot)('applyUpper as root: whiteouts, device nodes, owners', 
     execFileSync('mknod', [join(upper, 'loop'), 'b', '7', '0']);
     await view(seen, { null: '', loop: '' });
     const skipped: string[] = [];
-    expect(await apply({ onSkipped: (rel, kind) => skipped.push(`${rel} ${kind}`) })).toEqual({ written: 0, deleted: 0, skipped: 2 });
+    expect(await apply({ onSkipped: (rel, kind) => skipped.push(`${rel} ${kind}`) })).toEqual({
+      written: 0,
+      deleted: 0,
+      skipped: 2,
+    });
     expect(skipped.sort()).toEqual(['loop device', 'null device']);
     expect(await readdir(host)).toEqual([]);
   });
 
   it('gives everything created or replaced to the owner, leaving untouched entries alone', async () => {
     await write(host, { 'changed.txt': 'old', kept: { 'k.txt': 'k' }, dir: { 'y.txt': 'y' } });
-    await write(upper, { 'changed.txt': 'new', 'new.txt': 'n', newdir: { sub: { 'deep.txt': 'd' } }, dir: { 'x.txt': 'x' } });
+    await write(upper, {
+      'changed.txt': 'new',
+      'new.txt': 'n',
+      newdir: { sub: { 'deep.txt': 'd' } },
+      dir: { 'x.txt': 'x' },
+    });
     await link(join(upper, 'new.txt'), join(upper, 'dir', 'hard'));
     await symlink('/etc', join(upper, 'etc-link'));
-    await view(seen, { 'changed.txt': '', 'new.txt': '', newdir: { sub: { 'deep.txt': '' } }, dir: { 'x.txt': '', 'y.txt': '', hard: '' }, kept: { 'k.txt': '' }, 'etc-link': '' });
+    await view(seen, {
+      'changed.txt': '',
+      'new.txt': '',
+      newdir: { sub: { 'deep.txt': '' } },
+      dir: { 'x.txt': '', 'y.txt': '', hard: '' },
+      kept: { 'k.txt': '' },
+      'etc-link': '',
+    });
     await apply({ owner: OWNER });
     const owner = async (rel: string) => {
       const info = await lstat(join(host, rel));
       return { uid: info.uid, gid: info.gid };
     };
-    for (const rel of ['changed.txt', 'new.txt', 'newdir', 'newdir/sub', 'newdir/sub/deep.txt', 'dir', 'dir/x.txt', 'dir/hard', 'etc-link']) {
+    for (const rel of [
+      'changed.txt',
+      'new.txt',
+      'newdir',
+      'newdir/sub',
+      'newdir/sub/deep.txt',
+      'dir',
+      'dir/x.txt',
+      'dir/hard',
+      'etc-link',
+    ]) {
       expect(await owner(rel), rel).toEqual(OWNER);
     }
     for (const rel of ['kept', 'kept/k.txt', 'dir/y.txt']) expect(await owner(rel), rel).toEqual({ uid: 0, gid: 0 });
@@ -405,14 +509,19 @@ describe.skipIf(!canMountOverlay())('applyUpper against a real overlay', () => {
   it('writes back what the cell saw (fifos aside): links replaced both ways, hard links kept, outside untouched', async () => {
     await write(host, { 'a.txt': 'a\n', sub: { 's.txt': 's\n' }, dir: { 'x.txt': 'x\n', 'y.txt': 'y\n' } });
     await symlink(outside, join(host, 'link-out'));
-    const { upper: up, view: cellView } = runOverlay(join(base, 'ovl'), host, `
+    const { upper: up, view: cellView } = runOverlay(
+      join(base, 'ovl'),
+      host,
+      `
       rm link-out && mkdir link-out && echo inside > link-out/secret.txt
       rm -r sub && ln -s "${outside}" sub
       echo h > h1 && ln h1 h2 && mkdir hd && ln h1 hd/h3
       ln a.txt a-link.txt
       rm dir/y.txt && echo x2 > dir/x.txt
       mkfifo pipe
-    `, ',redirect_dir=off,metacopy=off');
+    `,
+      ',redirect_dir=off,metacopy=off',
+    );
     const skipped: string[] = [];
     const counts = await applyUpper(up, cellView, host, { what: 'write back', onSkipped: (rel) => skipped.push(rel) });
     const expected = await listing(cellView);

@@ -8,15 +8,42 @@ const arch = (name: string) => resolveArch(name);
 
 describe('resolveArch', () => {
   it.each([
-    ['amd64', 'amd64'], ['x86_64', 'amd64'], ['x86-64', 'amd64'], ['x64', 'amd64'], ['linux/amd64', 'amd64'], ['AMD64', 'amd64'],
-    ['arm64', 'arm64'], ['aarch64', 'arm64'], ['ARM64', 'arm64'], ['linux/arm64', 'arm64'], ['arm64/v8', 'arm64'], ['linux/arm64/v8', 'arm64'], ['AArch64', 'arm64'],
-    ['riscv64', 'riscv64'], ['linux/riscv64', 'riscv64'],
-    ['arm', 'arm'], ['armv7', 'arm'], ['arm/v7', 'arm'], ['linux/arm/v7', 'arm'], ['armhf', 'arm'], ['armv7l', 'arm'], ['ARMHF', 'arm'],
-    ['ppc64le', 'ppc64le'], ['ppc64el', 'ppc64le'], ['linux/ppc64le', 'ppc64le'],
-    ['s390x', 's390x'], ['S390X', 's390x'],
-    ['386', '386'], ['i386', '386'], ['i686', '386'], ['x86', '386'], ['linux/386', '386'],
-    ['mips64le', 'mips64le'], ['mips64el', 'mips64le'],
-    ['  arm64  ', 'arm64'], ['LINUX/ARM64', 'arm64'],
+    ['amd64', 'amd64'],
+    ['x86_64', 'amd64'],
+    ['x86-64', 'amd64'],
+    ['x64', 'amd64'],
+    ['linux/amd64', 'amd64'],
+    ['AMD64', 'amd64'],
+    ['arm64', 'arm64'],
+    ['aarch64', 'arm64'],
+    ['ARM64', 'arm64'],
+    ['linux/arm64', 'arm64'],
+    ['arm64/v8', 'arm64'],
+    ['linux/arm64/v8', 'arm64'],
+    ['AArch64', 'arm64'],
+    ['riscv64', 'riscv64'],
+    ['linux/riscv64', 'riscv64'],
+    ['arm', 'arm'],
+    ['armv7', 'arm'],
+    ['arm/v7', 'arm'],
+    ['linux/arm/v7', 'arm'],
+    ['armhf', 'arm'],
+    ['armv7l', 'arm'],
+    ['ARMHF', 'arm'],
+    ['ppc64le', 'ppc64le'],
+    ['ppc64el', 'ppc64le'],
+    ['linux/ppc64le', 'ppc64le'],
+    ['s390x', 's390x'],
+    ['S390X', 's390x'],
+    ['386', '386'],
+    ['i386', '386'],
+    ['i686', '386'],
+    ['x86', '386'],
+    ['linux/386', '386'],
+    ['mips64le', 'mips64le'],
+    ['mips64el', 'mips64le'],
+    ['  arm64  ', 'arm64'],
+    ['LINUX/ARM64', 'arm64'],
   ])('%j -> %s', (input, expected) => {
     expect(resolveArch(input).name).toBe(expected);
   });
@@ -36,10 +63,18 @@ describe('resolveArch', () => {
     expect(arch('mips64le')).toMatchObject({ qemu: 'qemu-mips64el-static' });
   });
 
-  it.each(['sparc', 'arm/v6', 'linux/', '', 'amd64 arm64', 'windows/amd64'])('rejects %j, listing every accepted name', (input) => {
-    const message = expectUserError(() => resolveArch(input, '--arch'), '--arch', `unsupported architecture ${JSON.stringify(input)}`, 'accepted are');
-    for (const name of ACCEPTED_ARCH_NAMES) expect(message).toContain(name);
-  });
+  it.each(['sparc', 'arm/v6', 'linux/', '', 'amd64 arm64', 'windows/amd64'])(
+    'rejects %j, listing every accepted name',
+    (input) => {
+      const message = expectUserError(
+        () => resolveArch(input, '--arch'),
+        '--arch',
+        `unsupported architecture ${JSON.stringify(input)}`,
+        'accepted are',
+      );
+      for (const name of ACCEPTED_ARCH_NAMES) expect(message).toContain(name);
+    },
+  );
 
   it('uses "arch" as the default field', () => {
     expectUserError(() => resolveArch('vax'), 'arch', '"vax"');
@@ -48,8 +83,14 @@ describe('resolveArch', () => {
 
 describe('hostArch', () => {
   it.each([
-    ['x64', 'amd64'], ['arm64', 'arm64'], ['arm', 'arm'], ['ppc64', 'ppc64le'],
-    ['s390x', 's390x'], ['riscv64', 'riscv64'], ['ia32', '386'], ['mips64el', 'mips64le'],
+    ['x64', 'amd64'],
+    ['arm64', 'arm64'],
+    ['arm', 'arm'],
+    ['ppc64', 'ppc64le'],
+    ['s390x', 's390x'],
+    ['riscv64', 'riscv64'],
+    ['ia32', '386'],
+    ['mips64el', 'mips64le'],
   ])('node %s -> %s', (nodeArch, expected) => {
     expect(hostArch(nodeArch).name).toBe(expected);
   });
@@ -118,14 +159,27 @@ describe('binfmtRule', () => {
     const rule = binfmtRule('build-cell-1234', a, '/s/root/.build-cell/qemu-aarch64-static');
     expect(rule).toBe(`:build-cell-1234:M::${a.magic}:${a.mask}:/s/root/.build-cell/qemu-aarch64-static:FPC`);
     const fields = rule.split(':');
-    expect(fields).toEqual(['', 'build-cell-1234', 'M', '', a.magic, a.mask, '/s/root/.build-cell/qemu-aarch64-static', 'FPC']);
+    expect(fields).toEqual([
+      '',
+      'build-cell-1234',
+      'M',
+      '',
+      a.magic,
+      a.mask,
+      '/s/root/.build-cell/qemu-aarch64-static',
+      'FPC',
+    ]);
   });
 
   it('keeps every magic and mask free of the ":" separator and of equal length', () => {
     for (const a of ARCHES) {
       expect(a.magic).not.toContain(':');
       expect(a.mask).not.toContain(':');
-      const bytes = (s: string) => s.replace(/^\\x7fELF/, '\\x7f\\x45\\x4c\\x46').split('\\x').filter(Boolean);
+      const bytes = (s: string) =>
+        s
+          .replace(/^\\x7fELF/, '\\x7f\\x45\\x4c\\x46')
+          .split('\\x')
+          .filter(Boolean);
       expect(bytes(a.magic)).toHaveLength(20);
       expect(bytes(a.mask)).toHaveLength(20);
       expect(bytes(a.mask).every((b) => /^[0-9a-f]{2}$/.test(b))).toBe(true);
@@ -147,7 +201,9 @@ describe('magic and mask agree with Debian qemu-user-static', () => {
   for (const a of ARCHES) {
     const file = `/usr/lib/binfmt.d/${a.qemu.replace(/-static$/, '')}.conf`;
     it.skipIf(!existsSync(file))(`${a.name} matches ${file}`, () => {
-      const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(':'))!;
+      const line = readFileSync(file, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(':'))!;
       const [, , type, , magic, mask] = line.split(':');
       expect(type).toBe('M');
       expect(normalize(a.magic)).toBe(normalize(magic!));

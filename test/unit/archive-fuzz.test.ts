@@ -48,7 +48,12 @@ describe('workspace archive extraction under hostile input', () => {
         fc.array(
           fc.record({
             type: fc.constantFrom('file', 'dir', 'symlink', 'hardlink'),
-            name: fc.oneof(relName, relName.map((n) => `/${n}`), fc.constant('link/victim'), fc.constant('link/new')),
+            name: fc.oneof(
+              relName,
+              relName.map((n) => `/${n}`),
+              fc.constant('link/victim'),
+              fc.constant('link/new'),
+            ),
             link: fc.oneof(fc.constant('OUTSIDE'), fc.constant('OUTSIDE/victim'), relName, fc.constant('/etc/passwd')),
           }),
           { minLength: 1, maxLength: 6 },

@@ -20,17 +20,30 @@ describe('parseCli: run command', () => {
     expect(r.image.ref.full).toBe('docker://busybox');
     expect(r.image.arch).toBe(hostArch());
     expect(r.image.pull).toBe('missing');
-    expect(r.image.registry).toEqual({ tlsVerify: true, username: undefined, password: undefined, authFile: undefined });
+    expect(r.image.registry).toEqual({
+      tlsVerify: true,
+      username: undefined,
+      password: undefined,
+      authFile: undefined,
+    });
   });
 
   it('keeps arguments after -- verbatim, including ones that look like flags', () => {
     const r = run([], ['--', 'make', '-j4', '--env', 'X=1', '--', 'a b', '']);
-    expect(r.spec.command).toEqual({ cwd: '/workspace', executable: 'make', argv: ['-j4', '--env', 'X=1', '--', 'a b', ''] });
+    expect(r.spec.command).toEqual({
+      cwd: '/workspace',
+      executable: 'make',
+      argv: ['-j4', '--env', 'X=1', '--', 'a b', ''],
+    });
     expect(r.spec.env).toEqual([]);
   });
 
   it('does not take --help or --version after -- as its own', () => {
-    expect(run([], ['--', 'ls', '--help']).spec.command).toEqual({ cwd: '/workspace', executable: 'ls', argv: ['--help'] });
+    expect(run([], ['--', 'ls', '--help']).spec.command).toEqual({
+      cwd: '/workspace',
+      executable: 'ls',
+      argv: ['--help'],
+    });
     expect(run([], ['--', '--version']).spec.command).toEqual({ cwd: '/workspace', executable: '--version', argv: [] });
   });
 
@@ -77,7 +90,11 @@ describe('parseCli: run command', () => {
 
 describe('parseCli: --env', () => {
   it('takes K=V, the value may contain =', () => {
-    expect(run(['--env', 'A=1', '--env', 'B=x=y', '--env', 'C=']).spec.env).toEqual([['A', '1'], ['B', 'x=y'], ['C', '']]);
+    expect(run(['--env', 'A=1', '--env', 'B=x=y', '--env', 'C=']).spec.env).toEqual([
+      ['A', '1'],
+      ['B', 'x=y'],
+      ['C', ''],
+    ]);
   });
   it('inherits K from the given environment', () => {
     expect(run(['--env', 'TOKEN']).spec.env).toEqual([['TOKEN', 'abc=def']]);
@@ -98,7 +115,10 @@ describe('parseCli: --env', () => {
 describe('parseCli: --import, --cache, --export, --workspace', () => {
   it('resolves a relative host path against the given cwd', () => {
     const r = run(['--import', './a:/x', '--cache', 'cache:/root/.cache', '--import', '/abs/b:/y']);
-    expect(r.spec.imports).toEqual([{ source: '/home/u/proj/a', destination: '/x' }, { source: '/abs/b', destination: '/y' }]);
+    expect(r.spec.imports).toEqual([
+      { source: '/home/u/proj/a', destination: '/x' },
+      { source: '/abs/b', destination: '/y' },
+    ]);
     expect(r.spec.caches).toEqual([{ source: '/home/u/proj/cache', destination: '/root/.cache' }]);
   });
 
@@ -137,7 +157,10 @@ describe('parseCli: --import, --cache, --export, --workspace', () => {
 
   it('--workspace: a directory is a snapshot, an archive is unpacked, none is empty', () => {
     expect(run(['--workspace', 'src']).spec.workspaceSeed).toEqual({ kind: 'snapshot', path: '/home/u/proj/src' });
-    expect(run(['--workspace', '../ws.tar.gz']).spec.workspaceSeed).toEqual({ kind: 'archive', path: '/home/u/ws.tar.gz' });
+    expect(run(['--workspace', '../ws.tar.gz']).spec.workspaceSeed).toEqual({
+      kind: 'archive',
+      path: '/home/u/ws.tar.gz',
+    });
     expect(run(['--workspace', '/a/b.tgz']).spec.workspaceSeed).toEqual({ kind: 'archive', path: '/a/b.tgz' });
     expect(run(['--workspace', 'none']).spec.workspaceSeed).toEqual({ kind: 'empty' });
     expect(run(['--workspace', '']).spec.workspaceSeed).toEqual({ kind: 'empty' });
@@ -173,9 +196,12 @@ describe('parseCli: limits', () => {
     expect(run(['--memory', value]).spec.limits.memoryBytes).toBe(bytes);
   });
 
-  it.each(['10', 'abc', '1.5G', '0M', '', '-1G', '1048575', '1023K', '2P', 'G', '99999999999T'])('rejects --memory %j', (value) => {
-    expectUserError(() => run([`--memory=${value}`]), '--memory', 'at least 1M', JSON.stringify(value));
-  });
+  it.each(['10', 'abc', '1.5G', '0M', '', '-1G', '1048575', '1023K', '2P', 'G', '99999999999T'])(
+    'rejects --memory %j',
+    (value) => {
+      expectUserError(() => run([`--memory=${value}`]), '--memory', 'at least 1M', JSON.stringify(value));
+    },
+  );
 
   it('a value starting with - needs the --flag=value form (node parseArgs), and the error says so', () => {
     expectUserError(() => run(['--memory', '-1G']), 'arguments', "'--memory'", "use '--memory=-XYZ'");
@@ -206,11 +232,22 @@ describe('parseCli: policies', () => {
     expect(run(['--network', 'Enabled']).spec.network).toBe('enabled');
   });
   it('rejects --network off, listing accepted values', () => {
-    expectUserError(() => run(['--network', 'off']), '--network', 'unknown value "off"', 'accepted are enabled, disabled');
+    expectUserError(
+      () => run(['--network', 'off']),
+      '--network',
+      'unknown value "off"',
+      'accepted are enabled, disabled',
+    );
   });
   it('--cleanup', () => {
-    for (const c of ['always', 'preserve-on-failure', 'never'] as const) expect(run(['--cleanup', c]).spec.cleanup).toBe(c);
-    expectUserError(() => run(['--cleanup', 'sometimes']), '--cleanup', '"sometimes"', 'always, preserve-on-failure, never');
+    for (const c of ['always', 'preserve-on-failure', 'never'] as const)
+      expect(run(['--cleanup', c]).spec.cleanup).toBe(c);
+    expectUserError(
+      () => run(['--cleanup', 'sometimes']),
+      '--cleanup',
+      '"sometimes"',
+      'always, preserve-on-failure, never',
+    );
   });
   it('--pull', () => {
     for (const p of ['missing', 'always', 'never'] as const) expect(run(['--pull', p]).image.pull).toBe(p);
@@ -247,7 +284,9 @@ describe('parseCli: image and registry', () => {
     expectUserError(() => cli(['run', '--image', '', '--', 'true']), '--image', 'must name an image');
   });
   it('reads the password from stdin, without its trailing newline', () => {
-    const r = run(['--registry-username', 'u', '--registry-password-stdin'], undefined, { readStdin: () => 's3cret\n' });
+    const r = run(['--registry-username', 'u', '--registry-password-stdin'], undefined, {
+      readStdin: () => 's3cret\n',
+    });
     expect(r.image.registry).toMatchObject({ username: 'u', password: 's3cret' });
   });
   it('takes the password from BUILD_CELL_REGISTRY_PASSWORD', () => {
@@ -282,14 +321,20 @@ describe('parseCli: errors', () => {
 
 describe('parseCli: stateDir', () => {
   it('defaults to /var/lib/build-cell for root', () => {
-    expect(stateDir(undefined, { cwd: '/', env: { HOME: '/root', XDG_CACHE_HOME: '/x' }, uid: 0 })).toBe('/var/lib/build-cell');
+    expect(stateDir(undefined, { cwd: '/', env: { HOME: '/root', XDG_CACHE_HOME: '/x' }, uid: 0 })).toBe(
+      '/var/lib/build-cell',
+    );
   });
   it('uses XDG_CACHE_HOME/build-cell for other users', () => {
-    expect(stateDir(undefined, { cwd: '/', env: { HOME: '/home/u', XDG_CACHE_HOME: '/xdg/cache' }, uid: 1000 })).toBe('/xdg/cache/build-cell');
+    expect(stateDir(undefined, { cwd: '/', env: { HOME: '/home/u', XDG_CACHE_HOME: '/xdg/cache' }, uid: 1000 })).toBe(
+      '/xdg/cache/build-cell',
+    );
   });
   it('falls back to HOME/.cache/build-cell', () => {
     expect(stateDir(undefined, { cwd: '/', env: { HOME: '/home/u' }, uid: 1000 })).toBe('/home/u/.cache/build-cell');
-    expect(stateDir(undefined, { cwd: '/', env: { HOME: '/home/u', XDG_CACHE_HOME: '' }, uid: 1000 })).toBe('/home/u/.cache/build-cell');
+    expect(stateDir(undefined, { cwd: '/', env: { HOME: '/home/u', XDG_CACHE_HOME: '' }, uid: 1000 })).toBe(
+      '/home/u/.cache/build-cell',
+    );
   });
   it('takes --state-dir relative to cwd, for root too', () => {
     expect(stateDir('state', { cwd: '/work', env: {}, uid: 0 })).toBe('/work/state');
@@ -302,12 +347,22 @@ describe('parseCli: stateDir', () => {
   // the CLI was started. The XDG Base Directory spec says relative values must be ignored. Fix:
   // `const xdg = environment.env.XDG_CACHE_HOME; const cache = xdg && isAbsolute(xdg) ? xdg : resolve(HOME || homedir(), '.cache');`
   it('ignores a relative XDG_CACHE_HOME, as the XDG spec requires', () => {
-    expect(stateDir(undefined, { cwd: '/elsewhere', env: { HOME: '/home/u', XDG_CACHE_HOME: 'rel/cache' }, uid: 1000 })).toBe('/home/u/.cache/build-cell');
+    expect(
+      stateDir(undefined, { cwd: '/elsewhere', env: { HOME: '/home/u', XDG_CACHE_HOME: 'rel/cache' }, uid: 1000 }),
+    ).toBe('/home/u/.cache/build-cell');
   });
 });
 
 describe('parseCli: other commands', () => {
-  it.each([[[]], [['--help']], [['-h']], [['help']], [['run', '--help']], [['run', '--image', 'x', '-h']], [['prepare', '--help']]])('%j gives the usage', (argv) => {
+  it.each([
+    [[]],
+    [['--help']],
+    [['-h']],
+    [['help']],
+    [['run', '--help']],
+    [['run', '--image', 'x', '-h']],
+    [['prepare', '--help']],
+  ])('%j gives the usage', (argv) => {
     const result = cli(argv);
     expect(result).toEqual({ kind: 'help', text: USAGE });
     expect(USAGE).toContain('build-cell run --image REF');
@@ -318,7 +373,19 @@ describe('parseCli: other commands', () => {
   });
 
   it('prepare takes the image options', () => {
-    const result = cli(['prepare', '--image', 'debian:bookworm', '--arch', 'arm64', '--pull', 'always', '--tls-verify', 'false', '--state-dir', '/s']);
+    const result = cli([
+      'prepare',
+      '--image',
+      'debian:bookworm',
+      '--arch',
+      'arm64',
+      '--pull',
+      'always',
+      '--tls-verify',
+      'false',
+      '--state-dir',
+      '/s',
+    ]);
     expect(result).toMatchObject({ kind: 'prepare', stateDir: '/s', privilege: 'auto', verbose: false });
     const p = result as Extract<CliCommand, { kind: 'prepare' }>;
     expect(p.image.ref.full).toBe('docker://debian:bookworm');
@@ -335,24 +402,71 @@ describe('parseCli: other commands', () => {
   });
 
   it('takes the install step on run and prepare', () => {
-    const run = cli(['run', '--image', 'x', '--install', 'apt-get install -y gcc', '--install-key', 'k1', '--env', 'A=1', '--', 'true']);
+    const run = cli([
+      'run',
+      '--image',
+      'x',
+      '--install',
+      'apt-get install -y gcc',
+      '--install-key',
+      'k1',
+      '--env',
+      'A=1',
+      '--',
+      'true',
+    ]);
     expect(run).toMatchObject({ kind: 'run', install: { script: 'apt-get install -y gcc', key: 'k1' } });
-    expect(cli(['run', '--image', 'x', '--install', 'true', '--', 'true'])).toMatchObject({ install: { script: 'true', key: '' } });
+    expect(cli(['run', '--image', 'x', '--install', 'true', '--', 'true'])).toMatchObject({
+      install: { script: 'true', key: '' },
+    });
     expect(cli(['run', '--image', 'x', '--', 'true'])).not.toHaveProperty('install');
-    const prepare = cli(['prepare', '--image', 'x', '--install', 'apk add gcc', '--env', 'A=1', '--cache', '/h/apt:/var/cache/apt']);
-    expect(prepare).toMatchObject({ kind: 'prepare', install: { script: 'apk add gcc', key: '' }, env: [['A', '1']], caches: [{ source: '/h/apt', destination: '/var/cache/apt' }] });
+    const prepare = cli([
+      'prepare',
+      '--image',
+      'x',
+      '--install',
+      'apk add gcc',
+      '--env',
+      'A=1',
+      '--cache',
+      '/h/apt:/var/cache/apt',
+    ]);
+    expect(prepare).toMatchObject({
+      kind: 'prepare',
+      install: { script: 'apk add gcc', key: '' },
+      env: [['A', '1']],
+      caches: [{ source: '/h/apt', destination: '/var/cache/apt' }],
+    });
   });
 
   it('refuses a bad install step, naming the flag', () => {
-    expectUserError(() => cli(['run', '--image', 'x', '--install-key', 'k', '--', 'true']), '--install-key', 'needs --install');
-    expectUserError(() => cli(['run', '--image', 'x', '--install', '  ', '--', 'true']), '--install', 'must not be empty');
+    expectUserError(
+      () => cli(['run', '--image', 'x', '--install-key', 'k', '--', 'true']),
+      '--install-key',
+      'needs --install',
+    );
+    expectUserError(
+      () => cli(['run', '--image', 'x', '--install', '  ', '--', 'true']),
+      '--install',
+      'must not be empty',
+    );
     expectUserError(() => cli(['run', '--image', 'x', '--install', 'a\0b', '--', 'true']), '--install', 'NUL');
     expectUserError(() => cli(['prepare', '--image', 'x', '--install-key', 'k']), '--install-key', 'needs --install');
   });
 
   it('demo takes only --state-dir, --privilege and --verbose', () => {
-    expect(cli(['demo'])).toEqual({ kind: 'demo', stateDir: '/home/u/.cache/build-cell', privilege: 'auto', verbose: false });
-    expect(cli(['demo', '--state-dir', 'st', '--privilege', 'root', '-v'], { uid: 0 })).toEqual({ kind: 'demo', stateDir: '/home/u/proj/st', privilege: 'root', verbose: true });
+    expect(cli(['demo'])).toEqual({
+      kind: 'demo',
+      stateDir: '/home/u/.cache/build-cell',
+      privilege: 'auto',
+      verbose: false,
+    });
+    expect(cli(['demo', '--state-dir', 'st', '--privilege', 'root', '-v'], { uid: 0 })).toEqual({
+      kind: 'demo',
+      stateDir: '/home/u/proj/st',
+      privilege: 'root',
+      verbose: true,
+    });
     expect(cli(['demo'], { uid: 0 })).toMatchObject({ stateDir: '/var/lib/build-cell' });
     expectUserError(() => cli(['demo', '--image', 'x']), 'arguments', '--image');
   });

@@ -33,12 +33,12 @@ const PT_INTERP = 3;
 const PT_NOTE = 4;
 
 describe('isStaticElf', () => {
-  it.skipIf(!existsSync('/bin/busybox') || !readFileSync('/bin/busybox').subarray(0, 4).equals(Buffer.from('\x7fELF', 'latin1')))(
-    'is true for the host busybox (busybox-static)',
-    () => {
-      expect(isStaticElf(readFileSync('/bin/busybox'))).toBe(true);
-    },
-  );
+  it.skipIf(
+    !existsSync('/bin/busybox') ||
+      !readFileSync('/bin/busybox').subarray(0, 4).equals(Buffer.from('\x7fELF', 'latin1')),
+  )('is true for the host busybox (busybox-static)', () => {
+    expect(isStaticElf(readFileSync('/bin/busybox'))).toBe(true);
+  });
 
   it('is false for node itself (dynamically linked)', () => {
     expect(isStaticElf(readFileSync(process.execPath))).toBe(false);
@@ -54,7 +54,10 @@ describe('isStaticElf', () => {
   });
 
   it.each([
-    [64, true], [64, false], [32, true], [32, false],
+    [64, true],
+    [64, false],
+    [32, true],
+    [32, false],
   ] as const)('reads %d-bit %s-endian program headers', (bits, little) => {
     expect(isStaticElf(elf({ bits, little, types: [PT_LOAD, PT_LOAD, PT_NOTE] }))).toBe(true);
     expect(isStaticElf(elf({ bits, little, types: [PT_LOAD, PT_INTERP, PT_LOAD] }))).toBe(false);

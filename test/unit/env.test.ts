@@ -11,8 +11,15 @@ describe('mergeEnv', () => {
   it('later layers override values; a name keeps its first position', () => {
     const merged = mergeEnv(
       DEFAULT_ENV,
-      [['LANG', 'C.UTF-8'], ['PATH', '/image/bin']],
-      [['HOME', '/home/u'], ['CI', 'true'], ['LANG', 'en_US']],
+      [
+        ['LANG', 'C.UTF-8'],
+        ['PATH', '/image/bin'],
+      ],
+      [
+        ['HOME', '/home/u'],
+        ['CI', 'true'],
+        ['LANG', 'en_US'],
+      ],
     );
     expect(merged).toEqual([
       ['PATH', '/image/bin'],
@@ -23,7 +30,16 @@ describe('mergeEnv', () => {
   });
 
   it('within one layer, the last duplicate wins', () => {
-    expect(mergeEnv([['A', '1'], ['B', '2'], ['A', '3']])).toEqual([['A', '3'], ['B', '2']]);
+    expect(
+      mergeEnv([
+        ['A', '1'],
+        ['B', '2'],
+        ['A', '3'],
+      ]),
+    ).toEqual([
+      ['A', '3'],
+      ['B', '2'],
+    ]);
   });
 
   it('keeps empty values (an override to empty is not a removal)', () => {
@@ -74,14 +90,23 @@ describe('parseEnvStrings', () => {
   });
 
   it('keeps the order and duplicates (mergeEnv resolves them)', () => {
-    expect(parseEnvStrings(['B=1', 'A=2', 'B=3'])).toEqual([['B', '1'], ['A', '2'], ['B', '3']]);
+    expect(parseEnvStrings(['B=1', 'A=2', 'B=3'])).toEqual([
+      ['B', '1'],
+      ['A', '2'],
+      ['B', '3'],
+    ]);
   });
 
   it('property: parses what NAME=VALUE formatting produced', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), fc.string({ maxLength: 10 })), { maxLength: 6 }), (pairs) => {
-        expect(parseEnvStrings(pairs.map(([k, v]) => `${k}=${v}`))).toEqual(pairs);
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), fc.string({ maxLength: 10 })), {
+          maxLength: 6,
+        }),
+        (pairs) => {
+          expect(parseEnvStrings(pairs.map(([k, v]) => `${k}=${v}`))).toEqual(pairs);
+        },
+      ),
       { numRuns: 200 },
     );
   });

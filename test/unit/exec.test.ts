@@ -8,7 +8,10 @@ function shellWords(line: string): string[] {
   const words: string[] = [];
   let i = 0;
   while (i < line.length) {
-    if (line[i] === ' ') { i++; continue; }
+    if (line[i] === ' ') {
+      i++;
+      continue;
+    }
     let word = '';
     while (i < line.length && line[i] !== ' ') {
       if (line[i] === "'") {
@@ -30,7 +33,9 @@ function shellWords(line: string): string[] {
 
 describe('commandLine', () => {
   it('leaves safe words bare and single-quotes the rest', () => {
-    expect(commandLine('skopeo', ['copy', '--quiet', 'docker://a/b:1@sha256:00', 'oci:/tmp/x:image'])).toBe('skopeo copy --quiet docker://a/b:1@sha256:00 oci:/tmp/x:image');
+    expect(commandLine('skopeo', ['copy', '--quiet', 'docker://a/b:1@sha256:00', 'oci:/tmp/x:image'])).toBe(
+      'skopeo copy --quiet docker://a/b:1@sha256:00 oci:/tmp/x:image',
+    );
     expect(commandLine('/bin/sh', ['-c', 'echo hi'])).toBe("/bin/sh -c 'echo hi'");
     expect(commandLine('x', [''])).toBe("x ''");
     expect(commandLine('x', ["it's"])).toBe("x 'it'\\''s'");
@@ -40,9 +45,15 @@ describe('commandLine', () => {
 
   it('property: sh would split it back into the same words', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: fc.constantFrom('a', ' ', "'", '"', '\\', '$', '-', '/', '\n', ':'), maxLength: 8 }), { maxLength: 5 }), (args) => {
-        expect(shellWords(commandLine('cmd', args))).toEqual(['cmd', ...args]);
-      }),
+      fc.property(
+        fc.array(
+          fc.string({ unit: fc.constantFrom('a', ' ', "'", '"', '\\', '$', '-', '/', '\n', ':'), maxLength: 8 }),
+          { maxLength: 5 },
+        ),
+        (args) => {
+          expect(shellWords(commandLine('cmd', args))).toEqual(['cmd', ...args]);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -71,9 +82,13 @@ describe('redact', () => {
   });
   it('property: no secret survives', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 30 }), fc.string({ minLength: 3, maxLength: 8 }).filter((s) => !s.includes('*')), (text, secret) => {
-        expect(redact(`${text}${secret}${text}`, [secret]).includes(secret)).toBe(false);
-      }),
+      fc.property(
+        fc.string({ maxLength: 30 }),
+        fc.string({ minLength: 3, maxLength: 8 }).filter((s) => !s.includes('*')),
+        (text, secret) => {
+          expect(redact(`${text}${secret}${text}`, [secret]).includes(secret)).toBe(false);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -90,11 +105,15 @@ describe('tailLines', () => {
 describe('exec', () => {
   it('reports the command, the exit code and the stderr tail, with secrets redacted', async () => {
     const script = 'for i in 1 2 3 4 5 6 7 8 9 10; do echo "line $i" >&2; done; echo "token=$1" >&2; exit 3';
-    const error = await exec('/bin/sh', ['-c', script, 'sh', 'TOPSECRET'], 'run the probe', { secrets: ['TOPSECRET'] }).catch((e: unknown) => e);
+    const error = await exec('/bin/sh', ['-c', script, 'sh', 'TOPSECRET'], 'run the probe', {
+      secrets: ['TOPSECRET'],
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ExecError);
     expect(error).toBeInstanceOf(CellSetupError);
     const e = error as ExecError;
-    expect(e.message).toBe(`run the probe: \`/bin/sh -c '${script}' sh ***\` exited with 3: line 4\nline 5\nline 6\nline 7\nline 8\nline 9\nline 10\ntoken=***`);
+    expect(e.message).toBe(
+      `run the probe: \`/bin/sh -c '${script}' sh ***\` exited with 3: line 4\nline 5\nline 6\nline 7\nline 8\nline 9\nline 10\ntoken=***`,
+    );
     expect(e.message).not.toContain('TOPSECRET');
     expect(e.result.code).toBe(3);
     expect(e.result.stderr).toContain('token=***');
@@ -107,7 +126,10 @@ describe('exec', () => {
   // stderr, ExecError uses the tail of the *unredacted* stdout, so a secret printed on stdout
   // ends up in the error message. Fix: redact stdout too (or redact `tail` in ExecError).
   it('redacts secrets from a stdout tail used in the error message', async () => {
-    const error = (await exec('/bin/sh', ['-c', 'echo "token=$S"; exit 4'], 'probe', { secrets: ['TOPSECRET'], env: { ...process.env, S: 'TOPSECRET' } }).catch((e: unknown) => e)) as Error;
+    const error = (await exec('/bin/sh', ['-c', 'echo "token=$S"; exit 4'], 'probe', {
+      secrets: ['TOPSECRET'],
+      env: { ...process.env, S: 'TOPSECRET' },
+    }).catch((e: unknown) => e)) as Error;
     expect(error.message).toContain('exited with 4');
     expect(error.message).not.toContain('TOPSECRET');
   });

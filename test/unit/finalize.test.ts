@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveInCell, } from '../../src/cell/finalize.js';
+import { resolveInCell } from '../../src/cell/finalize.js';
 import { scratchPreserved } from '../../src/cellspec/types.js';
 import { CellSetupError } from '../../src/util/errors.js';
 
@@ -41,11 +41,15 @@ describe('resolveInCell', () => {
   it('throws when an intermediate component is a symlink (out -> /etc), naming field and component', async () => {
     const error = await resolveInCell(root, '/workspace/evil/passwd', 'exports[1].source').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CellSetupError);
-    expect((error as Error).message).toBe('exports[1].source: /workspace/evil/passwd passes through a symlink at /workspace/evil; exports never follow symlinks');
+    expect((error as Error).message).toBe(
+      'exports[1].source: /workspace/evil/passwd passes through a symlink at /workspace/evil; exports never follow symlinks',
+    );
   });
 
   it('throws for a relative symlink in the middle too', async () => {
-    await expect(resolveInCell(root, '/workspace/rel-link/app', 'f')).rejects.toThrow('passes through a symlink at /workspace/rel-link');
+    await expect(resolveInCell(root, '/workspace/rel-link/app', 'f')).rejects.toThrow(
+      'passes through a symlink at /workspace/rel-link',
+    );
   });
 
   it('returns the path when only the final component is a symlink (copied as a link)', async () => {

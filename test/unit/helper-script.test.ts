@@ -19,7 +19,9 @@ describe('helper-script.ts', () => {
     const header = readFileSync(new URL('helper-script.header.txt', here), 'utf8');
     const generated = readFileSync(new URL('helper-script.ts', here), 'utf8');
     const hash = createHash('sha256').update(helperSh).digest('hex').slice(0, 16);
-    expect(generated).toBe(`${header}export const HELPER_SCRIPT = ${JSON.stringify(helperSh)};\n/** The first 16 hex digits of the script's sha256: its installed name (computed at build time). */\nexport const HELPER_HASH = ${JSON.stringify(hash)};\n`);
+    expect(generated).toBe(
+      `${header}export const HELPER_SCRIPT = ${JSON.stringify(helperSh)};\n/** The first 16 hex digits of the script's sha256: its installed name (computed at build time). */\nexport const HELPER_HASH = ${JSON.stringify(hash)};\n`,
+    );
     expect(HELPER_HASH).toBe(hash);
   });
 
@@ -31,7 +33,8 @@ describe('helper-script.ts', () => {
 describe('helper.sh agrees with helperArgv on each operation', () => {
   /** `name) need N` in the helper: N counts the op itself. */
   const needs = new Map<string, number>();
-  for (const m of helperSh.matchAll(/^\s+([a-z-]+)\)\s*(?:#[^\n]*)?\n?\s*need (\d+) /gm)) needs.set(m[1]!, Number(m[2]));
+  for (const m of helperSh.matchAll(/^\s+([a-z-]+)\)\s*(?:#[^\n]*)?\n?\s*need (\d+) /gm))
+    needs.set(m[1]!, Number(m[2]));
   const noArgs = ['wait-go', 'loopback', 'wait-map'];
 
   it('the helper handles every op a full plan emits, with the same number of arguments', () => {
@@ -40,7 +43,17 @@ describe('helper.sh agrees with helperArgv on each operation', () => {
     const plan = planCell(
       spec,
       {
-        prefix: '/var/lib/build-cell', tools: { unshare: '/usr/bin/unshare', env: '/usr/bin/env', prlimit: '/usr/bin/prlimit', shell: '/usr/bin/dash' }, hostname: 'h', hostResolvConf: '/etc/resolv.conf', cgroupDir: '/sys/fs/cgroup/x', nestedUserns: true,
+        prefix: '/var/lib/build-cell',
+        tools: {
+          unshare: '/usr/bin/unshare',
+          env: '/usr/bin/env',
+          prlimit: '/usr/bin/prlimit',
+          shell: '/usr/bin/dash',
+        },
+        hostname: 'h',
+        hostResolvConf: '/etc/resolv.conf',
+        cgroupDir: '/sys/fs/cgroup/x',
+        nestedUserns: true,
         emulation: { arch, qemuPath: '/usr/bin/qemu-aarch64-static', binfmt: 'global', ruleName: 'r1' },
       },
       (e, i) => binfmtRule(e.ruleName, e.arch, i),

@@ -40,11 +40,20 @@ describe('env limits', () => {
   });
 
   it('still accepts values with newlines, =, backslashes and printf escapes, and keys with spaces or non-ASCII', () => {
-    expect(() => checkEnv([['A', 'l1\nl2\r\n'], ['B', 'x=y=z'], ['C', '\\0\\n\\c%s'], ['MY VAR', ''], ['ÄÖ', 'é']])).not.toThrow();
+    expect(() =>
+      checkEnv([
+        ['A', 'l1\nl2\r\n'],
+        ['B', 'x=y=z'],
+        ['C', '\\0\\n\\c%s'],
+        ['MY VAR', ''],
+        ['ÄÖ', 'é'],
+      ]),
+    ).not.toThrow();
   });
 
   it('the action refuses a key with a control character from the env input', () => {
-    const reader: InputReader = (name) => ({ image: 'debian:bookworm', run: 'true', env: 'A\x01B=x' } as Record<string, string>)[name] ?? '';
+    const reader: InputReader = (name) =>
+      (({ image: 'debian:bookworm', run: 'true', env: 'A\x01B=x' }) as Record<string, string>)[name] ?? '';
     expectUserError(() => parseInputs(reader, { GITHUB_WORKSPACE: '/w' }), 'env', 'control character');
   });
 });
@@ -52,22 +61,44 @@ describe('env limits', () => {
 describe('path limits', () => {
   it('accepts a name of NAME_MAX bytes and refuses NAME_MAX + 1', () => {
     expect(() => checkAbsolutePath(`/a/${'n'.repeat(NAME_MAX)}`, 'f')).not.toThrow();
-    expectUserError(() => checkAbsolutePath(`/a/${'n'.repeat(NAME_MAX + 1)}/b`, 'f'), 'f', `${NAME_MAX + 1} bytes`, `at most ${NAME_MAX}`);
+    expectUserError(
+      () => checkAbsolutePath(`/a/${'n'.repeat(NAME_MAX + 1)}/b`, 'f'),
+      'f',
+      `${NAME_MAX + 1} bytes`,
+      `at most ${NAME_MAX}`,
+    );
   });
 
   it('accepts a path of PATH_MAX bytes and refuses PATH_MAX + 1', () => {
-    const path = (bytes: number) => `/${'d'.repeat(200)}`.repeat(Math.ceil(bytes / 201)).slice(0, bytes).replace(/\/$/, 'x');
+    const path = (bytes: number) =>
+      `/${'d'.repeat(200)}`
+        .repeat(Math.ceil(bytes / 201))
+        .slice(0, bytes)
+        .replace(/\/$/, 'x');
     expect(path(PATH_MAX)).toHaveLength(PATH_MAX);
     expect(() => checkAbsolutePath(path(PATH_MAX), 'f')).not.toThrow();
-    expectUserError(() => checkAbsolutePath(path(PATH_MAX + 1), 'f'), 'f', `${PATH_MAX + 1} bytes long`, `at most ${PATH_MAX}`);
+    expectUserError(
+      () => checkAbsolutePath(path(PATH_MAX + 1), 'f'),
+      'f',
+      `${PATH_MAX + 1} bytes long`,
+      `at most ${PATH_MAX}`,
+    );
   });
 
   it('refuses cell paths that would not fit below the state dir, naming the field and the limit', () => {
     const long = `/${'w'.repeat(200)}`.repeat(19); // 3819 bytes: fits PATH_MAX alone, not with a long state dir
     const deepState = `/${'s'.repeat(250)}`.repeat(2);
     const spec = { root: `${deepState}/images/rootfs/x`, scratch: `${deepState}/cells/c` };
-    expect(() => validateSpec(baseSpec({ workspacePath: long, command: { cwd: '/', executable: 'true', argv: [] } }))).not.toThrow();
-    invalid({ ...spec, workspacePath: long, command: { cwd: '/', executable: 'true', argv: [] } }, 'workspacePath', '3819 bytes long', 'at most', 'PATH_MAX');
+    expect(() =>
+      validateSpec(baseSpec({ workspacePath: long, command: { cwd: '/', executable: 'true', argv: [] } })),
+    ).not.toThrow();
+    invalid(
+      { ...spec, workspacePath: long, command: { cwd: '/', executable: 'true', argv: [] } },
+      'workspacePath',
+      '3819 bytes long',
+      'at most',
+      'PATH_MAX',
+    );
     invalid({ ...spec, command: { cwd: long, executable: 'true', argv: [] } }, 'command.cwd', 'at most');
     invalid({ ...spec, imports: [{ source: '/h', destination: long }] }, 'imports[0].destination', 'at most');
     invalid({ ...spec, caches: [{ source: '/h', destination: long }] }, 'caches[0].destination', 'at most');
@@ -76,7 +107,9 @@ describe('path limits', () => {
 
   it('accepts export destinations and copied caches whose names have NAME_MAX bytes (their temporary names are short)', () => {
     const name = 'n'.repeat(NAME_MAX);
-    expect(() => validateSpec(baseSpec({ exports: [{ source: '/workspace/o', destination: `/h/${name}` }] }))).not.toThrow();
+    expect(() =>
+      validateSpec(baseSpec({ exports: [{ source: '/workspace/o', destination: `/h/${name}` }] })),
+    ).not.toThrow();
     expect(() => validateSpec(baseSpec({ caches: [{ source: `/h/${name}`, destination: '/c' }] }))).not.toThrow();
   });
 });

@@ -53,7 +53,11 @@ describe('withLock', () => {
 
   it('releases the lock when fn throws', async () => {
     const lock = join(dir, 'b.lock');
-    await expect(withLock(lock, async () => { throw new Error('inner'); })).rejects.toThrow('inner');
+    await expect(
+      withLock(lock, async () => {
+        throw new Error('inner');
+      }),
+    ).rejects.toThrow('inner');
     expect(existsSync(lock)).toBe(false);
   });
 
@@ -61,7 +65,13 @@ describe('withLock', () => {
     const lock = join(dir, 'c.lock');
     const events: string[] = [];
     const release = await acquireLock(lock);
-    const second = withLock(lock, async () => { events.push('second'); }, { timeoutMs: 5000 });
+    const second = withLock(
+      lock,
+      async () => {
+        events.push('second');
+      },
+      { timeoutMs: 5000 },
+    );
     await sleep(200);
     expect(events).toEqual([]);
     events.push('released');
@@ -92,9 +102,13 @@ describe('withLock', () => {
     const lock = join(dir, 'f.lock');
     const release = await acquireLock(lock);
     try {
-      const error = await withLock(lock, async () => 'never', { timeoutMs: 150, what: 'preparing busybox' }).catch((e: unknown) => e);
+      const error = await withLock(lock, async () => 'never', { timeoutMs: 150, what: 'preparing busybox' }).catch(
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(CellSetupError);
-      expect((error as Error).message).toBe(`timed out waiting for the lock ${lock} (preparing busybox); if no other build-cell is running, remove it`);
+      expect((error as Error).message).toBe(
+        `timed out waiting for the lock ${lock} (preparing busybox); if no other build-cell is running, remove it`,
+      );
     } finally {
       await release();
     }

@@ -8,7 +8,17 @@
  */
 import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,26 +28,41 @@ import { CellSetupError } from '../../src/util/errors.js';
 // Few names, so that generated targets keep running into generated entries.
 const NAMES = ['a', 'b', 'etc', 'proc'];
 type Kind = 'dir' | 'file' | 'fifo' | 'link-out' | 'link-secret' | 'link-dotdot' | 'link-in';
-interface Plant { layer: 'lower' | 'upper'; path: string[]; kind: Kind }
+interface Plant {
+  layer: 'lower' | 'upper';
+  path: string[];
+  kind: Kind;
+}
 
 const name = fc.constantFrom(...NAMES);
 const relPath = fc.array(name, { minLength: 1, maxLength: 4 });
-const plant = fc.record({ layer: fc.constantFrom('lower' as const, 'upper' as const), path: relPath, kind: fc.oneof(
-  { arbitrary: fc.constant<Kind>('dir'), weight: 2 },
-  { arbitrary: fc.constantFrom<Kind>('file', 'fifo', 'link-out', 'link-secret', 'link-dotdot', 'link-in'), weight: 4 },
-) });
+const plant = fc.record({
+  layer: fc.constantFrom('lower' as const, 'upper' as const),
+  path: relPath,
+  kind: fc.oneof(
+    { arbitrary: fc.constant<Kind>('dir'), weight: 2 },
+    {
+      arbitrary: fc.constantFrom<Kind>('file', 'fifo', 'link-out', 'link-secret', 'link-dotdot', 'link-in'),
+      weight: 4,
+    },
+  ),
+});
 /** Plants, and a target that mostly runs into them: a planted path (or a prefix of it), maybe extended. */
-const scenario = fc.array(plant, { minLength: 1, maxLength: 8 }).chain((plants) => fc.tuple(
-  fc.constant(plants),
-  fc.record({
-    base: fc.oneof(fc.constantFrom(...plants.map((p) => p.path)), relPath),
-    keep: fc.nat(),
-    extra: fc.array(name, { maxLength: 2 }),
-    kind: fc.constantFrom('dir' as const, 'file' as const),
-    replaceSymlink: fc.boolean(),
-    withLower: fc.boolean(),
-  }).map((r) => ({ ...r, rel: [...r.base.slice(0, 1 + (r.keep % r.base.length)), ...r.extra] })),
-));
+const scenario = fc.array(plant, { minLength: 1, maxLength: 8 }).chain((plants) =>
+  fc.tuple(
+    fc.constant(plants),
+    fc
+      .record({
+        base: fc.oneof(fc.constantFrom(...plants.map((p) => p.path)), relPath),
+        keep: fc.nat(),
+        extra: fc.array(name, { maxLength: 2 }),
+        kind: fc.constantFrom('dir' as const, 'file' as const),
+        replaceSymlink: fc.boolean(),
+        withLower: fc.boolean(),
+      })
+      .map((r) => ({ ...r, rel: [...r.base.slice(0, 1 + (r.keep % r.base.length)), ...r.extra] })),
+  ),
+);
 
 let base: string;
 let outside: string;
@@ -91,13 +116,27 @@ function applyPlant(root: string, p: Plant, lower?: string): void {
   const target = join(dir, p.path[p.path.length - 1]!);
   if (lstatSync(target, { throwIfNoEntry: false })) return;
   switch (p.kind) {
-    case 'dir': mkdirSync(target); break;
-    case 'file': writeFileSync(target, 'image file\n'); break;
-    case 'fifo': execFileSync('mkfifo', [target]); break;
-    case 'link-out': symlinkSync(outside, target); break;
-    case 'link-secret': symlinkSync(join(outside, 'secret'), target); break;
-    case 'link-dotdot': symlinkSync('../'.repeat(p.path.length + 2) + 'outside', target); break;
-    case 'link-in': symlinkSync('a', target); break;
+    case 'dir':
+      mkdirSync(target);
+      break;
+    case 'file':
+      writeFileSync(target, 'image file\n');
+      break;
+    case 'fifo':
+      execFileSync('mkfifo', [target]);
+      break;
+    case 'link-out':
+      symlinkSync(outside, target);
+      break;
+    case 'link-secret':
+      symlinkSync(join(outside, 'secret'), target);
+      break;
+    case 'link-dotdot':
+      symlinkSync('../'.repeat(p.path.length + 2) + 'outside', target);
+      break;
+    case 'link-in':
+      symlinkSync('a', target);
+      break;
   }
 }
 
@@ -119,9 +158,20 @@ describe('prepareTarget (property)', () => {
         const outsideBefore = tree(outside);
         const rel = req.rel.join('/');
         const cellPath = `/${rel}`;
-        const call = () => prepareTarget({ lower: req.withLower ? lower : undefined, upper, rel, kind: req.kind, replaceSymlink: req.replaceSymlink, cellPath });
+        const call = () =>
+          prepareTarget({
+            lower: req.withLower ? lower : undefined,
+            upper,
+            rel,
+            kind: req.kind,
+            replaceSymlink: req.replaceSymlink,
+            cellPath,
+          });
 
-        const error = await call().then(() => undefined, (e: unknown) => e);
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(tree(lower)).toEqual(lowerBefore);
         expect(tree(outside)).toEqual(outsideBefore);
         const upperAfter = tree(upper);
@@ -141,7 +191,9 @@ describe('prepareTarget (property)', () => {
           // The merged view (upper over lower) reaches the target without a symlink, with the asked kind.
           let info;
           for (const prefix of prefixes) {
-            info = lstatSync(join(upper, prefix), { throwIfNoEntry: false }) ?? (req.withLower ? lstatSync(join(lower, prefix), { throwIfNoEntry: false }) : undefined);
+            info =
+              lstatSync(join(upper, prefix), { throwIfNoEntry: false }) ??
+              (req.withLower ? lstatSync(join(lower, prefix), { throwIfNoEntry: false }) : undefined);
             expect(info, `/${prefix} exists`).toBeDefined();
             expect(info!.isSymbolicLink(), `/${prefix} is no symlink`).toBe(false);
           }
@@ -179,9 +231,15 @@ describe('prepareTarget (property)', () => {
     symlinkSync('loop', join(lower, 'loop'));
     // outside/secret exists on the "host", but /a/secret does not exist in the merged view: it must be created.
     await prepareTarget({ lower, upper, rel: 'a/secret', kind: 'file', cellPath: '/a/secret' }).catch(() => undefined);
-    const error = await prepareTarget({ lower, upper, rel: 'loop/x', kind: 'dir', cellPath: '/loop/x' }).then(() => undefined, (e: unknown) => e);
+    const error = await prepareTarget({ lower, upper, rel: 'loop/x', kind: 'dir', cellPath: '/loop/x' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error === undefined || error instanceof CellSetupError, String(error)).toBe(true);
-    expect(lstatSync(join(upper, 'a', 'secret'), { throwIfNoEntry: false })?.isFile(), 'the mount point /a/secret in upper').toBe(true);
+    expect(
+      lstatSync(join(upper, 'a', 'secret'), { throwIfNoEntry: false })?.isFile(),
+      'the mount point /a/secret in upper',
+    ).toBe(true);
     expect(tree(outside)).toEqual(['f secret 644 "host file\\n"']);
   });
 });

@@ -1,5 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareTarget } from '../../src/cell/mount-targets.js';
@@ -33,7 +45,10 @@ async function tree(root: string, prefix = ''): Promise<string[]> {
 }
 
 async function expectFailure(promise: Promise<unknown>, message: string): Promise<void> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(CellSetupError);
   expect((error as Error).message).toBe(message);
 }
@@ -106,7 +121,14 @@ describe('prepareTarget', () => {
       'mount target /etc/resolv.conf traverses a symlink at /etc/resolv.conf',
     );
     await expectFailure(
-      prepareTarget({ lower, upper, rel: 'etc/resolv.conf', kind: 'dir', replaceSymlink: true, cellPath: '/etc/resolv.conf' }),
+      prepareTarget({
+        lower,
+        upper,
+        rel: 'etc/resolv.conf',
+        kind: 'dir',
+        replaceSymlink: true,
+        cellPath: '/etc/resolv.conf',
+      }),
       'mount target /etc/resolv.conf traverses a symlink at /etc/resolv.conf',
     );
   });
@@ -114,7 +136,14 @@ describe('prepareTarget', () => {
   it('with replaceSymlink (file), shadows a lower symlink by a regular file in upper', async () => {
     await mkdir(join(lower, 'etc'));
     await symlink('/run/systemd/resolve/stub-resolv.conf', join(lower, 'etc', 'resolv.conf'));
-    await prepareTarget({ lower, upper, rel: 'etc/resolv.conf', kind: 'file', replaceSymlink: true, cellPath: '/etc/resolv.conf' });
+    await prepareTarget({
+      lower,
+      upper,
+      rel: 'etc/resolv.conf',
+      kind: 'file',
+      replaceSymlink: true,
+      cellPath: '/etc/resolv.conf',
+    });
     const shadow = await lstat(join(upper, 'etc/resolv.conf'));
     expect(shadow.isFile()).toBe(true);
     expect(shadow.size).toBe(0);
@@ -132,7 +161,14 @@ describe('prepareTarget', () => {
     await writeFile(victim, 'precious');
     await mkdir(join(upper, 'etc'));
     await symlink(victim, join(upper, 'etc', 'resolv.conf'));
-    await prepareTarget({ lower, upper, rel: 'etc/resolv.conf', kind: 'file', replaceSymlink: true, cellPath: '/etc/resolv.conf' }).catch(() => undefined);
+    await prepareTarget({
+      lower,
+      upper,
+      rel: 'etc/resolv.conf',
+      kind: 'file',
+      replaceSymlink: true,
+      cellPath: '/etc/resolv.conf',
+    }).catch(() => undefined);
     expect(await readFile(victim, 'utf8')).toBe('precious');
   });
 

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { posix } from 'node:path';
-import { checkAbsoluteNotRoot, checkAbsolutePath, covers, normalizeAbsolute, overlaps, relativeTo } from '../../src/cellspec/paths.js';
+import {
+  checkAbsoluteNotRoot,
+  checkAbsolutePath,
+  covers,
+  normalizeAbsolute,
+  overlaps,
+  relativeTo,
+} from '../../src/cellspec/paths.js';
 import { expectUserError } from './spec-fixture.js';
 
 /** Path segments that are neither '.', '..' nor contain '/' or NUL. */
@@ -20,7 +27,12 @@ describe('checkAbsolutePath', () => {
   });
 
   it('rejects relative paths, naming the value', () => {
-    expectUserError(() => checkAbsolutePath('a/b', 'imports[0].source'), 'imports[0].source', 'must be an absolute path', '"a/b"');
+    expectUserError(
+      () => checkAbsolutePath('a/b', 'imports[0].source'),
+      'imports[0].source',
+      'must be an absolute path',
+      '"a/b"',
+    );
     expectUserError(() => checkAbsolutePath('./x', 'f'), 'f', 'absolute', '"./x"');
   });
 

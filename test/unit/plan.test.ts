@@ -2,10 +2,25 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { posix } from 'node:path';
 import { binfmtRule, resolveArch } from '../../src/emulation/arch.js';
-import { DEV_SKELETON, HELPER_DIR, planCell, type CellPlan, type Emulation, type RunContext, type SetupOp } from '../../src/cell/plan.js';
+import {
+  DEV_SKELETON,
+  HELPER_DIR,
+  planCell,
+  type CellPlan,
+  type Emulation,
+  type RunContext,
+  type SetupOp,
+} from '../../src/cell/plan.js';
 import { helperArgv } from '../../src/cell/helper-argv.js';
 import { batchMounts, fstabText } from '../../src/cell/mount-batch.js';
-import { cacheMode, hostLocation, overlayCanUse, scratchLayout, workspaceMode, type StagingMode } from '../../src/cell/scratch-layout.js';
+import {
+  cacheMode,
+  hostLocation,
+  overlayCanUse,
+  scratchLayout,
+  workspaceMode,
+  type StagingMode,
+} from '../../src/cell/scratch-layout.js';
 import { covers } from '../../src/cellspec/paths.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../../src/cellspec/types.js';
 import { baseSpec } from './spec-fixture.js';
@@ -36,7 +51,13 @@ const ruleFn = (e: Emulation, interpreter: string) => binfmtRule(e.ruleName, e.a
 /** The target path of an op that mounts or writes into the cell, if any. */
 function opTarget(op: SetupOp): string | undefined {
   switch (op.op) {
-    case 'overlay': case 'overlay-ro': case 'bind': case 'bind-ro': case 'proc': case 'devpts': case 'binfmt-mount':
+    case 'overlay':
+    case 'overlay-ro':
+    case 'bind':
+    case 'bind-ro':
+    case 'proc':
+    case 'devpts':
+    case 'binfmt-mount':
       return op.target;
     case 'binfmt-register':
       return op.dir;
@@ -51,9 +72,15 @@ const kinds = (plan: CellPlan) => plan.ops.map((o) => o.op);
 /** The ops that mount the workspace, the imports and the caches (in that order), by target. */
 function userMountOps(spec: BuildCellSpec, plan: CellPlan): SetupOp[] {
   const merged = plan.layout.merged;
-  const targets = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)].map((d) => posix.join(merged, d));
+  const targets = [
+    spec.workspacePath,
+    ...spec.imports.map((m) => m.destination),
+    ...spec.caches.map((m) => m.destination),
+  ].map((d) => posix.join(merged, d));
   return targets.map((t) => {
-    const found = plan.ops.filter((o) => ['overlay', 'overlay-ro', 'bind', 'bind-ro'].includes(o.op) && opTarget(o) === t);
+    const found = plan.ops.filter(
+      (o) => ['overlay', 'overlay-ro', 'bind', 'bind-ro'].includes(o.op) && opTarget(o) === t,
+    );
     expect(found, `exactly one mount at ${t}`).toHaveLength(1);
     return found[0]!;
   });
@@ -67,7 +94,14 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
   expect(kinds(plan).slice(0, 4)).toEqual(['ns-check', 'root-check', 'wait-go', 'overlay']);
   // The cell's root is the first mount, and the only one of merged itself.
   const overlayAt = 3;
-  expect(plan.ops[overlayAt]).toEqual({ op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: merged, options: OVERLAY_ROOT });
+  expect(plan.ops[overlayAt]).toEqual({
+    op: 'overlay',
+    lower: spec.root,
+    upper: layout.upper,
+    work: layout.work,
+    target: merged,
+    options: OVERLAY_ROOT,
+  });
   expect(plan.ops.filter((o) => opTarget(o) === merged)).toHaveLength(1);
   const procAt = indexOf(plan, (o) => o.op === 'proc');
   const devAt = indexOf(plan, (o) => o.op === 'bind' && o.source === layout.dev && o.target === `${merged}/dev`);
@@ -83,8 +117,10 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
       expect(i, `${op.op} ${target} after the overlay`).toBeGreaterThan(overlayAt);
       expect(target, `${op.op} only mounts below the cell's root`).not.toBe(merged);
     }
-    if (covers(`${merged}/dev`, target) && target !== `${merged}/dev`) expect(i, `${op.op} ${target} after the /dev skeleton`).toBeGreaterThan(devAt);
-    if (covers(`${merged}/proc`, target) && target !== `${merged}/proc`) expect(i, `${op.op} ${target} after proc`).toBeGreaterThan(procAt);
+    if (covers(`${merged}/dev`, target) && target !== `${merged}/dev`)
+      expect(i, `${op.op} ${target} after the /dev skeleton`).toBeGreaterThan(devAt);
+    if (covers(`${merged}/proc`, target) && target !== `${merged}/proc`)
+      expect(i, `${op.op} ${target} after proc`).toBeGreaterThan(procAt);
   });
   // Device binds come after proc and the /dev skeleton (which holds their mount points).
   plan.ops.forEach((op, i) => {
@@ -100,7 +136,8 @@ function checkInvariants(spec: BuildCellSpec, plan: CellPlan): void {
     if (a === undefined || outer.op === 'cgroup' || a === merged) return;
     plan.ops.forEach((inner, j) => {
       const b = opTarget(inner);
-      if (b !== undefined && inner.op !== 'cgroup' && b !== a && covers(a, b)) expect(j, `${inner.op} ${b} after ${outer.op} ${a}`).toBeGreaterThan(i);
+      if (b !== undefined && inner.op !== 'cgroup' && b !== a && covers(a, b))
+        expect(j, `${inner.op} ${b} after ${outer.op} ${a}`).toBeGreaterThan(i);
     });
   });
   // The workspace, imports and caches: in that order, after proc and /dev, each as its staging says.
@@ -139,9 +176,17 @@ describe('scratchLayout', () => {
   it('puts everything under the scratch dir', () => {
     const l = scratchLayout('/s/c');
     expect(l).toMatchObject({
-      scratch: '/s/c', request: '/s/c/build-cell-request.json', workspace: '/s/c/workspace',
-      importsDir: '/s/c/imports', cachesDir: '/s/c/caches', upper: '/s/c/overlay/upper', work: '/s/c/overlay/work', merged: '/s/c/root',
-      workspaceUpper: '/s/c/overlay/workspace-upper', workspaceWork: '/s/c/overlay/workspace-work', empty: '/s/c/overlay/empty',
+      scratch: '/s/c',
+      request: '/s/c/build-cell-request.json',
+      workspace: '/s/c/workspace',
+      importsDir: '/s/c/imports',
+      cachesDir: '/s/c/caches',
+      upper: '/s/c/overlay/upper',
+      work: '/s/c/overlay/work',
+      merged: '/s/c/root',
+      workspaceUpper: '/s/c/overlay/workspace-upper',
+      workspaceWork: '/s/c/overlay/workspace-work',
+      empty: '/s/c/overlay/empty',
     });
     expect(l.importPath(0)).toBe('/s/c/imports/0');
     expect(l.cachePath(3)).toBe('/s/c/caches/3');
@@ -151,7 +196,16 @@ describe('scratchLayout', () => {
 
   it('gives every overlay its own upper and work dir, none inside another', () => {
     const l = scratchLayout('/s/c');
-    const layers = [l.upper, l.work, l.workspaceUpper, l.workspaceWork, l.empty, l.merged, l.workspace, ...[0, 1, 2, 10].flatMap((i) => [l.cacheUpper(i), l.cacheWork(i), l.cachePath(i), l.importPath(i)])];
+    const layers = [
+      l.upper,
+      l.work,
+      l.workspaceUpper,
+      l.workspaceWork,
+      l.empty,
+      l.merged,
+      l.workspace,
+      ...[0, 1, 2, 10].flatMap((i) => [l.cacheUpper(i), l.cacheWork(i), l.cachePath(i), l.importPath(i)]),
+    ];
     expect(new Set(layers).size).toBe(layers.length);
     for (const a of layers) {
       expect(covers('/s/c', a)).toBe(true);
@@ -184,7 +238,14 @@ describe('planCell: operations', () => {
       { op: 'ns-check', fd: 5 },
       { op: 'root-check', prefix: '/var/lib/build-cell', root: spec.root },
       { op: 'wait-go' },
-      { op: 'overlay', lower: spec.root, upper: `${SCRATCH}/overlay/upper`, work: `${SCRATCH}/overlay/work`, target: MERGED, options: OVERLAY_ROOT },
+      {
+        op: 'overlay',
+        lower: spec.root,
+        upper: `${SCRATCH}/overlay/upper`,
+        work: `${SCRATCH}/overlay/work`,
+        target: MERGED,
+        options: OVERLAY_ROOT,
+      },
     ]);
     checkInvariants(spec, plan);
   });
@@ -205,20 +266,30 @@ describe('planCell: operations', () => {
 
   it('binds the staged copies when nothing is an overlay: an empty workspace, copied imports, caches whose paths overlayfs cannot carry', () => {
     const spec = baseSpec({
-      imports: [{ source: '/h/a', destination: '/src' }, { source: '/h/b', destination: '/opt/tool' }],
-      caches: [{ source: '/h/c,1', destination: '/root/.cache' }, { source: '/h/d:2', destination: '/var/cache/apt' }],
+      imports: [
+        { source: '/h/a', destination: '/src' },
+        { source: '/h/b', destination: '/opt/tool' },
+      ],
+      caches: [
+        { source: '/h/c,1', destination: '/root/.cache' },
+        { source: '/h/d:2', destination: '/var/cache/apt' },
+      ],
     });
     // No importSources in the context: imports are copied.
     const plan = planCell(spec, ctx());
-    const userBinds = plan.ops.filter((o) => (o.op === 'bind' || o.op === 'bind-ro') && !o.source.startsWith('/dev/') && o.source !== plan.layout.dev);
-    expect(userBinds).toEqual([
-      { op: 'bind', source: `${SCRATCH}/workspace`, target: `${MERGED}/workspace` },
-      { op: 'bind-ro', source: `${SCRATCH}/imports/0`, target: `${MERGED}/src` },
-      { op: 'bind-ro', source: `${SCRATCH}/imports/1`, target: `${MERGED}/opt/tool` },
-      { op: 'bind', source: `${SCRATCH}/caches/0`, target: `${MERGED}/root/.cache` },
-      { op: 'bind', source: `${SCRATCH}/caches/1`, target: `${MERGED}/var/cache/apt` },
-      { op: 'bind-ro', source: '/etc/resolv.conf', target: `${MERGED}/etc/resolv.conf` },
-    ].filter((o) => o.source !== '/etc/resolv.conf' || spec.network === 'enabled'));
+    const userBinds = plan.ops.filter(
+      (o) => (o.op === 'bind' || o.op === 'bind-ro') && !o.source.startsWith('/dev/') && o.source !== plan.layout.dev,
+    );
+    expect(userBinds).toEqual(
+      [
+        { op: 'bind', source: `${SCRATCH}/workspace`, target: `${MERGED}/workspace` },
+        { op: 'bind-ro', source: `${SCRATCH}/imports/0`, target: `${MERGED}/src` },
+        { op: 'bind-ro', source: `${SCRATCH}/imports/1`, target: `${MERGED}/opt/tool` },
+        { op: 'bind', source: `${SCRATCH}/caches/0`, target: `${MERGED}/root/.cache` },
+        { op: 'bind', source: `${SCRATCH}/caches/1`, target: `${MERGED}/var/cache/apt` },
+        { op: 'bind-ro', source: '/etc/resolv.conf', target: `${MERGED}/etc/resolv.conf` },
+      ].filter((o) => o.source !== '/etc/resolv.conf' || spec.network === 'enabled'),
+    );
     expect(kinds(plan).filter((k) => k === 'overlay')).toHaveLength(1); // only the root
     expect(kinds(plan)).not.toContain('overlay-ro');
     expect(plan.staging).toEqual({ workspace: 'copy', imports: ['copy', 'copy'], caches: ['copy', 'copy'] });
@@ -246,16 +317,47 @@ describe('planCell: operations', () => {
     const sources = spec.imports.map((m) => m.source);
     const plan = planCell(spec, ctx({ importKinds: ['dir', 'file', 'dir', 'dir', 'dir'], importSources: sources }));
     expect(userMountOps(spec, plan)).toEqual([
-      { op: 'overlay', lower: '/h/ws', upper: `${SCRATCH}/overlay/workspace-upper`, work: `${SCRATCH}/overlay/workspace-work`, target: `${MERGED}/workspace`, options: OVERLAY_ROOT },
-      { op: 'overlay-ro', lowers: ['/h/dir', `${SCRATCH}/overlay/empty`], target: `${MERGED}/src`, options: OVERLAY_ROOT },
+      {
+        op: 'overlay',
+        lower: '/h/ws',
+        upper: `${SCRATCH}/overlay/workspace-upper`,
+        work: `${SCRATCH}/overlay/workspace-work`,
+        target: `${MERGED}/workspace`,
+        options: OVERLAY_ROOT,
+      },
+      {
+        op: 'overlay-ro',
+        lowers: ['/h/dir', `${SCRATCH}/overlay/empty`],
+        target: `${MERGED}/src`,
+        options: OVERLAY_ROOT,
+      },
       { op: 'bind-ro', source: `${SCRATCH}/imports/1`, target: `${MERGED}/etc/app.conf` },
       { op: 'bind-ro', source: `${SCRATCH}/imports/2`, target: `${MERGED}/opt/comma` },
       { op: 'bind-ro', source: `${SCRATCH}/imports/3`, target: `${MERGED}/opt/colon` },
-      { op: 'overlay-ro', lowers: ['/h/with space', `${SCRATCH}/overlay/empty`], target: `${MERGED}/opt/space`, options: OVERLAY_ROOT },
-      { op: 'overlay', lower: '/h/c0', upper: `${SCRATCH}/overlay/cache-0-upper`, work: `${SCRATCH}/overlay/cache-0-work`, target: `${MERGED}/root/.cache`, options: OVERLAY_ROOT },
+      {
+        op: 'overlay-ro',
+        lowers: ['/h/with space', `${SCRATCH}/overlay/empty`],
+        target: `${MERGED}/opt/space`,
+        options: OVERLAY_ROOT,
+      },
+      {
+        op: 'overlay',
+        lower: '/h/c0',
+        upper: `${SCRATCH}/overlay/cache-0-upper`,
+        work: `${SCRATCH}/overlay/cache-0-work`,
+        target: `${MERGED}/root/.cache`,
+        options: OVERLAY_ROOT,
+      },
       { op: 'bind', source: `${SCRATCH}/caches/1`, target: `${MERGED}/var/cache/apt` },
       { op: 'bind', source: `${SCRATCH}/caches/2`, target: `${MERGED}/var/lib/apt` },
-      { op: 'overlay', lower: '/h/c3', upper: `${SCRATCH}/overlay/cache-3-upper`, work: `${SCRATCH}/overlay/cache-3-work`, target: `${MERGED}/root/.npm`, options: OVERLAY_ROOT },
+      {
+        op: 'overlay',
+        lower: '/h/c3',
+        upper: `${SCRATCH}/overlay/cache-3-upper`,
+        work: `${SCRATCH}/overlay/cache-3-work`,
+        target: `${MERGED}/root/.npm`,
+        options: OVERLAY_ROOT,
+      },
     ]);
     expect(plan.staging).toEqual({
       workspace: 'overlay',
@@ -265,7 +367,11 @@ describe('planCell: operations', () => {
     // The user mounts follow the /dev setup directly, then resolv.conf.
     const wsAt = indexOf(plan, (o) => opTarget(o) === `${MERGED}/workspace`);
     expect(plan.ops[wsAt - 1]).toEqual({ op: 'devpts', target: `${MERGED}/dev/pts` });
-    expect(plan.ops[wsAt + 10]).toEqual({ op: 'bind-ro', source: '/etc/resolv.conf', target: `${MERGED}/etc/resolv.conf` });
+    expect(plan.ops[wsAt + 10]).toEqual({
+      op: 'bind-ro',
+      source: '/etc/resolv.conf',
+      target: `${MERGED}/etc/resolv.conf`,
+    });
     checkInvariants(spec, plan);
   });
 
@@ -276,7 +382,14 @@ describe('planCell: operations', () => {
     it('is an overlay of a snapshot seed directory: nothing copied, changes in its own upper', () => {
       const spec = baseSpec({ workspaceSeed: { kind: 'snapshot', path: '/home/u/project' } });
       const plan = planCell(spec, ctx());
-      expect(wsOp(plan)).toEqual({ op: 'overlay', lower: '/home/u/project', upper: `${SCRATCH}/overlay/workspace-upper`, work: `${SCRATCH}/overlay/workspace-work`, target: `${MERGED}/workspace`, options: OVERLAY_ROOT });
+      expect(wsOp(plan)).toEqual({
+        op: 'overlay',
+        lower: '/home/u/project',
+        upper: `${SCRATCH}/overlay/workspace-upper`,
+        work: `${SCRATCH}/overlay/workspace-work`,
+        target: `${MERGED}/workspace`,
+        options: OVERLAY_ROOT,
+      });
       expect(plan.staging.workspace).toBe('overlay');
       expect(workspaceMode(spec)).toBe('overlay');
       checkInvariants(spec, plan);
@@ -302,12 +415,20 @@ describe('planCell: operations', () => {
   });
 
   describe('imports', () => {
-    const importOps = (spec: BuildCellSpec, plan: CellPlan) => userMountOps(spec, plan).slice(1, 1 + spec.imports.length);
+    const importOps = (spec: BuildCellSpec, plan: CellPlan) =>
+      userMountOps(spec, plan).slice(1, 1 + spec.imports.length);
 
     it('mounts a directory import as a read-only overlay: its source and the empty dir, no upper', () => {
       const spec = baseSpec({ imports: [{ source: '/h/src', destination: '/src' }] });
       const plan = planCell(spec, ctx({ importKinds: ['dir'], importSources: ['/h/src'] }));
-      expect(importOps(spec, plan)).toEqual([{ op: 'overlay-ro', lowers: ['/h/src', `${SCRATCH}/overlay/empty`], target: `${MERGED}/src`, options: OVERLAY_ROOT }]);
+      expect(importOps(spec, plan)).toEqual([
+        {
+          op: 'overlay-ro',
+          lowers: ['/h/src', `${SCRATCH}/overlay/empty`],
+          target: `${MERGED}/src`,
+          options: OVERLAY_ROOT,
+        },
+      ]);
       expect(plan.staging.imports).toEqual(['overlay']);
       // Nothing of it is bound from the scratch.
       expect(plan.ops.some((o) => o.op === 'bind-ro' && o.source.startsWith(`${SCRATCH}/imports`))).toBe(false);
@@ -328,10 +449,20 @@ describe('planCell: operations', () => {
       ["a directory whose path has '\\'", '/h/a\\b', 'dir'],
       ['a directory whose path has a newline', '/h/a\nb', 'dir'],
     ] as const)('copies and binds read-only %s', (_what, source, kind) => {
-      const spec = baseSpec({ imports: [{ source: '/h/first', destination: '/first' }, { source, destination: '/imp' }] });
+      const spec = baseSpec({
+        imports: [
+          { source: '/h/first', destination: '/first' },
+          { source, destination: '/imp' },
+        ],
+      });
       const plan = planCell(spec, ctx({ importKinds: ['dir', kind], importSources: ['/h/first', source] }));
       expect(importOps(spec, plan)).toEqual([
-        { op: 'overlay-ro', lowers: ['/h/first', `${SCRATCH}/overlay/empty`], target: `${MERGED}/first`, options: OVERLAY_ROOT },
+        {
+          op: 'overlay-ro',
+          lowers: ['/h/first', `${SCRATCH}/overlay/empty`],
+          target: `${MERGED}/first`,
+          options: OVERLAY_ROOT,
+        },
         { op: 'bind-ro', source: `${SCRATCH}/imports/1`, target: `${MERGED}/imp` },
       ]);
       expect(plan.staging.imports).toEqual(['overlay', 'copy']);
@@ -341,7 +472,9 @@ describe('planCell: operations', () => {
     it('copies imports whose sources the context does not name (no importSources)', () => {
       const spec = baseSpec({ imports: [{ source: '/h/src', destination: '/src' }] });
       const plan = planCell(spec, ctx({ importKinds: ['dir'] }));
-      expect(importOps(spec, plan)).toEqual([{ op: 'bind-ro', source: `${SCRATCH}/imports/0`, target: `${MERGED}/src` }]);
+      expect(importOps(spec, plan)).toEqual([
+        { op: 'bind-ro', source: `${SCRATCH}/imports/0`, target: `${MERGED}/src` },
+      ]);
       expect(plan.staging.imports).toEqual(['copy']);
     });
 
@@ -360,7 +493,14 @@ describe('planCell: operations', () => {
       const spec = baseSpec({ caches: [{ source: '/home/u/.cache/build', destination: '/root/.cache' }] });
       const plan = planCell(spec, ctx());
       expect(cacheOps(spec, plan)).toEqual([
-        { op: 'overlay', lower: '/home/u/.cache/build', upper: `${SCRATCH}/overlay/cache-0-upper`, work: `${SCRATCH}/overlay/cache-0-work`, target: `${MERGED}/root/.cache`, options: OVERLAY_ROOT },
+        {
+          op: 'overlay',
+          lower: '/home/u/.cache/build',
+          upper: `${SCRATCH}/overlay/cache-0-upper`,
+          work: `${SCRATCH}/overlay/cache-0-work`,
+          target: `${MERGED}/root/.cache`,
+          options: OVERLAY_ROOT,
+        },
       ]);
       expect(plan.staging.caches).toEqual(['overlay']);
       expect(cacheMode('/home/u/.cache/build')).toBe('overlay');
@@ -373,11 +513,23 @@ describe('planCell: operations', () => {
       ["'\\'", '/h/c\\x'],
       ['a newline', '/h/c\nx'],
     ])('copies and binds a cache whose path has %s, keeping the indices of the others', (_what, source) => {
-      const spec = baseSpec({ caches: [{ source, destination: '/root/.cache' }, { source: '/h/ok', destination: '/root/.npm' }] });
+      const spec = baseSpec({
+        caches: [
+          { source, destination: '/root/.cache' },
+          { source: '/h/ok', destination: '/root/.npm' },
+        ],
+      });
       const plan = planCell(spec, ctx());
       expect(cacheOps(spec, plan)).toEqual([
         { op: 'bind', source: `${SCRATCH}/caches/0`, target: `${MERGED}/root/.cache` },
-        { op: 'overlay', lower: '/h/ok', upper: `${SCRATCH}/overlay/cache-1-upper`, work: `${SCRATCH}/overlay/cache-1-work`, target: `${MERGED}/root/.npm`, options: OVERLAY_ROOT },
+        {
+          op: 'overlay',
+          lower: '/h/ok',
+          upper: `${SCRATCH}/overlay/cache-1-upper`,
+          work: `${SCRATCH}/overlay/cache-1-work`,
+          target: `${MERGED}/root/.npm`,
+          options: OVERLAY_ROOT,
+        },
       ]);
       expect(plan.staging.caches).toEqual(['copy', 'overlay']);
       expect(cacheMode(source)).toBe('copy');
@@ -386,21 +538,34 @@ describe('planCell: operations', () => {
   });
 
   it('stages the same way for a rootless cell', () => {
-    const spec = baseSpec({ workspaceSeed: { kind: 'snapshot', path: '/h/ws' }, imports: [{ source: '/h/src', destination: '/src' }] });
+    const spec = baseSpec({
+      workspaceSeed: { kind: 'snapshot', path: '/h/ws' },
+      imports: [{ source: '/h/src', destination: '/src' }],
+    });
     const c = { importKinds: ['dir' as const], importSources: ['/h/src'] };
     // The same ops, but for the overlays' options (userxattr).
-    const withoutOptions = (ops: SetupOp[]) => ops.map((o) => (o.op === 'overlay' || o.op === 'overlay-ro' ? { ...o, options: '' } : o));
-    expect(withoutOptions(planCell(spec, ctx({ ...c, rootless: true })).ops)).toEqual(withoutOptions(planCell(spec, ctx(c)).ops));
-    expect(planCell(spec, ctx({ ...c, rootless: true })).staging).toEqual({ workspace: 'overlay', imports: ['overlay'], caches: ['overlay'] });
+    const withoutOptions = (ops: SetupOp[]) =>
+      ops.map((o) => (o.op === 'overlay' || o.op === 'overlay-ro' ? { ...o, options: '' } : o));
+    expect(withoutOptions(planCell(spec, ctx({ ...c, rootless: true })).ops)).toEqual(
+      withoutOptions(planCell(spec, ctx(c)).ops),
+    );
+    expect(planCell(spec, ctx({ ...c, rootless: true })).staging).toEqual({
+      workspace: 'overlay',
+      imports: ['overlay'],
+      caches: ['overlay'],
+    });
   });
 
   describe('resolv.conf', () => {
     const resolv = (plan: CellPlan) => plan.ops.filter((o) => o.op === 'bind-ro' && o.source === '/etc/resolv.conf');
-    const resolvTarget = (plan: CellPlan) => plan.targets.filter((t) => t.cellPath === '/etc/resolv.conf' && t.replaceSymlink);
+    const resolvTarget = (plan: CellPlan) =>
+      plan.targets.filter((t) => t.cellPath === '/etc/resolv.conf' && t.replaceSymlink);
 
     it('is bound read-only when the network is enabled and the host has one', () => {
       const plan = planCell(baseSpec({ network: 'enabled' }), ctx());
-      expect(resolv(plan)).toEqual([{ op: 'bind-ro', source: '/etc/resolv.conf', target: `${MERGED}/etc/resolv.conf` }]);
+      expect(resolv(plan)).toEqual([
+        { op: 'bind-ro', source: '/etc/resolv.conf', target: `${MERGED}/etc/resolv.conf` },
+      ]);
       expect(resolvTarget(plan)).toEqual([{ cellPath: '/etc/resolv.conf', kind: 'file', replaceSymlink: true }]);
     });
     it('is not bound when the network is disabled', () => {
@@ -424,7 +589,10 @@ describe('planCell: operations', () => {
       expect(resolvTarget(plan)).toEqual([]);
     });
     it('is still bound when a user mount merely shares a prefix (/etcetera)', () => {
-      const plan = planCell(baseSpec({ network: 'enabled', imports: [{ source: '/h', destination: '/etcetera' }] }), ctx());
+      const plan = planCell(
+        baseSpec({ network: 'enabled', imports: [{ source: '/h', destination: '/etcetera' }] }),
+        ctx(),
+      );
       expect(resolv(plan)).toHaveLength(1);
     });
   });
@@ -455,7 +623,13 @@ describe('planCell: operations', () => {
     expect(plan.ops.slice(at, at + 3)).toEqual([
       { op: 'bind-ro', source: '/usr/bin/qemu-aarch64-static', target: interpreter },
       { op: 'binfmt-mount', target: binfmtDir },
-      { op: 'binfmt-register', dir: binfmtDir, name: 'build-cell-abc123', scope, rule: binfmtRule('build-cell-abc123', e.arch, interpreter) },
+      {
+        op: 'binfmt-register',
+        dir: binfmtDir,
+        name: 'build-cell-abc123',
+        scope,
+        rule: binfmtRule('build-cell-abc123', e.arch, interpreter),
+      },
     ]);
     expect(at).toBeGreaterThan(indexOf(plan, (o) => o.op === 'proc'));
     expect(plan.targets).toContainEqual({ cellPath: '/.build-cell', kind: 'dir' });
@@ -473,7 +647,11 @@ describe('planCell: operations', () => {
 describe('planCell: targets', () => {
   it('lists proc, dev, workspace, imports (with their kinds), caches', () => {
     const spec = baseSpec({
-      imports: [{ source: '/h/dir', destination: '/src' }, { source: '/h/file', destination: '/etc/app.conf' }, { source: '/h/x', destination: '/x' }],
+      imports: [
+        { source: '/h/dir', destination: '/src' },
+        { source: '/h/file', destination: '/etc/app.conf' },
+        { source: '/h/x', destination: '/x' },
+      ],
       caches: [{ source: '/h/c', destination: '/root/.cache' }],
       command: { cwd: '/workspace', executable: 'make', argv: [] },
     });
@@ -491,7 +669,9 @@ describe('planCell: targets', () => {
 
   it('adds the cwd when it is not a mount point or /', () => {
     const at = (cwd: string, overrides: Partial<BuildCellSpec> = {}) =>
-      planCell(baseSpec({ ...overrides, command: { cwd, executable: 'sh', argv: [] } }), ctx()).targets.filter((t) => t.cellPath === cwd);
+      planCell(baseSpec({ ...overrides, command: { cwd, executable: 'sh', argv: [] } }), ctx()).targets.filter(
+        (t) => t.cellPath === cwd,
+      );
     expect(at('/build/sub')).toEqual([{ cellPath: '/build/sub', kind: 'dir' }]);
     expect(at('/workspace/sub')).toEqual([{ cellPath: '/workspace/sub', kind: 'dir' }]);
     expect(at('/workspace')).toEqual([{ cellPath: '/workspace', kind: 'dir' }]); // only once: the mount point
@@ -514,7 +694,14 @@ describe('planCell: targets', () => {
       limits: { cpuTimeSeconds: 60, memoryBytes: 1 << 30, maxProcesses: 100 },
     });
     expect(planCell(spec, ctx()).exec).toEqual({
-      cwd: '/w', tools: { env: TOOLS.env, prlimit: TOOLS.prlimit, unshare: TOOLS.unshare }, cpuTimeSeconds: 60, memoryBytes: 1 << 30, maxProcesses: 100, root: MERGED, executable: 'make', argv: ['-j', '4'],
+      cwd: '/w',
+      tools: { env: TOOLS.env, prlimit: TOOLS.prlimit, unshare: TOOLS.unshare },
+      cpuTimeSeconds: 60,
+      memoryBytes: 1 << 30,
+      maxProcesses: 100,
+      root: MERGED,
+      executable: 'make',
+      argv: ['-j', '4'],
     });
   });
 });
@@ -522,7 +709,12 @@ describe('planCell: targets', () => {
 describe('planCell: property', () => {
   const segment = fc.stringMatching(/^[a-z][a-z0-9_.-]{0,6}$/);
   // Host paths, some of which overlayfs' option syntax cannot carry.
-  const hostPath = fc.tuple(fc.constantFrom('/h/plain', '/h/with space', '/h/ü', '/h/a,b', '/h/a:b', '/h/a\\b', '/h/a\nb', '/h/x=y'), fc.nat(99)).map(([p, n]) => `${p}${n}`);
+  const hostPath = fc
+    .tuple(
+      fc.constantFrom('/h/plain', '/h/with space', '/h/ü', '/h/a,b', '/h/a:b', '/h/a\\b', '/h/a\nb', '/h/x=y'),
+      fc.nat(99),
+    )
+    .map(([p, n]) => `${p}${n}`);
   const seed: fc.Arbitrary<BuildCellSpec['workspaceSeed']> = fc.oneof(
     fc.constant({ kind: 'empty' as const }),
     hostPath.map((path) => ({ kind: 'archive' as const, path: `${path}.tar` })),
@@ -531,7 +723,10 @@ describe('planCell: property', () => {
   it('satisfies the ordering and confinement invariants for random specs', () => {
     fc.assert(
       fc.property(
-        fc.uniqueArray(segment.filter((s) => !['proc', 'dev', 'workspace', 'etc'].includes(s)), { minLength: 0, maxLength: 6 }),
+        fc.uniqueArray(
+          segment.filter((s) => !['proc', 'dev', 'workspace', 'etc'].includes(s)),
+          { minLength: 0, maxLength: 6 },
+        ),
         fc.integer({ min: 0, max: 6 }),
         fc.constantFrom('enabled', 'disabled' as const),
         fc.boolean(),
@@ -553,10 +748,16 @@ describe('planCell: property', () => {
             command: { cwd: cwd ?? '/workspace', executable: 'sh', argv: [] },
           });
           const importKinds = spec.imports.map((_, i) => importHosts[i]![1]);
-          const plan = planCell(spec, ctx({
-            emulation: emulate ? emulation() : undefined, cgroupDir: cgroup ? '/sys/fs/cgroup/x' : undefined,
-            importKinds, importSources: namedSources ? spec.imports.map((m) => m.source) : undefined,
-          }), ruleFn);
+          const plan = planCell(
+            spec,
+            ctx({
+              emulation: emulate ? emulation() : undefined,
+              cgroupDir: cgroup ? '/sys/fs/cgroup/x' : undefined,
+              importKinds,
+              importSources: namedSources ? spec.imports.map((m) => m.source) : undefined,
+            }),
+            ruleFn,
+          );
           checkInvariants(spec, plan);
           expect(kinds(plan).includes('loopback')).toBe(network === 'disabled');
           expect(kinds(plan).includes('cgroup')).toBe(cgroup);
@@ -564,21 +765,50 @@ describe('planCell: property', () => {
           // Exactly the staging the rules say, and exactly the mounts the staging says.
           const layout = plan.layout;
           const wsOverlay = workspaceSeed.kind === 'snapshot' && overlayCanUse(workspaceSeed.path);
-          const importOverlay = spec.imports.map((m, i) => namedSources && importKinds[i] === 'dir' && overlayCanUse(m.source));
+          const importOverlay = spec.imports.map(
+            (m, i) => namedSources && importKinds[i] === 'dir' && overlayCanUse(m.source),
+          );
           const cacheOverlay = spec.caches.map((m) => overlayCanUse(m.source));
           const mode = (overlay: boolean): StagingMode => (overlay ? 'overlay' : 'copy');
-          expect(plan.staging).toEqual({ workspace: mode(wsOverlay), imports: importOverlay.map(mode), caches: cacheOverlay.map(mode) });
+          expect(plan.staging).toEqual({
+            workspace: mode(wsOverlay),
+            imports: importOverlay.map(mode),
+            caches: cacheOverlay.map(mode),
+          });
           const inCell = (d: string) => posix.join(layout.merged, d);
           expect(userMountOps(spec, plan)).toEqual([
             wsOverlay && workspaceSeed.kind === 'snapshot'
-              ? { op: 'overlay', lower: workspaceSeed.path, upper: layout.workspaceUpper, work: layout.workspaceWork, target: inCell(spec.workspacePath), options: OVERLAY_ROOT }
+              ? {
+                  op: 'overlay',
+                  lower: workspaceSeed.path,
+                  upper: layout.workspaceUpper,
+                  work: layout.workspaceWork,
+                  target: inCell(spec.workspacePath),
+                  options: OVERLAY_ROOT,
+                }
               : { op: 'bind', source: layout.workspace, target: inCell(spec.workspacePath) },
-            ...spec.imports.map((m, i) => (importOverlay[i]
-              ? { op: 'overlay-ro', lowers: [m.source, layout.empty], target: inCell(m.destination), options: OVERLAY_ROOT }
-              : { op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) })),
-            ...spec.caches.map((m, i) => (cacheOverlay[i]
-              ? { op: 'overlay', lower: m.source, upper: layout.cacheUpper(i), work: layout.cacheWork(i), target: inCell(m.destination), options: OVERLAY_ROOT }
-              : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) })),
+            ...spec.imports.map((m, i) =>
+              importOverlay[i]
+                ? {
+                    op: 'overlay-ro',
+                    lowers: [m.source, layout.empty],
+                    target: inCell(m.destination),
+                    options: OVERLAY_ROOT,
+                  }
+                : { op: 'bind-ro', source: layout.importPath(i), target: inCell(m.destination) },
+            ),
+            ...spec.caches.map((m, i) =>
+              cacheOverlay[i]
+                ? {
+                    op: 'overlay',
+                    lower: m.source,
+                    upper: layout.cacheUpper(i),
+                    work: layout.cacheWork(i),
+                    target: inCell(m.destination),
+                    options: OVERLAY_ROOT,
+                  }
+                : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) },
+            ),
           ]);
           // No host path that overlayfs cannot carry ever reaches a mount option.
           for (const op of plan.ops) {
@@ -587,16 +817,28 @@ describe('planCell: property', () => {
           }
           // Below the workspace and the caches, hostLocation names the layers the plan mounts.
           const mounted = userMountOps(spec, plan);
-          const mountedPaths = [spec.workspacePath, ...spec.imports.map((m) => m.destination), ...spec.caches.map((m) => m.destination)];
+          const mountedPaths = [
+            spec.workspacePath,
+            ...spec.imports.map((m) => m.destination),
+            ...spec.caches.map((m) => m.destination),
+          ];
           mounted.forEach((op, k) => {
             if (op.op === 'overlay-ro') return; // read-only overlay imports: see the BUG test in hostLocation
             // A name no generated mount has ('~'): below the mount itself, not a nested one.
             const where = hostLocation(spec, layout, `${mountedPaths[k]}/~x/y`);
-            const expected = op.op === 'overlay' ? { lower: op.lower, dir: op.upper } : op.op === 'bind' || op.op === 'bind-ro' ? { lower: undefined, dir: op.source } : undefined;
+            const expected =
+              op.op === 'overlay'
+                ? { lower: op.lower, dir: op.upper }
+                : op.op === 'bind' || op.op === 'bind-ro'
+                  ? { lower: undefined, dir: op.source }
+                  : undefined;
             expect(where).toStrictEqual({ base: 'staged', ...expected, rel: '~x/y' });
           });
           // Each op round-trips through the helper's argv.
-          expect(decodeHelperArgv(helperArgv(plan))).toEqual({ ops: plan.ops, exec: helperArgv(plan).slice(helperArgv(plan).indexOf('exec')) });
+          expect(decodeHelperArgv(helperArgv(plan))).toEqual({
+            ops: plan.ops,
+            exec: helperArgv(plan).slice(helperArgv(plan).indexOf('exec')),
+          });
         },
       ),
       { numRuns: 200 },
@@ -606,11 +848,24 @@ describe('planCell: property', () => {
 
 /** The helper's arity per operation (see src/cell/helper.sh): decode argv back to ops. */
 const FIELDS: Record<SetupOp['op'], string[]> = {
-  'ns-check': ['fd'], 'root-check': ['prefix', 'root'], 'wait-go': [], loopback: [], 'enter-userns': ['proc', 'unshare', 'shell'], 'wait-map': [],
-  overlay: ['lower', 'upper', 'work', 'target', 'options'], 'overlay-ro': ['lowers', 'target', 'options'], 'flatten-owners': ['dir', 'list'], bind: ['source', 'target'], 'bind-ro': ['source', 'target'],
-  proc: ['target'], devpts: ['target'], 'binfmt-mount': ['target'],
+  'ns-check': ['fd'],
+  'root-check': ['prefix', 'root'],
+  'wait-go': [],
+  loopback: [],
+  'enter-userns': ['proc', 'unshare', 'shell'],
+  'wait-map': [],
+  overlay: ['lower', 'upper', 'work', 'target', 'options'],
+  'overlay-ro': ['lowers', 'target', 'options'],
+  'flatten-owners': ['dir', 'list'],
+  bind: ['source', 'target'],
+  'bind-ro': ['source', 'target'],
+  proc: ['target'],
+  devpts: ['target'],
+  'binfmt-mount': ['target'],
   'binfmt-register': ['dir', 'name', 'rule', 'scope'],
-  cgroup: ['dir'], hostname: ['name'], mounts: ['file'],
+  cgroup: ['dir'],
+  hostname: ['name'],
+  mounts: ['file'],
 };
 
 function decodeHelperArgv(argv: string[]): { ops: SetupOp[]; exec: string[] } {
@@ -622,7 +877,12 @@ function decodeHelperArgv(argv: string[]): { ops: SetupOp[]; exec: string[] } {
     if (!fields) throw new Error(`unknown op ${op} at ${i}`);
     const decoded: Record<string, string> = { op };
     fields.forEach((f, k) => (decoded[f] = argv[i + 1 + k]!));
-    const typed = op === 'overlay-ro' ? { ...decoded, lowers: decoded.lowers!.split(':') } : op === 'ns-check' ? { ...decoded, fd: Number(decoded.fd) } : decoded;
+    const typed =
+      op === 'overlay-ro'
+        ? { ...decoded, lowers: decoded.lowers!.split(':') }
+        : op === 'ns-check'
+          ? { ...decoded, fd: Number(decoded.fd) }
+          : decoded;
     ops.push(typed as unknown as SetupOp);
     i += 1 + fields.length;
   }
@@ -631,23 +891,49 @@ function decodeHelperArgv(argv: string[]): { ops: SetupOp[]; exec: string[] } {
 
 describe('helperArgv', () => {
   it('is a flat argv of every op, ending with exec CWD CPU AS NPROC ROOT ENV PRLIMIT UNSHARE EXE ARGS...', () => {
-    const spec = baseSpec({ command: { cwd: '/w', executable: '/usr/bin/env', argv: ['A=1', 'make'] }, limits: { cpuTimeSeconds: 5, memoryBytes: 1048576, maxProcesses: 64 } });
+    const spec = baseSpec({
+      command: { cwd: '/w', executable: '/usr/bin/env', argv: ['A=1', 'make'] },
+      limits: { cpuTimeSeconds: 5, memoryBytes: 1048576, maxProcesses: 64 },
+    });
     const plan = planCell(spec, ctx());
     const argv = helperArgv(plan);
     expect(argv.slice(0, 6)).toEqual(['ns-check', '5', 'root-check', '/var/lib/build-cell', spec.root, 'wait-go']);
-    expect(argv.slice(argv.indexOf('exec'))).toEqual(['exec', '/w', '5', '1048576', '64', MERGED, TOOLS.env, TOOLS.prlimit, TOOLS.unshare, '/usr/bin/env', 'A=1', 'make']);
+    expect(argv.slice(argv.indexOf('exec'))).toEqual([
+      'exec',
+      '/w',
+      '5',
+      '1048576',
+      '64',
+      MERGED,
+      TOOLS.env,
+      TOOLS.prlimit,
+      TOOLS.unshare,
+      '/usr/bin/env',
+      'A=1',
+      'make',
+    ]);
     expect(decodeHelperArgv(argv).ops).toEqual(plan.ops);
   });
 
   it("uses '-' for unset limits", () => {
     const plan = planCell(baseSpec({ limits: { memoryBytes: 2 * 1048576 } }), ctx());
     const argv = helperArgv(plan);
-    expect(argv.slice(argv.indexOf('exec'), argv.indexOf('exec') + 6)).toEqual(['exec', '/workspace', '-', '2097152', '-', MERGED]);
+    expect(argv.slice(argv.indexOf('exec'), argv.indexOf('exec') + 6)).toEqual([
+      'exec',
+      '/workspace',
+      '-',
+      '2097152',
+      '-',
+      MERGED,
+    ]);
   });
 
   it('passes arguments with spaces, newlines, quotes and op names through unchanged', () => {
     const tricky = ['a b', 'line1\nline2', `it's "quoted"`, '$(rm -rf /)', '', '-', 'exec', 'bind', '\\n', '\t'];
-    const plan = planCell(baseSpec({ command: { cwd: '/w d', executable: 'my tool', argv: tricky } }), ctx({ hostname: 'h "x"' }));
+    const plan = planCell(
+      baseSpec({ command: { cwd: '/w d', executable: 'my tool', argv: tricky } }),
+      ctx({ hostname: 'h "x"' }),
+    );
     const argv = helperArgv(plan);
     const at = argv.indexOf('exec');
     expect(argv.slice(at + 9)).toEqual(['my tool', ...tricky]);
@@ -661,7 +947,19 @@ describe('helperArgv', () => {
       fc.property(fc.array(fc.string({ unit: 'binary', maxLength: 12 }), { maxLength: 6 }), (args) => {
         const plan = planCell(baseSpec({ command: { cwd: '/', executable: 'x', argv: args } }), ctx());
         const argv = helperArgv(plan);
-        expect(decodeHelperArgv(argv).exec).toEqual(['exec', '/', '-', '-', '-', MERGED, TOOLS.env, TOOLS.prlimit, TOOLS.unshare, 'x', ...args]);
+        expect(decodeHelperArgv(argv).exec).toEqual([
+          'exec',
+          '/',
+          '-',
+          '-',
+          '-',
+          MERGED,
+          TOOLS.env,
+          TOOLS.prlimit,
+          TOOLS.unshare,
+          'x',
+          ...args,
+        ]);
       }),
       { numRuns: 100 },
     );
@@ -672,7 +970,10 @@ describe('hostLocation', () => {
   // Imports are copied here (the context names no import sources); the cache is an overlay.
   const spec = baseSpec({
     workspacePath: '/workspace',
-    imports: [{ source: '/h/src', destination: '/src' }, { source: '/h/inner', destination: '/opt/tools/inner' }],
+    imports: [
+      { source: '/h/src', destination: '/src' },
+      { source: '/h/inner', destination: '/opt/tools/inner' },
+    ],
     caches: [{ source: '/h/tools', destination: '/opt/tools' }],
   });
   const layout = scratchLayout(spec.scratch);
@@ -699,17 +1000,30 @@ describe('hostLocation', () => {
     ['/opt/tools', 'rootfs', ROOT, `${SCRATCH}/overlay/upper`, 'opt/tools'],
     ['/opt/tools/inner', 'staged', '/h/tools', CACHE0, 'inner'],
     ['/workspace/sub', 'staged', undefined, `${SCRATCH}/workspace`, 'sub'],
-  ] as const)('a mount point %s lives in what is mounted below it: %s, lower %s, dir %s, rel %j', (cellPath, base, lower, dir, rel) => {
-    expect(hostLocation(spec, layout, cellPath, true)).toStrictEqual({ base, lower, dir, rel });
-  });
+  ] as const)(
+    'a mount point %s lives in what is mounted below it: %s, lower %s, dir %s, rel %j',
+    (cellPath, base, lower, dir, rel) => {
+      expect(hostLocation(spec, layout, cellPath, true)).toStrictEqual({ base, lower, dir, rel });
+    },
+  );
 
   it('does not depend on the order of the mounts for the longest match', () => {
     const reordered = baseSpec({
       imports: [{ source: '/h/tools', destination: '/opt/tools' }],
       caches: [{ source: '/h/inner', destination: '/opt/tools/inner' }],
     });
-    expect(hostLocation(reordered, scratchLayout(reordered.scratch), '/opt/tools/inner/z')).toStrictEqual({ base: 'staged', lower: '/h/inner', dir: CACHE0, rel: 'z' });
-    expect(hostLocation(reordered, scratchLayout(reordered.scratch), '/opt/tools/z')).toStrictEqual({ base: 'staged', lower: undefined, dir: `${SCRATCH}/imports/0`, rel: 'z' });
+    expect(hostLocation(reordered, scratchLayout(reordered.scratch), '/opt/tools/inner/z')).toStrictEqual({
+      base: 'staged',
+      lower: '/h/inner',
+      dir: CACHE0,
+      rel: 'z',
+    });
+    expect(hostLocation(reordered, scratchLayout(reordered.scratch), '/opt/tools/z')).toStrictEqual({
+      base: 'staged',
+      lower: undefined,
+      dir: `${SCRATCH}/imports/0`,
+      rel: 'z',
+    });
   });
 
   describe('an overlay workspace', () => {
@@ -717,13 +1031,33 @@ describe('hostLocation', () => {
     const wsLayout = scratchLayout(ws.scratch);
 
     it('has the seed as its lower and its own upper as the layer new components go to', () => {
-      expect(hostLocation(ws, wsLayout, '/workspace/out/bin')).toStrictEqual({ base: 'staged', lower: '/home/u/project', dir: `${SCRATCH}/overlay/workspace-upper`, rel: 'out/bin' });
-      expect(hostLocation(ws, wsLayout, '/workspace')).toStrictEqual({ base: 'staged', lower: '/home/u/project', dir: `${SCRATCH}/overlay/workspace-upper`, rel: '' });
-      expect(hostLocation(ws, wsLayout, '/workspace/sub', true)).toStrictEqual({ base: 'staged', lower: '/home/u/project', dir: `${SCRATCH}/overlay/workspace-upper`, rel: 'sub' });
+      expect(hostLocation(ws, wsLayout, '/workspace/out/bin')).toStrictEqual({
+        base: 'staged',
+        lower: '/home/u/project',
+        dir: `${SCRATCH}/overlay/workspace-upper`,
+        rel: 'out/bin',
+      });
+      expect(hostLocation(ws, wsLayout, '/workspace')).toStrictEqual({
+        base: 'staged',
+        lower: '/home/u/project',
+        dir: `${SCRATCH}/overlay/workspace-upper`,
+        rel: '',
+      });
+      expect(hostLocation(ws, wsLayout, '/workspace/sub', true)).toStrictEqual({
+        base: 'staged',
+        lower: '/home/u/project',
+        dir: `${SCRATCH}/overlay/workspace-upper`,
+        rel: 'sub',
+      });
     });
 
     it('is itself a mount point in the rootfs', () => {
-      expect(hostLocation(ws, wsLayout, '/workspace', true)).toStrictEqual({ base: 'rootfs', lower: ROOT, dir: `${SCRATCH}/overlay/upper`, rel: 'workspace' });
+      expect(hostLocation(ws, wsLayout, '/workspace', true)).toStrictEqual({
+        base: 'rootfs',
+        lower: ROOT,
+        dir: `${SCRATCH}/overlay/upper`,
+        rel: 'workspace',
+      });
     });
 
     it.each([
@@ -731,24 +1065,57 @@ describe('hostLocation', () => {
       ['archive', { kind: 'archive', path: '/h/ws.tgz' }],
       ["snapshot with ','", { kind: 'snapshot', path: '/h/a,b' }],
       ["snapshot with ':'", { kind: 'snapshot', path: '/h/a:b' }],
-    ] as Array<[string, BuildCellSpec['workspaceSeed']]>)('is the staged copy, without a lower, for a %s seed', (_what, workspaceSeed) => {
-      const copied = baseSpec({ workspaceSeed });
-      expect(hostLocation(copied, scratchLayout(copied.scratch), '/workspace/out')).toStrictEqual({ base: 'staged', lower: undefined, dir: `${SCRATCH}/workspace`, rel: 'out' });
-    });
+    ] as Array<[string, BuildCellSpec['workspaceSeed']]>)(
+      'is the staged copy, without a lower, for a %s seed',
+      (_what, workspaceSeed) => {
+        const copied = baseSpec({ workspaceSeed });
+        expect(hostLocation(copied, scratchLayout(copied.scratch), '/workspace/out')).toStrictEqual({
+          base: 'staged',
+          lower: undefined,
+          dir: `${SCRATCH}/workspace`,
+          rel: 'out',
+        });
+      },
+    );
   });
 
   describe('caches', () => {
     it('an overlay cache: the host cache dir is the lower, its upper the layer', () => {
-      const c = baseSpec({ caches: [{ source: '/h/c0', destination: '/root/.cache' }, { source: '/h/c1', destination: '/root/.npm' }] });
+      const c = baseSpec({
+        caches: [
+          { source: '/h/c0', destination: '/root/.cache' },
+          { source: '/h/c1', destination: '/root/.npm' },
+        ],
+      });
       const l = scratchLayout(c.scratch);
-      expect(hostLocation(c, l, '/root/.npm/_cacache')).toStrictEqual({ base: 'staged', lower: '/h/c1', dir: `${SCRATCH}/overlay/cache-1-upper`, rel: '_cacache' });
-      expect(hostLocation(c, l, '/root/.cache/pip', true)).toStrictEqual({ base: 'staged', lower: '/h/c0', dir: `${SCRATCH}/overlay/cache-0-upper`, rel: 'pip' });
-      expect(hostLocation(c, l, '/root/.cache', true)).toStrictEqual({ base: 'rootfs', lower: ROOT, dir: `${SCRATCH}/overlay/upper`, rel: 'root/.cache' });
+      expect(hostLocation(c, l, '/root/.npm/_cacache')).toStrictEqual({
+        base: 'staged',
+        lower: '/h/c1',
+        dir: `${SCRATCH}/overlay/cache-1-upper`,
+        rel: '_cacache',
+      });
+      expect(hostLocation(c, l, '/root/.cache/pip', true)).toStrictEqual({
+        base: 'staged',
+        lower: '/h/c0',
+        dir: `${SCRATCH}/overlay/cache-0-upper`,
+        rel: 'pip',
+      });
+      expect(hostLocation(c, l, '/root/.cache', true)).toStrictEqual({
+        base: 'rootfs',
+        lower: ROOT,
+        dir: `${SCRATCH}/overlay/upper`,
+        rel: 'root/.cache',
+      });
     });
 
     it.each(['/h/c,0', '/h/c:0'])('a copied cache (%s): the staged copy, without a lower', (source) => {
       const c = baseSpec({ caches: [{ source, destination: '/root/.cache' }] });
-      expect(hostLocation(c, scratchLayout(c.scratch), '/root/.cache/pip')).toStrictEqual({ base: 'staged', lower: undefined, dir: `${SCRATCH}/caches/0`, rel: 'pip' });
+      expect(hostLocation(c, scratchLayout(c.scratch), '/root/.cache/pip')).toStrictEqual({
+        base: 'staged',
+        lower: undefined,
+        dir: `${SCRATCH}/caches/0`,
+        rel: 'pip',
+      });
     });
   });
 
@@ -757,12 +1124,20 @@ describe('hostLocation', () => {
       const i = baseSpec({ imports: [{ source: '/h/a,b', destination: '/src' }] });
       const plan = planCell(i, ctx({ importKinds: ['dir'], importSources: ['/h/a,b'] }));
       expect(plan.staging.imports).toEqual(['copy']);
-      expect(hostLocation(i, plan.layout, '/src/sub', true)).toStrictEqual({ base: 'staged', lower: undefined, dir: `${SCRATCH}/imports/0`, rel: 'sub' });
+      expect(hostLocation(i, plan.layout, '/src/sub', true)).toStrictEqual({
+        base: 'staged',
+        lower: undefined,
+        dir: `${SCRATCH}/imports/0`,
+        rel: 'sub',
+      });
     });
 
     // Below a read-only overlay import nothing can be created: hostLocation knows it from the staging.
     it('a read-only overlay import has no writable dir', () => {
-      const i = baseSpec({ imports: [{ source: '/h/src', destination: '/src' }], command: { cwd: '/src/sub', executable: 'sh', argv: [] } });
+      const i = baseSpec({
+        imports: [{ source: '/h/src', destination: '/src' }],
+        command: { cwd: '/src/sub', executable: 'sh', argv: [] },
+      });
       const plan = planCell(i, ctx({ importKinds: ['dir'], importSources: ['/h/src'] }));
       expect(plan.staging.imports).toEqual(['overlay']);
       expect(plan.targets).toContainEqual({ cellPath: '/src/sub', kind: 'dir' });
@@ -776,15 +1151,27 @@ describe('hostLocation', () => {
 
 describe('the nested user namespace of root cells', () => {
   const arm64 = resolveArch('arm64');
-  const emulation = (binfmt: 'private' | 'global') => ({ arch: arm64, qemuPath: '/usr/bin/qemu-aarch64-static', binfmt, ruleName: 'build-cell-x' });
+  const emulation = (binfmt: 'private' | 'global') => ({
+    arch: arm64,
+    qemuPath: '/usr/bin/qemu-aarch64-static',
+    binfmt,
+    ruleName: 'build-cell-x',
+  });
   it('enters it after every mount, and registers a private binfmt rule inside it', () => {
     const plan = planCell(baseSpec(), ctx({ nestedUserns: true, emulation: emulation('private') }));
     const names = plan.ops.map((o) => o.op);
     expect(names.slice(-5)).toEqual(['hostname', 'enter-userns', 'wait-map', 'binfmt-mount', 'binfmt-register']);
-    expect(plan.ops.find((o) => o.op === 'enter-userns')).toEqual({ op: 'enter-userns', proc: `${plan.layout.merged}/proc`, unshare: TOOLS.unshare, shell: TOOLS.shell });
+    expect(plan.ops.find((o) => o.op === 'enter-userns')).toEqual({
+      op: 'enter-userns',
+      proc: `${plan.layout.merged}/proc`,
+      unshare: TOOLS.unshare,
+      shell: TOOLS.shell,
+    });
   });
   it('registers a global rule before it, as real root', () => {
-    const names = planCell(baseSpec(), ctx({ nestedUserns: true, emulation: emulation('global') })).ops.map((o) => o.op);
+    const names = planCell(baseSpec(), ctx({ nestedUserns: true, emulation: emulation('global') })).ops.map(
+      (o) => o.op,
+    );
     expect(names.indexOf('binfmt-register')).toBeLessThan(names.indexOf('enter-userns'));
     expect(names.slice(-3)).toEqual(['hostname', 'enter-userns', 'wait-map']);
   });
@@ -802,7 +1189,14 @@ describe('batchMounts', () => {
     { op: 'bind', source: layout.dev, target: `${layout.merged}/dev` },
     { op: 'bind', source: '/dev/null', target: `${layout.merged}/dev/null` },
     { op: 'devpts', target: `${layout.merged}/dev/pts` },
-    { op: 'overlay', lower: '/h/my ws', upper: '/s/wu', work: '/s/ww', target: `${layout.merged}/workspace`, options: root },
+    {
+      op: 'overlay',
+      lower: '/h/my ws',
+      upper: '/s/wu',
+      work: '/s/ww',
+      target: `${layout.merged}/workspace`,
+      options: root,
+    },
     { op: 'overlay-ro', lowers: ['/h/imp', '/s/e'], target: `${layout.merged}/src`, options: root },
     { op: 'bind-ro', source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf` },
     { op: 'hostname', name: 'h' },
@@ -812,13 +1206,33 @@ describe('batchMounts', () => {
     expect(batched.map((o) => o.op)).toEqual(['mounts', 'hostname']);
     const all = batched[0] as Extract<SetupOp, { op: 'mounts' }>;
     expect(all.entries).toEqual([
-      { source: 'overlay', target: layout.merged, type: 'overlay', options: 'lowerdir=/img,upperdir=/s/u,workdir=/s/w,redirect_dir=off,metacopy=off' },
+      {
+        source: 'overlay',
+        target: layout.merged,
+        type: 'overlay',
+        options: 'lowerdir=/img,upperdir=/s/u,workdir=/s/w,redirect_dir=off,metacopy=off',
+      },
       { source: 'proc', target: `${layout.merged}/proc`, type: 'proc', options: 'nosuid,nodev,noexec' },
       { source: layout.dev, target: `${layout.merged}/dev`, type: 'none', options: 'bind' },
       { source: '/dev/null', target: `${layout.merged}/dev/null`, type: 'none', options: 'bind' },
-      { source: 'devpts', target: `${layout.merged}/dev/pts`, type: 'devpts', options: 'newinstance,ptmxmode=0666,mode=0620' },
-      { source: 'overlay', target: `${layout.merged}/workspace`, type: 'overlay', options: 'lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,redirect_dir=off,metacopy=off' },
-      { source: 'overlay', target: `${layout.merged}/src`, type: 'overlay', options: 'lowerdir=/h/imp:/s/e,redirect_dir=off,metacopy=off' },
+      {
+        source: 'devpts',
+        target: `${layout.merged}/dev/pts`,
+        type: 'devpts',
+        options: 'newinstance,ptmxmode=0666,mode=0620',
+      },
+      {
+        source: 'overlay',
+        target: `${layout.merged}/workspace`,
+        type: 'overlay',
+        options: 'lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,redirect_dir=off,metacopy=off',
+      },
+      {
+        source: 'overlay',
+        target: `${layout.merged}/src`,
+        type: 'overlay',
+        options: 'lowerdir=/h/imp:/s/e,redirect_dir=off,metacopy=off',
+      },
       { source: '/etc/resolv.conf', target: `${layout.merged}/etc/resolv.conf`, type: 'none', options: 'bind,ro' },
     ]);
     expect(all.file.startsWith(`${layout.scratch}/`)).toBe(true);
@@ -829,24 +1243,34 @@ describe('batchMounts', () => {
     expect(new Set(batched.filter((o) => o.op === 'mounts').map((o) => (o as { file: string }).file)).size).toBe(2);
   });
   it('writes each overlay with the options the plan gave it (userxattr in a user namespace)', () => {
-    const rootless = ops.map((o): SetupOp => (o.op === 'overlay' || o.op === 'overlay-ro' ? { ...o, options: 'userxattr' } : o));
+    const rootless = ops.map((o): SetupOp =>
+      o.op === 'overlay' || o.op === 'overlay-ro' ? { ...o, options: 'userxattr' } : o,
+    );
     const batched = batchMounts(rootless, layout, { rootless: true });
     const entries = batched.flatMap((o) => (o.op === 'mounts' ? o.entries : []));
-    expect(entries.find((e) => e.target.endsWith('/workspace'))!.options).toBe('lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,userxattr');
+    expect(entries.find((e) => e.target.endsWith('/workspace'))!.options).toBe(
+      'lowerdir=/h/my ws,upperdir=/s/wu,workdir=/s/ww,userxattr',
+    );
     expect(entries.find((e) => e.target.endsWith('/src'))!.options).toBe('lowerdir=/h/imp:/s/e,userxattr');
   });
   it('escapes whitespace and backslashes in fstab fields', () => {
-    expect(fstabText([{ source: '/a b\\c', target: '/t\tx', type: 'none', options: 'bind' }])).toBe('/a\\040b\\134c /t\\011x none bind 0 0\n');
+    expect(fstabText([{ source: '/a b\\c', target: '/t\tx', type: 'none', options: 'bind' }])).toBe(
+      '/a\\040b\\134c /t\\011x none bind 0 0\n',
+    );
   });
 });
 
 describe('rootless cells: overlay options and ids', () => {
-  const overlays = (plan: CellPlan) => plan.ops.filter((o): o is Extract<SetupOp, { op: 'overlay' | 'overlay-ro' }> => o.op === 'overlay' || o.op === 'overlay-ro');
-  const withInputs = () => baseSpec({
-    workspaceSeed: { kind: 'snapshot', path: '/h/ws' },
-    imports: [{ source: '/h/imp', destination: '/src' }],
-    caches: [{ source: '/h/cache', destination: '/root/.cache' }],
-  });
+  const overlays = (plan: CellPlan) =>
+    plan.ops.filter(
+      (o): o is Extract<SetupOp, { op: 'overlay' | 'overlay-ro' }> => o.op === 'overlay' || o.op === 'overlay-ro',
+    );
+  const withInputs = () =>
+    baseSpec({
+      workspaceSeed: { kind: 'snapshot', path: '/h/ws' },
+      imports: [{ source: '/h/imp', destination: '/src' }],
+      caches: [{ source: '/h/cache', destination: '/root/.cache' }],
+    });
   it('mounts every overlay with userxattr (dpkg renames new directories into image directories)', () => {
     const plan = planCell(withInputs(), ctx({ rootless: true, importKinds: ['dir'], importSources: ['/h/imp'] }));
     expect(overlays(plan).map((o) => o.op)).toEqual(['overlay', 'overlay', 'overlay-ro', 'overlay']);
@@ -858,7 +1282,9 @@ describe('rootless cells: overlay options and ids', () => {
   });
   it('with subordinate ids: gives the files back to the user at the end, and lets apt use its _apt user', () => {
     const plan = planCell(baseSpec(), ctx({ rootless: true, subIds: true }));
-    expect(plan.ops.filter((o) => o.op === 'flatten-owners')).toEqual([{ op: 'flatten-owners', dir: SCRATCH, list: `${SCRATCH}/owners.list` }]);
+    expect(plan.ops.filter((o) => o.op === 'flatten-owners')).toEqual([
+      { op: 'flatten-owners', dir: SCRATCH, list: `${SCRATCH}/owners.list` },
+    ]);
     expect(plan.files).toEqual([]);
   });
   it('with root alone mapped: apt downloads as root, and there is nothing to give back', () => {

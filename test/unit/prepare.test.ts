@@ -14,7 +14,8 @@ const entry = (d: string, architecture: string, variant?: string, os = 'linux') 
   size: 123,
   platform: { os, architecture, ...(variant ? { variant } : {}) },
 });
-const index = (...manifests: unknown[]) => JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests });
+const index = (...manifests: unknown[]) =>
+  JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests });
 
 describe('pickDigest from an index', () => {
   const multi = index(
@@ -42,7 +43,9 @@ describe('pickDigest from an index', () => {
 
   it('accepts arm64 with no variant, preferring it over v8', () => {
     expect(pickDigest(ref, resolveArch('arm64'), index(entry(digest('a'), 'arm64')))).toBe(digest('a'));
-    expect(pickDigest(ref, resolveArch('arm64'), index(entry(digest('b'), 'arm64', 'v8'), entry(digest('c'), 'arm64')))).toBe(digest('c'));
+    expect(
+      pickDigest(ref, resolveArch('arm64'), index(entry(digest('b'), 'arm64', 'v8'), entry(digest('c'), 'arm64'))),
+    ).toBe(digest('c'));
   });
 
   it('accepts an arm entry without a variant for arm/v7', () => {
@@ -80,7 +83,11 @@ describe('pickDigest from an index', () => {
   });
 
   it('refuses arm v6 only for arm/v7', () => {
-    expectUserError(() => pickDigest(ref, resolveArch('arm'), index(entry(digest('3'), 'arm', 'v6'))), 'arch', 'linux/arm/v6');
+    expectUserError(
+      () => pickDigest(ref, resolveArch('arm'), index(entry(digest('3'), 'arm', 'v6'))),
+      'arch',
+      'linux/arm/v6',
+    );
   });
 
   it('says "none" for an empty index', () => {
@@ -89,12 +96,15 @@ describe('pickDigest from an index', () => {
 
   it('rejects a malformed digest inside the index', () => {
     expect(() => pickDigest(ref, resolveArch('amd64'), index(entry('sha256:nothex', 'amd64')))).toThrow(CellSetupError);
-    expect(() => pickDigest(ref, resolveArch('amd64'), index(entry('sha256:nothex', 'amd64')))).toThrow(/malformed digest in the index of docker:\/\/registry.example\/app:1: "sha256:nothex"/);
+    expect(() => pickDigest(ref, resolveArch('amd64'), index(entry('sha256:nothex', 'amd64')))).toThrow(
+      /malformed digest in the index of docker:\/\/registry.example\/app:1: "sha256:nothex"/,
+    );
   });
 });
 
 describe('pickDigest from a single manifest', () => {
-  const manifest = '{\n  "schemaVersion": 2,\n  "mediaType": "application/vnd.oci.image.manifest.v1+json",\n  "config": {"digest": "sha256:x"},\n  "layers": []\n}';
+  const manifest =
+    '{\n  "schemaVersion": 2,\n  "mediaType": "application/vnd.oci.image.manifest.v1+json",\n  "config": {"digest": "sha256:x"},\n  "layers": []\n}';
 
   it('hashes the exact raw text (whitespace included)', () => {
     const expected = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
@@ -102,7 +112,9 @@ describe('pickDigest from a single manifest', () => {
     // A semantically equal but re-serialized manifest has another digest.
     const compact = JSON.stringify(JSON.parse(manifest));
     expect(pickDigest(ref, resolveArch('amd64'), compact)).not.toBe(expected);
-    expect(pickDigest(ref, resolveArch('amd64'), compact)).toBe(`sha256:${createHash('sha256').update(compact).digest('hex')}`);
+    expect(pickDigest(ref, resolveArch('amd64'), compact)).toBe(
+      `sha256:${createHash('sha256').update(compact).digest('hex')}`,
+    );
   });
 
   it('uses the pinned digest of the reference', () => {
@@ -120,7 +132,9 @@ describe('pickDigest from a single manifest', () => {
       }
       expect(caught).toBeInstanceOf(CellSetupError);
       expect(caught).not.toBeInstanceOf(UserError);
-      expect((caught as Error).message).toContain('docker://registry.example/app:1 with something that is not a manifest');
+      expect((caught as Error).message).toContain(
+        'docker://registry.example/app:1 with something that is not a manifest',
+      );
       expect((caught as Error).message).toContain(JSON.stringify(garbage.slice(0, 120)));
     }
   });

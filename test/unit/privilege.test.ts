@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { choosePrivilege, diagnoseUserns, parseSubIds, PRIVILEGES, rootlessUnshareArgs, type ProbeResult, type UsernsProbe } from '../../src/privilege.js';
+import {
+  choosePrivilege,
+  diagnoseUserns,
+  parseSubIds,
+  PRIVILEGES,
+  rootlessUnshareArgs,
+  type ProbeResult,
+  type UsernsProbe,
+} from '../../src/privilege.js';
 
 describe('diagnoseUserns: each probe failure says why, with the fix', () => {
   const failed = { ok: false, stderr: 'unshare: write failed /proc/self/uid_map: Operation not permitted\n' };
@@ -13,13 +21,19 @@ describe('diagnoseUserns: each probe failure says why, with the fix', () => {
     expect(result.why).toMatch(/sudo sysctl -w kernel\.apparmor_restrict_unprivileged_userns=0/);
   });
   it('names kernel.unprivileged_userns_clone=0', () => {
-    expect(diagnoseUserns({ apparmorRestrict: '0', unprivilegedClone: '0' }, failed).why).toMatch(/sudo sysctl -w kernel\.unprivileged_userns_clone=1/);
+    expect(diagnoseUserns({ apparmorRestrict: '0', unprivilegedClone: '0' }, failed).why).toMatch(
+      /sudo sysctl -w kernel\.unprivileged_userns_clone=1/,
+    );
   });
   it('names user.max_user_namespaces=0', () => {
-    expect(diagnoseUserns({ maxUserNamespaces: '0' }, failed).why).toMatch(/user\.max_user_namespaces=0.*sudo sysctl -w user\.max_user_namespaces=15000/);
+    expect(diagnoseUserns({ maxUserNamespaces: '0' }, failed).why).toMatch(
+      /user\.max_user_namespaces=0.*sudo sysctl -w user\.max_user_namespaces=15000/,
+    );
   });
   it('quotes unshare when no sysctl explains it', () => {
-    expect(diagnoseUserns({ maxUserNamespaces: '100' }, failed).why).toMatch(/unshare --user --map-root-user failed: unshare: write failed \/proc\/self\/uid_map/);
+    expect(diagnoseUserns({ maxUserNamespaces: '100' }, failed).why).toMatch(
+      /unshare --user --map-root-user failed: unshare: write failed \/proc\/self\/uid_map/,
+    );
   });
   it('says when unshare is missing', () => {
     expect(diagnoseUserns({}, { ok: false, missing: true }).why).toMatch(/unshare \(util-linux\) is not installed/);
@@ -41,13 +55,21 @@ describe('subordinate ids', () => {
   });
   it('maps the user to root and the ranges to 1..N', () => {
     expect(rootlessUnshareArgs(undefined)).toEqual(['--user', '--map-root-user']);
-    expect(rootlessUnshareArgs({ uids: { start: 100000, count: 65536 }, gids: { start: 200000, count: 500 }, note: '' }))
-      .toEqual(['--user', '--map-root-user', '--map-users=100000,1,65536', '--map-groups=200000,1,500']);
+    expect(
+      rootlessUnshareArgs({ uids: { start: 100000, count: 65536 }, gids: { start: 200000, count: 500 }, note: '' }),
+    ).toEqual(['--user', '--map-root-user', '--map-users=100000,1,65536', '--map-groups=200000,1,500']);
   });
 });
 
 describe('choosePrivilege: auto never picks a mode that cannot run what users run', () => {
-  const full = { ok: true, ids: { uids: { start: 100000, count: 65536 }, gids: { start: 100000, count: 65536 }, note: 'uids 1-65536 and gids 1-65536 are mapped' } };
+  const full = {
+    ok: true,
+    ids: {
+      uids: { start: 100000, count: 65536 },
+      gids: { start: 100000, count: 65536 },
+      note: 'uids 1-65536 and gids 1-65536 are mapped',
+    },
+  };
   const rootOnly = { ok: true, ids: { note: 'only root is mapped, so chown to any other user or group fails' } };
   const noUserns = { ok: false, why: 'AppArmor restricts unprivileged user namespaces' };
   const sudoOk = { ok: true };
@@ -56,18 +78,24 @@ describe('choosePrivilege: auto never picks a mode that cannot run what users ru
     const calls: string[] = [];
     return { calls, probes: { userns: () => (calls.push('userns'), userns), sudo: () => (calls.push('sudo'), sudo) } };
   };
-  const auto = (userns: UsernsProbe, sudo: ProbeResult, needs = {}, uid = 1000) => choosePrivilege('auto', uid, 'privilege', needs, probes(userns, sudo).probes);
+  const auto = (userns: UsernsProbe, sudo: ProbeResult, needs = {}, uid = 1000) =>
+    choosePrivilege('auto', uid, 'privilege', needs, probes(userns, sudo).probes);
 
   it('is root as root, probing nothing', () => {
     const p = probes(full, sudoOk);
-    expect(choosePrivilege('auto', 0, 'privilege', {}, p.probes)).toEqual({ mode: 'root', reason: 'auto: running as root' });
+    expect(choosePrivilege('auto', 0, 'privilege', {}, p.probes)).toEqual({
+      mode: 'root',
+      reason: 'auto: running as root',
+    });
     expect(p.calls).toEqual([]);
   });
   it('is rootless when the subordinate ids are mapped, without asking sudo', () => {
     const p = probes(full, sudoOk);
     const choice = choosePrivilege('auto', 1000, 'privilege', {}, p.probes);
     expect(choice.mode).toBe('rootless');
-    expect(choice.reason).toMatch(/^auto: not root; user namespaces work with the subordinate ids mapped; uids 1-65536/);
+    expect(choice.reason).toMatch(
+      /^auto: not root; user namespaces work with the subordinate ids mapped; uids 1-65536/,
+    );
     expect(p.calls).not.toContain('sudo');
   });
   it('is sudo when rootless would map root alone (chown fails) and sudo -n works', () => {
@@ -91,16 +119,42 @@ describe('choosePrivilege: auto never picks a mode that cannot run what users ru
   });
   it('fails with both reasons when nothing can run the cell', () => {
     expect(() => auto(noUserns, noSudo)).toThrow(/rootless: AppArmor restricts.*sudo: sudo -n refused/);
-    expect(() => auto(full, noSudo, { emulated: true, privateBinfmt: false })).toThrow(/binfmt_misc instance of the cell's own/);
+    expect(() => auto(full, noSudo, { emulated: true, privateBinfmt: false })).toThrow(
+      /binfmt_misc instance of the cell's own/,
+    );
   });
   it('honours an explicit mode, with a clear error when it cannot work', () => {
     expect(choosePrivilege('rootless', 1000, 'privilege', {}, probes(rootOnly, sudoOk).probes).mode).toBe('rootless');
     expect(choosePrivilege('sudo', 1000, 'privilege', {}, probes(full, sudoOk).probes).mode).toBe('sudo');
-    expect(() => choosePrivilege('sudo', 1000, 'privilege', {}, probes(full, noSudo).probes)).toThrow(/^privilege sudo: sudo -n refused/);
-    expect(() => choosePrivilege('rootless', 1000, 'privilege', {}, probes(noUserns, sudoOk).probes)).toThrow(/^privilege rootless: AppArmor/);
-    expect(() => choosePrivilege('root', 1000, 'privilege', {}, probes(full, sudoOk).probes)).toThrow(/not running as root/);
+    expect(() => choosePrivilege('sudo', 1000, 'privilege', {}, probes(full, noSudo).probes)).toThrow(
+      /^privilege sudo: sudo -n refused/,
+    );
+    expect(() => choosePrivilege('rootless', 1000, 'privilege', {}, probes(noUserns, sudoOk).probes)).toThrow(
+      /^privilege rootless: AppArmor/,
+    );
+    expect(() => choosePrivilege('root', 1000, 'privilege', {}, probes(full, sudoOk).probes)).toThrow(
+      /not running as root/,
+    );
     // A foreign arch rootless on a kernel without a per-namespace binfmt_misc: said up front.
-    expect(() => choosePrivilege('rootless', 1000, 'privilege', { emulated: true, privateBinfmt: false }, probes(full, sudoOk).probes)).toThrow(/^privilege rootless: a foreign architecture without root needs a binfmt_misc instance .*run as root or through sudo/);
-    expect(choosePrivilege('rootless', 1000, 'privilege', { emulated: true, privateBinfmt: true }, probes(full, sudoOk).probes).mode).toBe('rootless');
+    expect(() =>
+      choosePrivilege(
+        'rootless',
+        1000,
+        'privilege',
+        { emulated: true, privateBinfmt: false },
+        probes(full, sudoOk).probes,
+      ),
+    ).toThrow(
+      /^privilege rootless: a foreign architecture without root needs a binfmt_misc instance .*run as root or through sudo/,
+    );
+    expect(
+      choosePrivilege(
+        'rootless',
+        1000,
+        'privilege',
+        { emulated: true, privateBinfmt: true },
+        probes(full, sudoOk).probes,
+      ).mode,
+    ).toBe('rootless');
   });
 });

@@ -44,12 +44,25 @@ describe('parseReference', () => {
 
   it('trims surrounding whitespace', () => {
     expect(parseReference('  busybox:1 ').full).toBe('docker://busybox:1');
-    expect(parseReference(' docker://busybox:1\n')).toEqual({ original: ' docker://busybox:1\n', full: 'docker://busybox:1', transport: 'docker' });
+    expect(parseReference(' docker://busybox:1\n')).toEqual({
+      original: ' docker://busybox:1\n',
+      full: 'docker://busybox:1',
+      transport: 'docker',
+    });
   });
 
   it('parses a digest-pinned reference', () => {
-    expect(parseReference(`debian@${D}`)).toMatchObject({ full: `docker://debian@${D}`, transport: 'docker', pinnedDigest: D });
-    expect(parseReference(`docker://debian@${D}`)).toEqual({ original: `docker://debian@${D}`, full: `docker://debian@${D}`, transport: 'docker', pinnedDigest: D });
+    expect(parseReference(`debian@${D}`)).toMatchObject({
+      full: `docker://debian@${D}`,
+      transport: 'docker',
+      pinnedDigest: D,
+    });
+    expect(parseReference(`docker://debian@${D}`)).toEqual({
+      original: `docker://debian@${D}`,
+      full: `docker://debian@${D}`,
+      transport: 'docker',
+      pinnedDigest: D,
+    });
     expect(parseReference(`docker://127.0.0.1:5000/a/b:tag@${D}`).pinnedDigest).toBe(D);
   });
 
@@ -76,10 +89,18 @@ describe('parseReference', () => {
     expectUserError(() => parseReference(input, '--image'), '--image', 'must name an image');
   });
 
-  it.each(['http://x', 'https://registry.example/app', 'ftp://a/b', 'git+ssh://x'])('rejects the unknown scheme in %j, listing transports', (input) => {
-    const message = expectUserError(() => parseReference(input), 'image', 'unsupported transport', JSON.stringify(input));
-    for (const t of TRANSPORTS) expect(message).toContain(t);
-  });
+  it.each(['http://x', 'https://registry.example/app', 'ftp://a/b', 'git+ssh://x'])(
+    'rejects the unknown scheme in %j, listing transports',
+    (input) => {
+      const message = expectUserError(
+        () => parseReference(input),
+        'image',
+        'unsupported transport',
+        JSON.stringify(input),
+      );
+      for (const t of TRANSPORTS) expect(message).toContain(t);
+    },
+  );
 
   // Regression (fixed): src/image/reference.ts:23-27 only `scheme://` is recognised as a transport, so other
   // skopeo transports written the usual way (`docker-daemon:img:tag`, `ostree:...`, `sif:...`,

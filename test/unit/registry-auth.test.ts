@@ -27,42 +27,54 @@ describe('withRegistryArgs', () => {
   const docker = parseReference('127.0.0.1:5000/a/b:tag');
 
   it('passes only the TLS setting without credentials', async () => {
-    expect(await withRegistryArgs(docker, { tlsVerify: false }, '--src-', async (a) => a)).toEqual(['--src-tls-verify=false']);
+    expect(await withRegistryArgs(docker, { tlsVerify: false }, '--src-', async (a) => a)).toEqual([
+      '--src-tls-verify=false',
+    ]);
     expect(await withRegistryArgs(docker, { tlsVerify: true }, '--', async (a) => a)).toEqual(['--tls-verify=true']);
   });
 
   it('passes nothing for a non-docker transport, even with credentials', async () => {
     const oci = parseReference('oci:/srv/layout:tag');
-    expect(await withRegistryArgs(oci, { tlsVerify: false, username: 'u', password: 'p' }, '--', async (a) => a)).toEqual([]);
+    expect(
+      await withRegistryArgs(oci, { tlsVerify: false, username: 'u', password: 'p' }, '--', async (a) => a),
+    ).toEqual([]);
   });
 
   it('passes an existing auth file as is', async () => {
-    expect(await withRegistryArgs(docker, { tlsVerify: true, authFile: '/home/u/auth.json' }, '--src-', async (a) => a))
-      .toEqual(['--src-tls-verify=true', '--src-authfile', '/home/u/auth.json']);
+    expect(
+      await withRegistryArgs(docker, { tlsVerify: true, authFile: '/home/u/auth.json' }, '--src-', async (a) => a),
+    ).toEqual(['--src-tls-verify=true', '--src-authfile', '/home/u/auth.json']);
   });
 
   it('writes username:password to an owner-only auth file keyed by host, and removes it afterwards', async () => {
     let seen = '';
-    const args = await withRegistryArgs(docker, { tlsVerify: true, username: 'alice', password: 'p@ss:w0rd' }, '--', async (a) => {
-      const file = a[2]!;
-      seen = file;
-      expect(a.slice(0, 2)).toEqual(['--tls-verify=true', '--authfile']);
-      expect(statSync(file).mode & 0o777).toBe(0o600);
-      const auth = JSON.parse(readFileSync(file, 'utf8')) as { auths: Record<string, { auth: string }> };
-      expect(Object.keys(auth.auths)).toEqual(['127.0.0.1:5000']);
-      expect(Buffer.from(auth.auths['127.0.0.1:5000']!.auth, 'base64').toString()).toBe('alice:p@ss:w0rd');
-      return a;
-    });
+    const args = await withRegistryArgs(
+      docker,
+      { tlsVerify: true, username: 'alice', password: 'p@ss:w0rd' },
+      '--',
+      async (a) => {
+        const file = a[2]!;
+        seen = file;
+        expect(a.slice(0, 2)).toEqual(['--tls-verify=true', '--authfile']);
+        expect(statSync(file).mode & 0o777).toBe(0o600);
+        const auth = JSON.parse(readFileSync(file, 'utf8')) as { auths: Record<string, { auth: string }> };
+        expect(Object.keys(auth.auths)).toEqual(['127.0.0.1:5000']);
+        expect(Buffer.from(auth.auths['127.0.0.1:5000']!.auth, 'base64').toString()).toBe('alice:p@ss:w0rd');
+        return a;
+      },
+    );
     expect(args).toHaveLength(3);
     expect(existsSync(seen)).toBe(false);
   });
 
   it('removes the auth file also when the callback fails', async () => {
     let seen = '';
-    await expect(withRegistryArgs(docker, { tlsVerify: true, username: 'u', password: 'p' }, '--', async (a) => {
-      seen = a[2]!;
-      throw new Error('skopeo failed');
-    })).rejects.toThrow('skopeo failed');
+    await expect(
+      withRegistryArgs(docker, { tlsVerify: true, username: 'u', password: 'p' }, '--', async (a) => {
+        seen = a[2]!;
+        throw new Error('skopeo failed');
+      }),
+    ).rejects.toThrow('skopeo failed');
     expect(seen).not.toBe('');
     expect(existsSync(seen)).toBe(false);
   });

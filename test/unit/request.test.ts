@@ -78,7 +78,11 @@ describe('specFromJson rejects', () => {
   });
   it('a missing or wrong version', () => {
     const good = JSON.parse(specToJson(baseSpec(), { withEnvValues: true })) as Record<string, unknown>;
-    expectUserError(() => specFromJson(JSON.stringify({ ...good, version: 2 })), 'request.version', `must be ${REQUEST_VERSION}`);
+    expectUserError(
+      () => specFromJson(JSON.stringify({ ...good, version: 2 })),
+      'request.version',
+      `must be ${REQUEST_VERSION}`,
+    );
     expectUserError(() => specFromJson(JSON.stringify({ ...good, version: '1' })), 'request.version', 'must be 1');
     const { version: _v, ...noVersion } = good;
     expectUserError(() => specFromJson(JSON.stringify(noVersion)), 'request.version', 'must be 1');
@@ -87,7 +91,11 @@ describe('specFromJson rejects', () => {
     const good = JSON.parse(specToJson(baseSpec(), { withEnvValues: true })) as Record<string, unknown>;
     for (const env of [undefined, {}, [['A']], [['A', 'b', 'c']], [['A', 1]], [[1, 'x']], ['A=b']]) {
       expect(() => specFromJson(JSON.stringify({ ...good, env }))).toThrow(UserError);
-      expectUserError(() => specFromJson(JSON.stringify({ ...good, env })), 'request.env', '[name, value] string pairs');
+      expectUserError(
+        () => specFromJson(JSON.stringify({ ...good, env })),
+        'request.env',
+        '[name, value] string pairs',
+      );
     }
   });
   it('does not return the version field', () => {

@@ -62,8 +62,17 @@ describe('encodeEnvEntry', () => {
 describe("the helper's env loop, in dash", () => {
   it('rebuilds each NAME=VALUE byte for byte: newlines, backslashes, escapes, spaces, quotes', () => {
     const entries: Array<[string, string]> = [
-      ['A', 'b'], ['EMPTY', ''], ['EQ', 'x=y=z'], ['NL', 'l1\nl2\n'], ['ONLYNL', '\n\n'], ['BS', 'C:\\dir\\n \\c \\0101'],
-      ['SP', '  lead and trail  '], ['Q', `it's "q" $(x) \`y\``], ['TAB', 'a\tb'], ['UTF', 'é ☃'], ['weird.name-1', 'v'],
+      ['A', 'b'],
+      ['EMPTY', ''],
+      ['EQ', 'x=y=z'],
+      ['NL', 'l1\nl2\n'],
+      ['ONLYNL', '\n\n'],
+      ['BS', 'C:\\dir\\n \\c \\0101'],
+      ['SP', '  lead and trail  '],
+      ['Q', `it's "q" $(x) \`y\``],
+      ['TAB', 'a\tb'],
+      ['UTF', 'é ☃'],
+      ['weird.name-1', 'v'],
     ];
     expect(decodeInDash(entries)).toEqual(entries.map(([n, v]) => `${n}=${v}`));
   });
@@ -73,11 +82,17 @@ describe("the helper's env loop, in dash", () => {
   });
 
   it('property: arbitrary values round-trip', () => {
-    const value = fc.string({ unit: fc.constantFrom('a', '\\', '\n', 'n', ' ', '=', '\t', '%', 'é', '$', "'", '"'), maxLength: 20 });
+    const value = fc.string({
+      unit: fc.constantFrom('a', '\\', '\n', 'n', ' ', '=', '\t', '%', 'é', '$', "'", '"'),
+      maxLength: 20,
+    });
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,6}$/), value), { maxLength: 5 }), (entries) => {
-        expect(decodeInDash(entries)).toEqual(entries.map(([n, v]) => `${n}=${v}`));
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,6}$/), value), { maxLength: 5 }),
+        (entries) => {
+          expect(decodeInDash(entries)).toEqual(entries.map(([n, v]) => `${n}=${v}`));
+        },
+      ),
       { numRuns: 40 },
     );
   });

@@ -14,7 +14,10 @@ export function baseSpec(overrides: Partial<BuildCellSpec> = {}): BuildCellSpec 
     caches: [{ source: '/host/cache', destination: '/root/.cache' }],
     exports: [{ source: '/workspace/out', destination: '/host/out' }],
     command: { cwd: '/workspace', executable: '/bin/sh', argv: ['-c', 'true'] },
-    env: [['PATH', '/usr/bin:/bin'], ['HOME', '/root']],
+    env: [
+      ['PATH', '/usr/bin:/bin'],
+      ['HOME', '/root'],
+    ],
     network: 'disabled',
     limits: {},
     cleanup: 'always',

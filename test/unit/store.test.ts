@@ -22,7 +22,9 @@ describe('Store keys and paths', () => {
     expect(store.layoutDir(amd64, D)).toBe(`/state/images/layouts/amd64-${HEX}`);
     expect(store.rootfsDir(amd64, D)).toBe(`/state/images/rootfs/amd64-${HEX}`);
     expect(store.lockDir('image-x')).toBe('/state/locks/image-x.lock');
-    expect(store.refFile('docker://debian', amd64)).toBe(`/state/images/refs/${store.refKey('docker://debian', amd64)}.json`);
+    expect(store.refFile('docker://debian', amd64)).toBe(
+      `/state/images/refs/${store.refKey('docker://debian', amd64)}.json`,
+    );
   });
 
   it('includes the variant for arm in the entry name', () => {
@@ -56,7 +58,14 @@ describe('Store keys and paths', () => {
   });
 
   it('refKey is filename-safe for any reference, and hashes a long one', () => {
-    for (const ref of ['oci:/a b/../c:tag', "x!'()*~%", 'docker://h:5000/a/b@sha256:' + 'f'.repeat(64), 'é/☃', '.', '..']) {
+    for (const ref of [
+      'oci:/a b/../c:tag',
+      "x!'()*~%",
+      'docker://h:5000/a/b@sha256:' + 'f'.repeat(64),
+      'é/☃',
+      '.',
+      '..',
+    ]) {
       const key = store.refKey(ref, amd64);
       expect(key).toMatch(/^amd64-[A-Za-z0-9._%-]+$/);
       expect(key.length).toBeLessThan(255 - '.json'.length);

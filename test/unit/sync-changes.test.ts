@@ -12,7 +12,18 @@ import { join } from 'node:path';
 import { syncCaches, syncChanges } from '../../src/cell/finalize.js';
 import { planCell, type CellPlan } from '../../src/cell/plan.js';
 import { baseSpec } from './spec-fixture.js';
-import { canMountOverlay, exists, isRoot, listing, mkfifo, runOverlay as overlay, view, whiteout, write, type Tree } from './tree-fixture.js';
+import {
+  canMountOverlay,
+  exists,
+  isRoot,
+  listing,
+  mkfifo,
+  runOverlay as overlay,
+  view,
+  whiteout,
+  write,
+  type Tree,
+} from './tree-fixture.js';
 
 const OWNER = { uid: 4242, gid: 4242 };
 
@@ -155,7 +166,18 @@ describe.skipIf(!isRoot)('syncChanges', () => {
       const info = await lstat(join(host, rel));
       return { uid: info.uid, gid: info.gid };
     };
-    for (const rel of ['new.txt', 'changed.txt', 'newdir', 'newdir/sub', 'newdir/sub/deep.txt', 'etc-link', 'link-out', 'link-out/inside.txt', 'opaque/n.txt', 'changed-dir/x.txt']) {
+    for (const rel of [
+      'new.txt',
+      'changed.txt',
+      'newdir',
+      'newdir/sub',
+      'newdir/sub/deep.txt',
+      'etc-link',
+      'link-out',
+      'link-out/inside.txt',
+      'opaque/n.txt',
+      'changed-dir/x.txt',
+    ]) {
       expect(await owner(rel), rel).toEqual(OWNER);
     }
     for (const rel of ['keep-0.txt', 'kept-dir', 'kept-dir/k.txt', 'changed-dir/y.txt']) {
@@ -223,7 +245,8 @@ describe.skipIf(!canMountOverlay())('syncChanges against a real overlay', () => 
     const outside = join(base, 'outside');
     await write(host, {
       ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`keep-${i}.txt`, `keep ${i}\n`])),
-      'changed.txt': 'old\n', 'deleted.txt': 'd\n',
+      'changed.txt': 'old\n',
+      'deleted.txt': 'd\n',
       olddir: { 'a.txt': 'a\n', nested: { 'b.txt': 'b\n' } },
       opaque: { 'a.txt': 'a\n', sub: { 'c.txt': 'c\n' } },
       dir: { 'x.txt': 'x\n', 'y.txt': 'y\n' },
@@ -272,9 +295,16 @@ describe.skipIf(!isRoot)('syncCaches', () => {
     await write(copySource, { 'stale.txt': 'stale' });
     const spec = baseSpec({
       scratch: join(base, 'scratch'),
-      caches: [{ source: overlaySource, destination: '/root/.cache' }, { source: copySource, destination: '/var/cache/b' }],
+      caches: [
+        { source: overlaySource, destination: '/root/.cache' },
+        { source: copySource, destination: '/var/cache/b' },
+      ],
     });
-    const plan: CellPlan = planCell(spec, { prefix: base, tools: { unshare: '/usr/bin/unshare', env: '/usr/bin/env', prlimit: '/usr/bin/prlimit', shell: '/usr/bin/dash' }, hostname: 'h' });
+    const plan: CellPlan = planCell(spec, {
+      prefix: base,
+      tools: { unshare: '/usr/bin/unshare', env: '/usr/bin/env', prlimit: '/usr/bin/prlimit', shell: '/usr/bin/dash' },
+      hostname: 'h',
+    });
     expect(plan.staging.caches).toEqual(['overlay', 'copy']);
     await write(plan.layout.cacheUpper(0), { 'edit.txt': 'new', 'added.txt': 'added' });
     whiteout(join(plan.layout.cacheUpper(0), 'gone.txt'));
@@ -283,7 +313,11 @@ describe.skipIf(!isRoot)('syncCaches', () => {
     await view(join(cellRoot, 'root', '.cache'), { 'keep.txt': '', 'edit.txt': '', 'added.txt': '' });
 
     await syncCaches(spec, plan, cellRoot, OWNER);
-    expect(await listing(overlaySource)).toEqual({ 'added.txt': 'file 644 added', 'edit.txt': 'file 644 new', 'keep.txt': 'file 644 keep' });
+    expect(await listing(overlaySource)).toEqual({
+      'added.txt': 'file 644 added',
+      'edit.txt': 'file 644 new',
+      'keep.txt': 'file 644 keep',
+    });
     expect((await lstat(join(overlaySource, 'added.txt'))).uid).toBe(OWNER.uid);
     expect((await lstat(join(overlaySource, 'keep.txt'))).uid).toBe(0);
     expect(await listing(copySource)).toEqual({ 'fresh.txt': 'file 644 fresh' });

@@ -7,12 +7,18 @@ describe('optionalSize', () => {
   it('property: N followed by a unit is N times the binary unit, in any case, with optional B/iB', () => {
     const units = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as const;
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 4096 }), fc.constantFrom('K', 'M', 'G'), fc.constantFrom('', 'b', 'B', 'iB', 'ib'), fc.boolean(), (n, unit, suffix, lower) => {
-        const bytes = n * units[unit as keyof typeof units];
-        const text = `${n}${lower ? unit.toLowerCase() : unit}${suffix}`;
-        if (bytes < 1024 * 1024) expectUserError(() => optionalSize(text, 'memory'), 'memory', 'at least 1M');
-        else expect(optionalSize(text, 'memory')).toBe(bytes);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 4096 }),
+        fc.constantFrom('K', 'M', 'G'),
+        fc.constantFrom('', 'b', 'B', 'iB', 'ib'),
+        fc.boolean(),
+        (n, unit, suffix, lower) => {
+          const bytes = n * units[unit as keyof typeof units];
+          const text = `${n}${lower ? unit.toLowerCase() : unit}${suffix}`;
+          if (bytes < 1024 * 1024) expectUserError(() => optionalSize(text, 'memory'), 'memory', 'at least 1M');
+          else expect(optionalSize(text, 'memory')).toBe(bytes);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -27,7 +33,13 @@ describe('optionalInt', () => {
     fc.assert(
       fc.property(fc.integer({ min: -1000, max: 1_000_000 }), (n) => {
         if (n >= 1) expect(optionalInt(String(n), 'f', 'a count')).toBe(n);
-        else expectUserError(() => optionalInt(String(n), 'f', 'a count'), 'f', 'must be a count', JSON.stringify(String(n)));
+        else
+          expectUserError(
+            () => optionalInt(String(n), 'f', 'a count'),
+            'f',
+            'must be a count',
+            JSON.stringify(String(n)),
+          );
       }),
       { numRuns: 200 },
     );
@@ -50,20 +62,37 @@ describe('hostToCell and cellToHost', () => {
   const seg = fc.stringMatching(/^[a-z0-9._-]{1,6}$/).filter((s) => s !== '.' && s !== '..');
   it('property: HOST:CELL splits at the last ":/" even when the host path has colons', () => {
     fc.assert(
-      fc.property(fc.array(fc.stringMatching(/^[a-z0-9.:_-]{1,6}$/).filter((s) => s !== '.' && s !== '..'), { minLength: 1, maxLength: 3 }), fc.array(seg, { minLength: 1, maxLength: 3 }), (host, cell) => {
-        const hostPath = `/h/${host.join('/')}`;
-        const cellPath = `/${cell.join('/')}`;
-        expect(hostToCell(`${hostPath}:${cellPath}`, 'f', '/cwd')).toEqual({ source: hostPath, destination: cellPath });
-      }),
+      fc.property(
+        fc.array(
+          fc.stringMatching(/^[a-z0-9.:_-]{1,6}$/).filter((s) => s !== '.' && s !== '..'),
+          { minLength: 1, maxLength: 3 },
+        ),
+        fc.array(seg, { minLength: 1, maxLength: 3 }),
+        (host, cell) => {
+          const hostPath = `/h/${host.join('/')}`;
+          const cellPath = `/${cell.join('/')}`;
+          expect(hostToCell(`${hostPath}:${cellPath}`, 'f', '/cwd')).toEqual({
+            source: hostPath,
+            destination: cellPath,
+          });
+        },
+      ),
       { numRuns: 200 },
     );
   });
   it('property: CELL:HOST splits at the first ":" and resolves the host side', () => {
     fc.assert(
-      fc.property(fc.array(seg, { minLength: 1, maxLength: 3 }), fc.array(fc.stringMatching(/^[a-z0-9:_-]{1,6}$/), { minLength: 1, maxLength: 3 }), (cell, host) => {
-        const cellPath = `/${cell.join('/')}`;
-        expect(cellToHost(`${cellPath}:${host.join('/')}`, 'f', '/cwd')).toEqual({ source: cellPath, destination: `/cwd/${host.join('/')}` });
-      }),
+      fc.property(
+        fc.array(seg, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.stringMatching(/^[a-z0-9:_-]{1,6}$/), { minLength: 1, maxLength: 3 }),
+        (cell, host) => {
+          const cellPath = `/${cell.join('/')}`;
+          expect(cellToHost(`${cellPath}:${host.join('/')}`, 'f', '/cwd')).toEqual({
+            source: cellPath,
+            destination: `/cwd/${host.join('/')}`,
+          });
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -49,12 +49,21 @@ export async function listing(dir: string, prefix = ''): Promise<Record<string, 
   return out;
 }
 
-export const exists = (path: string) => lstat(path).then(() => true, () => false);
+export const exists = (path: string) =>
+  lstat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** Whether this process may mount an overlay in a private mount namespace. */
 export function canMountOverlay(): boolean {
   if (!isRoot) return false;
-  const probe = spawnSync('unshare', ['-m', 'sh', '-c', 'd=$(mktemp -d) && mkdir $d/l $d/u $d/w $d/m && mount -t overlay overlay -o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/m; r=$?; umount $d/m 2>/dev/null; rm -rf $d; exit $r']);
+  const probe = spawnSync('unshare', [
+    '-m',
+    'sh',
+    '-c',
+    'd=$(mktemp -d) && mkdir $d/l $d/u $d/w $d/m && mount -t overlay overlay -o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/m; r=$?; umount $d/m 2>/dev/null; rm -rf $d; exit $r',
+  ]);
   return probe.status === 0;
 }
 
@@ -68,14 +77,31 @@ export function runOverlay(base: string, host: string, script: string, options =
   const work = join(base, 'work');
   const merged = join(base, 'merged');
   const view = join(base, 'view');
-  const result = spawnSync('unshare', ['-m', 'sh', '-euc', `
+  const result = spawnSync(
+    'unshare',
+    [
+      '-m',
+      'sh',
+      '-euc',
+      `
     mkdir -p "$1" "$2" "$3" "$4"
     mount --make-rprivate /
     mount -t overlay overlay -o "lowerdir=$5,upperdir=$1,workdir=$2$6" "$3"
     (cd "$3" && eval "$7")
     cp -a "$3/." "$4/"
     umount "$3"
-  `, 'sh', upper, work, merged, view, host, options, script], { encoding: 'utf8' });
+  `,
+      'sh',
+      upper,
+      work,
+      merged,
+      view,
+      host,
+      options,
+      script,
+    ],
+    { encoding: 'utf8' },
+  );
   if (result.status !== 0) throw new Error(`overlay script failed: ${result.stderr}`);
   return { upper, view };
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { isWorkspaceArchive, normalizeSpec, RESERVED_CELL_PATHS, validateSpec, checkEnv } from '../../src/cellspec/validate.js';
+import {
+  isWorkspaceArchive,
+  normalizeSpec,
+  RESERVED_CELL_PATHS,
+  validateSpec,
+  checkEnv,
+} from '../../src/cellspec/validate.js';
 import type { BuildCellSpec } from '../../src/cellspec/types.js';
 import { baseSpec, expectUserError } from './spec-fixture.js';
 
@@ -27,9 +33,21 @@ describe('validateSpec: root and scratch', () => {
   it('rejects .. in scratch', () => invalid({ scratch: '/a/b/..' }, 'scratch', "'..'"));
 
   it('rejects scratch inside root', () =>
-    invalid({ root: '/s/root', scratch: '/s/root/cell' }, 'scratch', '"/s/root/cell"', 'must not overlap the root', '"/s/root"'));
+    invalid(
+      { root: '/s/root', scratch: '/s/root/cell' },
+      'scratch',
+      '"/s/root/cell"',
+      'must not overlap the root',
+      '"/s/root"',
+    ));
   it('rejects root inside scratch', () =>
-    invalid({ root: '/s/cell/root', scratch: '/s/cell' }, 'scratch', '"/s/cell"', 'must not overlap the root', '"/s/cell/root"'));
+    invalid(
+      { root: '/s/cell/root', scratch: '/s/cell' },
+      'scratch',
+      '"/s/cell"',
+      'must not overlap the root',
+      '"/s/cell/root"',
+    ));
   it('rejects root equal to scratch (after normalization)', () =>
     invalid({ root: '/s/x', scratch: '/s//x/' }, 'scratch', 'overlap'));
   it('accepts sibling-prefix root and scratch', () => {
@@ -48,16 +66,31 @@ describe('validateSpec: workspace', () => {
   it.each(['/host/ws.zip', '/host/ws.tar.xz', '/host/ws.TAR', '/host/ws', '/host/ws.tar.gz.bak'])(
     'rejects the archive %j with the accepted extensions listed',
     (path) => {
-      invalid({ workspaceSeed: { kind: 'archive', path } }, 'workspaceSeed.path', `unsupported archive ${JSON.stringify(path)}`, '.tar, .tar.gz and .tgz');
+      invalid(
+        { workspaceSeed: { kind: 'archive', path } },
+        'workspaceSeed.path',
+        `unsupported archive ${JSON.stringify(path)}`,
+        '.tar, .tar.gz and .tgz',
+      );
     },
   );
   it('rejects an unknown seed kind', () =>
-    invalid({ workspaceSeed: { kind: 'git' } as unknown as BuildCellSpec['workspaceSeed'] }, 'workspaceSeed.kind', '"git"', 'empty, snapshot, archive'));
+    invalid(
+      { workspaceSeed: { kind: 'git' } as unknown as BuildCellSpec['workspaceSeed'] },
+      'workspaceSeed.kind',
+      '"git"',
+      'empty, snapshot, archive',
+    ));
   it.each(RESERVED_CELL_PATHS)('rejects workspacePath %s (reserved)', (reserved) => {
     invalid({ workspacePath: reserved, imports: [], caches: [] }, 'workspacePath', `would cover ${reserved}`);
   });
   it('rejects a workspacePath below a reserved path', () =>
-    invalid({ workspacePath: '/proc/ws', imports: [], caches: [] }, 'workspacePath', '"/proc/ws"', 'would cover /proc'));
+    invalid(
+      { workspacePath: '/proc/ws', imports: [], caches: [] },
+      'workspacePath',
+      '"/proc/ws"',
+      'would cover /proc',
+    ));
   it('rejects a workspacePath of /dev/shm', () =>
     invalid({ workspacePath: '/dev/shm', imports: [], caches: [] }, 'workspacePath', 'would cover /dev'));
 });
@@ -70,7 +103,16 @@ describe('validateSpec: imports, caches, exports', () => {
   it('rejects .. in an import destination', () =>
     invalid({ imports: [{ source: '/h', destination: '/a/../etc' }] }, 'imports[0].destination', "'..'"));
   it('names the index of the offending import', () =>
-    invalid({ imports: [{ source: '/h1', destination: '/a' }, { source: 'h2', destination: '/b' }] }, 'imports[1].source', '"h2"'));
+    invalid(
+      {
+        imports: [
+          { source: '/h1', destination: '/a' },
+          { source: 'h2', destination: '/b' },
+        ],
+      },
+      'imports[1].source',
+      '"h2"',
+    ));
   it('rejects a relative cache destination', () =>
     invalid({ caches: [{ source: '/h', destination: 'cache' }] }, 'caches[0].destination', '"cache"'));
   it('rejects a cache source /', () =>
@@ -81,44 +123,96 @@ describe('validateSpec: imports, caches, exports', () => {
     invalid({ exports: [{ source: '/workspace/out', destination: 'out' }] }, 'exports[0].destination', '"out"'));
 
   it('rejects an import destination equal to the workspace', () =>
-    invalid({ imports: [{ source: '/h', destination: '/workspace' }] }, 'imports[0].destination', '"/workspace"', 'conflicts with the workspace path'));
+    invalid(
+      { imports: [{ source: '/h', destination: '/workspace' }] },
+      'imports[0].destination',
+      '"/workspace"',
+      'conflicts with the workspace path',
+    ));
   it('accepts import, cache and export paths inside the workspace (mounted over it, as the seed allows)', () => {
-    expect(() => validateSpec(baseSpec({
-      imports: [{ source: '/h/config.toml', destination: '/workspace/.cargo/config.toml' }],
-      caches: [{ source: '/h/target', destination: '/workspace/target' }, { source: '/h/nm', destination: '/workspace/web/node_modules' }],
-      exports: [{ source: '/workspace/target/release/app', destination: '/h/out/app' }],
-    }))).not.toThrow();
+    expect(() =>
+      validateSpec(
+        baseSpec({
+          imports: [{ source: '/h/config.toml', destination: '/workspace/.cargo/config.toml' }],
+          caches: [
+            { source: '/h/target', destination: '/workspace/target' },
+            { source: '/h/nm', destination: '/workspace/web/node_modules' },
+          ],
+          exports: [{ source: '/workspace/target/release/app', destination: '/h/out/app' }],
+        }),
+      ),
+    ).not.toThrow();
   });
   it('still refuses destinations inside the workspace that cover one another', () =>
-    invalid({ imports: [], caches: [{ source: '/h/a', destination: '/workspace/target' }, { source: '/h/b', destination: '/workspace/target/debug' }] }, 'caches[1].destination', 'must not cover one another'));
+    invalid(
+      {
+        imports: [],
+        caches: [
+          { source: '/h/a', destination: '/workspace/target' },
+          { source: '/h/b', destination: '/workspace/target/debug' },
+        ],
+      },
+      'caches[1].destination',
+      'must not cover one another',
+    ));
   it('rejects a cache destination covering the workspace', () =>
-    invalid({ caches: [{ source: '/h', destination: '/w' }], workspacePath: '/w/ws' }, 'caches[0].destination', '"/w"', 'workspace path "/w/ws"'));
+    invalid(
+      { caches: [{ source: '/h', destination: '/w' }], workspacePath: '/w/ws' },
+      'caches[0].destination',
+      '"/w"',
+      'workspace path "/w/ws"',
+    ));
   it('rejects a cache covering an import (names the later one)', () =>
     invalid(
       { imports: [{ source: '/h1', destination: '/opt/src' }], caches: [{ source: '/h2', destination: '/opt' }] },
-      'caches[0].destination', '"/opt"', 'conflicts with imports[0].destination "/opt/src"', 'must not cover one another',
+      'caches[0].destination',
+      '"/opt"',
+      'conflicts with imports[0].destination "/opt/src"',
+      'must not cover one another',
     ));
   it('rejects an import inside a cache', () =>
     invalid(
       { imports: [{ source: '/h1', destination: '/opt' }], caches: [{ source: '/h2', destination: '/opt/cache' }] },
-      'caches[0].destination', '"/opt/cache"', 'imports[0].destination "/opt"',
+      'caches[0].destination',
+      '"/opt/cache"',
+      'imports[0].destination "/opt"',
     ));
   it('rejects two imports with the same destination', () =>
     invalid(
-      { imports: [{ source: '/h1', destination: '/x' }, { source: '/h2', destination: '/x/' }] },
-      'imports[1].destination', 'conflicts with imports[0].destination',
+      {
+        imports: [
+          { source: '/h1', destination: '/x' },
+          { source: '/h2', destination: '/x/' },
+        ],
+      },
+      'imports[1].destination',
+      'conflicts with imports[0].destination',
     ));
   it('rejects two caches nested in one another', () =>
     invalid(
-      { caches: [{ source: '/h1', destination: '/c/a' }, { source: '/h2', destination: '/c' }] },
-      'caches[1].destination', '"/c"', 'caches[0].destination "/c/a"',
+      {
+        caches: [
+          { source: '/h1', destination: '/c/a' },
+          { source: '/h2', destination: '/c' },
+        ],
+      },
+      'caches[1].destination',
+      '"/c"',
+      'caches[0].destination "/c/a"',
     ));
   it('accepts sibling-prefix destinations', () => {
-    expect(validateSpec(baseSpec({
-      workspacePath: '/w',
-      imports: [{ source: '/h1', destination: '/wx' }],
-      caches: [{ source: '/h2', destination: '/wxy' }, { source: '/h3', destination: '/w2' }],
-    }))).toBeUndefined();
+    expect(
+      validateSpec(
+        baseSpec({
+          workspacePath: '/w',
+          imports: [{ source: '/h1', destination: '/wx' }],
+          caches: [
+            { source: '/h2', destination: '/wxy' },
+            { source: '/h3', destination: '/w2' },
+          ],
+        }),
+      ),
+    ).toBeUndefined();
   });
   it.each([
     ['/proc', '/proc'],
@@ -128,17 +222,32 @@ describe('validateSpec: imports, caches, exports', () => {
     ['/.build-cell', '/.build-cell'],
     ['/.build-cell/run.sh', '/.build-cell'],
   ])('rejects the import destination %s (reserved %s)', (destination, reserved) => {
-    invalid({ imports: [{ source: '/h', destination }] }, 'imports[0].destination', JSON.stringify(destination), `would cover ${reserved}`, 'build-cell mounts itself');
+    invalid(
+      { imports: [{ source: '/h', destination }] },
+      'imports[0].destination',
+      JSON.stringify(destination),
+      `would cover ${reserved}`,
+      'build-cell mounts itself',
+    );
   });
   it('rejects a cache destination reserved path', () =>
     invalid({ caches: [{ source: '/h', destination: '/dev/pts' }] }, 'caches[0].destination', 'would cover /dev'));
   it('accepts destinations that merely share a prefix with a reserved path', () => {
-    expect(validateSpec(baseSpec({ imports: [{ source: '/h', destination: '/procfs' }], caches: [{ source: '/h2', destination: '/devel' }] }))).toBeUndefined();
+    expect(
+      validateSpec(
+        baseSpec({
+          imports: [{ source: '/h', destination: '/procfs' }],
+          caches: [{ source: '/h2', destination: '/devel' }],
+        }),
+      ),
+    ).toBeUndefined();
   });
 });
 
 describe('validateSpec: command', () => {
-  const command = (c: Partial<BuildCellSpec['command']>) => ({ command: { cwd: '/workspace', executable: '/bin/sh', argv: [], ...c } });
+  const command = (c: Partial<BuildCellSpec['command']>) => ({
+    command: { cwd: '/workspace', executable: '/bin/sh', argv: [], ...c },
+  });
   it('rejects a relative cwd', () => invalid(command({ cwd: 'workspace' }), 'command.cwd', '"workspace"'));
   it('rejects .. in cwd', () => invalid(command({ cwd: '/a/..' }), 'command.cwd', "'..'"));
   it('accepts an absolute executable and a bare name', () => {
@@ -147,12 +256,14 @@ describe('validateSpec: command', () => {
     expect(validateSpec(baseSpec(command({ executable: 'gcc-12.2' })))).toBeUndefined();
   });
   it('rejects an empty executable', () => invalid(command({ executable: '' }), 'command.executable', 'empty'));
-  it('rejects a relative path with a slash', () => invalid(command({ executable: 'a/b' }), 'command.executable', "no '/'", '"a/b"'));
+  it('rejects a relative path with a slash', () =>
+    invalid(command({ executable: 'a/b' }), 'command.executable', "no '/'", '"a/b"'));
   it('rejects ./x', () => invalid(command({ executable: './x' }), 'command.executable', '"./x"'));
   it('rejects ..', () => invalid(command({ executable: '..' }), 'command.executable', '".."'));
   it('rejects .', () => invalid(command({ executable: '.' }), 'command.executable', '"."'));
   it('rejects executable /', () => invalid(command({ executable: '/' }), 'command.executable', 'must not be /'));
-  it('rejects .. in an absolute executable', () => invalid(command({ executable: '/bin/../sh' }), 'command.executable', "'..'"));
+  it('rejects .. in an absolute executable', () =>
+    invalid(command({ executable: '/bin/../sh' }), 'command.executable', "'..'"));
   it('rejects NUL in the executable', () => invalid(command({ executable: 'sh\0' }), 'command.executable', 'NUL'));
   it('rejects NUL in an argument, naming its index', () =>
     invalid(command({ argv: ['ok', 'b\0d'] }), 'command.argv[1]', 'without NUL'));
@@ -165,9 +276,30 @@ describe('validateSpec: env', () => {
   it('rejects an empty key', () => invalid({ env: [['', 'v']] }, 'env', 'keys must not be empty'));
   it("rejects a key with '='", () => invalid({ env: [['A=B', 'v']] }, 'env', 'key "A=B"', "must not contain '='"));
   it('rejects a key with NUL', () => invalid({ env: [['A\0B', 'v']] }, 'env', 'NUL'));
-  it('rejects a value with NUL, naming the key', () => invalid({ env: [['OK', 'x'], ['TOKEN', 'a\0b']] }, 'env.TOKEN', 'NUL'));
+  it('rejects a value with NUL, naming the key', () =>
+    invalid(
+      {
+        env: [
+          ['OK', 'x'],
+          ['TOKEN', 'a\0b'],
+        ],
+      },
+      'env.TOKEN',
+      'NUL',
+    ));
   it('accepts values with =, newlines, backslashes and the empty string', () => {
-    expect(validateSpec(baseSpec({ env: [['A', 'x=y'], ['B', 'l1\nl2'], ['C', '\\n'], ['D', '']] }))).toBeUndefined();
+    expect(
+      validateSpec(
+        baseSpec({
+          env: [
+            ['A', 'x=y'],
+            ['B', 'l1\nl2'],
+            ['C', '\\n'],
+            ['D', ''],
+          ],
+        }),
+      ),
+    ).toBeUndefined();
   });
   it('checkEnv uses the given field name', () => {
     expectUserError(() => checkEnv([['', 'x']], 'inputs.env'), 'inputs.env', 'keys must not be empty');
@@ -181,7 +313,12 @@ describe('validateSpec: policies and limits', () => {
   it('rejects a network policy in another case (the spec is exact)', () =>
     invalid({ network: 'Enabled' as BuildCellSpec['network'] }, 'network', '"Enabled"'));
   it('rejects an unknown cleanup policy, listing the accepted ones', () =>
-    invalid({ cleanup: 'sometimes' as BuildCellSpec['cleanup'] }, 'cleanup', '"sometimes"', 'always, preserve-on-failure, never'));
+    invalid(
+      { cleanup: 'sometimes' as BuildCellSpec['cleanup'] },
+      'cleanup',
+      '"sometimes"',
+      'always, preserve-on-failure, never',
+    ));
   it('accepts every documented policy', () => {
     for (const network of ['enabled', 'disabled'] as const) {
       for (const cleanup of ['always', 'preserve-on-failure', 'never'] as const) {
@@ -208,7 +345,9 @@ describe('validateSpec: policies and limits', () => {
   });
 
   it('accepts the smallest valid limits', () => {
-    expect(validateSpec(baseSpec({ limits: { cpuTimeSeconds: 1, memoryBytes: 1024 * 1024, maxProcesses: 1 } }))).toBeUndefined();
+    expect(
+      validateSpec(baseSpec({ limits: { cpuTimeSeconds: 1, memoryBytes: 1024 * 1024, maxProcesses: 1 } })),
+    ).toBeUndefined();
   });
 });
 
@@ -243,7 +382,10 @@ describe('normalizeSpec', () => {
 
   it('keeps an empty seed and an archive seed kind', () => {
     expect(normalizeSpec(baseSpec()).workspaceSeed).toEqual({ kind: 'empty' });
-    expect(normalizeSpec(baseSpec({ workspaceSeed: { kind: 'archive', path: '/a//b.tgz' } })).workspaceSeed).toEqual({ kind: 'archive', path: '/a/b.tgz' });
+    expect(normalizeSpec(baseSpec({ workspaceSeed: { kind: 'archive', path: '/a//b.tgz' } })).workspaceSeed).toEqual({
+      kind: 'archive',
+      path: '/a/b.tgz',
+    });
   });
 
   it('keeps cwd / as /', () => {
@@ -253,8 +395,14 @@ describe('normalizeSpec', () => {
 
 describe('isWorkspaceArchive', () => {
   it.each([
-    ['/a.tar', true], ['/a.tar.gz', true], ['/a.tgz', true],
-    ['/a.tar.bz2', false], ['/a.zip', false], ['/tar', false], ['/a.tgz/', false], ['/a.targz', false],
+    ['/a.tar', true],
+    ['/a.tar.gz', true],
+    ['/a.tgz', true],
+    ['/a.tar.bz2', false],
+    ['/a.zip', false],
+    ['/tar', false],
+    ['/a.tgz/', false],
+    ['/a.targz', false],
   ] as const)('%s -> %s', (p, expected) => {
     expect(isWorkspaceArchive(p)).toBe(expected);
   });
