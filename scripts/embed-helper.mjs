@@ -13,5 +13,7 @@ const target = new URL('helper-script.ts', here);
 let current = '';
 try {
   current = readFileSync(target, 'utf8');
-} catch {}
+} catch {
+  // No file yet: write it.
+}
 if (current !== out) writeFileSync(target, out);

@@ -180,7 +180,6 @@ async function runCellOn(
   let cell: RunningCell | undefined;
   let cgroupDir: string | undefined;
   let succeeded = false;
-  let preserved = false;
   let records: Promise<void> | undefined;
   let staged: Staged | undefined;
   const onAbort = () => cell?.kill();
@@ -238,7 +237,7 @@ async function runCellOn(
     succeeded = outcome.exitCode === 0;
     let exports: CellRunResult['exports'] = [];
     const cellRoot = join(running.viewRoot, plan.layout.merged);
-    if (succeeded && hooks?.whileAlive) await hooks.whileAlive({ root: cellRoot, plan, staged: staged! });
+    if (succeeded && hooks?.whileAlive) await hooks.whileAlive({ root: cellRoot, plan, staged: staged });
     let writtenBack: WriteBackResult | undefined;
     try {
       exports = await timed('export', () => copyExports(spec, cellRoot, destinations, succeeded, request.owner));
@@ -268,8 +267,8 @@ async function runCellOn(
         }
       }
     }
-    if (succeeded && hooks?.afterRelease) await hooks.afterRelease({ plan, staged: staged! });
-    preserved = scratchPreserved(spec.cleanup, succeeded);
+    if (succeeded && hooks?.afterRelease) await hooks.afterRelease({ plan, staged: staged });
+    const preserved = scratchPreserved(spec.cleanup, succeeded);
     return {
       exitCode: outcome.exitCode,
       signal: outcome.signal,

@@ -49,7 +49,7 @@ function batch(spec, runs, warmup) {
       try {
         run(args[0], args.slice(1), { env, limitS: RUN_LIMIT_S });
       } catch (again) {
-        throw new Error(`${error.message}\nrun once more without hyperfine: ${again.message}`);
+        throw new Error(`${error.message}\nrun once more without hyperfine: ${again.message}`, { cause: again });
       }
       throw error;
     }

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 
 export const log = (...a) => console.error('[bench]', ...a);
 /** POSIX single-quote one word (for hyperfine's shell-words splitting and for sh -c). */
-export const q = (s) => (/^[A-Za-z0-9_\/.:=@%+,-]+$/.test(s) ? s : `'${String(s).replace(/'/g, `'\\''`)}'`);
+export const q = (s) => (/^[A-Za-z0-9_/.:=@%+,-]+$/.test(s) ? s : `'${String(s).replace(/'/g, `'\\''`)}'`);
 export const cmdline = (args) => args.map(q).join(' ');
 export const median = (xs) => {
   if (!xs.length) return NaN;

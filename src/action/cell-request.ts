@@ -78,7 +78,7 @@ export function commandFor(inputs: ActionInputs): BuildCellSpec['command'] {
 
 export function cellEnv(inputs: ActionInputs, env: NodeJS.ProcessEnv): Array<[string, string]> {
   const github: Array<[string, string]> = PASSED_GITHUB_VARS.flatMap((name): Array<[string, string]> =>
-    env[name] !== undefined ? [[name, env[name]!]] : [],
+    env[name] !== undefined ? [[name, env[name]]] : [],
   );
   const fileCommands = Object.entries(FILE_COMMANDS).map(([name, file]): [string, string] => [
     name,

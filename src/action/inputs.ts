@@ -237,7 +237,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     caches,
     cacheKey: read('cache-key').trim(),
     exports,
-    network: oneOf(read('network') || 'enabled', NETWORK_POLICIES, 'network') as NetworkPolicy,
+    network: oneOf(read('network') || 'enabled', NETWORK_POLICIES, 'network'),
     limits: {
       cpuTimeSeconds: optionalInt(blank(read('cpu-time')), 'cpu-time', 'a whole number of seconds, at least 1'),
       memoryBytes: optionalSize(blank(read('memory')), 'memory'),
@@ -247,7 +247,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
         'a whole number of processes, at least 1',
       ),
     },
-    cleanup: oneOf(read('cleanup') || 'always', CLEANUP_POLICIES, 'cleanup') as CleanupPolicy,
+    cleanup: oneOf(read('cleanup') || 'always', CLEANUP_POLICIES, 'cleanup'),
     artifactName,
     imageCache: bool(read('image-cache') || 'true', 'image-cache'),
     registry: { username, password, tlsVerify: bool(read('tls-verify') || 'true', 'tls-verify') },

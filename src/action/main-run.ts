@@ -215,7 +215,7 @@ export async function runMain(): Promise<void> {
         timed('upload', async () => {
           const id = await uploadExports(
             inputs.artifactName!,
-            result!.exports.map((e) => e.destination),
+            result.exports.map((e) => e.destination),
             process.env.GITHUB_WORKSPACE || process.cwd(),
           );
           summary.artifact = { name: inputs.artifactName!, id };
@@ -256,7 +256,7 @@ export async function runMain(): Promise<void> {
 
 function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   core.startGroup('build-cell configuration');
-  const show = (name: string, value: unknown) => core.info(`${name.padEnd(18)} ${value}`);
+  const show = (name: string, value: string) => core.info(`${name.padEnd(18)} ${value}`);
   show('image', inputs.image.full);
   show('arch', `${inputs.arch.name}${emulated ? ' (emulated)' : ''}`);
   if (inputs.qemuCpu)

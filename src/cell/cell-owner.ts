@@ -25,7 +25,7 @@ export function cellOwnerFile(cleanup: CleanupPolicy): { name: string; content: 
  * when their policy was `always`, kept otherwise (the owner file names the policy).
  */
 export async function removeAbandonedCells(cellsDir: string, ids: RootlessIds | undefined): Promise<void> {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(cellsDir);
   } catch {
@@ -34,7 +34,7 @@ export async function removeAbandonedCells(cellsDir: string, ids: RootlessIds | 
   for (const name of names) {
     let owner: { pid: number; start?: string; cleanup: string } | undefined;
     try {
-      owner = JSON.parse(readFileSync(join(cellsDir, name, CELL_OWNER), 'utf8'));
+      owner = JSON.parse(readFileSync(join(cellsDir, name, CELL_OWNER), 'utf8')) as typeof owner;
     } catch {
       owner = undefined;
     }

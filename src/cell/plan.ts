@@ -299,7 +299,7 @@ export function planCell(
 function importMode(ctx: RunContext, index: number): StagingMode {
   return (ctx.importKinds?.[index] ?? 'dir') === 'dir' &&
     ctx.importSources?.[index] !== undefined &&
-    overlayCanUse(ctx.importSources[index]!)
+    overlayCanUse(ctx.importSources[index])
     ? 'overlay'
     : 'copy';
 }

@@ -209,7 +209,7 @@ export async function unpackArchive(
         },
         preservePaths: false,
         filter: (path, entry) => {
-          const link = 'linkpath' in entry ? (entry.linkpath as string | undefined) : undefined;
+          const link = 'linkpath' in entry ? entry.linkpath : undefined;
           if (unsafe(path)) problems.push(`unsafe path ${show(path)}`);
           else if ((entry as { type?: string }).type === 'Link' && link && unsafe(link))
             problems.push(`hard link ${show(path)} points outside the archive (${show(link)})`);

@@ -62,8 +62,8 @@ export interface BuildCellSpec {
   script?: string;
 }
 
-/** Whether the cleanup policy keeps the scratch after a run that succeeded or not. */
-export function scratchPreserved(policy: CleanupPolicy | string, succeeded: boolean): boolean {
+/** Whether the cleanup policy (a CleanupPolicy, or the string a record kept) keeps the scratch after a run that succeeded or not. */
+export function scratchPreserved(policy: string, succeeded: boolean): boolean {
   return policy === 'never' || (policy === 'preserve-on-failure' && !succeeded);
 }
 

@@ -6,16 +6,9 @@ import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { hostArch, resolveArch } from '../emulation/arch.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
-import { PULL_POLICIES, type PullPolicy } from '../image/prepare.js';
+import { PULL_POLICIES } from '../image/prepare.js';
 import { parseReference } from '../image/reference.js';
-import {
-  CLEANUP_POLICIES,
-  NETWORK_POLICIES,
-  SCRIPT_PATH,
-  type CleanupPolicy,
-  type NetworkPolicy,
-  type WorkspaceSeed,
-} from '../cellspec/types.js';
+import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type WorkspaceSeed } from '../cellspec/types.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import { checkWriteBack } from '../cell/write-back.js';
 import type { CellSpecInput } from '../engine.js';
@@ -59,13 +52,13 @@ export function parseRun(
     exports: list('export').map((m, i) => cellToHost(m, `--export #${i + 1}`, environment.cwd)),
     command: { cwd: cellPath(str('cwd') ?? workspacePath, '--cwd'), ...command },
     env: list('env').map((e) => envEntry(e, environment.env)),
-    network: oneOf(str('network') ?? 'enabled', NETWORK_POLICIES, '--network') as NetworkPolicy,
+    network: oneOf(str('network') ?? 'enabled', NETWORK_POLICIES, '--network'),
     limits: {
       cpuTimeSeconds: optionalInt(str('cpu-time'), '--cpu-time', 'a whole number of seconds, at least 1'),
       memoryBytes: optionalSize(str('memory'), '--memory'),
       maxProcesses: optionalInt(str('max-processes'), '--max-processes', 'a whole number of processes, at least 1'),
     },
-    cleanup: oneOf(str('cleanup') ?? 'always', CLEANUP_POLICIES, '--cleanup') as CleanupPolicy,
+    cleanup: oneOf(str('cleanup') ?? 'always', CLEANUP_POLICIES, '--cleanup'),
     ...(script !== undefined ? { script } : {}),
   };
   const resultFile = str('result-file');
@@ -133,7 +126,7 @@ export function common(v: Record<string, unknown>, environment: CliEnvironment):
     image: {
       ref,
       arch,
-      pull: oneOf((v.pull as string | undefined) ?? 'missing', PULL_POLICIES, '--pull') as PullPolicy,
+      pull: oneOf((v.pull as string | undefined) ?? 'missing', PULL_POLICIES, '--pull'),
       registry: {
         tlsVerify: bool((v['tls-verify'] as string | undefined) ?? 'true', '--tls-verify'),
         username,
@@ -161,7 +154,7 @@ export function stateDir(value: string | undefined, environment: CliEnvironment)
 }
 
 export function privilege(value: string | undefined): Privilege {
-  return oneOf(value ?? 'auto', PRIVILEGES, '--privilege') as Privilege;
+  return oneOf(value ?? 'auto', PRIVILEGES, '--privilege');
 }
 
 function cellPath(value: string, field: string): string {

@@ -126,11 +126,11 @@ export async function prepareImage(
                 'pull',
                 `the layout of ${show(ref.original)} is missing from the store and pull is "never"`,
               );
-            await timed('pull', () => copyLayout(store, request, digest!));
+            await timed('pull', () => copyLayout(store, request, digest));
             copied = true;
           }
         }
-        if (!store.hasRootfs(arch, digest!)) {
+        if (!store.hasRootfs(arch, digest)) {
           try {
             await timed('unpack', () => unpackRootfs(store, layoutDir, rootfs, !!request.rootless));
           } catch (error) {
@@ -203,7 +203,7 @@ export function pickDigest(ref: ImageReference, arch: ArchInfo, rawManifest: str
       `the registry answered for ${ref.original} with something that is not a manifest: ${show(rawManifest.slice(0, 120))}`,
     );
   try {
-    manifest = JSON.parse(rawManifest);
+    manifest = JSON.parse(rawManifest) as typeof manifest;
   } catch {
     throw notAManifest();
   }
@@ -287,10 +287,10 @@ async function readManifestConfig(layout: string, manifestDigest: string, what =
   let config: ImageConfigBlob;
   try {
     // Synchronous: two small blobs, read on every warm run.
-    manifest = JSON.parse(readFileSync(blobPath(layout, manifestDigest), 'utf8'));
+    manifest = JSON.parse(readFileSync(blobPath(layout, manifestDigest), 'utf8')) as typeof manifest;
     if (!manifest || typeof manifest.config?.digest !== 'string' || !Array.isArray(manifest.layers))
       throw new Error('no config or layers');
-    config = JSON.parse(readFileSync(blobPath(layout, manifest.config.digest), 'utf8'));
+    config = JSON.parse(readFileSync(blobPath(layout, manifest.config.digest), 'utf8')) as ImageConfigBlob;
     if (!config || typeof config !== 'object') throw new Error('the config is not an object');
   } catch (error) {
     throw new CellSetupError(`${what} is not a usable image manifest (${(error as Error).message})`);

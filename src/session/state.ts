@@ -67,7 +67,7 @@ export function readSession(sessions: string, name: string, hint: string): Sessi
   try {
     text = readFileSync(sessionFile(sessions, name), 'utf8');
   } catch {
-    let known: string[] = [];
+    let known: string[];
     try {
       known = readdirSync(sessions).filter((n) => {
         try {

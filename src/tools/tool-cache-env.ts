@@ -52,6 +52,7 @@ function enterScope(): () => void {
 
 function dropCoreDebug(): () => void {
   const stdout = process.stdout;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back on stdout later; called with stdout as `this`
   const original = stdout.write;
   const debug = process.env.BUILD_CELL_DEBUG === '1';
   let active = true;

@@ -111,8 +111,8 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   const onData = (chunk: Buffer): void => {
     output = (output + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
 
   let stopped: Promise<void> | undefined;
@@ -150,7 +150,9 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
         break;
       } catch (err) {
         if (Date.now() > deadline)
-          throw new Error(`azurite at ${blobEndpoint} does not answer: ${(err as Error).message}\n${output}`);
+          throw new Error(`azurite at ${blobEndpoint} does not answer: ${(err as Error).message}\n${output}`, {
+            cause: err,
+          });
         await sleep(100);
       }
     }

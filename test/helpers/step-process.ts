@@ -92,8 +92,8 @@ export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout!.on('data', (d: Buffer) => stdout.push(d));
-    child.stderr!.on('data', (d: Buffer) => stderr.push(d));
+    child.stdout.on('data', (d: Buffer) => stdout.push(d));
+    child.stderr.on('data', (d: Buffer) => stderr.push(d));
     const signalsSent: { signal: NodeJS.Signals; atMs: number; pid: number }[] = [];
     const timers: NodeJS.Timeout[] = [];
     let exited = false;
@@ -164,8 +164,8 @@ export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
       // Like the runner: wait for the output streams to close, at most 5 s after exit
       // (a leftover background process may hold them open).
       const drain = setTimeout(() => {
-        child.stdout!.destroy();
-        child.stderr!.destroy();
+        child.stdout.destroy();
+        child.stderr.destroy();
         finish(code, signal);
       }, STREAM_DRAIN_MS);
       child.once('close', () => {

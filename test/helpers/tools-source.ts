@@ -37,6 +37,7 @@ export async function ensureDeb(pin: PinnedDeb): Promise<string> {
       throw new Error(
         `apt-get download ${pin.package}:${pin.arch}=${pin.version} failed (${stderr.trim()}): run apt-get update (with \`dpkg --add-architecture ${pin.arch}\` if foreign); ` +
           'if Debian no longer has this version, update src/tools/pinned.ts as its header describes',
+        { cause: error },
       );
     }
     const [name] = (await readdir(work)).filter((f) => f.endsWith('.deb'));

@@ -79,7 +79,7 @@ export class Fields {
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
       throw new TwirpError('malformed', `${name}: expected an array of strings, got ${JSON.stringify(v)}`);
     }
-    return v as string[];
+    return v;
   }
 
   /** int64: protobuf JSON writes it as a decimal string; numbers are accepted too. */

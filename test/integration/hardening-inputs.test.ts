@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
 import { expectRefused, hostCheckedWork, removeDir, runCli, type RunCliOptions, tempDir } from '../helpers/cli.js';
 

@@ -5,7 +5,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
 import { CLI, hostCheckedWork, onSmallDisk, removeDir, runCli, strayProcesses, tempDir } from '../helpers/cli.js';
 

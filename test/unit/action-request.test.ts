@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseInputs, type InputReader } from '../../src/action/inputs.js';
+import { parseInputs } from '../../src/action/inputs.js';
 import { FILE_COMMANDS_CELL_DIR, managedCacheDir, toCellRequest } from '../../src/action/cell-request.js';
 import { buildCacheKeys, imageCacheKey } from '../../src/action/cache-keys.js';
 import { summaryRows, formatBytes } from '../../src/action/summary.js';
@@ -16,8 +16,7 @@ const env = {
 };
 const inputsOf = (values: Record<string, string>) =>
   parseInputs(
-    ((name) =>
-      (({ image: 'debian:bookworm', run: 'make', ...values }) as Record<string, string>)[name] ?? '') as InputReader,
+    (name) => (({ image: 'debian:bookworm', run: 'make', ...values }) as Record<string, string>)[name] ?? '',
     env,
   );
 const ctx = {

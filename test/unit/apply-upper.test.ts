@@ -16,7 +16,6 @@ import {
   mkdtemp,
   readdir,
   readFile,
-  readlink,
   rm,
   stat,
   symlink,

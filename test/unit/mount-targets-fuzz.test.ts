@@ -18,6 +18,7 @@ import {
   rmSync,
   symlinkSync,
   writeFileSync,
+  type Stats,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -189,7 +190,7 @@ describe('prepareTarget (property)', () => {
         } else {
           seen.created++;
           // The merged view (upper over lower) reaches the target without a symlink, with the asked kind.
-          let info;
+          let info: Stats | undefined;
           for (const prefix of prefixes) {
             info =
               lstatSync(join(upper, prefix), { throwIfNoEntry: false }) ??

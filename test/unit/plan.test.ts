@@ -741,7 +741,7 @@ describe('planCell: property', () => {
           const dests = tops.map((t, i) => [`/opt/${t}`, `/${t}`, `/workspace/${t}`][i % 3]!);
           const split = Math.min(nImports, dests.length);
           const spec = baseSpec({
-            network: network as BuildCellSpec['network'],
+            network,
             workspaceSeed,
             imports: dests.slice(0, split).map((d, i) => ({ source: importHosts[i]![0], destination: d })),
             caches: dests.slice(split).map((d, i) => ({ source: cacheHosts[i]!, destination: d })),

@@ -1,4 +1,5 @@
 /** Sessions' pure parts: the step environment, the shim, names, the CLI's session commands. */
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEnviron, stepEnvironment } from '../../src/session/env.js';
 import { checkSessionName } from '../../src/session/state.js';
@@ -151,7 +152,6 @@ describe('forwardFileCommands', () => {
   it('appends what the cell wrote, and never reads through a symlink the cell put in its place', async () => {
     const { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const { forwardFileCommands, prepareFileCommands } = await import('../../src/action/file-commands.js');
     const dir = mkdtempSync(join(tmpdir(), 'bc-fc-'));
     try {

@@ -13,7 +13,7 @@ describe('optionalSize', () => {
         fc.constantFrom('', 'b', 'B', 'iB', 'ib'),
         fc.boolean(),
         (n, unit, suffix, lower) => {
-          const bytes = n * units[unit as keyof typeof units];
+          const bytes = n * units[unit];
           const text = `${n}${lower ? unit.toLowerCase() : unit}${suffix}`;
           if (bytes < 1024 * 1024) expectUserError(() => optionalSize(text, 'memory'), 'memory', 'at least 1M');
           else expect(optionalSize(text, 'memory')).toBe(bytes);

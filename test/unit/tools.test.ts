@@ -177,11 +177,12 @@ async function fakeTools(names: Record<string, string>): Promise<string> {
 
 /** Run a direct tool-cache call without its "::debug::" lines on the test output. */
 async function quietly<T>(fn: () => Promise<T> | T): Promise<T> {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back afterwards; called with stdout as `this`
   const write = process.stdout.write;
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
+  process.stdout.write = (chunk: unknown, ...rest: unknown[]) =>
     typeof chunk === 'string' && chunk.startsWith('::debug::')
       ? true
-      : (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest)) as typeof write;
+      : (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
   try {
     return await fn();
   } finally {
@@ -806,13 +807,14 @@ describe.skipIf(!hostPins)('the tool-cache environment outside Actions', () => {
     const bin = await fakeTools({ skopeo: SCRIPT('skopeo') });
 
     const written: string[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only saved to be put back
     const write = process.stdout.write;
-    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+    process.stdout.write = (chunk: unknown, ...rest: unknown[]) => {
       written.push(String(chunk));
       const callback = rest.find((r): r is () => void => typeof r === 'function');
       callback?.();
       return true;
-    }) as typeof process.stdout.write;
+    };
     let tools: Awaited<ReturnType<typeof resolveTools>>;
     try {
       tools = await resolveTools({ source: DEFAULT_TOOLS_SOURCE, onPath: lookupIn(bin), log: () => undefined });
@@ -831,8 +833,9 @@ describe.skipIf(!hostPins)('the tool-cache environment outside Actions', () => {
     const dir = await seedToolCache('umoci', pinFor('umoci')!);
     const bin = await fakeTools({ skopeo: SCRIPT('skopeo') });
     const written: string[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only saved to be put back
     const write = process.stdout.write;
-    process.stdout.write = ((chunk: unknown) => (written.push(String(chunk)), true)) as typeof process.stdout.write;
+    process.stdout.write = (chunk: unknown) => (written.push(String(chunk)), true);
     try {
       await resolveTools({ source: DEFAULT_TOOLS_SOURCE, onPath: lookupIn(bin), log: () => undefined });
     } finally {
