@@ -45,6 +45,7 @@ import * as realJob from './rows/08-real-job.mjs';
 import * as rootless from './rows/09-rootless.mjs';
 import * as writeBack from './rows/10-write-back.mjs';
 import * as sessions from './rows/11-sessions.mjs';
+import * as emulation from './rows/12-emulation.mjs';
 
 /** The row groups, in table order; each runs when --only names any of its `rows` (or no --only). */
 const ROW_GROUPS = [
@@ -58,6 +59,7 @@ const ROW_GROUPS = [
   rootless, // 9: rootless vs root
   writeBack, // 10: write-back
   sessions, // 11: sessions
+  emulation, // 12: which qemu to pin (per architecture, conformance, apt in arm64 bookworm and trixie)
 ];
 
 // ---------------------------------------------------------------------------------------------
