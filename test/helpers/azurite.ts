@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stopChild } from './processes.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Azurite's blob-only entry point (the `azurite-blob` bin). */
@@ -27,41 +28,11 @@ const OUTPUT_TAIL_BYTES = 16 * 1024;
 /* processes                                                                 */
 /* ------------------------------------------------------------------------- */
 
-/** Whether a process with this PID exists (signal 0; EPERM still means it exists). */
-export function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function exitPromise(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
   });
-}
-
-/** SIGTERM, then SIGKILL after `graceMs`, by PID; resolves once the child has exited. */
-async function stopChild(child: ChildProcess, exited: Promise<void>, graceMs = STOP_GRACE_MS): Promise<void> {
-  const pid = child.pid;
-  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    /* already gone */
-  }
-  const timedOut = await Promise.race([exited.then(() => false), sleep(graceMs).then(() => true)]);
-  if (timedOut) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-    await exited;
-  }
 }
 
 /* ------------------------------------------------------------------------- */
@@ -118,7 +89,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      await stopChild(child, exited);
+      await stopChild(child, exited, STOP_GRACE_MS);
       await rm(location, { recursive: true, force: true });
     })());
 

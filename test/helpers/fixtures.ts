@@ -18,6 +18,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { processExists } from './processes.js';
 
 /** Every single-arch tag of the busybox layout (plus `multi`, an index over amd64 + arm64). */
 export const ARCHES = ['amd64', 'arm64', 'arm', 'ppc64le', 's390x', 'riscv64'] as const;
@@ -208,15 +209,6 @@ interface LockOwner {
   since: number;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Run `fn` holding an exclusive lock: mkdir is atomic, so whoever creates the
  * directory owns it. A lock whose owner process is gone (crashed worker) is
@@ -239,7 +231,7 @@ async function withLock<T>(lockDir: string, timeoutMs: number, fn: () => Promise
       (s) => Date.now() - s.mtimeMs,
       () => 0,
     );
-    const stale = owner ? owner.host === hostname() && !pidAlive(owner.pid) : lockAge > 10_000;
+    const stale = owner ? owner.host === hostname() && !processExists(owner.pid) : lockAge > 10_000;
     if (stale) {
       await rm(lockDir, { recursive: true, force: true });
       continue;

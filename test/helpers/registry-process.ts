@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { htpasswdLine, type Credentials } from './registry-tools.js';
+import { stopChild } from './processes.js';
 
 export interface Registry {
   /** "127.0.0.1:PORT", usable as docker://HOST/repo:tag */
@@ -180,23 +181,7 @@ async function startOnce(dir: string, htpasswdFile: string | undefined, auth?: C
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      const pid = child.pid;
-      if (pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(pid, 'SIGTERM');
-        } catch {
-          // already gone
-        }
-        const graceful = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
-        if (!graceful) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-          await exited;
-        }
-      }
+      await stopChild(child, exited, STOP_GRACE_MS);
       process.removeListener('exit', killOnExit);
       await rm(dir, { recursive: true, force: true });
     })());

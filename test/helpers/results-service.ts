@@ -28,11 +28,11 @@ export {
   AZURITE_ACCOUNT,
   AZURITE_ACCOUNT_KEY,
   AZURITE_BLOB_MAIN,
-  processExists,
   startAzurite,
   type Azurite,
   type StartAzuriteOptions,
 } from './azurite.js';
+export { processExists } from './processes.js';
 export type { ArtifactEntry, CacheEntry } from './results-handlers.js';
 export {
   backendId,

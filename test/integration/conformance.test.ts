@@ -246,6 +246,29 @@ describe.skipIf(!isRoot)('--qemu-cpu against the real qemu', () => {
     );
   }, 120_000);
 
+  it('a session keeps its --qemu-cpu for every step', async () => {
+    const common = ['--name', 'cpu', '--state-dir', stateDir];
+    const start = await runCli([
+      'session',
+      'start',
+      ...common,
+      '--image',
+      `oci:${layout}:arm64`,
+      '--arch',
+      'arm64',
+      '--network',
+      'disabled',
+      '--qemu-cpu',
+      'cortex-a72',
+    ]);
+    expect(start.code, start.stderr).toBe(0);
+    const step = await runCli(['session', 'exec', ...common, '--run', 'echo "cpu=$QEMU_CPU"']);
+    const end = await runCli(['session', 'end', ...common]);
+    expect(step.code, step.stderr).toBe(0);
+    expect(step.stdout).toMatch(/^cpu=cortex-a72$/m);
+    expect(end.code, end.stderr).toBe(0);
+  }, 300_000);
+
   it('the model changes what the guest sees; the default is the measured one; QEMU_CPU in --env wins', async () => {
     const a53 = await cell(['--qemu-cpu', 'cortex-a53'], HWCAP);
     const max = await cell(['--qemu-cpu', 'max,pauth-impdef=on'], HWCAP);
