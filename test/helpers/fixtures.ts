@@ -52,11 +52,16 @@ interface FixtureSpec {
   env?: Record<string, string>;
   /** Upper bound for one build; waiting for someone else's lock gets a bit more. */
   buildTimeoutMs: number;
+  /** Other files the script runs (part of the stamp, like the script). */
+  uses?: string[];
 }
+
+const FINISH_OCI_IMAGE = join(SCRIPTS_DIR, 'finish-oci-image.cjs');
 
 const BUSYBOX: FixtureSpec = {
   name: 'busybox',
   script: join(SCRIPTS_DIR, 'build-busybox-images.sh'),
+  uses: [FINISH_OCI_IMAGE],
   buildTimeoutMs: 15 * 60_000,
 };
 const DEBIAN: FixtureSpec = {
@@ -87,6 +92,7 @@ export async function debianLayout(): Promise<string> {
 const CONFORMANCE: FixtureSpec = {
   name: 'conformance',
   script: join(SCRIPTS_DIR, 'build-conformance-images.sh'),
+  uses: [FINISH_OCI_IMAGE],
   buildTimeoutMs: 20 * 60_000,
 };
 
@@ -141,10 +147,9 @@ async function buildIfStale(spec: FixtureSpec): Promise<string> {
   const outDir = join(FIXTURE_CACHE_DIR, spec.name);
   const layout = join(outDir, 'layout');
   const stampFile = join(FIXTURE_CACHE_DIR, `${spec.name}.stamp`);
-  const hash = createHash('sha256')
-    .update(await readFile(spec.script))
-    .update(spec.env ? JSON.stringify(spec.env) : '')
-    .digest('hex');
+  const digest = createHash('sha256').update(await readFile(spec.script));
+  for (const file of spec.uses ?? []) digest.update(await readFile(file));
+  const hash = digest.update(spec.env ? JSON.stringify(spec.env) : '').digest('hex');
   const fresh = async () =>
     (await readFile(stampFile, 'utf8').catch(() => '')).trim() === hash && (await exists(join(layout, 'index.json')));
 
