@@ -99,7 +99,7 @@ const SENTINELS: ReadonlyArray<{ dir: string; times?: boolean; onlyNew?: boolean
     dir: '/tmp',
     onlyNew: true,
     ignore:
-      /^(bc-|build-cell-|build-busybox-images\.|build-debian-image\.|results-service-|harness-selftest-|bash_|vitest|tsx-|node-compile-cache|v8-compile-cache|hsperfdata_|systemd-private-|\.X11-unix|\.ICE-unix|\.font-unix)|^tmp[a-z0-9_]{8}$|^[A-Za-z0-9_-]{21}$/,
+      /^(bc-|build-cell-|build-busybox-images\.|build-conformance-images\.|build-debian-image\.|results-service-|harness-selftest-|bash_|vitest|tsx-|node-compile-cache|v8-compile-cache|hsperfdata_|systemd-private-|\.X11-unix|\.ICE-unix|\.font-unix)|^tmp[a-z0-9_]{8}$|^[A-Za-z0-9_-]{21}$/,
   },
 ];
 
