@@ -3,6 +3,7 @@
  * and what it gets back.
  */
 import type { ArchInfo } from './emulation/arch.js';
+import type { EmulationMode } from './emulation/native.js';
 import type { PreparedImage, PullPolicy } from './image/prepare.js';
 import type { ImageReference } from './image/reference.js';
 import type { RegistryOptions } from './image/registry-auth.js';
@@ -47,6 +48,17 @@ export interface CellRequest {
   prepareOnly?: boolean;
   /** The CPU model qemu emulates for a foreign guest (see emulation/cpu.ts); checked before the image. */
   qemuCpu?: string;
+  /** auto: native where this host runs the guest (probed), else qemu; qemu: always qemu (see emulation/native.ts). */
+  emulation?: EmulationMode;
+  /** The qemu binary the caller resolved for the guest (--qemu, the action's tools), and which build it is; else PATH's. */
+  qemu?: QemuSelection;
+}
+
+export interface QemuSelection {
+  /** Absolute path of the guest's qemu-ARCH-static. */
+  path: string;
+  /** Which build, for the report: "10.0 (Debian qemu-user 1:10.0.13+ds-0+deb13u1)", "path". */
+  choice: string;
 }
 
 /** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
@@ -87,6 +99,12 @@ export interface CellRunResult {
   emulation?: string;
   /** The CPU model qemu emulated (QEMU_CPU), when one was set. */
   qemuCpu?: string;
+  /** Native or qemu, and why: "386: emulated (this kernel cannot run 32-bit x86 natively)". */
+  emulationDecision: string;
+  /** The emulation mode asked for (auto or qemu). */
+  emulationMode: EmulationMode;
+  /** Which qemu build ran the cell, when the caller chose one (--qemu, the action's tools). */
+  qemu?: string;
   scratch: string;
   scratchPreserved: boolean;
   exports: Array<{ source: string; destination: string; bytes: number }>;

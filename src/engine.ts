@@ -8,8 +8,15 @@
 import { join } from 'node:path';
 import { binfmtRule } from './emulation/arch.js';
 import { removeGlobalRule } from './emulation/binfmt.js';
-import { nativePersonality, needsEmulation } from './emulation/native.js';
-import { checkEmulation, describeEmulation, emulationFor } from './emulation/setup.js';
+import { decideEmulation, describeDecision, nativePersonality } from './emulation/native.js';
+import {
+  checkEmulation,
+  describeEmulation,
+  emulationFor,
+  unmatchedQemuCopy,
+  type Emulation,
+  type EmulationOptions,
+} from './emulation/setup.js';
 import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { Store } from './image/store.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
@@ -23,7 +30,7 @@ import {
 } from './cell/finalize.js';
 import { checkHostInputs, checkOutsideStateDir } from './cell/host-inputs.js';
 import { checkWriteBack, writeBack, type WriteBackResult } from './cell/write-back.js';
-import { planCell, type Emulation, type RunContext } from './cell/plan.js';
+import { planCell, type RunContext } from './cell/plan.js';
 import { batchMounts } from './cell/mount-batch.js';
 import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell } from './cell/run.js';
 import { canonicalPrefix, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
@@ -38,7 +45,15 @@ import { randomHex } from './util/random.js';
 import { BuildCellError, UserError, show } from './util/errors.js';
 import type { CellHooks, CellRequest, CellRunResult, ImageRequest, Phase } from './engine-types.js';
 
-export type { CellHooks, CellRequest, CellRunResult, CellSpecInput, ImageRequest, Phase } from './engine-types.js';
+export type {
+  CellHooks,
+  CellRequest,
+  CellRunResult,
+  CellSpecInput,
+  ImageRequest,
+  Phase,
+  QemuSelection,
+} from './engine-types.js';
 
 export class CancelledError extends BuildCellError {
   override name = 'CancelledError';
@@ -64,6 +79,23 @@ export async function prepare(stateDir: string, image: ImageRequest, owner?: Own
   return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0, cacheOwner: owner });
 }
 
+function emulationOptions(request: CellRequest): EmulationOptions {
+  return { mode: request.emulation, qemuPath: request.qemu?.path, qemuCpu: request.qemuCpu };
+}
+
+/** What the result says of emulation: native or qemu and why, the mode, the qemu build chosen. */
+function emulationReport(
+  request: CellRequest,
+): Pick<CellRunResult, 'emulated' | 'emulationDecision' | 'emulationMode' | 'qemu'> {
+  const decision = decideEmulation(request.image.arch, request.emulation);
+  return {
+    emulated: decision.emulated,
+    emulationDecision: describeDecision(request.image.arch, decision),
+    emulationMode: request.emulation ?? 'auto',
+    ...(decision.emulated && request.qemu ? { qemu: request.qemu.choice } : {}),
+  };
+}
+
 /** Rootless: the ids a cell maps (subordinate ranges, or root alone); undefined as root. */
 function rootlessIds() {
   return process.getuid?.() !== 0 ? probeUserns().ids : undefined;
@@ -71,7 +103,7 @@ function rootlessIds() {
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   const importKinds = await checkHostInputs(validateRequest(request));
-  await checkEmulation(request.image.arch, request.qemuCpu);
+  await checkEmulation(request.image.arch, emulationOptions(request));
   await checkExportDestinations(request.spec);
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
@@ -88,7 +120,7 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
       exitCode: 0,
       image,
       arch: request.image.arch.name,
-      emulated: needsEmulation(request.image.arch),
+      ...emulationReport(request),
       scratch: '',
       scratchPreserved: false,
       exports: [],
@@ -105,7 +137,7 @@ export async function prepareWithInstall(
   request: CellRequest,
 ): Promise<{ image: PreparedImage; install?: InstallResult }> {
   validateRequest(request);
-  await checkEmulation(request.image.arch, request.qemuCpu);
+  await checkEmulation(request.image.arch, emulationOptions(request));
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
   return cellImage(prefix, request);
@@ -135,6 +167,8 @@ async function cellImage(
           owner: request.owner,
           inheritImageEnv: request.inheritImageEnv,
           qemuCpu: request.qemuCpu,
+          emulation: request.emulation,
+          qemu: request.qemu,
           spec,
         },
         { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks },
@@ -166,8 +200,8 @@ async function runCellOn(
   const imageEnv = request.inheritImageEnv
     ? mergeEnv(DEFAULT_ENV, parseEnvStrings(image.config.env), request.spec.env)
     : request.spec.env;
-  const emulated = emulationFor(guest, id, rootless, request.qemuCpu, request.spec.env, imageEnv);
-  const emulation: Emulation | undefined = emulated?.emulation;
+  const emulated = emulationFor(guest, id, rootless, emulationOptions(request), request.spec.env, imageEnv);
+  let emulation: Emulation | undefined = emulated?.emulation;
   const spec = normalizeSpec({ ...request.spec, env: emulated?.env ?? imageEnv, root: image.rootfs, scratch });
   validateSpec(spec);
   await checkRuntimeRoot(prefix, spec.root);
@@ -189,6 +223,7 @@ async function runCellOn(
     await prepareDirUnder(prefix, scratch, 'scratch');
     if (request.rootLayer) await prepareDirUnder(prefix, request.rootLayer, 'rootLayer');
     emptyScratch(scratch);
+    if (emulation?.selfMatching) emulation = { ...emulation, qemuPath: unmatchedQemuCopy(emulation, scratch) };
     const cgroupRoot =
       spec.limits.maxProcesses !== undefined && process.getuid?.() === 0 ? pidsCgroupRoot() : undefined;
     if (cgroupRoot) cgroupDir = await createPidsCgroup(cgroupRoot, id, spec.limits.maxProcesses!);
@@ -274,7 +309,7 @@ async function runCellOn(
       signal: outcome.signal,
       image,
       arch: guest.name,
-      emulated: !!emulation,
+      ...emulationReport(request),
       ...(emulated ? { emulation: describeEmulation(emulated), qemuCpu: emulated.cpu.model } : {}),
       scratch,
       scratchPreserved: preserved,

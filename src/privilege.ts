@@ -16,13 +16,15 @@
  * Probes are cached for the process and cost a few milliseconds. A failure says exactly why,
  * with the fix.
  */
+import type { SpawnSyncReturns } from 'node:child_process';
 import { lazyChildProcess } from './util/builtins.js';
-import { lstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { cachedFact } from './util/fact-cache.js';
+import { readFileSync, statSync } from 'node:fs';
 import { release, userInfo } from 'node:os';
 import { CellSetupError } from './util/errors.js';
 import { which } from './util/which.js';
 import type { ArchInfo } from './emulation/arch.js';
-import { needsEmulation } from './emulation/native.js';
+import { needsEmulation, type EmulationMode } from './emulation/native.js';
 import { binfmtMode } from './emulation/binfmt.js';
 
 export const PRIVILEGES = ['auto', 'root', 'sudo', 'rootless'] as const;
@@ -164,16 +166,11 @@ const ROOT_ONLY =
  * ranges and unshare's --map-users, util-linux 2.38+, in one process), then root alone.
  */
 /**
- * Where a successful probe is remembered across runs (the CLI sets STATE/probe-userns.json):
- * a warm rootless cell then spawns no probe. It holds a fingerprint of everything the probe
- * depends on (the uid, the kernel, the sysctls, /etc/subuid and /etc/subgid, the unshare and
- * newuidmap binaries), and is trusted only when it is this user's own and nobody else's to write.
+ * A successful probe is remembered across runs in STATE/probe-userns.json (util/fact-cache.ts):
+ * a warm rootless cell then spawns no probe. Its fingerprint is everything the probe depends
+ * on: the uid, the kernel, the sysctls, /etc/subuid and /etc/subgid, the unshare and newuidmap
+ * binaries.
  */
-let probeCacheFile: string | undefined;
-export function rememberProbesIn(file: string | undefined): void {
-  probeCacheFile = file;
-}
-
 function probeFingerprint(): string {
   const stat = (path: string | undefined) => {
     if (!path) return '-';
@@ -193,73 +190,51 @@ function probeFingerprint(): string {
   ]);
 }
 
-function cachedProbe(fingerprint: string): UsernsProbe | undefined {
-  if (!probeCacheFile) return undefined;
-  try {
-    const info = lstatSync(probeCacheFile);
-    if (!info.isFile() || info.uid !== process.getuid?.() || info.mode & 0o022) return undefined;
-    const cached = JSON.parse(readFileSync(probeCacheFile, 'utf8')) as { fingerprint: string; probe: UsernsProbe };
-    return cached.fingerprint === fingerprint && cached.probe.ok ? cached.probe : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function rememberProbe(fingerprint: string, probe: UsernsProbe): void {
-  if (!probeCacheFile || !probe.ok) return;
-  try {
-    const temp = `${probeCacheFile}.${process.pid}.tmp`;
-    writeFileSync(temp, JSON.stringify({ fingerprint, probe }), { mode: 0o600 });
-    renameSync(temp, probeCacheFile);
-  } catch {
-    // best effort: the next run probes again
-  }
-}
-
 export function probeUserns(): UsernsProbe {
-  const fingerprint = probeCacheFile ? probeFingerprint() : '';
-  usernsProbe ??= cachedProbe(fingerprint);
-  if (!usernsProbe) {
-    const unshare = which('unshare');
-    const attempt = (mapArgs: string[]) =>
-      lazyChildProcess().spawnSync(unshare!, [...mapArgs, '--mount', '--pid', '--fork', '--', 'true'], {
-        encoding: 'utf8',
-        timeout: 10_000,
-      });
-    let ids: RootlessIds | undefined;
-    let result: ReturnType<typeof attempt> | undefined;
-    if (unshare) {
-      const uid = process.getuid?.() ?? 0;
-      let name: string | undefined;
-      try {
-        name = userInfo().username;
-      } catch {
-        name = undefined;
-      }
-      const uids = parseSubIds(readText('/etc/subuid'), { name, uid });
-      const gids = parseSubIds(readText('/etc/subgid'), { name, uid });
-      let note = `${ROOT_ONLY}; to lift that, give ${name ?? `uid ${uid}`} a range in /etc/subuid and /etc/subgid (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name ?? String(uid)}) and install newuidmap (Debian/Ubuntu: apt-get install uidmap)`;
-      if (uids && gids && which('newuidmap') && which('newgidmap')) {
-        const full = { uids, gids, note: '' };
-        result = attempt(rootlessUnshareArgs(full));
-        if (result.status === 0) ids = full;
-        else
-          note = `${ROOT_ONLY}: mapping the /etc/subuid range failed (${(result.stderr || '').trim().split('\n').pop() || `exit ${result.status}`}; unshare needs --map-users, util-linux 2.38 or later)`;
-      } else if (uids && gids)
-        note = `${ROOT_ONLY}: newuidmap and newgidmap are missing (Debian/Ubuntu: apt-get install uidmap)`;
-      if (!ids) {
-        result = attempt(rootlessUnshareArgs(undefined));
-        ids = { note };
-      }
-      if (ids.uids) ids.note = describeIds(ids);
-    }
-    usernsProbe = {
-      ...diagnoseUserns(readUsernsSysctls(), { ok: result?.status === 0, stderr: result?.stderr, missing: !unshare }),
-      ...(result?.status === 0 ? { ids } : {}),
-    };
-    rememberProbe(fingerprint, usernsProbe);
-  }
+  usernsProbe ??= cachedFact('userns', probeFingerprint, runUsernsProbe, (probe) => probe.ok);
   return usernsProbe;
+}
+
+function runUsernsProbe(): UsernsProbe {
+  const unshare = which('unshare');
+  const attempt = unshare ? tryUserns(unshare) : undefined;
+  return {
+    ...diagnoseUserns(readUsernsSysctls(), {
+      ok: attempt?.result.status === 0,
+      stderr: attempt?.result.stderr,
+      missing: !unshare,
+    }),
+    ...(attempt?.result.status === 0 ? { ids: attempt.ids } : {}),
+  };
+}
+
+type Attempt = SpawnSyncReturns<string>;
+
+/** One unshare with the full subordinate mapping where the user has one, else (or when that fails) root alone. */
+function tryUserns(unshare: string): { result: Attempt; ids: RootlessIds } {
+  const attempt = (mapArgs: string[]): Attempt =>
+    lazyChildProcess().spawnSync(unshare, [...mapArgs, '--mount', '--pid', '--fork', '--', 'true'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+  const uid = process.getuid?.() ?? 0;
+  let name: string | undefined;
+  try {
+    name = userInfo().username;
+  } catch {
+    name = undefined;
+  }
+  const uids = parseSubIds(readText('/etc/subuid'), { name, uid });
+  const gids = parseSubIds(readText('/etc/subgid'), { name, uid });
+  let note = `${ROOT_ONLY}; to lift that, give ${name ?? `uid ${uid}`} a range in /etc/subuid and /etc/subgid (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name ?? String(uid)}) and install newuidmap (Debian/Ubuntu: apt-get install uidmap)`;
+  if (uids && gids && which('newuidmap') && which('newgidmap')) {
+    const full = { uids, gids, note: '' };
+    const result = attempt(rootlessUnshareArgs(full));
+    if (result.status === 0) return { result, ids: { ...full, note: describeIds(full) } };
+    note = `${ROOT_ONLY}: mapping the /etc/subuid range failed (${(result.stderr || '').trim().split('\n').pop() || `exit ${result.status}`}; unshare needs --map-users, util-linux 2.38 or later)`;
+  } else if (uids && gids)
+    note = `${ROOT_ONLY}: newuidmap and newgidmap are missing (Debian/Ubuntu: apt-get install uidmap)`;
+  return { result: attempt(rootlessUnshareArgs(undefined)), ids: { note } };
 }
 
 /** `sudo -n true`, once per process. */
@@ -293,8 +268,8 @@ export interface PrivilegeNeeds {
 }
 
 /** What a cell of `guest` needs of its mode: whether it emulates, and whether this kernel gives it a private binfmt_misc. */
-export function needsOf(guest: ArchInfo): PrivilegeNeeds {
-  return { emulated: needsEmulation(guest), privateBinfmt: binfmtMode() === 'private' };
+export function needsOf(guest: ArchInfo, mode?: EmulationMode): PrivilegeNeeds {
+  return { emulated: needsEmulation(guest, mode), privateBinfmt: binfmtMode() === 'private' };
 }
 
 export interface Probes {

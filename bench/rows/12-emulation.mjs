@@ -43,7 +43,7 @@ const ARCHES = {
   s390x: { qemu: 's390x', uname: 's390x' },
   mips64le: { qemu: 'mips64el', uname: 'mips64' },
 };
-// 386 runs natively under the linux32 personality (src/emulation/native.ts).
+// 386 runs natively under the linux32 personality where the kernel runs 32-bit x86, else under qemu-i386 (src/emulation/native.ts): uname -m is i686 either way.
 const NATIVE = { amd64: 'x86_64', 386: 'i686' };
 const RND_BITS = '/proc/sys/vm/mmap_rnd_bits';
 const DEFAULT_CPU = 'neoverse-n1'; // src/emulation/cpu.ts DEFAULT_QEMU_CPU.arm64

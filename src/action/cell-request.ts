@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { covers } from '../cellspec/paths.js';
-import type { CellRequest } from '../engine.js';
+import type { CellRequest, QemuSelection } from '../engine.js';
 import { scriptCommand, type BuildCellSpec } from '../cellspec/types.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import type { Owner } from '../util/fs.js';
@@ -59,6 +59,8 @@ export interface ActionContext {
   imageCacheDir?: string;
   /** Where the Actions cache restores the install step's derived layout to (and saves it from). */
   installCacheDir?: string;
+  /** The qemu build the `qemu` input chose, as resolved with the other tools. */
+  qemu?: QemuSelection;
 }
 
 /** The host directory for a cache given only by its cell path. */
@@ -120,6 +122,8 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
     ...(install ? { install } : {}),
     ...(inputs.writeBack ? { writeBack: true } : {}),
     ...(inputs.qemuCpu ? { qemuCpu: inputs.qemuCpu } : {}),
+    emulation: inputs.emulation,
+    ...(ctx.qemu ? { qemu: ctx.qemu } : {}),
     stateDir: inputs.stateDir,
     owner: ctx.owner,
     inheritImageEnv: true,

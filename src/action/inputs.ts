@@ -5,6 +5,8 @@
  */
 import * as core from '@actions/core';
 import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
+import { parseEmulationMode, type EmulationMode } from '../emulation/native.js';
+import { parseQemuVersion, type QemuVersion } from '../tools/pinned.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
@@ -58,6 +60,10 @@ export interface ActionInputs {
   stateDir: string;
   /** The CPU model qemu emulates for a foreign arch (syntax checked here, the name against qemu once it is resolved). */
   qemuCpu?: string;
+  /** auto: native where this host runs the arch (probed), else qemu; qemu: always qemu. */
+  emulation: EmulationMode;
+  /** Which qemu build (7.2, 10.0, path); undefined: as `tools` says (PATH, then the 7.2 pin). */
+  qemu?: QemuVersion;
 }
 
 export const INPUT_NAMES = [
@@ -93,6 +99,8 @@ export const INPUT_NAMES = [
   'write-back',
   'session',
   'qemu-cpu',
+  'emulation',
+  'qemu',
 ] as const;
 
 export type InputReader = (name: (typeof INPUT_NAMES)[number]) => string;
@@ -217,6 +225,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
   if (!/^https?:\/\/[^\s]+$/.test(toolsSource))
     throw new UserError('tools-source', `must be an http(s) URL of a Debian archive mirror, got ${show(toolsSource)}`);
   const qemuCpu = parseQemuCpu(read('qemu-cpu'), 'qemu-cpu');
+  const qemu = parseQemuVersion(read('qemu'), 'qemu');
   const stateDir = read('state-dir').trim() || '/var/lib/build-cell';
   if (!stateDir.startsWith('/')) throw new UserError('state-dir', `must be an absolute path, got ${show(stateDir)}`);
 
@@ -224,6 +233,8 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     image: parseReference(image, 'image'),
     arch: read('arch').trim() ? resolveArch(read('arch'), 'arch') : hostArch(),
     ...(qemuCpu ? { qemuCpu } : {}),
+    emulation: parseEmulationMode(read('emulation'), 'emulation'),
+    ...(qemu ? { qemu } : {}),
     command,
     shell,
     ...(session ? { session } : {}),

@@ -9,9 +9,10 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkQemuCpu } from '../emulation/cpu.js';
-import { needsEmulation } from '../emulation/native.js';
+import { decideEmulation, describeDecision } from '../emulation/native.js';
+import { describeQemuChoice } from '../tools/pinned.js';
 import { resolveDigest } from '../image/prepare.js';
-import { newCellId, type CellRunResult } from '../engine.js';
+import { newCellId, type CellRunResult, type QemuSelection } from '../engine.js';
 import { which } from '../util/which.js';
 import { runInMode } from '../engine-request.js';
 import { choosePrivilege, needsOf, type Mode } from '../privilege.js';
@@ -43,15 +44,17 @@ export async function runMain(): Promise<void> {
   for (const name of unknownInputs()) core.warning(`build-cell does not know the input '${name}'; it is ignored`);
 
   const { timings, timed } = phaseTimer<ActionPhase>();
-  const emulated = needsEmulation(inputs.arch);
+  const decision = decideEmulation(inputs.arch, inputs.emulation);
+  const emulated = decision.emulated;
   if (inputs.qemuCpu && !emulated)
     core.warning(
-      `qemu-cpu ${inputs.qemuCpu} is not used: ${inputs.arch.name} runs natively on this ${process.arch} host`,
+      `qemu-cpu ${inputs.qemuCpu} is not used: ${inputs.arch.name} runs natively on this ${process.arch} host (emulation: qemu runs it under qemu)`,
     );
   const summary: SummaryData = {
     image: inputs.image.original,
     arch: inputs.arch.name,
     emulated,
+    decision: describeDecision(inputs.arch, decision),
     imageCacheHit: false,
     timings,
     exports: [],
@@ -63,12 +66,14 @@ export async function runMain(): Promise<void> {
 
   try {
     printConfiguration(inputs, emulated);
-    const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', needsOf(inputs.arch));
+    core.info(`emulation: ${summary.decision}`);
+    const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', needsOf(inputs.arch, inputs.emulation));
     mode = privilege.mode;
     summary.privilege = `${privilege.mode}: ${privilege.reason}`;
     core.info(`privilege: ${privilege.mode} (${privilege.reason})`);
     if (privilege.ids && !privilege.ids.uids) core.warning(`rootless cell: ${privilege.ids.note}`);
     core.saveState(STATE.mode, mode);
+    let qemu: QemuSelection | undefined;
     // Through sudo, what the engine leaves on the host goes back to the runner user; rootless, it is the user's already.
     const owner = mode === 'sudo' ? { uid, gid: process.getgid?.() ?? uid } : undefined;
 
@@ -81,11 +86,16 @@ export async function runMain(): Promise<void> {
             : undefined;
         const tools = await resolveTools({
           qemu: emulated ? [inputs.arch] : [],
+          qemuVersion: inputs.qemu,
           source: inputs.toolsSource,
           log: core.info,
           onPath,
         });
         for (const dir of tools.dirsToAddToPath) core.addPath(dir);
+        if (emulated && inputs.qemu) {
+          qemu = { path: tools.qemu[inputs.arch.qemu]!, choice: describeQemuChoice(inputs.qemu) };
+          summary.qemu = qemu.choice;
+        }
         // The CPU model is checked against the qemu just resolved, before any cache or image is touched.
         if (emulated && inputs.qemuCpu)
           await checkQemuCpu(inputs.qemuCpu, tools.qemu[inputs.arch.qemu]!, inputs.arch, 'qemu-cpu');
@@ -158,6 +168,7 @@ export async function runMain(): Promise<void> {
         digest,
         imageCacheDir,
         installCacheDir: installCache?.dir,
+        qemu,
       }),
       cellId: newCellId(),
     };

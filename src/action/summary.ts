@@ -26,6 +26,10 @@ export interface SummaryData {
   emulated: boolean;
   /** How the cell was emulated: qemu and the CPU model, with where the model came from. */
   emulation?: string;
+  /** Native or qemu, and why: "386: emulated (this kernel cannot run 32-bit x86 natively)". */
+  decision?: string;
+  /** The qemu build the `qemu` input chose. */
+  qemu?: string;
   imageCacheHit: boolean;
   /** The install step: ran (and its time), or reused from where. */
   install?: string;
@@ -68,7 +72,9 @@ export function summaryRows(data: SummaryData): string[][] {
     ['image', data.image],
     ['digest', data.digest ?? '–'],
     ['arch', `${data.arch}${data.emulated ? ' (emulated with qemu)' : ''}`],
+    ...(data.decision ? [['native or qemu', data.decision]] : []),
     ...(data.emulation ? [['emulation', data.emulation]] : []),
+    ...(data.qemu ? [['qemu build', data.qemu]] : []),
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
     ['privilege', data.privilege ?? '–'],
     ...(data.install ? [['install step', data.install]] : []),

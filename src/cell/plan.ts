@@ -6,7 +6,7 @@
  * helper-argv.ts, its mount batching in mount-batch.ts.
  */
 import { join } from 'node:path';
-import type { ArchInfo } from '../emulation/arch.js';
+import type { Emulation } from '../emulation/setup.js';
 import { covers } from '../cellspec/paths.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
 import {
@@ -18,15 +18,6 @@ import {
   type ScratchLayout,
   type StagingMode,
 } from './scratch-layout.js';
-
-export interface Emulation {
-  arch: ArchInfo;
-  /** Host path of the qemu-*-static binary. */
-  qemuPath: string;
-  /** private: a binfmt_misc instance in the cell's own user namespace; global: a uniquely named host rule, removed afterwards. */
-  binfmt: 'private' | 'global';
-  ruleName: string;
-}
 
 /** Host programs the helper runs, by absolute path (resolved by the engine, never looked up in the cell). */
 export interface HelperTools {

@@ -2,6 +2,8 @@
  * The typed command the CLI's flags parse into (./args.ts), and the environment parsing reads.
  */
 import type { ArchInfo } from '../emulation/arch.js';
+import type { EmulationMode } from '../emulation/native.js';
+import type { QemuVersion } from '../tools/pinned.js';
 import type { PullPolicy } from '../image/prepare.js';
 import type { ImageReference } from '../image/reference.js';
 import type { RegistryOptions } from '../image/registry-auth.js';
@@ -15,6 +17,12 @@ export interface CommonOptions {
   verbose: boolean;
   /** --qemu-cpu MODEL: the CPU qemu emulates for a foreign --arch (see emulation/cpu.ts). */
   qemuCpu?: string;
+  /** --emulation auto|qemu (see emulation/native.ts). */
+  emulation: EmulationMode;
+  /** --qemu 7.2|10.0|path: which qemu build (tools/pinned.ts); unset: the qemu-ARCH-static on PATH. */
+  qemu?: QemuVersion;
+  /** --tools-source URL: the Debian archive a pinned qemu is downloaded from. */
+  toolsSource?: string;
 }
 
 /** --install SCRIPT [--install-key K]: the cached install step (see src/install/derive.ts). */

@@ -2,13 +2,16 @@
  * The CLI: parse, get root (directly or through sudo), run the engine, map the outcome to an
  * exit code. Errors of build-cell itself are one `build-cell: ...` line on stderr and exit 125.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { ensureDemoImage } from '../demo/busybox-image.js';
 import { hostArch } from '../emulation/arch.js';
-import { needsEmulation } from '../emulation/native.js';
+import { decideEmulation, describeDecision, nativePersonality } from '../emulation/native.js';
+import { emulationRequest } from './emulation-request.js';
+import { writeResultFile } from './result-file.js';
+import type { CommonOptions } from './command.js';
 import { parseReference } from '../image/reference.js';
 import { prepare, prepareWithInstall, runBuildCell, type CellRunResult, type CellSpecInput } from '../engine.js';
 import { cliInstallRequest, type InstallResult } from '../install/derive.js';
@@ -19,7 +22,8 @@ import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from './privilege.js';
 import { runSessionCommand } from '../session/cli.js';
 import { skippedWarning } from '../cell/write-back.js';
-import { choosePrivilege, needsOf, rememberProbesIn, type PrivilegeChoice } from '../privilege.js';
+import { choosePrivilege, needsOf, type PrivilegeChoice } from '../privilege.js';
+import { rememberFactsIn } from '../util/fact-cache.js';
 
 declare const BUILD_CELL_VERSION: string | undefined;
 
@@ -56,14 +60,10 @@ async function dispatch(argv: string[]): Promise<number> {
   const log = (message: string) => {
     if (command.verbose) process.stderr.write(`build-cell: ${message}\n`);
   };
-  // A rootless probe that worked is remembered in the state dir (when it exists: nothing is created for it).
-  if ('stateDir' in command && uid !== 0 && existsSync(command.stateDir))
-    rememberProbesIn(join(command.stateDir, 'probe-userns.json'));
-  if ('qemuCpu' in command && command.qemuCpu && !needsEmulation(command.image.arch)) {
-    process.stderr.write(
-      `build-cell: warning: --qemu-cpu ${command.qemuCpu} is not used: ${command.image.arch.name} runs natively on this ${process.arch} host\n`,
-    );
-  }
+  // Host probes (user namespaces, 32-bit execution) are remembered in the state dir (when it exists).
+  if ('stateDir' in command) rememberFactsIn(command.stateDir);
+  // Said once: not again by the root process a sudo re-run starts.
+  if ('emulation' in command && !process.env[PRIVILEGE_ENV]) reportEmulation(command, log);
   // Sessions run their engine through sudo themselves (the session's files are the user's).
   if (
     command.kind === 'session-start' ||
@@ -73,7 +73,8 @@ async function dispatch(argv: string[]): Promise<number> {
   )
     return runSessionCommand(command, log);
   const guest = command.kind === 'run' ? command.image.arch : hostArch();
-  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest));
+  const mode = 'emulation' in command ? command.emulation : undefined;
+  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest, mode));
   if (privilege.mode === 'sudo' && uid !== 0) {
     log(`privilege sudo (${privilege.reason})`);
     return reexecUnderSudo(argv, command, privilege.reason);
@@ -93,7 +94,7 @@ async function dispatch(argv: string[]): Promise<number> {
           owner: sudoOwner(),
           inheritImageEnv: true,
           install: cliInstallRequest(command.install, command.env),
-          qemuCpu: command.qemuCpu,
+          ...(await emulationRequest(command, log)),
         });
         process.stdout.write(`${image.digest} ${image.rootfs}\n`);
         if (install) reportInstall(install, log);
@@ -114,6 +115,7 @@ async function dispatch(argv: string[]): Promise<number> {
           privilege: command.privilege,
           stateDir: command.stateDir,
           image: { ref: parseReference(ref), arch: hostArch(), pull: 'missing', registry: { tlsVerify: true } },
+          emulation: 'auto',
           spec: {
             workspacePath: '/workspace',
             workspaceSeed: { kind: 'empty' },
@@ -164,7 +166,7 @@ async function runCommand(
         inheritImageEnv: true,
         install,
         writeBack: command.writeBack,
-        qemuCpu: command.qemuCpu,
+        ...(await emulationRequest(command, log)),
       },
       controller.signal,
     );
@@ -173,8 +175,7 @@ async function runCommand(
       process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
     if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
     report(result, log);
-    if (command.resultFile)
-      await writeFile(command.resultFile, `${JSON.stringify(resultRecord(result, privilege), null, 2)}\n`);
+    if (command.resultFile) await writeResultFile(command.resultFile, result, privilege);
     return result.exitCode;
   } catch (error) {
     if (received) {
@@ -187,6 +188,21 @@ async function runCommand(
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
   }
+}
+
+/** Native or qemu for this run, and why: in the verbose log, with a warning for a --qemu-cpu nothing uses. */
+function reportEmulation(command: CommonOptions, log: (m: string) => void): void {
+  const guest = command.image.arch;
+  const decision = decideEmulation(guest, command.emulation);
+  const said = `emulation: ${describeDecision(guest, decision)}`;
+  // The host's own 32-bit sibling under qemu is slower than users expect: said without --verbose too.
+  if (decision.emulated && command.emulation === 'auto' && nativePersonality(guest))
+    process.stderr.write(`build-cell: ${said}\n`);
+  else log(said);
+  if (command.qemuCpu && !decision.emulated)
+    process.stderr.write(
+      `build-cell: warning: --qemu-cpu ${command.qemuCpu} is not used: ${command.image.arch.name} runs natively on this ${process.arch} host (--emulation qemu runs it under qemu)\n`,
+    );
 }
 
 /** The spec of `prepare --install`: only what the install cell takes from it (see installSpec). */
@@ -222,14 +238,6 @@ function throughSudo(uid: number): PrivilegeChoice | undefined {
   return uid === 0 && reason && process.env.SUDO_UID ? { mode: 'sudo', reason } : undefined;
 }
 
-/** What --result-file records: the engine's result, and the privilege mode with why it was chosen. */
-function resultRecord(
-  result: CellRunResult,
-  privilege: PrivilegeChoice,
-): CellRunResult & { privilege: { mode: string; reason: string } } {
-  return { ...result, privilege: { mode: privilege.mode, reason: privilege.reason } };
-}
-
 /** Hidden command: run an engine request file for the action (as root, through sudo). */
 export const INTERNAL_RUN = 'internal-run';
 
@@ -237,6 +245,7 @@ async function internalRun([requestFile, resultFile]: string[]): Promise<number>
   if (!requestFile || !resultFile || process.getuid?.() !== 0)
     throw new UserError('internal-run', 'usage: internal-run REQUEST RESULT, as root');
   const request = await readEngineRequest(requestFile);
+  rememberFactsIn(request.stateDir);
   const outcome = await runToOutcome(request);
   await writeFile(resultFile, JSON.stringify(outcome), { mode: 0o600 });
   if (request.owner) await chown(resultFile, request.owner.uid, request.owner.gid);

@@ -6,6 +6,8 @@ import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { hostArch, resolveArch } from '../emulation/arch.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
+import { parseEmulationMode } from '../emulation/native.js';
+import { parseQemuVersion } from '../tools/pinned.js';
 import { PULL_POLICIES } from '../image/prepare.js';
 import { parseReference } from '../image/reference.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type WorkspaceSeed } from '../cellspec/types.js';
@@ -99,6 +101,18 @@ function qemuCpuOption(value: string | undefined): { qemuCpu?: string } {
   return qemuCpu ? { qemuCpu } : {};
 }
 
+function emulationOptions(v: Record<string, unknown>): Pick<CommonOptions, 'emulation' | 'qemu' | 'toolsSource'> {
+  const qemu = parseQemuVersion(v.qemu as string | undefined, '--qemu');
+  const toolsSource = v['tools-source'] as string | undefined;
+  if (toolsSource !== undefined && !/^https?:\/\/[^\s/]+/.test(toolsSource.trim()))
+    throw new UserError('--tools-source', `must be an http(s) URL of a Debian archive root, got ${show(toolsSource)}`);
+  return {
+    emulation: parseEmulationMode(v.emulation as string | undefined, '--emulation'),
+    ...(qemu ? { qemu } : {}),
+    ...(toolsSource !== undefined ? { toolsSource: toolsSource.trim() } : {}),
+  };
+}
+
 export function common(v: Record<string, unknown>, environment: CliEnvironment): CommonOptions {
   const imageValue = v.image as string | undefined;
   if (imageValue === undefined)
@@ -138,6 +152,7 @@ export function common(v: Record<string, unknown>, environment: CliEnvironment):
     privilege: privilege(v.privilege as string | undefined),
     verbose: !!v.verbose,
     ...qemuCpuOption(v['qemu-cpu'] as string | undefined),
+    ...emulationOptions(v),
   };
 }
 

@@ -11,10 +11,12 @@ export const USAGE = `Usage:
      [--network enabled|disabled] [--cpu-time SECONDS] [--memory SIZE(K|M|G)] [--max-processes N]
      [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
-     [--privilege auto|root|sudo|rootless] [--qemu-cpu MODEL] [--result-file FILE] [--verbose]
+     [--privilege auto|root|sudo|rootless] [--emulation auto|qemu] [--qemu 7.2|10.0|path] [--qemu-cpu MODEL]
+     [--tools-source URL] [--result-file FILE] [--verbose]
      [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back]
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
-  build-cell prepare --image REF [--arch ARCH] [--qemu-cpu MODEL] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
+  build-cell prepare --image REF [--arch ARCH] [--emulation auto|qemu] [--qemu 7.2|10.0|path] [--qemu-cpu MODEL]
+     [--tools-source URL] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
      [--install 'SHELL SCRIPT' [--install-key STRING] [--env K=V]... [--cache HOST:CELL]...]
   build-cell demo [--state-dir DIR]
   build-cell session start [--name NAME] --image REF [run's flags] [( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )]
@@ -39,6 +41,9 @@ export const IMAGE_OPTIONS = {
   install: { type: 'string' },
   'install-key': { type: 'string' },
   'qemu-cpu': { type: 'string' },
+  emulation: { type: 'string' },
+  qemu: { type: 'string' },
+  'tools-source': { type: 'string' },
   env: { type: 'string', multiple: true },
   cache: { type: 'string', multiple: true },
 } as const;

@@ -30,6 +30,27 @@ export function binfmtMode(): 'private' | 'global' {
   return kernelHasPrivateBinfmt() ? 'private' : 'global';
 }
 
+/** A rule's magic or mask as written in arch.ts (`\\x7fELF\\x02...`), as bytes. */
+export function ruleBytes(escaped: string): Buffer {
+  const bytes: number[] = [];
+  for (let i = 0; i < escaped.length;) {
+    if (escaped.startsWith('\\x', i)) {
+      bytes.push(parseInt(escaped.slice(i + 2, i + 4), 16));
+      i += 4;
+    } else bytes.push(escaped.charCodeAt(i++));
+  }
+  return Buffer.from(bytes);
+}
+
+/** Whether binfmt_misc would hand a file starting with `header` to `arch`'s rule (magic at offset 0). */
+export function ruleMatches(arch: ArchInfo, header: Buffer): boolean {
+  const magic = ruleBytes(arch.magic);
+  const mask = ruleBytes(arch.mask);
+  if (header.length < magic.length) return false;
+  // As the kernel's check_magic: every bit the mask keeps equals the magic's.
+  return magic.every((byte, i) => ((header[i]! ^ byte) & (mask[i] ?? 0xff)) === 0);
+}
+
 export function findQemu(arch: ArchInfo): string {
   const found = which(arch.qemu);
   if (!found) {

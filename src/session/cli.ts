@@ -19,6 +19,8 @@ import { skippedWarning } from '../cell/write-back.js';
 import { endSession, runStep, startSession } from './run.js';
 import { readSession } from './state.js';
 import { cliInstallRequest } from '../install/derive.js';
+import { emulationRequest } from '../cli/emulation-request.js';
+import { writeResultFile } from '../cli/result-file.js';
 
 type SessionCommand = Extract<CliCommand, { kind: `session-${string}` }>;
 
@@ -37,7 +39,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
         command.privilege,
         process.getuid?.() ?? 0,
         '--privilege',
-        needsOf(command.image.arch),
+        needsOf(command.image.arch, command.emulation),
       );
       log(`privilege ${privilege.mode} (${privilege.reason})`);
       const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
@@ -57,7 +59,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
             owner,
             inheritImageEnv: true,
             install,
-            qemuCpu: command.qemuCpu,
+            ...(await emulationRequest(command, log)),
           },
         },
         { cli, work: dir },
@@ -77,6 +79,11 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
         { command: command.command, env: command.env },
         { cli, work: join(sessions, command.name) },
       );
+      if (command.resultFile && outcome.ok)
+        await writeResultFile(command.resultFile, outcome.result, {
+          mode: state.mode,
+          reason: `the mode session ${state.name} started in`,
+        });
       return finish(outcome);
     }
     case 'session-end': {

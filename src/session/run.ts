@@ -65,6 +65,8 @@ export async function startSession(
     root: options.root,
     failed: false,
     ...(request.qemuCpu ? { qemuCpu: request.qemuCpu } : {}),
+    ...(request.emulation && request.emulation !== 'auto' ? { emulation: request.emulation } : {}),
+    ...(request.qemu ? { qemu: request.qemu } : {}),
   };
   // Written first, by the invoking user: the directory is theirs (the engine, root through sudo, only adds the root layer).
   writeSession(options.sessions, state);
@@ -116,6 +118,8 @@ export function stepRequest(state: SessionState, step: Step): CellRequest {
     owner: state.owner,
     inheritImageEnv: true,
     ...(state.qemuCpu ? { qemuCpu: state.qemuCpu } : {}),
+    ...(state.emulation ? { emulation: state.emulation } : {}),
+    ...(state.qemu ? { qemu: state.qemu } : {}),
     image: {
       ref: state.image.ref,
       arch: resolveArch(state.image.arch),

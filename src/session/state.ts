@@ -5,6 +5,8 @@
  * (no secrets: environment values are never in it); its root layer lives under the state dir
  * (root's in sudo mode), so the engine checks it like any of its paths.
  */
+import type { EmulationMode } from '../emulation/native.js';
+import type { QemuSelection } from '../engine-types.js';
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Mode } from '../privilege.js';
@@ -38,6 +40,10 @@ export interface SessionState {
   cleanup: CleanupPolicy;
   /** The CPU model qemu emulates in every step (--qemu-cpu / qemu-cpu at the start). */
   qemuCpu?: string;
+  /** The emulation mode of every step (--emulation / emulation at the start); absent: auto. */
+  emulation?: EmulationMode;
+  /** The qemu build every step runs under (--qemu / qemu at the start), resolved once. */
+  qemu?: QemuSelection;
   /** The session's root layer, under the state dir. */
   root: { dir: string; upper: string };
   /** Whether a step failed (the end's cleanup policy and exports use it). */

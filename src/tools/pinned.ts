@@ -55,7 +55,8 @@ export type DebianArch = 'amd64' | 'arm64';
 export type PinnedPackage = 'qemu-user-static' | 'umoci';
 
 export interface PinnedDeb {
-  package: PinnedPackage;
+  /** Debian's package name (trixie ships its static qemu as qemu-user). */
+  package: PinnedPackage | 'qemu-user';
   /** Debian version, with epoch (as `apt-cache show` prints it). */
   version: string;
   arch: DebianArch;
@@ -129,6 +130,58 @@ export const PINNED: Readonly<Record<PinnedPackage, Readonly<Record<DebianArch, 
   },
 };
 
+/**
+ * The qemu builds a run can ask for (`--qemu` / the `qemu` input), each sha256-pinned with a
+ * tool-cache entry of its own: 7.2 is bookworm's qemu-user-static (PINNED above, the default
+ * pin), 10.0 trixie's qemu-user, whose binaries are static too and named qemu-ARCH. `path`
+ * takes the qemu-ARCH-static programs on PATH as they are (never verified by build-cell).
+ * 10.0 computed as the header says, from trixie's Packages index (dists/trixie/main/binary-ARCH,
+ * InRelease of 2026-11-21T09:15:44Z).
+ */
+export const QEMU_VERSIONS = ['7.2', '10.0', 'path'] as const;
+export type QemuVersion = (typeof QEMU_VERSIONS)[number];
+
+const QEMU_10_VERSION = '1:10.0.13+ds-0+deb13u1';
+const QEMU_10_SNAPSHOT = '20261122T000000Z';
+
+export const QEMU_PINS: Readonly<Record<Exclude<QemuVersion, 'path'>, Readonly<Record<DebianArch, PinnedDeb>>>> = {
+  '7.2': PINNED['qemu-user-static'],
+  '10.0': {
+    amd64: {
+      package: 'qemu-user',
+      version: QEMU_10_VERSION,
+      arch: 'amd64',
+      pool: 'pool/main/q/qemu/qemu-user_10.0.13+ds-0+deb13u1_amd64.deb',
+      sha256: 'ca6ede739327a20ae5a3498230c8a3a9a072c586e131bc6bcc1201eb1725e336',
+      size: 71089852,
+      snapshot: QEMU_10_SNAPSHOT,
+      qemuSuffix: '',
+    },
+    arm64: {
+      package: 'qemu-user',
+      version: QEMU_10_VERSION,
+      arch: 'arm64',
+      pool: 'pool/main/q/qemu/qemu-user_10.0.13+ds-0+deb13u1_arm64.deb',
+      sha256: 'c73711af02b97cd5e2667e735d9c06890c57165517110ca4e646c95a7083158d',
+      size: 64178608,
+      snapshot: QEMU_10_SNAPSHOT,
+      qemuSuffix: '',
+    },
+  },
+};
+
+/** The `qemu` input / --qemu flag: 7.2, 10.0 or path; undefined when not given. */
+export function parseQemuVersion(value: string | undefined, field: string): QemuVersion | undefined {
+  const version = value?.trim();
+  if (!version) return undefined;
+  if (!(QEMU_VERSIONS as readonly string[]).includes(version))
+    throw new UserError(
+      field,
+      `must be 7.2 (bookworm's qemu-user-static, the default pin), 10.0 (trixie's static qemu-user) or path (the qemu-ARCH-static programs on PATH, unverified), got ${show(value)}`,
+    );
+  return version as QemuVersion;
+}
+
 /** Node's `process.arch` -> Debian architecture (all Debian ports Node runs on). */
 const NODE_TO_DEBIAN: Readonly<Record<string, string>> = {
   x64: 'amd64',
@@ -157,6 +210,22 @@ export function isPinnedArch(arch: string): arch is DebianArch {
 export function pinFor(pkg: PinnedPackage, nodeArch: string = process.arch): PinnedDeb | undefined {
   const arch = NODE_TO_DEBIAN[nodeArch];
   return arch && isPinnedArch(arch) ? PINNED[pkg][arch] : undefined;
+}
+
+/** A qemu choice as the summary and the result file name it: "10.0 (Debian qemu-user 1:10.0.13+ds-0+deb13u1)". */
+export function describeQemuChoice(version: QemuVersion): string {
+  if (version === 'path') return 'path (the qemu-ARCH-static on PATH, unverified)';
+  const pin = qemuPinFor(version);
+  return pin ? `${version} (Debian ${pin.package} ${pin.version})` : version;
+}
+
+/** The pin of a qemu build for this host, or undefined when the host is not amd64/arm64. */
+export function qemuPinFor(
+  version: Exclude<QemuVersion, 'path'>,
+  nodeArch: string = process.arch,
+): PinnedDeb | undefined {
+  const arch = NODE_TO_DEBIAN[nodeArch];
+  return arch && isPinnedArch(arch) ? QEMU_PINS[version][arch] : undefined;
 }
 
 /**

@@ -35,7 +35,9 @@ import {
   pinFor,
   poolUrl,
   qemuMember,
+  qemuPinFor,
   snapshotUrl,
+  type QemuVersion,
   toolCacheVersion,
   type PinnedDeb,
   type PinnedPackage,
@@ -58,6 +60,8 @@ export interface ResolveToolsRequest {
   snapshotSource?: string | false;
   /** How to find a program on PATH (default: util/which). Tests hide tools with it. */
   onPath?: (name: string) => string | undefined;
+  /** Which qemu build (see tools/pinned.ts QEMU_VERSIONS); undefined: PATH, the tool cache, then the 7.2 pin. */
+  qemuVersion?: QemuVersion;
   /** Whether a missing skopeo may be installed with apt-get (default true). */
   systemInstall?: boolean;
 }
@@ -93,24 +97,69 @@ export async function resolveTools(request: ResolveToolsRequest): Promise<Resolv
       return found.path;
     };
     const skopeo = take(await resolveSkopeo(ctx));
-    const umoci = take((await resolvePinned('umoci', [{ name: 'umoci', member: 'usr/bin/umoci' }], ctx)).umoci!);
-    const qemuNames = [...new Set((request.qemu ?? []).map((a) => a.qemu))];
-    for (const name of qemuNames) {
-      if (!/^qemu-[a-z0-9_]+-static$/.test(name))
-        throw new UserError('qemu', `not a qemu-user-static program name: ${show(name)}`);
-    }
+    const umoci = take(
+      (await resolvePinned(pinFor('umoci'), 'umoci', [{ name: 'umoci', member: 'usr/bin/umoci' }], ctx)).umoci!,
+    );
+    const found = await findQemu(request.qemu ?? [], request.qemuVersion, ctx);
     const qemu: Record<string, string> = {};
-    if (qemuNames.length) {
-      const pin = pinFor('qemu-user-static');
-      const found = await resolvePinned(
-        'qemu-user-static',
-        qemuNames.map((name) => ({ name, member: pin ? qemuMember(pin, name) : `usr/bin/${name}` })),
-        ctx,
-      );
-      for (const name of qemuNames) qemu[name] = take(found[name]!);
-    }
+    for (const [name, where] of Object.entries(found)) qemu[name] = take(where);
     return { skopeo, umoci, qemu, dirsToAddToPath: dirs };
   });
+}
+
+/**
+ * The qemu-ARCH-static programs of `arches` alone (the CLI's --qemu; the action resolves
+ * them with the other tools): name -> path, and the directories to put first on PATH.
+ */
+export async function resolveQemu(
+  request: Omit<ResolveToolsRequest, 'systemInstall'> & { qemu: readonly ArchInfo[] },
+): Promise<{ qemu: Record<string, string>; dirs: string[] }> {
+  const ctx = context(request);
+  return withToolCacheEnv(async () => {
+    const found = await findQemu(request.qemu, request.qemuVersion, ctx);
+    const dirs = [...new Set(Object.values(found).flatMap((f) => (f.dir ? [f.dir] : [])))];
+    return { qemu: Object.fromEntries(Object.entries(found).map(([name, f]) => [name, f.path])), dirs };
+  });
+}
+
+/**
+ * Without a version: PATH, the tool cache, then the default pin (7.2). With `path`: PATH only
+ * (as it is, no checksum). With a pinned version: never PATH, that pin's tool-cache entry,
+ * else its download.
+ */
+async function findQemu(
+  arches: readonly ArchInfo[],
+  version: QemuVersion | undefined,
+  ctx: Context,
+): Promise<Record<string, Found>> {
+  const names = [...new Set(arches.map((a) => a.qemu))];
+  for (const name of names) {
+    if (!/^qemu-[a-z0-9_]+-static$/.test(name))
+      throw new UserError('qemu', `not a qemu-user-static program name: ${show(name)}`);
+  }
+  if (!names.length) return {};
+  if (version === 'path') return qemuFromPath(names, ctx);
+  const pin = qemuPinFor(version ?? '7.2');
+  const pinnedCtx = version ? { ...ctx, onPath: () => undefined } : ctx;
+  return resolvePinned(
+    pin,
+    'qemu-user-static',
+    names.map((name) => ({ name, member: pin ? qemuMember(pin, name) : `usr/bin/${name}` })),
+    pinnedCtx,
+  );
+}
+
+async function qemuFromPath(names: string[], ctx: Context): Promise<Record<string, Found>> {
+  const result: Record<string, Found> = {};
+  for (const name of names) {
+    const found = await fromPath(name, ctx);
+    if (!found)
+      throw new CellSetupError(
+        `qemu: path: ${name} is not on PATH (or does not run): install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), or use qemu 7.2 or 10.0 (a pinned download)`,
+      );
+    result[name] = found;
+  }
+  return result;
 }
 
 function context(request: ResolveToolsRequest): Context {
@@ -131,11 +180,11 @@ function context(request: ResolveToolsRequest): Context {
 
 /** PATH, then the tool cache, then the pinned Debian package, for tools that one package ships. */
 async function resolvePinned(
+  pin: PinnedDeb | undefined,
   pkg: PinnedPackage,
   tools: readonly PinnedTool[],
   ctx: Context,
 ): Promise<Record<string, Found>> {
-  const pin = pinFor(pkg);
   const result: Record<string, Found> = {};
   const missing: PinnedTool[] = [];
   for (const tool of tools) {
@@ -154,7 +203,7 @@ async function resolvePinned(
     );
   }
   ctx.log(
-    `${names}: not on PATH or in the tool cache (${process.env.RUNNER_TOOL_CACHE}); fetching Debian's ${pkg} ${pin.version} (${pin.arch})`,
+    `${names}: not on PATH or in the tool cache (${process.env.RUNNER_TOOL_CACHE}); fetching Debian's ${pin.package} ${pin.version} (${pin.arch})`,
   );
   const cached = await provision(pin, missing, ctx);
   for (const tool of missing) result[tool.name] = { path: cached[tool.name]!, dir: dirname(cached[tool.name]!) };

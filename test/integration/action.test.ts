@@ -13,6 +13,7 @@ import { pushLayout, startRegistry, startRegistryWithAuth, type Registry } from 
 import { startAzurite, startResultsService } from '../helpers/results-service.js';
 import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
 import { ensureDeb, startSource } from '../helpers/tools-source.js';
+import { kernelHasPrivateBinfmt } from '../../src/emulation/binfmt.js';
 import { pinFor } from '../../src/tools/pinned.js';
 
 let layout: string;
@@ -198,6 +199,27 @@ describe('the action', () => {
     expect(native.outputs.cpu).toBe('unset');
     expect(native.warnings.join('\n')).toMatch(/qemu-cpu cortex-a53 is not used: amd64 runs natively/);
   });
+
+  it.skipIf(process.arch !== 'x64' || !kernelHasPrivateBinfmt())(
+    "emulation: qemu runs the host's own arch under qemu with the CPU model asked for, and says why in the summary",
+    async () => {
+      const run = await action({
+        image: `oci:${layout}:amd64`,
+        emulation: 'qemu',
+        'qemu-cpu': 'qemu64',
+        run: 'echo "cpu=$QEMU_CPU machine=$(uname -m)" >> "$GITHUB_OUTPUT"',
+        'image-cache': 'false',
+      });
+      expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+      expect(run.outputs.cpu).toBe('qemu64 machine=x86_64');
+      expect(run.warnings.join('\n')).not.toMatch(/is not used/);
+      expect(run.summary).toMatch(/native or qemu.*amd64: emulated \(emulation: qemu asks for qemu\)/);
+      expect(run.stdout).toContain('emulation: amd64: emulated (emulation: qemu asks for qemu)');
+      const bad = await action({ image: `oci:${layout}:amd64`, emulation: 'always', run: 'true' });
+      expect(bad.mainCode).toBe(1);
+      expect(bad.errors.join('\n')).toMatch(/emulation: must be auto .* or qemu/);
+    },
+  );
 
   it('fails the step with the exit code, and still saves the build caches', async () => {
     const run = await action(

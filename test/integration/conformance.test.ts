@@ -14,12 +14,16 @@
  * amd64 and 386 run natively on this x86-64 host (386 under the linux32 personality, so
  * uname -m says i686); the result file says which were emulated.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveArch } from '../../src/emulation/arch.js';
 import { needsEmulation } from '../../src/emulation/native.js';
+import { executes32 } from '../../src/emulation/probe32.js';
+import { kernelHasPrivateBinfmt } from '../../src/emulation/binfmt.js';
+import { qemuPinFor, toolCacheVersion } from '../../src/tools/pinned.js';
+import { ensureDeb, startSource, type Source } from '../helpers/tools-source.js';
 import { DEFAULT_QEMU_CPU } from '../../src/emulation/cpu.js';
 import {
   expectHostUnchanged,
@@ -130,12 +134,9 @@ describe.skipIf(!isRoot || !currentBits)('guest conformance under the pinned qem
             mmap: '1',
             conformance: 'ok',
           });
-          const record = JSON.parse(readFileSync(resultFile, 'utf8')) as {
-            emulated: boolean;
-            emulation?: string;
-            qemuCpu?: string;
-          };
+          const record = JSON.parse(readFileSync(resultFile, 'utf8')) as ConformanceRecord;
           expect(record.emulated).toBe(needsEmulation(arch));
+          expect(record.emulationDecision).toBe(expectedDecision(name));
           if (record.emulated) {
             // The pinned qemu ran it, with the measured default CPU model where there is one.
             expect(record.emulation).toContain(join(qemu.dir, arch.qemu));
@@ -150,31 +151,219 @@ describe.skipIf(!isRoot || !currentBits)('guest conformance under the pinned qem
   }
 });
 
+interface ConformanceRecord {
+  emulated: boolean;
+  emulation?: string;
+  qemuCpu?: string;
+  emulationDecision: string;
+  emulationMode: string;
+  qemu?: string;
+}
+
+/**
+ * What the result file must say of native or qemu under --emulation auto, from this test's own
+ * probe: 386 runs natively exactly where this kernel executes a 32-bit x86 program.
+ */
+function expectedDecision(name: string): string {
+  if (name === 'amd64') return "amd64: native (the host's own architecture)";
+  if (name !== '386') return `${name}: emulated (a foreign architecture on this amd64 host)`;
+  return executes32('386')
+    ? '386: native (this kernel runs 32-bit x86 natively)'
+    : '386: emulated (this kernel cannot run 32-bit x86 natively)';
+}
+
+/**
+ * runCli's options for a CLI that finds no `qemu` anywhere: it runs in a mount namespace of its
+ * own where every such program it could find is /dev/null (not a regular file, so not a
+ * program); the host's stays as it is.
+ */
+function hidingQemu(qemu: string): { wrapper: string[]; env: NodeJS.ProcessEnv } {
+  const hide = [process.env.PATH ?? '', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+    .flatMap((d) => d.split(':'))
+    .map((d) => join(d, qemu))
+    .filter((f) => existsSync(f));
+  const wrapper = [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    'for f in $HIDE; do mount --bind /dev/null "$f" || exit 99; done; exec "$@"',
+    'sh',
+  ];
+  return { wrapper, env: { ...process.env, HIDE: [...new Set(hide)].join(' ') } };
+}
+
+/** The flags that pick one arch of the conformance layout, in a state dir. */
+const imageArgs = (layout: string, arch: string, stateDir: string) => [
+  '--image',
+  `oci:${layout}:${arch}`,
+  '--arch',
+  arch,
+  '--state-dir',
+  stateDir,
+];
+
+/** One conformance cell; its checks' lines and its result record. */
+async function conformanceCell(
+  layout: string,
+  stateDir: string,
+  name: string,
+  extra: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ result: CliResult; checks: Record<string, string>; record: ConformanceRecord }> {
+  const resultFile = join(stateDir, `..`, `${basename(stateDir)}-${name}-result.json`);
+  const args = ['run', ...imageArgs(layout, name, stateDir)];
+  const result = await runCli(
+    [...args, '--network', 'disabled', '--result-file', resultFile, ...extra, '--run', SCRIPT],
+    {
+      env,
+    },
+  );
+  expect(result.code, `${name}: ${result.stdout}\n${result.stderr}`).toBe(0);
+  const record = JSON.parse(readFileSync(resultFile, 'utf8')) as ConformanceRecord;
+  rmSync(resultFile, { force: true });
+  return { result, checks: lines(result), record };
+}
+
+// Both paths on every machine: the qemu path forced for the host's own architecture and its
+// 32-bit sibling, so a host that runs 386 natively still tests 386 under qemu, and one that
+// cannot still runs amd64 under qemu.
+describe.skipIf(!isRoot || process.arch !== 'x64')('--emulation qemu: native architectures under qemu', () => {
+  let layout: string;
+  let qemu: { dir: string; version: string };
+  let stateDir: string;
+  let before: HostSnapshot;
+  beforeAll(async () => {
+    [layout, qemu] = await Promise.all([conformanceLayout(), pinnedQemuDir()]);
+    before = snapshotHost();
+    stateDir = tempDir('bc-forced-qemu-');
+  }, 20 * 60_000);
+  afterAll(async () => {
+    if (stateDir) await removeDir(stateDir);
+    if (before) expectHostUnchanged(before);
+  });
+
+  it.each([
+    ['386', true],
+    ['amd64', kernelHasPrivateBinfmt()],
+  ] as const)(
+    '%s passes the conformance checks under the pinned qemu',
+    async (name, possible) => {
+      if (!possible) return; // amd64 under qemu needs a private binfmt_misc (Linux 6.7+); refused otherwise (unit-tested)
+      const env = { ...process.env, PATH: `${qemu.dir}:${process.env.PATH}` };
+      const { checks, record } = await conformanceCell(layout, stateDir, name, ['--emulation', 'qemu'], env);
+      expect(checks).toMatchObject({ uname: UNAME[name], loop: '3000', spawned: '10', conformance: 'ok' });
+      expect(record).toMatchObject({
+        emulated: true,
+        emulationMode: 'qemu',
+        emulationDecision: `${name}: emulated (emulation: qemu asks for qemu)`,
+      });
+      // The pinned qemu ran it (for amd64, a copy in the cell's scratch that its own rule does not match).
+      expect(record.emulation).toMatch(name === '386' ? join(qemu.dir, 'qemu-i386-static') : /qemu-x86_64-static/);
+    },
+    300_000,
+  );
+});
+
+describe.skipIf(!isRoot || !['x64', 'arm64'].includes(process.arch))('--qemu: the pinned builds and PATH', () => {
+  let layout: string;
+  let stateDir: string;
+  let toolCache: string;
+  let source: Source;
+  let before: HostSnapshot;
+  beforeAll(async () => {
+    const pin = qemuPinFor('10.0')!;
+    const [conformance, deb] = await Promise.all([conformanceLayout(), ensureDeb(pin)]);
+    layout = conformance;
+    source = await startSource(new Map([[pin.pool, deb]]));
+    before = snapshotHost();
+    stateDir = tempDir('bc-qemu-version-');
+    toolCache = tempDir('bc-qemu-toolcache-');
+  }, 20 * 60_000);
+  afterAll(async () => {
+    await source?.close();
+    for (const dir of [stateDir, toolCache]) if (dir) await removeDir(dir);
+    if (before) expectHostUnchanged(before);
+  });
+
+  it("--qemu 10.0 fetches trixie's qemu (sha256-checked) into a tool-cache entry of its own and passes the arm64 checks", async () => {
+    const env = { ...process.env, RUNNER_TOOL_CACHE: toolCache };
+    const flags = ['--qemu', '10.0', '--tools-source', `${source.url}/debian`];
+    const { checks, record } = await conformanceCell(layout, stateDir, 'arm64', flags, env);
+    expect(checks).toMatchObject({ uname: 'aarch64', threads: 'up to 4 threads', mmap: '1', conformance: 'ok' });
+    expect(record.qemu).toMatch(/^10\.0 \(Debian qemu-user 1:10\.0\.\d+/);
+    expect(record.emulation).toContain(
+      join(toolCache, 'qemu-aarch64-static', toolCacheVersion(qemuPinFor('10.0')!.version)),
+    );
+    expect(source.requests).toEqual([`/debian/${qemuPinFor('10.0')!.pool}`]);
+    // A second run finds it in the tool cache: nothing more is downloaded.
+    await conformanceCell(layout, stateDir, 'arm64', flags, env);
+    expect(source.requests).toHaveLength(1);
+  }, 600_000);
+
+  it('a session keeps --emulation and --qemu for every step', async () => {
+    const env = { ...process.env, RUNNER_TOOL_CACHE: toolCache };
+    const common = ['--name', 'forced', '--state-dir', stateDir];
+    const flags = ['--emulation', 'qemu', '--qemu', '10.0', '--tools-source', `${source.url}/debian`];
+    const start = await runCli(
+      [
+        'session',
+        'start',
+        ...common,
+        '--image',
+        `oci:${layout}:386`,
+        '--arch',
+        '386',
+        '--network',
+        'disabled',
+        ...flags,
+      ],
+      { env },
+    );
+    expect(start.code, start.stderr).toBe(0);
+    const resultFile = join(toolCache, 'step-result.json');
+    const step = await runCli(['session', 'exec', ...common, '--result-file', resultFile, '--run', 'uname -m'], {
+      env,
+    });
+    const end = await runCli(['session', 'end', ...common], { env });
+    expect(step.code, step.stderr).toBe(0);
+    expect(step.stdout.trim()).toBe('i686');
+    expect(end.code, end.stderr).toBe(0);
+    const record = JSON.parse(readFileSync(resultFile, 'utf8')) as ConformanceRecord;
+    expect(record).toMatchObject({ emulated: true, emulationMode: 'qemu' });
+    expect(record.qemu).toMatch(/^10\.0 /);
+    expect(record.emulation).toContain(join(toolCache, 'qemu-i386-static'));
+  }, 600_000);
+
+  it('--qemu path without a qemu on PATH is a 125 naming the binary, before anything is pulled', async () => {
+    const state = tempDir('bc-qemu-path-state-');
+    try {
+      const result = await runCli(
+        ['run', ...imageArgs(layout, 'arm64', state), '--qemu', 'path', '--', '/usr/bin/true'],
+        {
+          ...hidingQemu('qemu-aarch64-static'),
+        },
+      );
+      expect(result.code, result.stderr).toBe(125);
+      expect(result.stderr).toContain('qemu: path: qemu-aarch64-static is not on PATH');
+      expect(existsSync(join(state, 'images'))).toBe(false);
+    } finally {
+      await removeDir(state);
+    }
+  }, 120_000);
+});
+
 describe.skipIf(!isRoot)('an architecture that cannot work says so before anything runs', () => {
   it('no qemu for a foreign arch: exit 125 naming the binary and the package, and nothing pulled or unpacked', async () => {
     const layout = await conformanceLayout();
     const state = tempDir('bc-noqemu-state-');
     try {
-      // The CLI runs in a mount namespace of its own where every qemu-riscv64-static it could
-      // find is /dev/null (not a regular file, so not a program); the host's stays as it is.
-      const hide = [process.env.PATH ?? '', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
-        .flatMap((d) => d.split(':'))
-        .map((d) => join(d, 'qemu-riscv64-static'))
-        .filter((f) => existsSync(f));
-      const wrapper = [
-        'unshare',
-        '--mount',
-        '--propagation',
-        'private',
-        '--',
-        'sh',
-        '-c',
-        'for f in $HIDE; do mount --bind /dev/null "$f" || exit 99; done; exec "$@"',
-        'sh',
-      ];
       const result = await runCli(
         ['run', '--image', `oci:${layout}:riscv64`, '--arch', 'riscv64', '--state-dir', state, '--', '/usr/bin/true'],
-        { wrapper, env: { ...process.env, HIDE: [...new Set(hide)].join(' ') } },
+        hidingQemu('qemu-riscv64-static'),
       );
       expect(result.code, result.stderr).toBe(125);
       expect(result.stderr).toMatch(
@@ -199,20 +388,7 @@ describe.skipIf(!isRoot)('--qemu-cpu against the real qemu', () => {
     if (stateDir) await removeDir(stateDir);
   });
   const cell = (args: string[], script: string) =>
-    runCli([
-      'run',
-      '--image',
-      `oci:${layout}:arm64`,
-      '--arch',
-      'arm64',
-      '--state-dir',
-      stateDir,
-      '--network',
-      'disabled',
-      ...args,
-      '--run',
-      script,
-    ]);
+    runCli(['run', ...imageArgs(layout, 'arm64', stateDir), '--network', 'disabled', ...args, '--run', script]);
   // glibc prints the auxiliary vector: AT_HWCAP is the CPU features qemu reports.
   const HWCAP = 'echo "cpu=$QEMU_CPU"; LD_SHOW_AUXV=1 /usr/bin/xz --version | grep -E "^AT_HWCAP2?:"';
 

@@ -104,6 +104,23 @@ describe('parseInputs', () => {
   });
 });
 
+describe('parseInputs: emulation and qemu', () => {
+  it('defaults to emulation auto and no qemu build (as tools says)', () => {
+    const inputs = parse({});
+    expect(inputs.emulation).toBe('auto');
+    expect('qemu' in inputs).toBe(false);
+  });
+  it('takes emulation qemu and the qemu builds', () => {
+    expect(parse({ emulation: 'qemu', qemu: '10.0' })).toMatchObject({ emulation: 'qemu', qemu: '10.0' });
+    expect(parse({ qemu: '7.2' }).qemu).toBe('7.2');
+    expect(parse({ qemu: 'path' }).qemu).toBe('path');
+  });
+  it('refuses a bad value, naming the input and what is accepted', () => {
+    fails({ emulation: 'native' }, 'emulation', /auto .* or qemu/);
+    fails({ qemu: '8.2' }, 'qemu', /7\.2 .*10\.0 .*path/);
+  });
+});
+
 describe('parseEnvLines', () => {
   it('reads KEY=VALUE lines, keeping = in values and skipping blanks and comments', () => {
     expect(parseEnvLines('A=1\n\n# note\nB=x=y\nC=\n')).toEqual([

@@ -136,6 +136,32 @@ describe('summary', () => {
     });
     expect(Object.fromEntries(rows.map(([k, v]) => [k, v])).emulation).toBe(emulation);
   });
+
+  it('says native or qemu and why, and the qemu build chosen', () => {
+    const rows = summaryRows({
+      image: 'debian',
+      arch: '386',
+      emulated: true,
+      decision: '386: emulated (this kernel cannot run 32-bit x86 natively)',
+      qemu: '7.2 (Debian qemu-user-static 1:7.2+dfsg-7+deb12u18+b3)',
+      imageCacheHit: false,
+      exitCode: 0,
+      timings: {},
+      exports: [],
+    });
+    const table = Object.fromEntries(rows.map(([k, v]) => [k, v]));
+    expect(table['native or qemu']).toBe('386: emulated (this kernel cannot run 32-bit x86 natively)');
+    expect(table['qemu build']).toMatch(/^7\.2 /);
+  });
+});
+
+describe('emulation handed to the engine', () => {
+  it('passes the mode always, and the resolved qemu build only when the qemu input chose one', () => {
+    expect(toCellRequest({ ...inputsOf({}), emulation: 'qemu' }, ctx).emulation).toBe('qemu');
+    expect('qemu' in toCellRequest(inputsOf({}), ctx)).toBe(false);
+    const qemu = { path: '/opt/hostedtoolcache/qemu-i386-static/x/qemu-i386-static', choice: '7.2' };
+    expect(toCellRequest(inputsOf({}), { ...ctx, qemu }).qemu).toEqual(qemu);
+  });
 });
 
 describe('qemu-cpu handed to the engine', () => {

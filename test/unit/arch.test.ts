@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, ARCHES, binfmtRule, hostArch, resolveArch } from '../../src/emulation/arch.js';
-import { nativePersonality, needsEmulationOn, probeAarch32 } from '../../src/emulation/native.js';
+import { type ArchInfo } from '../../src/emulation/arch.js';
+import {
+  decideEmulationOn,
+  describeDecision,
+  nativePersonality,
+  parseEmulationMode,
+} from '../../src/emulation/native.js';
+import { PROBE_EXIT, executes32, linux32Personality } from '../../src/emulation/probe32.js';
 import { expectUserError } from './spec-fixture.js';
 
 const arch = (name: string) => resolveArch(name);
@@ -104,36 +113,67 @@ describe('hostArch', () => {
   });
 });
 
-describe('needsEmulationOn (faked hosts)', () => {
-  const host = (name: string, aarch32: boolean) => {
+describe('decideEmulationOn (faked hosts)', () => {
+  const host = (name: string, runs32: boolean) => {
     const asked: string[] = [];
-    return { cpu: { arch: arch(name), aarch32: () => (asked.push(name), aarch32) }, asked };
+    return { cpu: { arch: arch(name), runs32: (g: ArchInfo) => (asked.push(g.name), runs32) }, asked };
   };
   it.each([
     ['amd64', 'amd64', false],
-    ['amd64', '386', false],
     ['amd64', 'arm64', true],
     ['amd64', 'arm', true],
     ['arm64', 'arm64', false],
     ['arm64', 'amd64', true],
     ['arm64', 'riscv64', true],
+    ['arm64', '386', true],
     ['386', 'amd64', true],
     ['ppc64le', 's390x', true],
-  ] as const)('host %s, guest %s -> %s (AArch32 never asked)', (hostName, guest, expected) => {
+  ] as const)('host %s, guest %s -> emulated %s (the 32-bit probe never asked)', (hostName, guest, expected) => {
     const { cpu, asked } = host(hostName, true);
-    expect(needsEmulationOn(cpu, arch(guest))).toBe(expected);
+    expect(decideEmulationOn(cpu, arch(guest)).emulated).toBe(expected);
     expect(asked).toEqual([]);
   });
   it('an arm64 cell on an arm64 host never uses qemu, whatever the CPU', () => {
-    expect(needsEmulationOn(host('arm64', false).cpu, arch('arm64'))).toBe(false);
+    expect(decideEmulationOn(host('arm64', false).cpu, arch('arm64'))).toEqual({
+      emulated: false,
+      reason: "the host's own architecture",
+    });
+  });
+  it('386 on an amd64 host whose kernel runs 32-bit x86 is native, and says so', () => {
+    const { cpu, asked } = host('amd64', true);
+    const decision = decideEmulationOn(cpu, arch('386'));
+    expect(decision).toEqual({ emulated: false, reason: 'this kernel runs 32-bit x86 natively' });
+    expect(describeDecision(arch('386'), decision)).toBe('386: native (this kernel runs 32-bit x86 natively)');
+    expect(asked).toEqual(['386']);
+  });
+  it('386 on an amd64 host whose kernel cannot (ia32_emulation=0, gVisor) is emulated, and says why', () => {
+    const decision = decideEmulationOn(host('amd64', false).cpu, arch('i386'));
+    expect(describeDecision(arch('386'), decision)).toBe('386: emulated (this kernel cannot run 32-bit x86 natively)');
   });
   it('armhf on an arm64 host with AArch32 runs natively', () => {
     const { cpu, asked } = host('arm64', true);
-    expect(needsEmulationOn(cpu, arch('armhf'))).toBe(false);
-    expect(asked).toEqual(['arm64']);
+    expect(decideEmulationOn(cpu, arch('armhf')).emulated).toBe(false);
+    expect(asked).toEqual(['arm']);
   });
   it('armhf on an arm64 host without AArch32 (e.g. Neoverse V1, Graviton 3) is emulated', () => {
-    expect(needsEmulationOn(host('arm64', false).cpu, arch('arm/v7'))).toBe(true);
+    expect(decideEmulationOn(host('arm64', false).cpu, arch('arm/v7'))).toEqual({
+      emulated: true,
+      reason: 'this kernel cannot run 32-bit Arm (AArch32) natively',
+    });
+  });
+  it.each([
+    ['amd64', 'amd64'],
+    ['amd64', '386'],
+    ['arm64', 'arm64'],
+    ['arm64', 'arm'],
+    ['amd64', 'arm64'],
+  ] as const)('emulation qemu on host %s runs %s under qemu, without probing', (hostName, guest) => {
+    const { cpu, asked } = host(hostName, true);
+    expect(decideEmulationOn(cpu, arch(guest), 'qemu')).toEqual({
+      emulated: true,
+      reason: 'emulation: qemu asks for qemu',
+    });
+    expect(asked).toEqual([]);
   });
   it('a 32-bit guest run natively on a 64-bit host gets the linux32 personality (uname -m i686 / armv8l)', () => {
     expect(nativePersonality(arch('386'), arch('amd64'))).toBe('linux32');
@@ -142,14 +182,53 @@ describe('needsEmulationOn (faked hosts)', () => {
     expect(nativePersonality(arch('arm64'), arch('arm64'))).toBeUndefined();
     expect(nativePersonality(arch('arm'), arch('amd64'))).toBeUndefined();
   });
-  it('probes AArch32 once, with setarch linux32, and caches the answer', () => {
+});
+
+describe('parseEmulationMode', () => {
+  it('accepts auto (also empty) and qemu', () => {
+    expect(parseEmulationMode(undefined, 'emulation')).toBe('auto');
+    expect(parseEmulationMode(' ', 'emulation')).toBe('auto');
+    expect(parseEmulationMode('auto', 'emulation')).toBe('auto');
+    expect(parseEmulationMode(' qemu\n', '--emulation')).toBe('qemu');
+  });
+  it.each(['native', 'QEMU', 'yes', 'qemu,auto'])('refuses %j, naming the field and what is accepted', (value) => {
+    expectUserError(() => parseEmulationMode(value, '--emulation'), '--emulation', 'must be auto');
+  });
+});
+
+describe('the 32-bit probe programs', () => {
+  const qemuFor = (name: string) =>
+    ['/usr/bin', ...(process.env.PATH ?? '').split(':')].map((d) => join(d, name)).find((p) => existsSync(p));
+  const underQemu = (qemu: string) => (file: string, args: string[]) =>
+    spawnSync(qemu, [file, ...args], { stdio: 'ignore' }).status;
+  it.each([
+    ['386', 'qemu-i386-static'],
+    ['arm', 'qemu-arm-static'],
+  ])('the %s program exits with 42 when its CPU runs it (%s)', (guest, qemuName) => {
+    const qemu = qemuFor(qemuName);
+    if (!qemu) return; // qemu-user-static is installed by .ci/install-packages; a bare machine skips
+    expect(executes32(guest, underQemu(qemu))).toBe(true);
+  });
+  it('a kernel that refuses the program (ENOEXEC: glibc hands it to /bin/sh) is a no', () => {
+    expect(executes32('386', (file) => spawnSync('/bin/sh', [file], { stdio: 'ignore' }).status)).toBe(false);
+    expect(executes32('386', () => null)).toBe(false);
+    expect(executes32('amd64', () => PROBE_EXIT)).toBe(false);
+  });
+  it('is written to a private directory and removed afterwards', () => {
+    let seen = '';
+    executes32('386', (file) => {
+      seen = file;
+      expect(statSync(file).mode & 0o777).toBe(0o700);
+      return PROBE_EXIT;
+    });
+    expect(existsSync(seen)).toBe(false);
+    expect(existsSync(dirname(seen))).toBe(false);
+  });
+  it('the personality probe runs setarch linux32 true', () => {
     const calls: string[][] = [];
-    const first = probeAarch32((cmd, args) => (calls.push([cmd, ...args]), 0));
-    const second = probeAarch32(() => 1);
-    expect(second).toBe(first);
-    expect(calls).toHaveLength(1);
+    expect(linux32Personality((cmd, args) => (calls.push([cmd, ...args]), 0))).toBe(true);
     expect(calls[0]!.slice(1)).toEqual(['linux32', 'true']);
-    expect(first).toBe(true);
+    expect(linux32Personality(() => 1)).toBe(false);
   });
 });
 

@@ -302,6 +302,29 @@ describe('parseCli: image and registry', () => {
   });
 });
 
+describe('parseCli: emulation', () => {
+  it('defaults to --emulation auto, no --qemu, no --tools-source', () => {
+    const r = run([]);
+    expect(r.emulation).toBe('auto');
+    expect('qemu' in r).toBe(false);
+    expect('toolsSource' in r).toBe(false);
+  });
+  it('takes --emulation qemu, --qemu 10.0 and --tools-source on run, prepare and session start', () => {
+    const flags = ['--emulation', 'qemu', '--qemu', '10.0', '--tools-source', 'http://127.0.0.1:9/debian'];
+    expect(run(flags)).toMatchObject({ emulation: 'qemu', qemu: '10.0', toolsSource: 'http://127.0.0.1:9/debian' });
+    expect(cli(['prepare', '--image', 'busybox', ...flags])).toMatchObject({ emulation: 'qemu', qemu: '10.0' });
+    expect(cli(['session', 'start', '--image', 'busybox', ...flags])).toMatchObject({
+      emulation: 'qemu',
+      qemu: '10.0',
+    });
+  });
+  it('refuses a bad value, naming the flag and what is accepted', () => {
+    expectUserError(() => run(['--emulation', 'native']), '--emulation', 'auto', 'qemu');
+    expectUserError(() => run(['--qemu', '9.0']), '--qemu', '7.2', '10.0', 'path');
+    expectUserError(() => run(['--tools-source', 'ftp://mirror']), '--tools-source', 'http(s) URL');
+  });
+});
+
 describe('parseCli: errors', () => {
   it('rejects an unknown flag, naming it', () => {
     const message = expectUserError(() => run(['--bogus']), 'arguments', '--bogus');

@@ -1,3 +1,4 @@
+import type { Emulation } from '../../src/emulation/setup.js';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { posix } from 'node:path';
@@ -7,7 +8,6 @@ import {
   HELPER_DIR,
   planCell,
   type CellPlan,
-  type Emulation,
   type RunContext,
   type SetupOp,
 } from '../../src/cell/plan.js';

@@ -158,18 +158,15 @@ describe('emulationFor: QEMU_CPU in the cell env', () => {
       ['PATH', '/bin'],
       ['QEMU_CPU', 'from-image'],
     ];
-    const byOption = emulationFor(arm64, 'id1', false, 'cortex-a53', [], image)!;
+    const byOption = emulationFor(arm64, 'id1', false, { qemuCpu: 'cortex-a53' }, [], image)!;
     expect(byOption.env).toEqual([
       ['PATH', '/bin'],
       ['QEMU_CPU', 'cortex-a53'],
     ]);
     expect(byOption.cpu).toEqual({ model: 'cortex-a53', source: 'option' });
-    expect(emulationFor(arm64, 'id2', false, undefined, [], image)!.env).toContainEqual([
-      'QEMU_CPU',
-      DEFAULT_QEMU_CPU.arm64,
-    ]);
+    expect(emulationFor(arm64, 'id2', false, {}, [], image)!.env).toContainEqual(['QEMU_CPU', DEFAULT_QEMU_CPU.arm64]);
     const user: Array<[string, string]> = [['QEMU_CPU', 'max']];
-    const byUser = emulationFor(arm64, 'id3', false, 'cortex-a53', user, [...image.slice(0, 1), ...user])!;
+    const byUser = emulationFor(arm64, 'id3', false, { qemuCpu: 'cortex-a53' }, user, [...image.slice(0, 1), ...user])!;
     expect(byUser.env).toEqual([
       ['PATH', '/bin'],
       ['QEMU_CPU', 'max'],
@@ -178,6 +175,6 @@ describe('emulationFor: QEMU_CPU in the cell env', () => {
     expect(byUser.emulation.ruleName).toBe('build-cell-arm64-id3');
   });
   it('is undefined for a guest that runs natively', () => {
-    expect(emulationFor(hostArch(), 'id', false, 'cortex-a53', [], [])).toBeUndefined();
+    expect(emulationFor(hostArch(), 'id', false, { qemuCpu: 'cortex-a53' }, [], [])).toBeUndefined();
   });
 });

@@ -26,7 +26,12 @@ import { AR_MAGIC, extractDebMembers, findDataMember, readArMembers } from '../.
 import {
   DEFAULT_TOOLS_SOURCE,
   PINNED,
+  QEMU_PINS,
   debianArch,
+  describeQemuChoice,
+  parseQemuVersion,
+  qemuMember,
+  qemuPinFor,
   pinFor,
   poolUrl,
   snapshotUrl,
@@ -218,6 +223,45 @@ describe('pinned table', () => {
     }
     expect(PINNED.umoci.amd64.needsGlibc).toBe('2.34');
     expect(PINNED['qemu-user-static'].amd64.needsGlibc).toBeUndefined();
+  });
+
+  it('pins two qemu builds per runner architecture, each with a tool-cache version of its own', () => {
+    expect(QEMU_PINS['7.2']).toBe(PINNED['qemu-user-static']);
+    for (const arch of ['amd64', 'arm64'] as const) {
+      const pin = QEMU_PINS['10.0'][arch];
+      expect(pin).toMatchObject({ package: 'qemu-user', arch, qemuSuffix: '' });
+      expect(pin.version).toMatch(/^1:10\.0\./);
+      expect(pin.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(pin.pool).toBe(`pool/main/q/qemu/qemu-user_${pin.version.replace(/^\d+:/, '')}_${arch}.deb`);
+      expect(toolCacheVersion(pin.version)).not.toBe(toolCacheVersion(QEMU_PINS['7.2'][arch].version));
+      expect(qemuMember(pin, 'qemu-aarch64-static')).toBe('usr/bin/qemu-aarch64');
+      expect(qemuMember(QEMU_PINS['7.2'][arch], 'qemu-aarch64-static')).toBe('usr/bin/qemu-aarch64-static');
+    }
+    expect(qemuPinFor('10.0', 'arm64')).toBe(QEMU_PINS['10.0'].arm64);
+    expect(qemuPinFor('7.2', 's390x')).toBeUndefined();
+    expect(describeQemuChoice('10.0')).toMatch(/^10\.0 \(Debian qemu-user 1:10\.0\./);
+    expect(describeQemuChoice('path')).toMatch(/^path /);
+  });
+
+  it('parses --qemu / the qemu input: 7.2, 10.0 or path, naming the field otherwise', () => {
+    expect(parseQemuVersion(undefined, 'qemu')).toBeUndefined();
+    expect(parseQemuVersion(' ', 'qemu')).toBeUndefined();
+    expect(parseQemuVersion('7.2', 'qemu')).toBe('7.2');
+    expect(parseQemuVersion(' 10.0\n', '--qemu')).toBe('10.0');
+    expect(parseQemuVersion('path', 'qemu')).toBe('path');
+    for (const bad of ['10', '9.2', 'latest', 'PATH', '/usr/bin/qemu-aarch64-static']) {
+      const error = (() => {
+        try {
+          parseQemuVersion(bad, '--qemu');
+        } catch (e) {
+          return e as UserError;
+        }
+      })();
+      expect(error).toBeInstanceOf(UserError);
+      expect(error!.message).toContain('--qemu');
+      expect(error!.message).toContain('7.2');
+      expect(error!.message).toContain('10.0');
+    }
   });
 
   it('maps Node architectures to Debian ones', () => {
