@@ -71,7 +71,8 @@ export function isWorkspaceArchive(path: string): boolean {
 /**
  * Import and cache destinations must not cover one another (as in the seed), nor the
  * workspace: one may lie inside the workspace (Cargo's target/, node_modules/), mounted over
- * it, but not be it or contain it.
+ * it, but not be it or contain it. A tmpfs is held to the same: so the plan can mount each
+ * after the workspace and before the imports and caches, with no mount hiding another.
  */
 function checkMountDestinations(spec: BuildCellSpec): void {
   const destinations = [
