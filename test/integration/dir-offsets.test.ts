@@ -50,11 +50,11 @@ int main(int argc, char **argv) {
 }
 `;
 
-/** gcc in the image, and a directory of 2,000 files that is the image's own (its install layer). */
+/** gcc in the image, and two directories of 2,000 files that are the image's own (its install layer). */
 const INSTALL = [
   'apt-get update',
   'apt-get install -y --no-install-recommends gcc libc6-dev',
-  'mkdir /opt/many && cd /opt/many && seq -f "f%g" 2000 | xargs touch',
+  'for d in /opt/many /opt/touched; do mkdir $d && (cd $d && seq -f "f%g" 2000 | xargs touch); done',
 ].join(' && ');
 
 /** Compile both ways, make the cell's own directories, list each given one both ways. */
@@ -124,7 +124,7 @@ describe.skipIf(!onExt4)('a 32-bit guest under qemu lists directories on ext4 (a
     writeFileSync(join(work, 'lsdir.c'), LSDIR_C);
     // Directories of 2,000 files made on the host: in the workspace (one the cell leaves alone,
     // one it writes into) and in a cache.
-    for (const dir of ['ws/host', 'ws/touched', 'cache/host']) {
+    for (const dir of ['ws/host', 'ws/touched', 'cache/host', 'cache/touched']) {
       mkdirSync(join(work, dir), { recursive: true });
       for (let i = 1; i <= 2000; i++) writeFileSync(join(work, dir, `f${i}`), '');
     }
@@ -147,7 +147,7 @@ describe.skipIf(!onExt4)('a 32-bit guest under qemu lists directories on ext4 (a
         '--run',
         script(
           [
-            'touch /workspace/touched/new',
+            'touch /workspace/touched/new /cache/touched/new /opt/touched/new',
             'many /workspace/new',
             'many /cache/new',
             'many /srv/many',
@@ -159,8 +159,10 @@ describe.skipIf(!onExt4)('a 32-bit guest under qemu lists directories on ext4 (a
             '/workspace/touched',
             '/workspace/new',
             '/cache/host',
+            '/cache/touched',
             '/cache/new',
             '/opt/many',
+            '/opt/touched',
             '/srv/many',
             '/tmp',
             '/tmp/many',
@@ -174,9 +176,11 @@ describe.skipIf(!onExt4)('a 32-bit guest under qemu lists directories on ext4 (a
         '/workspace/new': 'EOVERFLOW', // made in the cell: the upper layer's alone
         // A cache: an overlay over the host cache directory, the same way.
         '/cache/host': 'EOVERFLOW',
+        '/cache/touched': 'ok',
         '/cache/new': 'EOVERFLOW',
         // The root filesystem: an overlay over the image.
         '/opt/many': 'EOVERFLOW', // the image's own directory
+        '/opt/touched': 'ok', // the image's, written to
         '/srv/many': 'EOVERFLOW', // made in the cell
         // /tmp, the image's (empty) directory, once written to: merged; a directory made in it is not.
         '/tmp': 'ok',
