@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '08cf759110f96a34';
+const BUNDLE_ID = '2e226a2d7772f998';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -152,6 +152,7 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
       imports: inputs.imports.map((m) => ({ source: m.host, destination: m.cell })),
       caches: [...userCaches, { source: ctx.fileCommandsDir, destination: FILE_COMMANDS_CELL_DIR }],
       exports: inputs.exports.map((m) => ({ source: m.cell, destination: m.host })),
+      ...(inputs.tmpfs.length ? { tmpfs: inputs.tmpfs } : {}),
       command: commandFor(inputs),
       env: cellEnv(inputs, ctx.env),
       network: inputs.network,

@@ -10,9 +10,15 @@ import { parseQemuVersion, type QemuVersion } from '../tools/pinned.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
-import { bool, oneOf, optionalInt, optionalSize } from '../cellspec/text.js';
+import { bool, oneOf, optionalInt, optionalSize, tmpfsMount } from '../cellspec/text.js';
 import { checkEnv } from '../cellspec/validate.js';
-import { CLEANUP_POLICIES, NETWORK_POLICIES, type CleanupPolicy, type NetworkPolicy } from '../cellspec/types.js';
+import {
+  CLEANUP_POLICIES,
+  NETWORK_POLICIES,
+  type CleanupPolicy,
+  type NetworkPolicy,
+  type TmpfsMount,
+} from '../cellspec/types.js';
 import { UserError, show } from '../util/errors.js';
 import { PRIVILEGES } from '../privilege.js';
 import { checkSessionName, DEFAULT_SESSION } from '../session/state.js';
@@ -47,6 +53,8 @@ export interface ActionInputs {
   caches: Array<{ host?: string; cell: string }>;
   cacheKey: string;
   exports: Array<{ cell: string; host: string }>;
+  /** Cell paths mounted as empty tmpfs (see TmpfsMount). */
+  tmpfs: TmpfsMount[];
   network: NetworkPolicy;
   limits: { cpuTimeSeconds?: number; memoryBytes?: number; maxProcesses?: number };
   cleanup: CleanupPolicy;
@@ -80,6 +88,7 @@ export const INPUT_NAMES = [
   'caches',
   'cache-key',
   'exports',
+  'tmpfs',
   'network',
   'cpu-time',
   'memory',
@@ -248,6 +257,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     caches,
     cacheKey: read('cache-key').trim(),
     exports,
+    tmpfs: lines(read('tmpfs')).map((line, i) => tmpfsMount(line, `tmpfs line ${i + 1}`)),
     network: oneOf(read('network') || 'enabled', NETWORK_POLICIES, 'network'),
     limits: {
       cpuTimeSeconds: optionalInt(blank(read('cpu-time')), 'cpu-time', 'a whole number of seconds, at least 1'),

@@ -35,6 +35,9 @@ export function helperArgv(plan: CellPlan): string[] {
       case 'flatten-owners':
         argv.push(op.op, op.dir, op.list);
         break;
+      case 'tmpfs':
+        argv.push(op.op, op.target, op.options);
+        break;
       case 'bind':
       case 'bind-ro':
         argv.push(op.op, op.source, op.target);

@@ -62,6 +62,7 @@ while [ "$#" -gt 0 ]; do
     flatten-owners) need 3 "$@"; flatten_dir=$2 flatten_list=$3; shift 3 ;;
     bind) need 3 "$@"; run mount --bind "$2" "$3"; shift 3 ;;
     mounts) need 2 "$@"; run mount --all --fstab "$2"; shift 2 ;;
+    tmpfs) need 3 "$@"; run mount -t tmpfs -o "$3" tmpfs "$2"; shift 3 ;;
     bind-ro)
       need 3 "$@"
       run mount --bind "$2" "$3"

@@ -32,6 +32,8 @@ function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
       return { source: op.source, target: op.target, type: 'none', options: 'bind' };
     case 'bind-ro':
       return { source: op.source, target: op.target, type: 'none', options: 'bind,ro' };
+    case 'tmpfs':
+      return { source: 'tmpfs', target: op.target, type: 'tmpfs', options: op.options };
     case 'overlay':
       return {
         source: 'overlay',

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import type { Emulation } from '../emulation/setup.js';
 import { covers } from '../cellspec/paths.js';
-import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
+import { SCRIPT_PATH, type BuildCellSpec, type TmpfsMount } from '../cellspec/types.js';
 import {
   cacheMode,
   overlayCanUse,
@@ -87,6 +87,8 @@ export type SetupOp =
   | { op: 'overlay'; lower: string; upper: string; work: string; target: string; options: string }
   | { op: 'overlay-ro'; lowers: string[]; target: string; options: string }
   | { op: 'bind' | 'bind-ro'; source: string; target: string }
+  /** `options`: see tmpfsOptions. */
+  | { op: 'tmpfs'; target: string; options: string }
   | { op: 'proc'; target: string }
   | { op: 'devpts'; target: string }
   | { op: 'binfmt-mount'; target: string }
@@ -157,6 +159,14 @@ export function overlayOptions(rootless: boolean | undefined): string {
   return rootless ? 'userxattr' : 'redirect_dir=off,metacopy=off';
 }
 
+/**
+ * Mount options of a --tmpfs: world-writable with the sticky bit as /tmp is (and as docker's
+ * --tmpfs is), no setuid or device files; executables run (a build runs what it builds).
+ */
+export function tmpfsOptions(m: TmpfsMount): string {
+  return `mode=1777,nosuid,nodev${m.sizeBytes === undefined ? '' : `,size=${m.sizeBytes}`}`;
+}
+
 export function planCell(
   spec: BuildCellSpec,
   ctx: RunContext,
@@ -168,8 +178,10 @@ export function planCell(
   };
   const options = overlayOptions(ctx.rootless);
   const inCell = (cellPath: string) => join(layout.merged, cellPath);
+  const tmpfs = spec.tmpfs ?? [];
   const userMounts = [
     spec.workspacePath,
+    ...tmpfs.map((m) => m.destination),
     ...spec.imports.map((m) => m.destination),
     ...spec.caches.map((m) => m.destination),
   ];
@@ -177,6 +189,7 @@ export function planCell(
     { cellPath: '/proc', kind: 'dir' },
     { cellPath: '/dev', kind: 'dir' },
     { cellPath: spec.workspacePath, kind: 'dir' },
+    ...tmpfs.map((m): MountTarget => ({ cellPath: m.destination, kind: 'dir' })),
     ...spec.imports.map((m, i): MountTarget => ({ cellPath: m.destination, kind: ctx.importKinds?.[i] ?? 'dir' })),
     ...spec.caches.map((m): MountTarget => ({ cellPath: m.destination, kind: 'dir' })),
   ];
@@ -192,6 +205,8 @@ export function planCell(
     ...DEVICES.map((d): SetupOp => ({ op: 'bind', source: `/dev/${d}`, target: inCell(`/dev/${d}`) })),
     { op: 'devpts', target: inCell('/dev/pts') },
     workspaceOp(spec, layout, inCell(spec.workspacePath), options),
+    // After the workspace, which may hold one; no import or cache lies in a tmpfs (validate.ts).
+    ...tmpfs.map((m): SetupOp => ({ op: 'tmpfs', target: inCell(m.destination), options: tmpfsOptions(m) })),
     ...spec.imports.map((m, i): SetupOp =>
       importMode(ctx, i) === 'overlay'
         ? // Two lower layers and no upper: read-only, and no remount can make it writable.

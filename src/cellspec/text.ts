@@ -4,6 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { UserError, show } from '../util/errors.js';
+import { checkAbsoluteNotRoot } from './paths.js';
+import type { TmpfsMount } from './types.js';
 
 export function oneOf<T extends string>(value: string, accepted: readonly T[], field: string): T {
   const normalized = value.trim().toLowerCase();
@@ -59,4 +61,28 @@ export function cellToHost(value: string, field: string, cwd: string): { source:
   const source = value.slice(0, at);
   if (!source.startsWith('/')) throw new UserError(field, `the cell path must be absolute, got ${show(source)}`);
   return { source, destination: resolve(cwd, value.slice(at + 1)) };
+}
+
+const TMPFS_SYNTAX = 'accepted are CELLPATH or CELLPATH:size=SIZE (e.g. /tmp, /build:size=2G)';
+
+/**
+ * `CELLPATH[:size=SIZE]` (as docker's --tmpfs, with size as the one option): options follow the
+ * last `:`, and hold no `/`, so a cell path with a `:` of its own stays whole.
+ */
+export function tmpfsMount(value: string, field: string): TmpfsMount {
+  const at = value.lastIndexOf(':');
+  const options = at > 0 && !value.slice(at + 1).includes('/') ? value.slice(at + 1) : undefined;
+  const destination = options === undefined ? value : value.slice(0, at);
+  if (!destination.startsWith('/'))
+    throw new UserError(field, `must be an absolute path inside the cell, got ${show(value)}: ${TMPFS_SYNTAX}`);
+  checkAbsoluteNotRoot(destination, field);
+  if (options === undefined) return { destination };
+  let sizeBytes: number | undefined;
+  for (const option of options.split(',')) {
+    const size = /^size=(.*)$/.exec(option);
+    if (!size) throw new UserError(field, `unknown option ${show(option)} in ${show(value)}: ${TMPFS_SYNTAX}`);
+    if (sizeBytes !== undefined) throw new UserError(field, `size is given twice in ${show(value)}`);
+    sizeBytes = optionalSize(size[1], field);
+  }
+  return { destination, sizeBytes };
 }

@@ -23,6 +23,17 @@ export interface CellToHost {
   destination: string;
 }
 
+/**
+ * A tmpfs mounted at `destination` in the cell, empty at the start of each cell (each step of
+ * a session). Its directories hand out small directory offsets, unlike an ext4 directory seen
+ * through qemu-user: see the README's "32-bit guests and directory offsets".
+ */
+export interface TmpfsMount {
+  destination: string;
+  /** The size limit (`size=`); undefined: the kernel's default, half of the RAM. */
+  sizeBytes?: number;
+}
+
 export interface CommandSpec {
   cwd: string;
   /** An absolute cell path, or a bare name looked up in the cell's PATH. */
@@ -49,6 +60,8 @@ export interface BuildCellSpec {
   imports: HostToCell[];
   caches: HostToCell[];
   exports: CellToHost[];
+  /** tmpfs mounts (--tmpfs, the `tmpfs` input); absent in requests and sessions of older versions. */
+  tmpfs?: TmpfsMount[];
   command: CommandSpec;
   /** Exactly the environment the command sees, in order. */
   env: Array<[string, string]>;

@@ -44,6 +44,7 @@ export function validateSpec(spec: BuildCellSpec): void {
     checkAbsoluteNotRoot(m.source, `exports[${i}].source`);
     checkAbsoluteNotRoot(m.destination, `exports[${i}].destination`);
   });
+  checkTmpfs(spec);
   checkMountDestinations(spec);
 
   checkAbsolutePath(spec.command.cwd, 'command.cwd');
@@ -70,12 +71,14 @@ export function isWorkspaceArchive(path: string): boolean {
 /**
  * Import and cache destinations must not cover one another (as in the seed), nor the
  * workspace: one may lie inside the workspace (Cargo's target/, node_modules/), mounted over
- * it, but not be it or contain it.
+ * it, but not be it or contain it. A tmpfs is held to the same: so the plan can mount each
+ * after the workspace and before the imports and caches, with no mount hiding another.
  */
 function checkMountDestinations(spec: BuildCellSpec): void {
   const destinations = [
     ...spec.imports.map((m, i) => ({ field: `imports[${i}].destination`, path: m.destination })),
     ...spec.caches.map((m, i) => ({ field: `caches[${i}].destination`, path: m.destination })),
+    ...tmpfsDestinations(spec),
   ];
   for (let i = 0; i < destinations.length; i++) {
     const left = destinations[i]!;
@@ -113,6 +116,36 @@ function checkMountDestinations(spec: BuildCellSpec): void {
   }
 }
 
+function tmpfsDestinations(spec: BuildCellSpec): Array<{ field: string; path: string }> {
+  return (spec.tmpfs ?? []).map((m, i) => ({ field: `tmpfs[${i}].destination`, path: m.destination }));
+}
+
+/**
+ * A tmpfs is mounted after the workspace (it may lie inside it, not contain it; see
+ * checkMountDestinations) and starts empty: nothing below it exists before the command, so the
+ * working directory may be the tmpfs itself, not a directory below it.
+ */
+function checkTmpfs(spec: BuildCellSpec): void {
+  if (spec.tmpfs !== undefined && !Array.isArray(spec.tmpfs))
+    throw new UserError('tmpfs', 'must be a list of {destination, sizeBytes?}');
+  for (const [i, m] of (spec.tmpfs ?? []).entries()) {
+    checkAbsoluteNotRoot(m.destination, `tmpfs[${i}].destination`);
+    if (m.sizeBytes !== undefined && (!Number.isSafeInteger(m.sizeBytes) || m.sizeBytes < 1024 * 1024))
+      throw new UserError(
+        `tmpfs[${i}].sizeBytes`,
+        `must be a whole number of at least 1048576, got ${show(m.sizeBytes)}`,
+      );
+    if (
+      covers(m.destination, spec.command.cwd) &&
+      normalizeAbsolute(m.destination) !== normalizeAbsolute(spec.command.cwd)
+    )
+      throw new UserError(
+        'command.cwd',
+        `${show(spec.command.cwd)} lies below the tmpfs ${show(m.destination)}, which starts empty: the working directory may be the tmpfs itself, or outside it`,
+      );
+  }
+}
+
 /**
  * Room the engine needs beyond the state dir's own paths (spec.root, spec.scratch) for the cell
  * paths it creates and mounts: the image's store name (`<arch>-<64 hex>`, where the request is
@@ -132,6 +165,7 @@ function checkCellPathLengths(spec: BuildCellSpec): void {
     { field: 'workspacePath', path: spec.workspacePath },
     ...spec.imports.map((m, i) => ({ field: `imports[${i}].destination`, path: m.destination })),
     ...spec.caches.map((m, i) => ({ field: `caches[${i}].destination`, path: m.destination })),
+    ...tmpfsDestinations(spec),
     ...spec.exports.map((m, i) => ({ field: `exports[${i}].source`, path: m.source })),
     { field: 'command.cwd', path: spec.command.cwd },
   ];
@@ -245,6 +279,7 @@ export function normalizeSpec(spec: BuildCellSpec): BuildCellSpec {
     imports: spec.imports.map(pair),
     caches: spec.caches.map(pair),
     exports: spec.exports.map(pair),
+    ...(spec.tmpfs ? { tmpfs: spec.tmpfs.map((m) => ({ ...m, destination: normalizeAbsolute(m.destination) })) } : {}),
     command: { ...spec.command, cwd: normalizeAbsolute(spec.command.cwd) },
   };
 }

@@ -16,7 +16,7 @@ import { checkWriteBack } from '../cell/write-back.js';
 import type { CellSpecInput } from '../engine.js';
 import { PRIVILEGES, type Privilege } from '../privilege.js';
 import { UserError, show } from '../util/errors.js';
-import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../cellspec/text.js';
+import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize, tmpfsMount } from '../cellspec/text.js';
 import type { CliCommand, CliEnvironment, CommonOptions, InstallOption } from './command.js';
 import { RUN_OPTIONS, USAGE, parse, type OptionsConfig } from './usage.js';
 
@@ -52,6 +52,7 @@ export function parseRun(
     imports: list('import').map((m, i) => hostToCell(m, `--import #${i + 1}`, environment.cwd)),
     caches: list('cache').map((m, i) => hostToCell(m, `--cache #${i + 1}`, environment.cwd)),
     exports: list('export').map((m, i) => cellToHost(m, `--export #${i + 1}`, environment.cwd)),
+    ...tmpfsList(list('tmpfs')),
     command: { cwd: cellPath(str('cwd') ?? workspacePath, '--cwd'), ...command },
     env: list('env').map((e) => envEntry(e, environment.env)),
     network: oneOf(str('network') ?? 'enabled', NETWORK_POLICIES, '--network'),
@@ -74,6 +75,10 @@ export function parseRun(
     ...(v['write-back'] ? { writeBack: true } : {}),
     ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}),
   };
+}
+
+function tmpfsList(values: string[]): { tmpfs?: CellSpecInput['tmpfs'] } {
+  return values.length ? { tmpfs: values.map((m, i) => tmpfsMount(m, `--tmpfs #${i + 1}`)) } : {};
 }
 
 export function installOption(v: Record<string, unknown>): InstallOption | undefined {

@@ -11,7 +11,14 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 
 import { join } from 'node:path';
 import type { Mode } from '../privilege.js';
 import type { ImageReference } from '../image/reference.js';
-import type { CleanupPolicy, HostToCell, NetworkPolicy, ResourceLimits, ScriptShell } from '../cellspec/types.js';
+import type {
+  CleanupPolicy,
+  HostToCell,
+  NetworkPolicy,
+  ResourceLimits,
+  ScriptShell,
+  TmpfsMount,
+} from '../cellspec/types.js';
 import { UserError, show } from '../util/errors.js';
 import type { Owner } from '../util/fs.js';
 import { randomHex } from '../util/random.js';
@@ -35,6 +42,8 @@ export interface SessionState {
   shell: ScriptShell;
   imports: HostToCell[];
   caches: HostToCell[];
+  /** Mounted afresh, empty, in every step's cell (--tmpfs / tmpfs at the start). */
+  tmpfs?: TmpfsMount[];
   network: NetworkPolicy;
   limits: ResourceLimits;
   cleanup: CleanupPolicy;

@@ -7,6 +7,7 @@ import {
   DEV_SKELETON,
   HELPER_DIR,
   planCell,
+  tmpfsOptions,
   type CellPlan,
   type RunContext,
   type SetupOp,
@@ -58,6 +59,7 @@ function opTarget(op: SetupOp): string | undefined {
     case 'proc':
     case 'devpts':
     case 'binfmt-mount':
+    case 'tmpfs':
       return op.target;
     case 'binfmt-register':
       return op.dir;
@@ -706,6 +708,61 @@ describe('planCell: targets', () => {
   });
 });
 
+describe('planCell: tmpfs', () => {
+  const spec = baseSpec({
+    workspaceSeed: { kind: 'snapshot', path: '/h/ws' },
+    tmpfs: [{ destination: '/tmp' }, { destination: '/workspace/build', sizeBytes: 2 * 1024 ** 3 }],
+    command: { cwd: '/workspace/build', executable: 'make', argv: [] },
+  });
+  const plan = planCell(spec, ctx());
+
+  it('mounts each tmpfs after the workspace (which may hold one), before the imports and caches', () => {
+    const at = (pred: (op: SetupOp) => boolean) => indexOf(plan, pred);
+    const ws = at((o) => o.op === 'overlay' && o.target === `${MERGED}/workspace`);
+    expect(plan.ops.slice(ws + 1, ws + 3)).toEqual([
+      { op: 'tmpfs', target: `${MERGED}/tmp`, options: 'mode=1777,nosuid,nodev' },
+      { op: 'tmpfs', target: `${MERGED}/workspace/build`, options: `mode=1777,nosuid,nodev,size=${2 * 1024 ** 3}` },
+    ]);
+    expect(at((o) => o.op === 'bind-ro' && o.target === `${MERGED}/src`)).toBeGreaterThan(ws + 2);
+    expect(at((o) => o.op === 'overlay' && o.target === `${MERGED}/root/.cache`)).toBeGreaterThan(ws + 2);
+  });
+
+  it('makes each mount point a directory target, and no other target for a cwd that is one', () => {
+    expect(plan.targets.filter((t) => ['/tmp', '/workspace/build'].includes(t.cellPath))).toEqual([
+      { cellPath: '/tmp', kind: 'dir' },
+      { cellPath: '/workspace/build', kind: 'dir' },
+    ]);
+    // Inside the workspace: its mount point is made in the workspace's own layer.
+    const where = hostLocation(spec, plan.layout, '/workspace/build', true);
+    expect(where).toEqual({ base: 'staged', lower: '/h/ws', dir: plan.layout.workspaceUpper, rel: 'build' });
+  });
+
+  it('leaves /etc/resolv.conf alone under a tmpfs that covers it', () => {
+    const etc = planCell(baseSpec({ network: 'enabled', tmpfs: [{ destination: '/etc' }] }), ctx());
+    expect(etc.targets.some((t) => t.cellPath === '/etc/resolv.conf')).toBe(false);
+  });
+
+  it('is one fstab line among the batched mounts, and a helper op of its own', () => {
+    const batched = batchMounts(plan.ops, plan.layout, { rootless: false });
+    const entries = batched.flatMap((o) => (o.op === 'mounts' ? o.entries : []));
+    expect(entries).toContainEqual({
+      source: 'tmpfs',
+      target: `${MERGED}/tmp`,
+      type: 'tmpfs',
+      options: 'mode=1777,nosuid,nodev',
+    });
+    const argv = helperArgv({ ...plan, ops: plan.ops.filter((o) => o.op === 'tmpfs') });
+    expect(argv.slice(0, 6)).toEqual([
+      'tmpfs',
+      `${MERGED}/tmp`,
+      'mode=1777,nosuid,nodev',
+      'tmpfs',
+      `${MERGED}/workspace/build`,
+      `mode=1777,nosuid,nodev,size=${2 * 1024 ** 3}`,
+    ]);
+  });
+});
+
 describe('planCell: property', () => {
   const segment = fc.stringMatching(/^[a-z][a-z0-9_.-]{0,6}$/);
   // Host paths, some of which overlayfs' option syntax cannot carry.
@@ -724,7 +781,7 @@ describe('planCell: property', () => {
     fc.assert(
       fc.property(
         fc.uniqueArray(
-          segment.filter((s) => !['proc', 'dev', 'workspace', 'etc'].includes(s)),
+          segment.filter((s) => !['proc', 'dev', 'workspace', 'etc', 'tmp', 'var'].includes(s)),
           { minLength: 0, maxLength: 6 },
         ),
         fc.integer({ min: 0, max: 6 }),
@@ -736,7 +793,21 @@ describe('planCell: property', () => {
         fc.array(fc.tuple(hostPath, fc.constantFrom('dir' as const, 'file' as const)), { minLength: 6, maxLength: 6 }),
         fc.array(hostPath, { minLength: 6, maxLength: 6 }),
         fc.boolean(),
-        (tops, nImports, network, emulate, cgroup, cwd, workspaceSeed, importHosts, cacheHosts, namedSources) => {
+        // tmpfs destinations: none covers an import or a cache (validateSpec refuses that).
+        fc.subarray(['/tmp', '/var/tmp', '/workspace/t mp']),
+        (
+          tops,
+          nImports,
+          network,
+          emulate,
+          cgroup,
+          cwd,
+          workspaceSeed,
+          importHosts,
+          cacheHosts,
+          namedSources,
+          tmpfs,
+        ) => {
           // Some inside the workspace (Cargo's target/, node_modules/): mounted over it.
           const dests = tops.map((t, i) => [`/opt/${t}`, `/${t}`, `/workspace/${t}`][i % 3]!);
           const split = Math.min(nImports, dests.length);
@@ -745,6 +816,7 @@ describe('planCell: property', () => {
             workspaceSeed,
             imports: dests.slice(0, split).map((d, i) => ({ source: importHosts[i]![0], destination: d })),
             caches: dests.slice(split).map((d, i) => ({ source: cacheHosts[i]!, destination: d })),
+            tmpfs: tmpfs.map((destination, i) => (i % 2 ? { destination, sizeBytes: 1 << 20 } : { destination })),
             command: { cwd: cwd ?? '/workspace', executable: 'sh', argv: [] },
           });
           const importKinds = spec.imports.map((_, i) => importHosts[i]![1]);
@@ -810,6 +882,15 @@ describe('planCell: property', () => {
                 : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) },
             ),
           ]);
+          // Each tmpfs once, right after the workspace, before the imports and caches.
+          const wsAt = plan.ops.indexOf(userMountOps(spec, plan)[0]!);
+          expect(plan.ops.filter((o) => o.op === 'tmpfs')).toEqual(
+            spec.tmpfs!.map((m) => ({ op: 'tmpfs', target: inCell(m.destination), options: tmpfsOptions(m) })),
+          );
+          plan.ops.forEach((op, i) => {
+            if (op.op === 'tmpfs')
+              expect(i).toBe(wsAt + 1 + spec.tmpfs!.findIndex((m) => inCell(m.destination) === op.target));
+          });
           // No host path that overlayfs cannot carry ever reaches a mount option.
           for (const op of plan.ops) {
             if (op.op === 'overlay') expect(overlayCanUse(op.lower)).toBe(true);
@@ -866,6 +947,7 @@ const FIELDS: Record<SetupOp['op'], string[]> = {
   cgroup: ['dir'],
   hostname: ['name'],
   mounts: ['file'],
+  tmpfs: ['target', 'options'],
 };
 
 function decodeHelperArgv(argv: string[]): { ops: SetupOp[]; exec: string[] } {
