@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '2e226a2d7772f998';
+const BUNDLE_ID = 'ddf7e0b973f312fd';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

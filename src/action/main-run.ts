@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkQemuCpu } from '../emulation/cpu.js';
-import { decideEmulation, describeDecision } from '../emulation/native.js';
+import { decideEmulation, describeDecision, thirtyTwoBitNote } from '../emulation/native.js';
 import { describeQemuChoice } from '../tools/pinned.js';
 import { resolveDigest } from '../image/prepare.js';
 import { newCellId, type CellRunResult, type QemuSelection } from '../engine.js';
@@ -67,6 +67,8 @@ export async function runMain(): Promise<void> {
   try {
     printConfiguration(inputs, emulated);
     core.info(`emulation: ${summary.decision}`);
+    const note = thirtyTwoBitNote(inputs.arch, decision);
+    if (note) core.info(note);
     const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', needsOf(inputs.arch, inputs.emulation));
     mode = privilege.mode;
     summary.privilege = `${privilege.mode}: ${privilege.reason}`;

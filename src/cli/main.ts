@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import { ensureDemoImage } from '../demo/busybox-image.js';
 import { hostArch } from '../emulation/arch.js';
-import { decideEmulation, describeDecision, nativePersonality } from '../emulation/native.js';
+import { decideEmulation, describeDecision, nativePersonality, thirtyTwoBitNote } from '../emulation/native.js';
 import { emulationRequest } from './emulation-request.js';
 import { writeResultFile } from './result-file.js';
 import type { CommonOptions } from './command.js';
@@ -199,6 +199,8 @@ function reportEmulation(command: CommonOptions, log: (m: string) => void): void
   if (decision.emulated && command.emulation === 'auto' && nativePersonality(guest))
     process.stderr.write(`build-cell: ${said}\n`);
   else log(said);
+  const note = thirtyTwoBitNote(guest, decision);
+  if (note) log(note);
   if (command.qemuCpu && !decision.emulated)
     process.stderr.write(
       `build-cell: warning: --qemu-cpu ${command.qemuCpu} is not used: ${command.image.arch.name} runs natively on this ${process.arch} host (--emulation qemu runs it under qemu)\n`,

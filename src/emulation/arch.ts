@@ -12,6 +12,8 @@ export interface ArchInfo {
   ociVariant?: string;
   /** What `uname -m` says inside the cell. */
   uname: string;
+  /** Word size: 32-bit guests under qemu meet 64-bit directory offsets (see emulation/native.ts). */
+  bits: 32 | 64;
   qemu: string;
   magic: string;
   mask: string;
@@ -27,6 +29,7 @@ export const ARCHES: readonly ArchInfo[] = [
     name: 'amd64',
     ociArch: 'amd64',
     uname: 'x86_64',
+    bits: 64,
     qemu: 'qemu-x86_64-static',
     aliases: ['x86_64', 'x86-64', 'x64'],
     magic: '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x3e\\x00',
@@ -36,6 +39,7 @@ export const ARCHES: readonly ArchInfo[] = [
     name: 'arm64',
     ociArch: 'arm64',
     uname: 'aarch64',
+    bits: 64,
     qemu: 'qemu-aarch64-static',
     aliases: ['aarch64', 'arm64/v8'],
     magic: '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00',
@@ -45,6 +49,7 @@ export const ARCHES: readonly ArchInfo[] = [
     name: 'riscv64',
     ociArch: 'riscv64',
     uname: 'riscv64',
+    bits: 64,
     qemu: 'qemu-riscv64-static',
     aliases: [],
     magic: '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xf3\\x00',
@@ -55,6 +60,7 @@ export const ARCHES: readonly ArchInfo[] = [
     ociArch: 'arm',
     ociVariant: 'v7',
     uname: 'armv7l',
+    bits: 32,
     qemu: 'qemu-arm-static',
     aliases: ['armv7', 'arm/v7', 'armhf', 'armv7l'],
     magic: '\\x7fELF\\x01\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x28\\x00',
@@ -64,6 +70,7 @@ export const ARCHES: readonly ArchInfo[] = [
     name: 'ppc64le',
     ociArch: 'ppc64le',
     uname: 'ppc64le',
+    bits: 64,
     qemu: 'qemu-ppc64le-static',
     aliases: ['ppc64el'],
     magic: '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x15\\x00',
@@ -73,6 +80,7 @@ export const ARCHES: readonly ArchInfo[] = [
     name: 's390x',
     ociArch: 's390x',
     uname: 's390x',
+    bits: 64,
     qemu: 'qemu-s390x-static',
     aliases: [],
     magic: '\\x7fELF\\x02\\x02\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x16',
@@ -82,6 +90,7 @@ export const ARCHES: readonly ArchInfo[] = [
     name: '386',
     ociArch: '386',
     uname: 'i686',
+    bits: 32,
     qemu: 'qemu-i386-static',
     aliases: ['i386', 'i686', 'x86'],
     magic: '\\x7fELF\\x01\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x03\\x00',
@@ -91,6 +100,7 @@ export const ARCHES: readonly ArchInfo[] = [
     name: 'mips64le',
     ociArch: 'mips64le',
     uname: 'mips64',
+    bits: 64,
     qemu: 'qemu-mips64el-static',
     aliases: ['mips64el'],
     magic: '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x08\\x00',

@@ -60,6 +60,16 @@ export function decideEmulationOn(host: HostCpu, guest: ArchInfo, mode: Emulatio
   return { emulated: true, reason: `a foreign architecture on this ${host.arch.name} host` };
 }
 
+/**
+ * What a 32-bit guest under qemu should know: qemu is a 64-bit process, so ext4 serves it
+ * 64-bit directory offsets, which readdir of a program built without large-file support
+ * cannot return (EOVERFLOW). undefined for everything else.
+ */
+export function thirtyTwoBitNote(guest: ArchInfo, decision: EmulationDecision): string | undefined {
+  if (!decision.emulated || guest.bits !== 32) return undefined;
+  return `${guest.name} is a 32-bit guest under qemu: programs built without large-file support (_FILE_OFFSET_BITS=64) may get EOVERFLOW from readdir on ext4; --tmpfs / the tmpfs input gives them a directory that works (README: 32-bit guests and directory offsets)`;
+}
+
 /** "386: emulated (this kernel cannot run 32-bit x86 natively)", or "... native (...)". */
 export function describeDecision(guest: ArchInfo, decision: EmulationDecision): string {
   return `${guest.name}: ${decision.emulated ? 'emulated' : 'native'} (${decision.reason})`;

@@ -9,6 +9,7 @@ import {
   describeDecision,
   nativePersonality,
   parseEmulationMode,
+  thirtyTwoBitNote,
 } from '../../src/emulation/native.js';
 import { PROBE_EXIT, executes32, linux32Personality } from '../../src/emulation/probe32.js';
 import { expectUserError } from './spec-fixture.js';
@@ -181,6 +182,17 @@ describe('decideEmulationOn (faked hosts)', () => {
     expect(nativePersonality(arch('amd64'), arch('amd64'))).toBeUndefined();
     expect(nativePersonality(arch('arm64'), arch('arm64'))).toBeUndefined();
     expect(nativePersonality(arch('arm'), arch('amd64'))).toBeUndefined();
+  });
+});
+
+describe('thirtyTwoBitNote', () => {
+  it('points 32-bit guests under qemu at --tmpfs, and nothing else', () => {
+    const emulated = { emulated: true, reason: 'x' };
+    expect(thirtyTwoBitNote(arch('armhf'), emulated)).toMatch(/arm is a 32-bit guest under qemu: .*EOVERFLOW.*--tmpfs/);
+    expect(thirtyTwoBitNote(arch('386'), emulated)).toMatch(/^386 is a 32-bit guest/);
+    expect(thirtyTwoBitNote(arch('386'), { emulated: false, reason: 'x' })).toBeUndefined();
+    expect(thirtyTwoBitNote(arch('arm64'), emulated)).toBeUndefined();
+    expect(ARCHES.filter((a) => a.bits === 32).map((a) => a.name)).toEqual(['arm', '386']);
   });
 });
 
