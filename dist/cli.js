@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = 'ddf7e0b973f312fd';
+const BUNDLE_ID = '21122f022ea29d1d';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -6,7 +6,7 @@
  */
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { runUnderSudo } from './cli/privilege.js';
+import { runUnderSudo } from './privilege/sudo.js';
 import { resolveArch } from './emulation/arch.js';
 import { runBuildCell, type CellRequest, type CellRunResult } from './engine.js';
 import { UserError, errorMessage } from './util/errors.js';

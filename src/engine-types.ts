@@ -9,10 +9,11 @@ import type { ImageReference } from './image/reference.js';
 import type { RegistryOptions } from './image/registry-auth.js';
 import type { Owner } from './cell/finalize.js';
 import type { WriteBackResult } from './cell/write-back.js';
-import type { CellPlan } from './cell/plan.js';
-import type { Staged } from './cell/stage.js';
-import type { InstallRequest, InstallResult } from './install/derive.js';
-import type { BuildCellSpec } from './cellspec/types.js';
+import type { InstallRequest, InstallResult } from './install/port.js';
+import type { CellSpecInput } from './cellspec/types.js';
+
+export type { CellHooks } from './install/port.js';
+export type { CellSpecInput } from './cellspec/types.js';
 
 export interface ImageRequest {
   ref: ImageReference;
@@ -24,9 +25,6 @@ export interface ImageRequest {
   /** Where the Actions cache restores layouts to and saves them from (see image/prepare.ts). */
   cacheDir?: string;
 }
-
-/** A spec without root and scratch: the engine fills those in from the image and the state dir. */
-export type CellSpecInput = Omit<BuildCellSpec, 'root' | 'scratch'>;
 
 export interface CellRequest {
   stateDir: string;
@@ -59,14 +57,6 @@ export interface QemuSelection {
   path: string;
   /** Which build, for the report: "10.0 (Debian qemu-user 1:10.0.13+ds-0+deb13u1)", "path". */
   choice: string;
-}
-
-/** What a caller may do with a cell beyond running it (the install step keeps its root changes). */
-export interface CellHooks {
-  /** After the command succeeded, while the cell's view (`root`) exists; its processes are gone. */
-  whileAlive?: (cell: { root: string; plan: CellPlan; staged: Staged }) => Promise<void>;
-  /** After the command succeeded and the cell was released, before its scratch is removed. */
-  afterRelease?: (cell: { plan: CellPlan; staged: Staged }) => Promise<void>;
 }
 
 /**

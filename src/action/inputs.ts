@@ -20,7 +20,7 @@ import {
   type TmpfsMount,
 } from '../cellspec/types.js';
 import { UserError, show } from '../util/errors.js';
-import { PRIVILEGES } from '../privilege.js';
+import { PRIVILEGES } from '../privilege/mode.js';
 import { checkSessionName, DEFAULT_SESSION } from '../session/state.js';
 
 export const SHELLS = ['sh', 'bash'] as const;

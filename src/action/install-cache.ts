@@ -8,7 +8,7 @@ import * as core from '@actions/core';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { installHash } from '../install/key.js';
-import type { InstallResult } from '../install/derive.js';
+import type { InstallResult } from '../install/port.js';
 import { restoreCache, saveCache } from './actions-cache.js';
 import { bestEffort } from './best-effort.js';
 import { installCacheKey } from './cache-keys.js';

@@ -15,7 +15,7 @@ import { resolveDigest } from '../image/prepare.js';
 import { newCellId, type CellRunResult, type QemuSelection } from '../engine.js';
 import { which } from '../util/which.js';
 import { runInMode } from '../engine-request.js';
-import { choosePrivilege, needsOf, type Mode } from '../privilege.js';
+import { choosePrivilege, needsOf, type Mode } from '../privilege/mode.js';
 import { resolveTools } from '../tools/resolve.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
 import { rm } from 'node:fs/promises';

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CellRequest } from '../engine.js';
 import type { EngineOutcome } from '../engine-request.js';
-import type { Mode } from '../privilege.js';
+import type { Mode } from '../privilege/mode.js';
 import { randomHex } from '../util/random.js';
 import { endSession, startSession } from '../session/run.js';
 import { readSession, rootLayerFor } from '../session/state.js';

@@ -5,8 +5,7 @@
 // Synchronous metadata calls on the warm path: cheaper than thread-pool round trips for a few stats.
 import { lstatSync, realpathSync } from 'node:fs';
 import { overlaps } from '../cellspec/paths.js';
-import type { BuildCellSpec } from '../cellspec/types.js';
-import type { CellSpecInput } from '../engine-types.js';
+import type { BuildCellSpec, CellSpecInput } from '../cellspec/types.js';
 import { UserError, show } from '../util/errors.js';
 
 /**

@@ -105,3 +105,6 @@ export interface BuildCellResult {
   signal?: number;
   scratchPreserved: boolean;
 }
+
+/** A spec without root and scratch: the engine fills those in from the image and the state dir. */
+export type CellSpecInput = Omit<BuildCellSpec, 'root' | 'scratch'>;

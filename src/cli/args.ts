@@ -6,7 +6,7 @@
  * those it shares) are ./run-args.ts, the session subcommands' ./session-args.ts, the usage text
  * and flag tables ./usage.ts, the command's type ./command.ts.
  */
-import { PRIVILEGES, type Privilege } from '../privilege.js';
+import { PRIVILEGES, type Privilege } from '../privilege/mode.js';
 import { UserError, show } from '../util/errors.js';
 import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '../cellspec/text.js';
 import type { CliCommand, CliEnvironment } from './command.js';

@@ -8,7 +8,7 @@ import type { PullPolicy } from '../image/prepare.js';
 import type { ImageReference } from '../image/reference.js';
 import type { RegistryOptions } from '../image/registry-auth.js';
 import type { CellSpecInput } from '../engine.js';
-import type { Privilege } from '../privilege.js';
+import type { Privilege } from '../privilege/mode.js';
 
 export interface CommonOptions {
   image: { ref: ImageReference; arch: ArchInfo; pull: PullPolicy; registry: RegistryOptions };

@@ -14,10 +14,11 @@ import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type WorkspaceSeed } f
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import { checkWriteBack } from '../cell/write-back.js';
 import type { CellSpecInput } from '../engine.js';
-import { PRIVILEGES, type Privilege } from '../privilege.js';
+import { PRIVILEGES, type Privilege } from '../privilege/mode.js';
 import { UserError, show } from '../util/errors.js';
 import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize, tmpfsMount } from '../cellspec/text.js';
 import type { CliCommand, CliEnvironment, CommonOptions, InstallOption } from './command.js';
+import type { InstallRequest } from '../install/port.js';
 import { RUN_OPTIONS, USAGE, parse, type OptionsConfig } from './usage.js';
 
 export function parseRun(
@@ -79,6 +80,11 @@ export function parseRun(
 
 function tmpfsList(values: string[]): { tmpfs?: CellSpecInput['tmpfs'] } {
   return values.length ? { tmpfs: values.map((m, i) => tmpfsMount(m, `--tmpfs #${i + 1}`)) } : {};
+}
+
+/** The CLI's install step (`--install`, `--install-key`): run with sh -e, keyed by the names of its --env. */
+export function cliInstallRequest(option: InstallOption, env: Array<[string, string]>): InstallRequest {
+  return { script: option.script, key: option.key, shell: 'sh', keyEnvNames: env.map(([name]) => name) };
 }
 
 export function installOption(v: Record<string, unknown>): InstallOption | undefined {

@@ -19,8 +19,9 @@ import { withLock } from '../util/lock.js';
 import { tool } from '../util/which.js';
 import { dockerReferenceByDigest, type ImageReference } from './reference.js';
 import { withRegistryArgs, type RegistryOptions } from './registry-auth.js';
-import { LAYOUT_RECORD, LAYOUT_TAG, ROOT_SENTINEL, Store, type LayoutRecord } from './store.js';
-import { unpackDerived } from '../install/restore.js';
+import { LAYOUT_RECORD, ROOT_SENTINEL, Store, type LayoutRecord } from './store.js';
+import { unpackDerived } from './derived-unpack.js';
+import { LAYOUT_TAG, blobPath } from './layout.js';
 
 export type PullPolicy = 'missing' | 'always' | 'never';
 export const PULL_POLICIES: readonly PullPolicy[] = ['missing', 'always', 'never'];
@@ -273,10 +274,6 @@ async function copyLayout(store: Store, request: PrepareRequest, digest: string)
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
-}
-
-function blobPath(layout: string, digest: string): string {
-  return join(layout, 'blobs', ...digest.split(':'));
 }
 
 type ImageConfigBlob = { architecture?: string; os?: string; config?: { Env?: string[]; WorkingDir?: string } };

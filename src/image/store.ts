@@ -16,7 +16,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { archKey, type ArchInfo } from '../emulation/arch.js';
 
-export const LAYOUT_TAG = 'image';
 export const LAYOUT_RECORD = 'build-cell.json';
 /** Written into each prepared rootfs: it holds the runtime prefix (the state dir) it belongs to. */
 export const ROOT_SENTINEL = '.build-cell-root';

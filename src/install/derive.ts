@@ -3,7 +3,7 @@
  * the root filesystem become a derived image, an image like any other in the store (its layout
  * and rootfs keyed by arch and its own manifest digest), named by the install's key (see
  * key.ts). The next run with the same key finds it in the store, or in the Actions cache dir,
- * and never runs the install again.
+ * and never runs the install again. The engine runs its cell through the port (./port.ts).
  *
  * What the install cell sees: the base image, the network, the environment, and the caches
  * given outside the workspace path (so an apt archive cache still helps the first install).
@@ -14,62 +14,22 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { covers } from '../cellspec/paths.js';
-import { scriptCommand } from '../cellspec/types.js';
+import { scriptCommand, type CellSpecInput } from '../cellspec/types.js';
 import { CellSetupError } from '../util/errors.js';
 import { withLock } from '../util/lock.js';
 import { now } from '../util/timing.js';
 import { imageDigest, prepareImage, type PreparedImage, type PrepareRequest } from '../image/prepare.js';
 import { Store } from '../image/store.js';
 import type { ArchInfo } from '../emulation/arch.js';
-import type { CellHooks, CellRunResult, CellSpecInput } from '../engine.js';
-import { installHash, installReference, type InstallShell } from './key.js';
+import type { InstallCellRunner, InstallRequest, InstallResult } from './port.js';
+import { installHash, installReference } from './key.js';
 import { readOwnerRecord, removeStaged, scanDeletions, writeLayer, type Deletions } from './layer.js';
 import { writeDerivedLayout } from './oci.js';
 import { buildDerivedRootfs } from './rootfs.js';
 
-export interface InstallRequest {
-  script: string;
-  /** install-key: an extra key part (e.g. a hash of the files the install reads). */
-  key: string;
-  shell: InstallShell;
-  /** The install cell's environment; undefined: the command's. */
-  env?: Array<[string, string]>;
-  /** The install cell's caches; undefined: the command's, less those inside its workspace path. */
-  caches?: CellSpecInput['caches'];
-  /** The names that key the derived image (the user's --env names; never their values). */
-  keyEnvNames: string[];
-  /** Where the Actions cache restores derived layouts to and saves them from (as for images). */
-  cacheDir?: string;
-}
-
-/** The CLI's install step (`--install`, `--install-key`): run with sh -e, keyed by the names of its --env. */
-export function cliInstallRequest(
-  option: { script: string; key: string },
-  env: Array<[string, string]>,
-): InstallRequest {
-  return { script: option.script, key: option.key, shell: 'sh', keyEnvNames: env.map(([name]) => name) };
-}
-
-export interface InstallResult {
-  /** The install ran in this run (false: the derived image was reused). */
-  ran: boolean;
-  /** ran, or where the derived image came from: the store, or the Actions cache dir. */
-  source: 'ran' | 'store' | 'cache';
-  /** The derived image's manifest digest. */
-  digest: string;
-  baseDigest: string;
-  /** The key's hash (the Actions cache key is made from it). */
-  hash: string;
-  /** The install cell's run, when it ran. */
-  seconds?: number;
-}
-
 export class InstallFailedError extends CellSetupError {
   override name = 'InstallFailedError';
 }
-
-/** Runs the install cell on the base image (the engine, without the install). */
-export type InstallCellRunner = (base: PreparedImage, spec: CellSpecInput, hooks: CellHooks) => Promise<CellRunResult>;
 
 /** An install under qemu may take long: wait for another cell's build of the same key that long. */
 const INSTALL_LOCK_TIMEOUT_MS = 6 * 3600_000;

@@ -8,12 +8,10 @@
 import { copyFile, link, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lazyCrypto } from '../util/builtins.js';
-import { LAYOUT_RECORD, LAYOUT_TAG, type LayoutRecord } from '../image/store.js';
+import { LAYOUT_RECORD, type LayoutRecord } from '../image/store.js';
+import { BASE_TAG, LAYER_TYPE, LAYOUT_TAG, blobPath } from '../image/layout.js';
 
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
-export const LAYER_TYPE = 'application/vnd.oci.image.layer.v1.tar';
-/** The tag of the base image's manifest in a derived layout (see restore.ts). */
-export const BASE_TAG = 'base';
 
 interface Descriptor {
   mediaType: string;
@@ -21,8 +19,6 @@ interface Descriptor {
   size: number;
   annotations?: Record<string, string>;
 }
-
-const blobPath = (layout: string, digest: string) => join(layout, 'blobs', ...digest.split(':'));
 
 async function writeBlob(layout: string, content: string): Promise<{ digest: string; size: number }> {
   const bytes = Buffer.from(content);

@@ -11,14 +11,14 @@ import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../action/cell-request.js
 import { forwardFileCommands, prepareFileCommands } from '../action/file-commands.js';
 import type { CellRunResult } from '../engine.js';
 import type { EngineOutcome } from '../engine-request.js';
-import { choosePrivilege, needsOf } from '../privilege.js';
+import { choosePrivilege, needsOf } from '../privilege/mode.js';
 import { CellSetupError, UserError } from '../util/errors.js';
 import type { CliCommand } from '../cli/args.js';
 import { parseEnviron, stepEnvironment } from './env.js';
 import { skippedWarning } from '../cell/write-back.js';
 import { endSession, runStep, startSession } from './run.js';
 import { readSession } from './state.js';
-import { cliInstallRequest } from '../install/derive.js';
+import { cliInstallRequest } from '../cli/run-args.js';
 import { emulationRequest } from '../cli/emulation-request.js';
 import { writeResultFile } from '../cli/result-file.js';
 

@@ -12,7 +12,7 @@ import { resolveArch } from '../emulation/arch.js';
 import type { CellRequest } from '../engine.js';
 import { runInMode, type EngineOutcome } from '../engine-request.js';
 import { installReference } from '../install/key.js';
-import { probeUserns } from '../privilege.js';
+import { probeUserns } from '../privilege/mode.js';
 import { removeScratch } from '../cell/stage.js';
 import { scriptCommand, scratchPreserved, type CellToHost, type HostToCell } from '../cellspec/types.js';
 import { CellSetupError } from '../util/errors.js';

@@ -9,7 +9,7 @@ import type { EmulationMode } from '../emulation/native.js';
 import type { QemuSelection } from '../engine-types.js';
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Mode } from '../privilege.js';
+import type { Mode } from '../privilege/mode.js';
 import type { ImageReference } from '../image/reference.js';
 import type {
   CleanupPolicy,

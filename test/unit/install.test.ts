@@ -25,7 +25,7 @@ import { scriptCommand } from '../../src/cellspec/types.js';
 import { installSpec } from '../../src/install/derive.js';
 import { entryHeaders, paxRecord, splitUstarPath, TarWriter } from '../../src/install/tar.js';
 import { parseOwnerRecord, removeStaged, scanDeletions, writeLayer } from '../../src/install/layer.js';
-import { applyWhiteouts, tarWhiteouts } from '../../src/install/restore.js';
+import { applyWhiteouts, tarWhiteouts } from '../../src/image/derived-unpack.js';
 import { installCacheKey } from '../../src/action/cache-keys.js';
 import { toCellRequest } from '../../src/action/cell-request.js';
 import { parseInputs, type InputReader } from '../../src/action/inputs.js';

@@ -7,7 +7,7 @@ import {
   rootlessUnshareArgs,
   type ProbeResult,
   type UsernsProbe,
-} from '../../src/privilege.js';
+} from '../../src/privilege/mode.js';
 
 describe('diagnoseUserns: each probe failure says why, with the fix', () => {
   const failed = { ok: false, stderr: 'unshare: write failed /proc/self/uid_map: Operation not permitted\n' };

@@ -13,16 +13,13 @@ import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec } from '../util/exec.js';
 import { tool } from '../util/which.js';
-import { LAYOUT_TAG } from '../image/store.js';
-import { BASE_TAG, LAYER_TYPE } from './oci.js';
+import { BASE_TAG, LAYER_TYPE, LAYOUT_TAG, blobPath } from './layout.js';
 
 interface Descriptor {
   digest: string;
   mediaType?: string;
   annotations?: Record<string, string>;
 }
-
-const blobPath = (layout: string, digest: string) => join(layout, 'blobs', ...digest.split(':'));
 
 /** The install layer of a derived layout (tagged image, with its base tagged base), or undefined. */
 async function derivedLayer(layout: string): Promise<string | undefined> {

@@ -17,15 +17,15 @@
  * with the fix.
  */
 import type { SpawnSyncReturns } from 'node:child_process';
-import { lazyChildProcess } from './util/builtins.js';
-import { cachedFact } from './util/fact-cache.js';
+import { lazyChildProcess } from '../util/builtins.js';
+import { cachedFact } from '../util/fact-cache.js';
 import { readFileSync, statSync } from 'node:fs';
 import { release, userInfo } from 'node:os';
-import { CellSetupError } from './util/errors.js';
-import { which } from './util/which.js';
-import type { ArchInfo } from './emulation/arch.js';
-import { needsEmulation, type EmulationMode } from './emulation/native.js';
-import { binfmtMode } from './emulation/binfmt.js';
+import { CellSetupError } from '../util/errors.js';
+import { which } from '../util/which.js';
+import type { ArchInfo } from '../emulation/arch.js';
+import { needsEmulation, type EmulationMode } from '../emulation/native.js';
+import { binfmtMode } from '../emulation/binfmt.js';
 
 export const PRIVILEGES = ['auto', 'root', 'sudo', 'rootless'] as const;
 export type Privilege = (typeof PRIVILEGES)[number];
