@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '5548827647238219';
+const BUNDLE_ID = '10502df73e43c41c';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

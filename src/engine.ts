@@ -135,6 +135,7 @@ async function cellImage(
           owner: request.owner,
           inheritImageEnv: request.inheritImageEnv,
           qemuCpu: request.qemuCpu,
+          stderrToStdout: request.stderrToStdout,
           spec,
         },
         { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks },
@@ -223,6 +224,7 @@ async function runCellOn(
       ids,
       tools,
       ...(personality ? { personality } : {}),
+      ...(request.stderrToStdout ? { stderrToStdout: true } : {}),
     });
     cell = running;
     staged = await timed('stage', () => stageCell(spec, plan, request.owner));
@@ -244,7 +246,10 @@ async function runCellOn(
       // Whatever the command's exit code, like the caches.
       if (request.writeBack)
         writtenBack = await timed('write-back', () =>
-          writeBack(spec, plan, staged!.workspaceCreated, cellRoot, request.owner),
+          writeBack(spec, plan, staged!.workspaceCreated, cellRoot, {
+            owner: request.owner,
+            git: !!request.writeBackGit,
+          }),
         );
     } finally {
       try {

@@ -12,7 +12,7 @@ export const USAGE = `Usage:
      [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
      [--privilege auto|root|sudo|rootless] [--qemu-cpu MODEL] [--result-file FILE] [--verbose]
-     [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back]
+     [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back [--write-back-git]]
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
   build-cell prepare --image REF [--arch ARCH] [--qemu-cpu MODEL] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
      [--install 'SHELL SCRIPT' [--install-key STRING] [--env K=V]... [--cache HOST:CELL]...]
@@ -58,6 +58,7 @@ export const RUN_OPTIONS = {
   run: { type: 'string' },
   'result-file': { type: 'string' },
   'write-back': { type: 'boolean' },
+  'write-back-git': { type: 'boolean' },
 } as const;
 
 export type OptionsConfig = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;

@@ -1,5 +1,4 @@
 /** Sessions' pure parts: the step environment, the shim, names, the CLI's session commands. */
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEnviron, stepEnvironment } from '../../src/session/env.js';
 import { checkSessionName } from '../../src/session/state.js';
@@ -145,31 +144,5 @@ describe('session commands and inputs', () => {
     expect(parseInputs(read({ session: 'false', run: 'make' }), ws).session).toBeUndefined();
     expect(() => parseInputs(read({}), ws)).toThrow(/^run: is required/);
     expect(() => parseInputs(read({ session: 'a b' }), ws)).toThrow(/^session: "a b" is not a session name/);
-  });
-});
-
-describe('forwardFileCommands', () => {
-  it('appends what the cell wrote, and never reads through a symlink the cell put in its place', async () => {
-    const { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { forwardFileCommands, prepareFileCommands } = await import('../../src/action/file-commands.js');
-    const dir = mkdtempSync(join(tmpdir(), 'bc-fc-'));
-    try {
-      const fc = join(dir, 'fc');
-      await prepareFileCommands(fc);
-      writeFileSync(join(dir, 'host-secret'), 'secret=1\n');
-      writeFileSync(join(fc, 'output'), 'a=1');
-      rmSync(join(fc, 'env'));
-      symlinkSync(join(dir, 'host-secret'), join(fc, 'env'));
-      const out = join(dir, 'GITHUB_OUTPUT');
-      const env = join(dir, 'GITHUB_ENV');
-      writeFileSync(out, '');
-      writeFileSync(env, '');
-      expect(await forwardFileCommands(fc, { GITHUB_OUTPUT: out, GITHUB_ENV: env })).toEqual(['GITHUB_OUTPUT']);
-      expect(readFileSync(out, 'utf8')).toBe('a=1\n');
-      expect(readFileSync(env, 'utf8')).toBe('');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
