@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '10502df73e43c41c';
+const BUNDLE_ID = 'cfbc612dd12b5a54';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

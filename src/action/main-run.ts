@@ -226,15 +226,7 @@ export async function runMain(): Promise<void> {
       summary.error = outcome.error;
       outputs.set('exit-code', String(EXIT_BUILD_CELL_ERROR));
     }
-    const forwarded = await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () =>
-      forwardFileCommands(fileCommandsDir, process.env, {
-        env: inputs.forwardEnv,
-        path: inputs.forwardPath,
-        reservedOutputs: OWN_OUTPUTS,
-      }),
-    );
-    if (forwarded?.warning) core.warning(forwarded.warning);
-    await rm(fileCommandsDir, { recursive: true, force: true }).catch(() => undefined);
+    await passOnFileCommands(fileCommandsDir, inputs);
 
     // A session's exports, artifact and build caches are the post step's (when the session ends).
     if (!inputs.session && inputs.artifactName && result?.exports.length) {
@@ -282,6 +274,19 @@ export async function runMain(): Promise<void> {
   }
 }
 
+/** What the cell wrote to its file commands, as forward-env and forward-path allow; what is dropped, in one warning. */
+async function passOnFileCommands(dir: string, inputs: ActionInputs): Promise<void> {
+  const forwarded = await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () =>
+    forwardFileCommands(dir, process.env, {
+      env: inputs.forwardEnv,
+      path: inputs.forwardPath,
+      reservedOutputs: OWN_OUTPUTS,
+    }),
+  );
+  if (forwarded?.warning) core.warning(forwarded.warning);
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+}
+
 function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   core.startGroup('build-cell configuration');
   const show = (name: string, value: string) => core.info(`${name.padEnd(18)} ${value}`);
@@ -311,6 +316,7 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   show('imports', inputs.imports.map((m) => `${m.host}:${m.cell}`).join(' ') || '(none)');
   show('caches', inputs.caches.map((m) => m.cell).join(' ') || '(none)');
   show('exports', inputs.exports.map((m) => `${m.cell}:${m.host}`).join(' ') || '(none)');
+  show('forward-env', `${inputs.forwardEnv.join(' ') || '(none)'}; forward-path: ${inputs.forwardPath}`);
   show('network', inputs.network);
   show('limits', JSON.stringify(inputs.limits));
   show('cleanup', inputs.cleanup);

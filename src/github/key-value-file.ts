@@ -50,7 +50,8 @@ export function parseKeyValueFile(text: string): ParsedKeyValueFile {
       const delimiter = line.slice(heredoc + 2);
       if (!name || !delimiter) return { entries, error: `line ${i + 1}: NAME<<DELIMITER needs both` };
       const end = lines.indexOf(delimiter, i + 1);
-      if (end < 0) return { entries, error: `line ${i + 1}: no line closes the value of ${name} (<<${delimiter})` };
+      if (end < 0)
+        return { entries, error: `line ${i + 1}: no line closes the value of ${cut(name)} (<<${cut(delimiter)})` };
       entries.push({ name, value: lines.slice(i + 1, end).join('\n'), line: i + 1 });
       i = end;
     } else {
@@ -59,6 +60,9 @@ export function parseKeyValueFile(text: string): ParsedKeyValueFile {
   }
   return { entries };
 }
+
+/** A name or delimiter the cell chose, short enough for a warning. */
+const cut = (text: string) => (text.length > 40 ? `${text.slice(0, 37)}...` : text);
 
 /**
  * Entries as the runner reads them back, each a heredoc with a delimiter of its own that its

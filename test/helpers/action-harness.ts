@@ -54,6 +54,7 @@ export {
   type ActionMetadata,
 } from './action-yml.js';
 export {
+  cellOutput,
   parseKeyValueFile,
   parsePathFile,
   parseWorkflowCommands,

@@ -266,3 +266,13 @@ export function commandValues(
   for (const c of commands) if (c.command === command && c.properties.name) values[c.properties.name] = c.message;
   return values;
 }
+
+/**
+ * What a cell printed in a step's stdout: the text between build-cell's `::stop-commands::TOKEN`
+ * line and the `::TOKEN::` line that resumes commands (throws unless there is exactly one such window).
+ */
+export function cellOutput(stdout: string): string {
+  const windows = [...stdout.matchAll(/^::stop-commands::(build-cell-[0-9a-f]{32})\n([^]*?)^::\1::\n/gm)];
+  if (windows.length !== 1) throw new Error(`expected one stop-commands window in the step's output:\n${stdout}`);
+  return windows[0]![2]!;
+}

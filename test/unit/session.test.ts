@@ -1,9 +1,10 @@
 /** Sessions' pure parts: the step environment, the shim, names, the CLI's session commands. */
 import { describe, expect, it } from 'vitest';
 import { parseEnviron, stepEnvironment } from '../../src/session/env.js';
-import { checkSessionName } from '../../src/session/state.js';
+import { checkSessionName, type SessionState } from '../../src/session/state.js';
 import { shimScript } from '../../src/action/session.js';
 import { parseCli } from '../../src/cli/args.js';
+import { parseReference } from '../../src/image/reference.js';
 import { parseInputs, type InputReader } from '../../src/action/inputs.js';
 import { expectUserError } from './spec-fixture.js';
 
@@ -144,5 +145,40 @@ describe('session commands and inputs', () => {
     expect(parseInputs(read({ session: 'false', run: 'make' }), ws).session).toBeUndefined();
     expect(() => parseInputs(read({}), ws)).toThrow(/^run: is required/);
     expect(() => parseInputs(read({ session: 'a b' }), ws)).toThrow(/^session: "a b" is not a session name/);
+  });
+});
+
+describe('a step of a session started with write-back-git and forward rules', () => {
+  it("keeps them for every step, and a runner step puts the cell's stderr on stdout", async () => {
+    const { stepRequest } = await import('../../src/session/run.js');
+    const state = {
+      format: 1,
+      name: 'default',
+      mode: 'root',
+      stateDir: '/var/lib/build-cell',
+      image: { ref: parseReference('busybox'), arch: 'amd64', digest: 'sha256:x' },
+      workspace: '/ws',
+      workspacePath: '/workspace',
+      cwd: '/workspace',
+      shell: 'sh',
+      imports: [],
+      caches: [],
+      network: 'enabled',
+      limits: {},
+      cleanup: 'always',
+      root: { dir: '/var/lib/build-cell/sessions/s', upper: '/var/lib/build-cell/sessions/s/upper' },
+      failed: false,
+      writeBackGit: true,
+      forward: { env: ['VERSION'], path: false },
+    } satisfies SessionState;
+    const step = { command: { script: 'true' }, env: [] };
+    expect(stepRequest(state, step, { cli: 'cli', work: '/w', runnerLog: true })).toMatchObject({
+      writeBack: true,
+      writeBackGit: true,
+      stderrToStdout: true,
+    });
+    expect(stepRequest({ ...state, writeBackGit: undefined }, step, { cli: 'cli', work: '/w' })).not.toHaveProperty(
+      'stderrToStdout',
+    );
   });
 });
