@@ -206,7 +206,7 @@ export async function runMain(): Promise<void> {
       summary.exitCode = result.exitCode;
       summary.emulation = result.emulation;
       if (result.writeBack) {
-        summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}`;
+        summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}${result.writeBack.git.length ? `, ${result.writeBack.git.length} under .git not written` : ''}`;
         for (const path of result.writeBack.skipped) core.warning(skippedWarning(path));
         if (result.writeBack.git.length) core.warning(gitWarning(result.writeBack.git, 'write-back-git: true'));
       }
