@@ -123,13 +123,15 @@ describe('GITHUB_ENV and GITHUB_PATH from the cell', () => {
       expect(warning, named).toContain(named);
   });
 
-  it("a cell that writes exit-code=0 and image-digest and exits 3, and prints workflow commands: outputs, post state and build-cell's own later commands are unaffected", async () => {
+  it("a cell (and its install cell) that writes exit-code=0 and image-digest and exits 3, and prints workflow commands: outputs, post state and build-cell's own later commands are unaffected", async () => {
     const dir = fresh('bc-channels-');
     const marker = join(dir, 'pwned-by-cell');
     const run = await action(
       {
         'forward-env': '*',
         cleanup: 'preserve-on-failure',
+        // The install cell's output is the step's log too.
+        install: 'echo install says hi; echo "::set-output name=install-digest::sha256:1111"; echo "::add-mask::Run"',
         run: [
           'echo cell says hi',
           'echo "::set-output name=exit-code::0"',
@@ -154,6 +156,7 @@ describe('GITHUB_ENV and GITHUB_PATH from the cell', () => {
     expect(run.outputs['image-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(run.outputs['image-cache-hit']).toBe('false');
     expect(run.outputs['artifact-id']).toBeUndefined();
+    expect(run.outputs['install-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
     // The post step's state is build-cell's: the preserved scratch, no session.
     expect(run.state.scratch).toMatch(/\/cells\/[a-z0-9-]+$/);
     expect(run.state.session).toBeUndefined();
@@ -164,6 +167,7 @@ describe('GITHUB_ENV and GITHUB_PATH from the cell', () => {
     expect(fileCommandWarnings(run.warnings)[0]).toMatch(
       /GITHUB_ENV BASH_ENV \(bash sources it\): refused.*GITHUB_OUTPUT exit-code, image-digest: build-cell's own outputs/,
     );
+    expectStoppedAround(run.main.stdout, 'install says hi');
     expectStoppedAround(run.main.stdout, 'cell says hi');
     expectStoppedAround(run.main.stdout, '::error::from the cell');
     expect(run.steps[0]!.stdout).toContain('BASH_ENV=unset');
