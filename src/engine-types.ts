@@ -40,6 +40,13 @@ export interface CellRequest {
   install?: InstallRequest;
   /** Apply the cell's workspace changes to the host workspace directory after the command (see cell/write-back.ts). */
   writeBack?: boolean;
+  /** Write-back may write under `.git` directories too (see cell/write-back.ts); by default they are left as the host has them. */
+  writeBackGit?: boolean;
+  /**
+   * The cell's stderr goes to the engine's stdout: one stream, so a runner step's log has the
+   * cell's output in order with build-cell's stop-commands markers (see github/workflow-commands.ts).
+   */
+  stderrToStdout?: boolean;
   /** A session's root layer, under the state dir: the cell's root changes stay there for its next cell (see session/). */
   rootLayer?: string;
   /** Only prepare the image (and its install step): no cell runs (a session started without a command). */

@@ -170,6 +170,7 @@ async function cellImage(
           qemuCpu: request.qemuCpu,
           emulation: request.emulation,
           qemu: request.qemu,
+          stderrToStdout: request.stderrToStdout,
           spec,
         },
         { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks },
@@ -259,6 +260,7 @@ async function runCellOn(
       ids,
       tools,
       ...(personality ? { personality } : {}),
+      ...(request.stderrToStdout ? { stderrToStdout: true } : {}),
     });
     cell = running;
     staged = await timed('stage', () => stageCell(spec, plan, request.owner));
@@ -280,7 +282,10 @@ async function runCellOn(
       // Whatever the command's exit code, like the caches.
       if (request.writeBack)
         writtenBack = await timed('write-back', () =>
-          writeBack(spec, plan, staged!.workspaceCreated, cellRoot, request.owner),
+          writeBack(spec, plan, staged!.workspaceCreated, cellRoot, {
+            owner: request.owner,
+            git: !!request.writeBackGit,
+          }),
         );
     } finally {
       try {

@@ -10,42 +10,11 @@ import { scriptCommand, type BuildCellSpec } from '../cellspec/types.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import type { Owner } from '../util/fs.js';
 import type { ActionInputs } from './inputs.js';
+import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../github/file-commands.js';
+import { PASSED_GITHUB_VARS } from '../github/variables.js';
 
-/** Where the cell sees its file-command files (as container actions do). */
-export const FILE_COMMANDS_CELL_DIR = '/github/file_commands';
-export const FILE_COMMANDS = {
-  GITHUB_OUTPUT: 'output',
-  GITHUB_ENV: 'env',
-  GITHUB_PATH: 'path',
-  GITHUB_STEP_SUMMARY: 'step_summary',
-} as const;
-
-/**
- * GitHub variables a build may use. Never the runtime tokens (ACTIONS_*): code from a pull
- * request must not be able to write the repository's caches or artifacts.
- */
-export const PASSED_GITHUB_VARS = [
-  'CI',
-  'GITHUB_ACTIONS',
-  'GITHUB_ACTOR',
-  'GITHUB_BASE_REF',
-  'GITHUB_EVENT_NAME',
-  'GITHUB_HEAD_REF',
-  'GITHUB_JOB',
-  'GITHUB_REF',
-  'GITHUB_REF_NAME',
-  'GITHUB_REF_TYPE',
-  'GITHUB_REPOSITORY',
-  'GITHUB_REPOSITORY_OWNER',
-  'GITHUB_RUN_ATTEMPT',
-  'GITHUB_RUN_ID',
-  'GITHUB_RUN_NUMBER',
-  'GITHUB_SERVER_URL',
-  'GITHUB_SHA',
-  'GITHUB_WORKFLOW',
-  'RUNNER_ARCH',
-  'RUNNER_OS',
-];
+export { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../github/file-commands.js';
+export { PASSED_GITHUB_VARS } from '../github/variables.js';
 
 export interface ActionContext {
   env: NodeJS.ProcessEnv;
@@ -121,6 +90,9 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
   return {
     ...(install ? { install } : {}),
     ...(inputs.writeBack ? { writeBack: true } : {}),
+    ...(inputs.writeBackGit ? { writeBackGit: true } : {}),
+    // The cell's output is the step's log: one stream, in order with the stop-commands markers.
+    stderrToStdout: true,
     ...(inputs.qemuCpu ? { qemuCpu: inputs.qemuCpu } : {}),
     emulation: inputs.emulation,
     ...(ctx.qemu ? { qemu: ctx.qemu } : {}),

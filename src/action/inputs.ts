@@ -22,6 +22,7 @@ import {
 import { UserError, show } from '../util/errors.js';
 import { PRIVILEGES } from '../privilege/mode.js';
 import { checkSessionName, DEFAULT_SESSION } from '../session/state.js';
+import { parseForwardEnv } from '../github/env-policy.js';
 
 export const SHELLS = ['sh', 'bash'] as const;
 export const TOOLS_MODES = ['auto', 'pinned'] as const;
@@ -44,6 +45,12 @@ export interface ActionInputs {
   workspace?: string;
   /** Apply the cell's workspace changes to the host workspace directory (see cell/write-back.ts). */
   writeBack: boolean;
+  /** Write-back may write under `.git` directories too (write-back-git; see cell/write-back.ts). */
+  writeBackGit: boolean;
+  /** GITHUB_ENV names and globs the cell may set for later steps (forward-env; see github/env-policy.ts). */
+  forwardEnv: string[];
+  /** Whether GITHUB_PATH entries the cell writes reach later steps (forward-path). */
+  forwardPath: boolean;
   workspacePath: string;
   /** Absolute cell path. */
   workingDirectory: string;
@@ -106,6 +113,9 @@ export const INPUT_NAMES = [
   'install',
   'install-key',
   'write-back',
+  'write-back-git',
+  'forward-env',
+  'forward-path',
   'session',
   'qemu-cpu',
   'emulation',
@@ -199,6 +209,10 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     );
   }
 
+  const writeBackGit = bool(read('write-back-git') || 'false', 'write-back-git');
+  if (writeBackGit && !writeBack)
+    throw new UserError('write-back-git', 'needs write-back: true (or a session): it lets write-back write under .git');
+
   const env2 = parseEnvLines(read('env'));
   checkEnv(env2, 'env');
 
@@ -250,6 +264,9 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     ...(install ? { install } : {}),
     workspace,
     writeBack,
+    writeBackGit,
+    forwardEnv: parseForwardEnv(read('forward-env'), 'forward-env'),
+    forwardPath: bool(read('forward-path') || 'false', 'forward-path'),
     workspacePath,
     workingDirectory,
     env: env2,

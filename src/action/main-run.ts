@@ -22,7 +22,8 @@ import { rm } from 'node:fs/promises';
 import { bestEffort } from './best-effort.js';
 import { buildCacheKeys, imageCacheKey } from './cache-keys.js';
 import { managedCacheDir, toCellRequest } from './cell-request.js';
-import { forwardFileCommands, prepareFileCommands } from './file-commands.js';
+import { forwardFileCommands, prepareFileCommands } from '../github/file-commands.js';
+import { withCommandsStopped } from '../github/workflow-commands.js';
 import { getInputs, unknownInputs, type ActionInputs } from './inputs.js';
 import { restoreCache, saveCache } from './actions-cache.js';
 import { uploadExports } from './artifact.js';
@@ -30,8 +31,24 @@ import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
 import { describeInstall, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
 import { startActionSession } from './session.js';
-import { skippedWarning } from '../cell/write-back.js';
+import { gitWarning, skippedWarning } from '../cell/write-back.js';
 import { phaseTimer } from '../util/timing.js';
+
+/**
+ * The outputs build-cell sets (action.yml declares each). The cell's GITHUB_OUTPUT may not set
+ * them, and build-cell writes its values after the cell's: the runner keeps the last one.
+ */
+export const OWN_OUTPUTS = [
+  'exit-code',
+  'image-digest',
+  'image-cache-hit',
+  'cache-hit',
+  'install-digest',
+  'install-cache-hit',
+  'artifact-id',
+  'scratch-path',
+] as const;
+type Outputs = Map<(typeof OWN_OUTPUTS)[number], string>;
 
 export async function runMain(): Promise<void> {
   let inputs: ActionInputs;
@@ -63,6 +80,7 @@ export async function runMain(): Promise<void> {
   const work = join(runnerTemp, 'build-cell');
   const uid = process.getuid?.() ?? 0;
   let mode: Mode | undefined;
+  const outputs: Outputs = new Map();
 
   try {
     printConfiguration(inputs, emulated);
@@ -155,8 +173,8 @@ export async function runMain(): Promise<void> {
         }),
       );
     }
-    core.setOutput('cache-hit', String(cacheHit));
-    core.setOutput('image-cache-hit', String(summary.imageCacheHit));
+    outputs.set('cache-hit', String(cacheHit));
+    outputs.set('image-cache-hit', String(summary.imageCacheHit));
 
     const fileCommandsDir = join(work, `file-commands-${process.pid}`);
     await prepareFileCommands(fileCommandsDir);
@@ -179,10 +197,13 @@ export async function runMain(): Promise<void> {
     core.saveState(STATE.work, work);
 
     if (inputs.session) core.saveState(STATE.session, inputs.session);
+    // The cell's output (and the install cell's) is the step's log: the runner acts on no command in it.
     const outcome = await core.group('Run', () =>
-      inputs.session
-        ? startActionSession(inputs, request, mode!, work)
-        : runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
+      withCommandsStopped(() =>
+        inputs.session
+          ? startActionSession(inputs, request, mode!, work)
+          : runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
+      ),
     );
     let result: CellRunResult | undefined;
     if (outcome.ok) {
@@ -191,15 +212,16 @@ export async function runMain(): Promise<void> {
       summary.digest = result.install?.baseDigest ?? result.image.digest;
       summary.install = describeInstall(result.install, installCache);
       if (result.install) {
-        core.setOutput('install-cache-hit', String(!result.install.ran));
-        core.setOutput('install-digest', result.install.digest);
+        outputs.set('install-cache-hit', String(!result.install.ran));
+        outputs.set('install-digest', result.install.digest);
         timings.install = result.timings.install;
       }
       summary.exitCode = result.exitCode;
       summary.emulation = result.emulation;
       if (result.writeBack) {
-        summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}`;
+        summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}${result.writeBack.git.length ? `, ${result.writeBack.git.length} under .git not written` : ''}`;
         for (const path of result.writeBack.skipped) core.warning(skippedWarning(path));
+        if (result.writeBack.git.length) core.warning(gitWarning(result.writeBack.git, 'write-back-git: true'));
       }
       summary.signal = result.signal;
       summary.exports = result.exports;
@@ -209,18 +231,15 @@ export async function runMain(): Promise<void> {
       timings.run = result.timings.run;
       timings.export = result.timings.export;
       timings['write-back'] = result.timings['write-back'];
-      core.setOutput('exit-code', String(result.exitCode));
-      core.setOutput('image-digest', summary.digest);
-      if (result.scratchPreserved) core.setOutput('scratch-path', result.scratch);
+      outputs.set('exit-code', String(result.exitCode));
+      outputs.set('image-digest', summary.digest);
+      if (result.scratchPreserved) outputs.set('scratch-path', result.scratch);
       if (result.exitCode === 0) core.saveState(STATE.outcome, 'success');
     } else {
       summary.error = outcome.error;
-      core.setOutput('exit-code', String(EXIT_BUILD_CELL_ERROR));
+      outputs.set('exit-code', String(EXIT_BUILD_CELL_ERROR));
     }
-    await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () =>
-      forwardFileCommands(fileCommandsDir, process.env),
-    );
-    await rm(fileCommandsDir, { recursive: true, force: true }).catch(() => undefined);
+    await passOnFileCommands(fileCommandsDir, inputs);
 
     // A session's exports, artifact and build caches are the post step's (when the session ends).
     if (!inputs.session && inputs.artifactName && result?.exports.length) {
@@ -232,7 +251,7 @@ export async function runMain(): Promise<void> {
             process.env.GITHUB_WORKSPACE || process.cwd(),
           );
           summary.artifact = { name: inputs.artifactName!, id };
-          if (id !== undefined) core.setOutput('artifact-id', String(id));
+          if (id !== undefined) outputs.set('artifact-id', String(id));
         }),
       );
     }
@@ -260,11 +279,25 @@ export async function runMain(): Promise<void> {
     }
   } catch (error) {
     summary.error = errorMessage(error);
-    core.setOutput('exit-code', String(EXIT_BUILD_CELL_ERROR));
+    outputs.set('exit-code', String(EXIT_BUILD_CELL_ERROR));
     core.setFailed(`build-cell: ${errorMessage(error)}`);
   } finally {
+    for (const [name, value] of outputs) core.setOutput(name, value);
     await bestEffort('writing the job summary', () => writeSummary(summary));
   }
+}
+
+/** What the cell wrote to its file commands, as forward-env and forward-path allow; what is dropped, in one warning. */
+async function passOnFileCommands(dir: string, inputs: ActionInputs): Promise<void> {
+  const forwarded = await bestEffort('forwarding GITHUB_OUTPUT/ENV/PATH/STEP_SUMMARY from the cell', () =>
+    forwardFileCommands(dir, process.env, {
+      env: inputs.forwardEnv,
+      path: inputs.forwardPath,
+      reservedOutputs: OWN_OUTPUTS,
+    }),
+  );
+  if (forwarded?.warning) core.warning(forwarded.warning);
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
 
 function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
@@ -296,6 +329,7 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   show('imports', inputs.imports.map((m) => `${m.host}:${m.cell}`).join(' ') || '(none)');
   show('caches', inputs.caches.map((m) => m.cell).join(' ') || '(none)');
   show('exports', inputs.exports.map((m) => `${m.cell}:${m.host}`).join(' ') || '(none)');
+  show('forward-env', `${inputs.forwardEnv.join(' ') || '(none)'}; forward-path: ${inputs.forwardPath}`);
   show('network', inputs.network);
   show('limits', JSON.stringify(inputs.limits));
   show('cleanup', inputs.cleanup);

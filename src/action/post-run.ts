@@ -14,6 +14,7 @@ import { scratchPreserved } from '../cellspec/types.js';
 import { bestEffort } from './best-effort.js';
 import { getInputs } from './inputs.js';
 import { endActionSession } from './session.js';
+import { withCommandsStopped } from '../github/workflow-commands.js';
 import { uploadExports } from './artifact.js';
 import { saveCache } from './actions-cache.js';
 import { buildCacheKeys } from './cache-keys.js';
@@ -27,7 +28,8 @@ import { managedCacheDir } from './cell-request.js';
 async function endSessionPost(work: string): Promise<void> {
   const inputs = getInputs();
   const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
-  const ended = await endActionSession(inputs, work);
+  // The last cell runs over the session's state, which the steps' code wrote: its output is inert too.
+  const ended = await withCommandsStopped(() => endActionSession(inputs, work));
   if (ended.error) core.setFailed(`build-cell: ending the session: ${ended.error}`);
   if (inputs.artifactName && ended.exports.length) {
     const id = await bestEffort('uploading the artifact', () =>

@@ -14,7 +14,7 @@ import type { Mode } from '../privilege/mode.js';
 import { randomHex } from '../util/random.js';
 import { endSession, startSession } from '../session/run.js';
 import { readSession, rootLayerFor } from '../session/state.js';
-import { FILE_COMMANDS_CELL_DIR } from './cell-request.js';
+import { FILE_COMMANDS_CELL_DIR } from '../github/file-commands.js';
 import type { ActionInputs } from './inputs.js';
 
 /** Where this job's sessions are described (the runner empties RUNNER_TEMP after each job). */
@@ -68,8 +68,9 @@ export async function startActionSession(
       root: rootLayerFor(stateDir, jobScope(work), name),
       run: inputs.command.kind !== 'none',
       firstCellOnly: [FILE_COMMANDS_CELL_DIR],
+      forward: { env: inputs.forwardEnv, path: inputs.forwardPath },
     },
-    { cli: cli(), work: join(sessions, name) },
+    { cli: cli(), work: join(sessions, name), runnerLog: true },
   );
   if (!outcome.ok) return outcome;
   const bin = join(work, 'bin');
@@ -95,7 +96,7 @@ export async function endActionSession(
     sessions,
     state,
     inputs.exports.map((m) => ({ source: m.cell, destination: m.host })),
-    { cli: cli(), work },
+    { cli: cli(), work, runnerLog: true },
   );
   if (kept) core.info(`keeping the session's root layer ${state.root.dir} (cleanup: ${state.cleanup})`);
   if (outcome && !outcome.ok) return { exports: [], error: outcome.error };

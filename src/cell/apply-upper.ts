@@ -42,7 +42,10 @@ export interface ApplyOptions {
   onSkipped?: (rel: string, kind: 'fifo' | 'socket' | 'device') => void;
   /** What the caller does, for error messages: `cannot WHAT /host/path: ...` ('sync the cache back to', 'write back'). */
   what?: string;
-  /** Entries (paths relative to the root) not applied: build-cell's own, such as mount points it made. */
+  /**
+   * Entries (paths relative to the root) left as the host has them, neither applied nor
+   * deleted: build-cell's own, such as mount points it made, and what the caller protects.
+   */
   skip?: (rel: string) => boolean;
 }
 
@@ -100,7 +103,7 @@ class Walk {
 
   /** Apply upper dir `from` into host dir `to`, a real directory (checked or made by this walk). */
   async children(from: string, seen: string, to: string, rel: string, fresh: boolean): Promise<void> {
-    if (!fresh) await this.prune(seen, to);
+    if (!fresh) await this.prune(seen, to, rel);
     const names = await readdir(from).catch((error: unknown) => {
       throw this.failure(to, error);
     });
@@ -111,7 +114,7 @@ class Walk {
   }
 
   /** Delete what the cell no longer sees in `to` (deleted names, whiteouts, an opaque directory's old contents). */
-  private async prune(seen: string, to: string): Promise<void> {
+  private async prune(seen: string, to: string, rel: string): Promise<void> {
     const visible = new Set(
       await readdir(seen).catch((error: unknown) => {
         throw this.failure(to, error, `the cell's view ${seen}: `);
@@ -121,7 +124,7 @@ class Walk {
       throw this.failure(to, error);
     });
     for (const name of present) {
-      if (visible.has(name)) continue;
+      if (visible.has(name) || this.options.skip?.(rel ? `${rel}/${name}` : name)) continue;
       await this.remove(join(to, name));
     }
   }

@@ -42,6 +42,8 @@ export interface NamespaceOptions {
    * 32-bit hardware and builds that ask uname (config.guess) configure for the guest.
    */
   personality?: 'linux32';
+  /** The cell's stderr on this process's stdout (one stream in a runner step's log; see engine-types.ts). */
+  stderrToStdout?: boolean;
 }
 
 /** The host programs the helper needs, by absolute path; a clear error names a missing one. */
@@ -157,7 +159,7 @@ export function startCell(plan: CellPlan, helperPath: string, options: Namespace
       stdio: [
         'inherit',
         'inherit',
-        'inherit',
+        options.stderrToStdout ? 1 : 'inherit',
         'pipe',
         'pipe',
         ...Array<'ignore'>(HOST_MNT_NS_FD - 5).fill('ignore'),

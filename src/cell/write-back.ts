@@ -7,8 +7,14 @@
  * setuid and setgid bits stripped, fifos and device nodes never written (each reported).
  * Mount points build-cell made for imports and caches inside the workspace are its own, not
  * the cell's changes: a cache there persists through its own host dir, never through write-back.
+ *
+ * `.git` (the workspace's own, and any nested repository's) is left as the host has it unless
+ * the workflow author opts in: its config and hooks are programs that every later git command
+ * on the host runs (core.fsmonitor, core.hooksPath, post-checkout). What the cell changed there
+ * is named in one warning.
  */
 import { lstatSync, readdirSync } from 'node:fs';
+import { isWhiteout } from './apply-upper.js';
 import { join } from 'node:path';
 import type { BuildCellSpec } from '../cellspec/types.js';
 import { UserError } from '../util/errors.js';
@@ -21,11 +27,48 @@ export interface WriteBackResult {
   deleted: number;
   /** Paths (relative to the workspace) of fifos, sockets and device nodes that were not written back. */
   skipped: string[];
+  /** What the cell changed under `.git` directories, not written back (relative to the workspace). */
+  git: string[];
+}
+
+export interface WriteBackOptions {
+  /** Owner of what is written (the user behind sudo). */
+  owner?: Owner;
+  /** Write under `.git` directories too (write-back-git / --write-back-git). */
+  git?: boolean;
 }
 
 /** The warning for an entry write-back leaves out (the CLI and the action word it the same). */
 export function skippedWarning(path: string): string {
   return `write-back: ${path} is a fifo, socket or device node: not written back`;
+}
+
+/** The warning for what the cell changed under `.git` (one per step); `optIn` names the input or flag that allows it. */
+export function gitWarning(paths: string[], optIn: string): string {
+  const shown = paths.slice(0, 20).join(', ') + (paths.length > 20 ? ` and ${paths.length - 20} more` : '');
+  return `write-back: the cell's changes under .git were not written back (git on the host would run what a repository's config and hooks name): ${shown}; ${optIn} writes them back`;
+}
+
+/**
+ * A repository's git directory, in the workspace or nested anywhere in it; without regard to
+ * case, since a case-folding directory opens `.GIT` as `.git`.
+ */
+export const isGitDir = (rel: string) => /(^|\/)\.git$/i.test(rel);
+
+/** What the cell changed at `rel` in the upper layer: its files, links, deletions and empty directories (at most 200). */
+export function changedUnder(upper: string, rel: string, found: string[] = []): string[] {
+  const info = lstatSync(join(upper, rel), { throwIfNoEntry: false });
+  if (!info || isWhiteout(info)) found.push(`${rel} (deleted)`);
+  else if (!info.isDirectory()) found.push(rel);
+  else {
+    const names = readdirSync(join(upper, rel));
+    if (!names.length) found.push(`${rel}/`);
+    for (const name of names) {
+      if (found.length >= 200) break;
+      changedUnder(upper, `${rel}/${name}`, found);
+    }
+  }
+  return found;
 }
 
 /** Write-back needs a directory workspace: checked with the request, before anything runs. */
@@ -66,18 +109,25 @@ export async function writeBack(
   plan: CellPlan,
   created: string[],
   cellRoot: string,
-  owner?: Owner,
+  options: WriteBackOptions = {},
 ): Promise<WriteBackResult> {
   const seed = spec.workspaceSeed;
   if (seed.kind !== 'snapshot') throw noDirectory(seed.kind, 'writeBack');
   // A workspace staged by copy (a path overlayfs cannot carry) is applied whole: correct, not cheap.
   const upper = plan.staging.workspace === 'overlay' ? plan.layout.workspaceUpper : plan.layout.workspace;
   const skipped: string[] = [];
+  const git: string[] = [];
+  const staging = stagingOnly(upper, created);
   const counts = await applyUpper(upper, join(cellRoot, spec.workspacePath), seed.path, {
-    owner,
+    owner: options.owner,
     what: 'write back',
-    skip: stagingOnly(upper, created),
+    skip: (rel) => {
+      if (staging(rel)) return true;
+      if (options.git || !isGitDir(rel)) return false;
+      changedUnder(upper, rel, git);
+      return true;
+    },
     onSkipped: (rel) => skipped.push(rel),
   });
-  return { written: counts.written, deleted: counts.deleted, skipped };
+  return { written: counts.written, deleted: counts.deleted, skipped, git: [...new Set(git)] };
 }

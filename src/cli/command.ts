@@ -45,6 +45,8 @@ export type CliCommand =
       spec: CellSpecInput;
       install?: InstallOption;
       writeBack?: boolean;
+      /** --write-back-git: write-back may write under .git directories too. */
+      writeBackGit?: boolean;
       resultFile?: string;
     } & CommonOptions)
   | { kind: 'demo'; stateDir: string; privilege: Privilege; verbose: boolean }
@@ -55,6 +57,8 @@ export type CliCommand =
       run: boolean;
       spec: CellSpecInput;
       install?: InstallOption;
+      /** --write-back-git: every step's write-back may write under .git directories too. */
+      writeBackGit?: boolean;
     } & CommonOptions)
   | {
       kind: 'session-exec';

@@ -22,7 +22,7 @@ import { readEngineRequest, runToOutcome } from '../engine-request.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from '../privilege/sudo.js';
 import { runSessionCommand } from '../session/cli.js';
-import { skippedWarning } from '../cell/write-back.js';
+import { gitWarning, skippedWarning } from '../cell/write-back.js';
 import { choosePrivilege, needsOf, type PrivilegeChoice } from '../privilege/mode.js';
 import { rememberFactsIn } from '../util/fact-cache.js';
 
@@ -167,6 +167,7 @@ async function runCommand(
         inheritImageEnv: true,
         install,
         writeBack: command.writeBack,
+        writeBackGit: command.writeBackGit,
         ...(await emulationRequest(command, log)),
       },
       controller.signal,
@@ -174,6 +175,8 @@ async function runCommand(
     if (result.install) reportInstall(result.install, log);
     for (const path of result.writeBack?.skipped ?? [])
       process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
+    if (result.writeBack?.git.length)
+      process.stderr.write(`build-cell: warning: ${gitWarning(result.writeBack.git, '--write-back-git')}\n`);
     if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
     report(result, log);
     if (command.resultFile) await writeResultFile(command.resultFile, result, privilege);

@@ -68,12 +68,16 @@ export function parseRun(
   const resultFile = str('result-file');
   const install = installOption(v);
   if (v['write-back']) checkWriteBack(spec, '--write-back');
+  // A session writes back every step: there the flag stands alone.
+  if (v['write-back-git'] && !v['write-back'] && !options.commandOptional)
+    throw new UserError('--write-back-git', 'needs --write-back: it lets write-back write under .git');
   return {
     kind: 'run',
     ...base,
     spec,
     ...(install ? { install } : {}),
     ...(v['write-back'] ? { writeBack: true } : {}),
+    ...(v['write-back-git'] ? { writeBackGit: true } : {}),
     ...(resultFile ? { resultFile: resolve(environment.cwd, resultFile) } : {}),
   };
 }

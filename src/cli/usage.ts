@@ -13,7 +13,7 @@ export const USAGE = `Usage:
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
      [--privilege auto|root|sudo|rootless] [--emulation auto|qemu] [--qemu 7.2|10.0|path] [--qemu-cpu MODEL]
      [--tools-source URL] [--result-file FILE] [--verbose]
-     [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back] [--tmpfs CELLPATH[:size=SIZE]]...
+     [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back [--write-back-git]] [--tmpfs CELLPATH[:size=SIZE]]...
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
   build-cell prepare --image REF [--arch ARCH] [--emulation auto|qemu] [--qemu 7.2|10.0|path] [--qemu-cpu MODEL]
      [--tools-source URL] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
@@ -64,6 +64,7 @@ export const RUN_OPTIONS = {
   'result-file': { type: 'string' },
   'write-back': { type: 'boolean' },
   tmpfs: { type: 'string', multiple: true },
+  'write-back-git': { type: 'boolean' },
 } as const;
 
 export type OptionsConfig = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;

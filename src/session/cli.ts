@@ -7,15 +7,20 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants, tmpdir } from 'node:os';
-import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../action/cell-request.js';
-import { forwardFileCommands, prepareFileCommands } from '../action/file-commands.js';
+import {
+  FILE_COMMANDS,
+  FILE_COMMANDS_CELL_DIR,
+  forwardFileCommands,
+  prepareFileCommands,
+} from '../github/file-commands.js';
+import { warningCommand, withCommandsStopped } from '../github/workflow-commands.js';
 import type { CellRunResult } from '../engine.js';
 import type { EngineOutcome } from '../engine-request.js';
 import { choosePrivilege, needsOf } from '../privilege/mode.js';
 import { CellSetupError, UserError } from '../util/errors.js';
 import type { CliCommand } from '../cli/args.js';
 import { parseEnviron, stepEnvironment } from './env.js';
-import { skippedWarning } from '../cell/write-back.js';
+import { gitWarning, skippedWarning } from '../cell/write-back.js';
 import { endSession, runStep, startSession } from './run.js';
 import { readSession } from './state.js';
 import { cliInstallRequest } from '../cli/run-args.js';
@@ -60,6 +65,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
             inheritImageEnv: true,
             install,
             ...(await emulationRequest(command, log)),
+            ...(command.writeBackGit ? { writeBackGit: true } : {}),
           },
         },
         { cli, work: dir },
@@ -135,26 +141,41 @@ async function runnerStep(command: Extract<SessionCommand, { kind: 'session-step
         `${FILE_COMMANDS_CELL_DIR}/${file}`,
       ]),
     ];
-    const outcome = await runStep(
-      command.sessions,
-      state,
-      {
-        command: { script },
-        env,
-        caches: [{ source: fileCommands, destination: FILE_COMMANDS_CELL_DIR }],
-      },
-      { cli: process.argv[1]!, work },
+    // The step's log is the cell's output: the runner acts on no command in it.
+    const outcome = await withCommandsStopped(() =>
+      runStep(
+        command.sessions,
+        state,
+        {
+          command: { script },
+          env,
+          caches: [{ source: fileCommands, destination: FILE_COMMANDS_CELL_DIR }],
+        },
+        { cli: process.argv[1]!, work, runnerLog: true },
+      ),
     );
-    // What the step's script wrote to GITHUB_OUTPUT and the others reaches this step's own files.
-    await forwardFileCommands(fileCommands, process.env);
-    return finish(outcome);
+    // What the step's script wrote to GITHUB_OUTPUT and the others reaches this step's own files, as the session allows.
+    const forwarded = await forwardFileCommands(fileCommands, process.env, {
+      env: state.forward?.env ?? [],
+      path: state.forward?.path ?? false,
+    });
+    if (forwarded.warning) annotate(forwarded.warning);
+    return finish(outcome, annotate, 'write-back-git: true in the step that started the session');
   } finally {
     rmSync(fileCommands, { recursive: true, force: true });
   }
 }
 
+/** A warning in a runner step's log, as an annotation (escaped: a path the cell chose is one line of data). */
+const annotate = (message: string) => {
+  process.stdout.write(warningCommand(message));
+};
+const toStderr = (message: string) => {
+  process.stderr.write(`build-cell: warning: ${message}\n`);
+};
+
 /** The step's exit code; its warnings; build-cell's own failure thrown (exit 125 from main). */
-function finish(outcome: EngineOutcome): number {
+function finish(outcome: EngineOutcome, warn = toStderr, gitOptIn = '--write-back-git at the session start'): number {
   if (!outcome.ok) {
     if (outcome.cancelled) {
       process.stderr.write('build-cell: cancelled: the cell was stopped and cleaned up\n');
@@ -163,8 +184,8 @@ function finish(outcome: EngineOutcome): number {
     throw new CellSetupError(outcome.error);
   }
   const result: CellRunResult = outcome.result;
-  for (const path of result.writeBack?.skipped ?? [])
-    process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
+  for (const path of result.writeBack?.skipped ?? []) warn(skippedWarning(path));
+  if (result.writeBack?.git.length) warn(gitWarning(result.writeBack.git, gitOptIn));
   if (result.signal)
     process.stderr.write(
       `build-cell: the command was killed by signal ${result.signal} (exit code ${result.exitCode})\n`,

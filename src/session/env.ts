@@ -6,7 +6,7 @@
  * environment is the runner process's own (the step's parent): a variable with the same value
  * there is the machine's, not the workflow's. Pure.
  */
-import { PASSED_GITHUB_VARS } from '../action/cell-request.js';
+import { PASSED_GITHUB_VARS } from '../github/variables.js';
 
 /** Names that belong to the runner or to this host, whatever their value. */
 const RUNNER_PREFIXES = /^(GITHUB_|RUNNER_|ACTIONS_|INPUT_|STATE_|BUILD_CELL_|XDG_|SUDO_|LD_)/;

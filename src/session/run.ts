@@ -24,6 +24,8 @@ import { covers } from '../cellspec/paths.js';
 export interface Runner {
   cli: string;
   work: string;
+  /** The cells' output is a runner step's log: their stderr goes to stdout, one ordered stream (see github/workflow-commands.ts). */
+  runnerLog?: boolean;
 }
 
 export interface StartOptions {
@@ -37,6 +39,8 @@ export interface StartOptions {
   run: boolean;
   /** Destinations of caches that belong to the first cell only (the action's file-command directory). */
   firstCellOnly?: string[];
+  /** What the runner steps' file commands may pass on to later steps (the action's forward-env and forward-path). */
+  forward?: SessionState['forward'];
 }
 
 /** Start a session: prepare its image (and install step), run the first command if any, record it. */
@@ -68,6 +72,8 @@ export async function startSession(
     ...(request.qemuCpu ? { qemuCpu: request.qemuCpu } : {}),
     ...(request.emulation && request.emulation !== 'auto' ? { emulation: request.emulation } : {}),
     ...(request.qemu ? { qemu: request.qemu } : {}),
+    ...(request.writeBackGit ? { writeBackGit: true } : {}),
+    ...(options.forward ? { forward: options.forward } : {}),
   };
   // Written first, by the invoking user: the directory is theirs (the engine, root through sudo, only adds the root layer).
   writeSession(options.sessions, state);
@@ -77,6 +83,7 @@ export async function startSession(
       rootLayer: options.root.upper,
       writeBack: state.workspace !== undefined,
       prepareOnly: !options.run,
+      ...(runner.runnerLog ? { stderrToStdout: true } : {}),
     },
     options.mode,
     runner.work,
@@ -109,7 +116,7 @@ export interface Step {
 }
 
 /** The cell request of a step: the session's spec over its root layer, on its image (no pull, no install). */
-export function stepRequest(state: SessionState, step: Step): CellRequest {
+export function stepRequest(state: SessionState, step: Step, runner?: Runner): CellRequest {
   const command =
     'script' in step.command
       ? { cwd: state.cwd, ...scriptCommand(state.shell) }
@@ -144,6 +151,8 @@ export function stepRequest(state: SessionState, step: Step): CellRequest {
     },
     rootLayer: state.root.upper,
     writeBack: state.workspace !== undefined,
+    ...(state.writeBackGit ? { writeBackGit: true } : {}),
+    ...(runner?.runnerLog ? { stderrToStdout: true } : {}),
   };
 }
 
@@ -154,7 +163,7 @@ export async function runStep(
   step: Step,
   runner: Runner,
 ): Promise<EngineOutcome> {
-  const outcome = await runInMode(stepRequest(state, step), state.mode, runner.work, runner.cli);
+  const outcome = await runInMode(stepRequest(state, step, runner), state.mode, runner.work, runner.cli);
   if (!state.failed && (!outcome.ok || outcome.result.exitCode !== 0))
     writeSession(sessions, { ...state, failed: true });
   return outcome;
@@ -173,7 +182,11 @@ export async function endSession(
   let outcome: EngineOutcome | undefined;
   if (exports.length) {
     // `false` after a failed step: the engine then tolerates a missing export, as after a failed command.
-    const request = stepRequest(state, { command: { argv: [state.failed ? 'false' : 'true'] }, env: [], exports });
+    const request = stepRequest(
+      state,
+      { command: { argv: [state.failed ? 'false' : 'true'] }, env: [], exports },
+      runner,
+    );
     outcome = await runInMode(
       { ...request, writeBack: false, spec: { ...request.spec, cleanup: 'always' } },
       state.mode,

@@ -53,6 +53,10 @@ export interface SessionState {
   emulation?: EmulationMode;
   /** The qemu build every step runs under (--qemu / qemu at the start), resolved once. */
   qemu?: QemuSelection;
+  /** Write-back may write under .git directories (write-back-git / --write-back-git at the start). */
+  writeBackGit?: boolean;
+  /** What every runner step's file commands may pass on (forward-env, forward-path at the start); none when absent. */
+  forward?: { env: string[]; path: boolean };
   /** The session's root layer, under the state dir. */
   root: { dir: string; upper: string };
   /** Whether a step failed (the end's cleanup policy and exports use it). */

@@ -15,8 +15,11 @@
  *    and main's GITHUB_ENV / GITHUB_PATH applied to its environment;
  *  - cancellation as the runner does it: SIGINT to the step's PID, SIGTERM after
  *    7.5 s, SIGKILL after 2.5 s more;
- *  - workflow commands (::error::, ::warning::, ::group::, ::add-mask::...)
- *    parsed from both output streams, honouring ::stop-commands::.
+ *  - workflow commands (::error::, ::warning::, ::group::, ::add-mask::,
+ *    ::set-output, ::save-state, and the V1 ##[cmd] form) parsed from both output
+ *    streams in the order they arrived, honouring ::stop-commands:: for both;
+ *    ::set-output and ::save-state set outputs and state, which the step's
+ *    file commands (read after it) override.
  *
  * This file is the entry point (runAction, re-exporting the rest); action.yml is
  * read in action-yml.ts, a step's env built in runner-env.ts, file and workflow
@@ -30,8 +33,9 @@ import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { reportSteps, type ActionRun, type StepResult } from './action-run.js';
 import { inputEnvName, readActionYml, REPO_ROOT, resolveInputs } from './action-yml.js';
 import {
+  commandValues,
   createFileCommands,
-  parseWorkflowCommands,
+  parseStepCommands,
   prependPath,
   readFileCommands,
   type FileCommandPaths,
@@ -50,6 +54,7 @@ export {
   type ActionMetadata,
 } from './action-yml.js';
 export {
+  cellOutput,
   parseKeyValueFile,
   parsePathFile,
   parseWorkflowCommands,
@@ -246,11 +251,11 @@ export async function runAction(options: RunActionOptions = {}): Promise<ActionR
         escalate: options.escalate ?? true,
       });
       const parsed = await readFileCommands(files);
-      const commands = [
-        ...parseWorkflowCommands(ran.stdout, o.step, 'stdout'),
-        ...parseWorkflowCommands(ran.stderr, o.step, 'stderr'),
-      ];
-      return { ...ran, ...parsed, commands };
+      const commands = parseStepCommands(ran.output, o.step);
+      // The runner acts on ::set-output and ::save-state while the step runs, on its files after it.
+      const outputs = { ...commandValues(commands, 'set-output'), ...parsed.outputs };
+      const state = { ...commandValues(commands, 'save-state'), ...parsed.state };
+      return { ...ran, ...parsed, outputs, state, commands };
     };
 
     /** The action's main or post step: `node <script>` with the inputs and, for post, main's state. */

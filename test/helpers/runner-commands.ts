@@ -163,40 +163,116 @@ const KNOWN_COMMANDS = new Set([
   'add-path',
 ]);
 
-/** `::cmd key=v,k2=v2::message` lines, as the runner's ActionCommand.TryParseV2 reads them. */
+/** The runner reads output with .NET's StreamReader.ReadLine: LF, CR LF or a lone CR ends a line. */
+const LINE_BREAK = /\r\n|\r|\n/;
+
+/** A parsed command line: `::cmd k=v,k2=v2::data` (V2) or `##[cmd k=v;k2=v2]data` (V1, still read by the runner). */
+function parseCommandLine(rawLine: string): Omit<WorkflowCommand, 'step' | 'stream'> | undefined {
+  const line = rawLine.trimStart();
+  let info: string;
+  let data: string;
+  let separator: string;
+  let unescape: (s: string) => string;
+  if (line.startsWith('::')) {
+    const end = line.indexOf('::', 2);
+    if (end < 0) return undefined;
+    [info, data, separator, unescape] = [line.slice(2, end), unescapeData(line.slice(end + 2)), ',', unescapeProperty];
+  } else if (line.startsWith('##[')) {
+    const end = line.indexOf(']', 3);
+    if (end < 0) return undefined;
+    [info, data, separator, unescape] = [line.slice(3, end), unescapeV1(line.slice(end + 1)), ';', unescapeV1];
+  } else return undefined;
+  const space = info.indexOf(' ');
+  const command = (space < 0 ? info : info.slice(0, space)).toLowerCase();
+  const properties: Record<string, string> = {};
+  if (space >= 0) {
+    for (const prop of info.slice(space + 1).split(separator)) {
+      const eq = prop.indexOf('=');
+      if (eq > 0) properties[prop.slice(0, eq).trim()] = unescape(prop.slice(eq + 1));
+    }
+  }
+  return { command, properties, message: data };
+}
+
+const unescapeV1 = (s: string): string =>
+  s.replace(/%3B/g, ';').replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%5D/g, ']').replace(/%25/g, '%');
+
+/**
+ * The runner's ActionCommandManager over a step's lines, in the order it reads them: command
+ * names without regard to case; `stop-commands` stops everything (both streams: one state
+ * per step) until a line whose command is the token, matched without regard to case.
+ */
+class CommandReader {
+  readonly commands: WorkflowCommand[] = [];
+  private stopToken: string | undefined;
+
+  constructor(private readonly step: 'main' | 'post') {}
+
+  line(text: string, stream: 'stdout' | 'stderr'): void {
+    const parsed = parseCommandLine(text);
+    if (!parsed) return;
+    if (this.stopToken !== undefined) {
+      if (parsed.command === this.stopToken.toLowerCase()) this.stopToken = undefined;
+      return;
+    }
+    if (!KNOWN_COMMANDS.has(parsed.command)) return;
+    if (parsed.command === 'stop-commands') {
+      this.stopToken = parsed.message;
+      return;
+    }
+    this.commands.push({ ...parsed, step: this.step, stream });
+  }
+}
+
+/** `::cmd key=v,k2=v2::message` lines of one stream, as the runner's ActionCommand.TryParseV2 reads them. */
 export function parseWorkflowCommands(
   text: string,
   step: 'main' | 'post' = 'main',
   stream: 'stdout' | 'stderr' = 'stdout',
 ): WorkflowCommand[] {
-  const out: WorkflowCommand[] = [];
-  let stopToken: string | undefined;
-  for (const rawLine of text.split('\n')) {
-    const line = rawLine.replace(/\r$/, '').trimStart();
-    if (!line.startsWith('::')) continue;
-    const end = line.indexOf('::', 2);
-    if (end < 0) continue;
-    const info = line.slice(2, end);
-    const space = info.indexOf(' ');
-    const command = space < 0 ? info : info.slice(0, space);
-    if (stopToken !== undefined) {
-      if (command === stopToken && space < 0) stopToken = undefined;
-      continue;
-    }
-    if (!KNOWN_COMMANDS.has(command)) continue;
-    const properties: Record<string, string> = {};
-    if (space >= 0) {
-      for (const prop of info.slice(space + 1).split(',')) {
-        const eq = prop.indexOf('=');
-        if (eq > 0) properties[prop.slice(0, eq).trim()] = unescapeProperty(prop.slice(eq + 1));
-      }
-    }
-    const message = unescapeData(line.slice(end + 2));
-    if (command === 'stop-commands') {
-      stopToken = message;
-      continue;
-    }
-    out.push({ command, properties, message, step, stream });
+  const reader = new CommandReader(step);
+  for (const line of text.split(LINE_BREAK)) reader.line(line, stream);
+  return reader.commands;
+}
+
+/**
+ * A step's commands from both its streams, read line by line in the order the output arrived
+ * (as the runner reads them: one stop-commands state for both streams).
+ */
+export function parseStepCommands(
+  chunks: Array<{ stream: 'stdout' | 'stderr'; text: string }>,
+  step: 'main' | 'post',
+): WorkflowCommand[] {
+  const reader = new CommandReader(step);
+  const pending = { stdout: '', stderr: '' };
+  for (const { stream, text } of chunks) {
+    const lines = (pending[stream] + text).split(LINE_BREAK);
+    pending[stream] = lines.pop()!;
+    for (const line of lines) reader.line(line, stream);
   }
-  return out;
+  for (const stream of ['stderr', 'stdout'] as const) if (pending[stream]) reader.line(pending[stream], stream);
+  return reader.commands;
+}
+
+/**
+ * What the deprecated `::set-output` and `::save-state` commands set (the runner still honours
+ * them), overridden by the step's file commands, which the runner reads after the step.
+ */
+export function commandValues(
+  commands: WorkflowCommand[],
+  command: 'set-output' | 'save-state',
+): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const c of commands) if (c.command === command && c.properties.name) values[c.properties.name] = c.message;
+  return values;
+}
+
+/**
+ * What a cell printed in a step's stdout: the text between build-cell's `::stop-commands::TOKEN`
+ * line and the `::TOKEN::` line that resumes commands (throws unless there is exactly one such window).
+ */
+export function cellOutput(stdout: string): string {
+  const windows = [...stdout.matchAll(/^::stop-commands::(build-cell-[0-9a-f]{32})\n([^]*?)^::\1::\n/gm)];
+  if (windows.length !== 1) throw new Error(`expected one stop-commands window in the step's output:\n${stdout}`);
+  return windows[0]![2]!;
 }

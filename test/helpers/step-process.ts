@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 const SIGINT_TIMEOUT_MS = 7_500;
 const SIGTERM_TIMEOUT_MS = 2_500;
@@ -74,12 +75,22 @@ export interface SpawnedStep {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Both streams' chunks in the order they arrived (the runner reads commands from both, in that order). */
+  output: Array<{ stream: 'stdout' | 'stderr'; text: string }>;
   durationMs: number;
   timedOut: boolean;
   /** Signals the harness sent: which, ms since the step started, to which PID. */
   signalsSent: { signal: NodeJS.Signals; atMs: number; pid: number }[];
   /** The environment the step ran with. */
   processEnv: Record<string, string>;
+}
+
+/** Chunks as text, each stream decoded on its own (a UTF-8 sequence may span two chunks of one stream). */
+function decodeChunks(
+  chunks: Array<{ stream: 'stdout' | 'stderr'; chunk: Buffer }>,
+): Array<{ stream: 'stdout' | 'stderr'; text: string }> {
+  const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  return chunks.map(({ stream, chunk }) => ({ stream, text: decoders[stream].write(chunk) }));
 }
 
 export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
@@ -92,8 +103,15 @@ export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => stdout.push(d));
-    child.stderr.on('data', (d: Buffer) => stderr.push(d));
+    const output: Array<{ stream: 'stdout' | 'stderr'; chunk: Buffer }> = [];
+    child.stdout.on('data', (d: Buffer) => {
+      stdout.push(d);
+      output.push({ stream: 'stdout', chunk: d });
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr.push(d);
+      output.push({ stream: 'stderr', chunk: d });
+    });
     const signalsSent: { signal: NodeJS.Signals; atMs: number; pid: number }[] = [];
     const timers: NodeJS.Timeout[] = [];
     let exited = false;
@@ -146,6 +164,7 @@ export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
         signal,
         stdout: Buffer.concat(stdout).toString('utf8'),
         stderr: Buffer.concat(stderr).toString('utf8'),
+        output: decodeChunks(output),
         durationMs: Date.now() - started,
         timedOut,
         signalsSent,

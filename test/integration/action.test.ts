@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAction, type RunActionOptions } from '../helpers/action-harness.js';
+import { cellOutput, runAction, type RunActionOptions } from '../helpers/action-harness.js';
 import { expectHostUnchanged, removeDir, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
 import { busyboxLayout, DEBIAN_TAG, debianLayout, node24Binary } from '../helpers/fixtures.js';
 import { pushLayout, startRegistry, startRegistryWithAuth, type Registry } from '../helpers/registry.js';
@@ -92,6 +92,7 @@ describe('the action', () => {
       caches: '/var/cache/thing',
       exports: '/workspace/out:out',
       'artifact-name': 'result',
+      'forward-env': 'FROM_CELL',
     };
     // GitHub's hosted runners all use the same RUNNER_TEMP path (part of the cache version).
     const runnerTemp = fresh('bc-action-rt-');
@@ -410,6 +411,7 @@ describe('the action', () => {
         caches: '/var/cache/c',
         exports: '/workspace/out:out',
         'artifact-name': 'session-out',
+        'forward-env': 'FROM_*',
         run: 'echo main > /root/state; echo "first=1" >> "$GITHUB_OUTPUT"; echo "FROM_MAIN=m" >> "$GITHUB_ENV"',
       },
       {
@@ -505,10 +507,10 @@ describe('the action', () => {
     );
     const [first, cancelled, after] = run.steps;
     expect(first!.code, first!.stderr).toBe(0);
-    expect(first!.stdout).toBe('arm\naarch64\n');
+    expect(cellOutput(first!.stdout)).toBe('arm\naarch64\n');
     expect(cancelled!.stdout).toContain('started');
     expect(cancelled!.code).not.toBe(0);
-    expect(after!.stdout).toBe('arm\nstill-usable\n');
+    expect(cellOutput(after!.stdout)).toBe('arm\nstill-usable\n');
     expect(run.postCode).toBe(0);
     expect(strayProcesses(run.state)).toEqual([]);
   });
@@ -641,7 +643,7 @@ describe('the action as a runner user (sudo, and rootless)', () => {
       expect(run.mainCode, run.stdout + run.stderr).toBe(0);
       const [one, two] = run.steps;
       expect(one!.code, one!.stderr).toBe(0);
-      expect(one!.stdout).toBe('INSTALLED\n42\n');
+      expect(cellOutput(one!.stdout)).toBe('INSTALLED\n42\n');
       expect(one!.outputs).toEqual({ answer: '42' });
       expect(two!.code).toBe(1);
       expect(two!.stdout).not.toContain('never prints');

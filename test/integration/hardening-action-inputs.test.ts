@@ -7,8 +7,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAction, type ActionRun, type RunActionOptions } from '../helpers/action-harness.js';
-import { expectHostUnchanged, removeDir, snapshotHost, tempDir } from '../helpers/cli.js';
+import type { ActionRun, RunActionOptions } from '../helpers/action-harness.js';
+import { checkedAction } from '../helpers/checked-action.js';
+import { removeDir, tempDir } from '../helpers/cli.js';
 import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
 
 let layout: string;
@@ -27,16 +28,8 @@ afterAll(async () => {
 });
 
 /** One action run on Node 24 (what `using: node24` gives), with the host after-check. */
-async function action(inputs: Record<string, string>, options: RunActionOptions = {}): Promise<ActionRun> {
-  const before = snapshotHost();
-  const run = await runAction({
-    node: node24,
-    ...options,
-    inputs: { image: `oci:${layout}:amd64`, 'image-cache': 'false', 'state-dir': state, ...inputs },
-  });
-  expectHostUnchanged(before, state);
-  return run;
-}
+const action = (inputs: Record<string, string>, options: RunActionOptions = {}): Promise<ActionRun> =>
+  checkedAction({ node: node24, image: `oci:${layout}:amd64`, state }, inputs, options);
 
 describe('bad inputs fail the step before anything runs, naming the input', () => {
   it.each([

@@ -1,10 +1,10 @@
 /** Sessions' pure parts: the step environment, the shim, names, the CLI's session commands. */
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEnviron, stepEnvironment } from '../../src/session/env.js';
-import { checkSessionName } from '../../src/session/state.js';
+import { checkSessionName, type SessionState } from '../../src/session/state.js';
 import { shimScript } from '../../src/action/session.js';
 import { parseCli } from '../../src/cli/args.js';
+import { parseReference } from '../../src/image/reference.js';
 import { parseInputs, type InputReader } from '../../src/action/inputs.js';
 import { expectUserError } from './spec-fixture.js';
 
@@ -148,28 +148,37 @@ describe('session commands and inputs', () => {
   });
 });
 
-describe('forwardFileCommands', () => {
-  it('appends what the cell wrote, and never reads through a symlink the cell put in its place', async () => {
-    const { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { forwardFileCommands, prepareFileCommands } = await import('../../src/action/file-commands.js');
-    const dir = mkdtempSync(join(tmpdir(), 'bc-fc-'));
-    try {
-      const fc = join(dir, 'fc');
-      await prepareFileCommands(fc);
-      writeFileSync(join(dir, 'host-secret'), 'secret=1\n');
-      writeFileSync(join(fc, 'output'), 'a=1');
-      rmSync(join(fc, 'env'));
-      symlinkSync(join(dir, 'host-secret'), join(fc, 'env'));
-      const out = join(dir, 'GITHUB_OUTPUT');
-      const env = join(dir, 'GITHUB_ENV');
-      writeFileSync(out, '');
-      writeFileSync(env, '');
-      expect(await forwardFileCommands(fc, { GITHUB_OUTPUT: out, GITHUB_ENV: env })).toEqual(['GITHUB_OUTPUT']);
-      expect(readFileSync(out, 'utf8')).toBe('a=1\n');
-      expect(readFileSync(env, 'utf8')).toBe('');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+describe('a step of a session started with write-back-git and forward rules', () => {
+  it("keeps them for every step, and a runner step puts the cell's stderr on stdout", async () => {
+    const { stepRequest } = await import('../../src/session/run.js');
+    const state = {
+      format: 1,
+      name: 'default',
+      mode: 'root',
+      stateDir: '/var/lib/build-cell',
+      image: { ref: parseReference('busybox'), arch: 'amd64', digest: 'sha256:x' },
+      workspace: '/ws',
+      workspacePath: '/workspace',
+      cwd: '/workspace',
+      shell: 'sh',
+      imports: [],
+      caches: [],
+      network: 'enabled',
+      limits: {},
+      cleanup: 'always',
+      root: { dir: '/var/lib/build-cell/sessions/s', upper: '/var/lib/build-cell/sessions/s/upper' },
+      failed: false,
+      writeBackGit: true,
+      forward: { env: ['VERSION'], path: false },
+    } satisfies SessionState;
+    const step = { command: { script: 'true' }, env: [] };
+    expect(stepRequest(state, step, { cli: 'cli', work: '/w', runnerLog: true })).toMatchObject({
+      writeBack: true,
+      writeBackGit: true,
+      stderrToStdout: true,
+    });
+    expect(stepRequest({ ...state, writeBackGit: undefined }, step, { cli: 'cli', work: '/w' })).not.toHaveProperty(
+      'stderrToStdout',
+    );
   });
 });
