@@ -5,8 +5,8 @@
  *   entries      src/main.ts, src/post.ts, src/cli.ts, src/launcher/
  *   front ends   src/action/, src/cli/, src/demo/
  *   sessions     src/session/
- *   engine entry src/engine-request.ts (privilege, signals, the request across sudo)
- *   engine       src/engine.ts, src/engine-types.ts
+ *   engine entry src/engine-entry.ts (privilege, signals, the request across sudo)
+ *   engine       src/engine.ts, src/engine-cell.ts (a cell's lifecycle), src/engine-parts.ts, src/engine-types.ts
  *   phases       src/install/, src/cell/
  *   resources    src/image/, src/tools/, src/privilege/, src/emulation/
  *   ground       src/cellspec/, src/github/, src/util/
@@ -15,8 +15,8 @@ const LAYERS = [
   ['entries', '^src/(main|post|cli)\\.ts$|^src/launcher/'],
   ['front ends', '^src/(action|cli|demo)/'],
   ['sessions', '^src/session/'],
-  ['engine entry', '^src/engine-request\\.ts$'],
-  ['engine', '^src/engine(-types)?\\.ts$'],
+  ['engine entry', '^src/engine-entry\\.ts$'],
+  ['engine', '^src/engine(-types|-cell|-parts)?\\.ts$'],
   ['phases', '^src/(install|cell)/'],
   ['resources', '^src/(image|tools|privilege|emulation)/'],
   ['ground', '^src/(cellspec|github|util)/'],

@@ -8,6 +8,8 @@
  */
 import { sha256Hex } from '../util/random.js';
 import { archKey, type ArchInfo } from '../emulation/arch.js';
+import type { ActionInputs } from './inputs.js';
+import { managedCacheDir } from './inputs-to-request.js';
 
 export const KEY_VERSION = 'v1';
 
@@ -27,6 +29,22 @@ export function installCacheKey(arch: ArchInfo, baseDigest: string, hash: string
 export interface BuildCacheKeys {
   primary: string;
   restoreKeys: string[];
+}
+
+/** The build caches of a run: their host directories and keys (the main step restores, it or the post step saves). */
+export function buildCaches(
+  inputs: Pick<ActionInputs, 'arch' | 'image' | 'caches' | 'cacheKey'>,
+  runnerTemp: string,
+): BuildCacheKeys & { dirs: string[] } {
+  const keys = buildCacheKeys({
+    arch: inputs.arch,
+    image: inputs.image.full,
+    cellPaths: inputs.caches.map((c) => c.cell),
+    userKey: inputs.cacheKey,
+    runId: process.env.GITHUB_RUN_ID,
+    runAttempt: process.env.GITHUB_RUN_ATTEMPT,
+  });
+  return { dirs: inputs.caches.map((c, i) => c.host ?? managedCacheDir(runnerTemp, i, c.cell)), ...keys };
 }
 
 export function buildCacheKeys(options: {

@@ -153,7 +153,45 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
       'image',
       'is required: an image reference such as debian:bookworm, ghcr.io/owner/image@sha256:..., oci:/path:tag',
     );
+  const paths = cellPathInputs(read);
+  const command = commandInputs(read);
+  const workspace = workspaceInputs(read, githubWorkspace, fromWorkspace, command.session);
+  const cellEnv = parseEnvLines(read('env'));
+  checkEnv(cellEnv, 'env');
+  const mounts = mountInputs(read, fromWorkspace);
+  const access = accessInputs(read);
+  return {
+    image: parseReference(image, 'image'),
+    arch: read('arch').trim() ? resolveArch(read('arch'), 'arch') : hostArch(),
+    ...(access.qemuCpu ? { qemuCpu: access.qemuCpu } : {}),
+    emulation: parseEmulationMode(read('emulation'), 'emulation'),
+    ...(access.qemu ? { qemu: access.qemu } : {}),
+    command: command.command,
+    shell: command.shell,
+    ...(command.session ? { session: command.session } : {}),
+    ...(command.install ? { install: command.install } : {}),
+    ...workspace,
+    forwardEnv: parseForwardEnv(read('forward-env'), 'forward-env'),
+    forwardPath: bool(read('forward-path') || 'false', 'forward-path'),
+    ...paths,
+    env: cellEnv,
+    ...mounts,
+    cacheKey: read('cache-key').trim(),
+    network: oneOf(read('network') || 'enabled', NETWORK_POLICIES, 'network'),
+    limits: limitInputs(read),
+    cleanup: oneOf(read('cleanup') || 'always', CLEANUP_POLICIES, 'cleanup'),
+    artifactName: access.artifactName,
+    imageCache: bool(read('image-cache') || 'true', 'image-cache'),
+    registry: access.registry,
+    privilege: oneOf(read('privilege') || 'auto', PRIVILEGES, 'privilege'),
+    toolsSource: access.toolsSource,
+    tools: oneOf(read('tools') || 'auto', TOOLS_MODES, 'tools'),
+    stateDir: access.stateDir,
+  };
+}
 
+/** workspace-path and working-directory (relative to the workspace path). */
+function cellPathInputs(read: InputReader): Pick<ActionInputs, 'workspacePath' | 'workingDirectory'> {
   const workspacePath = cellPathInput(read('workspace-path') || '/workspace', 'workspace-path');
   const wd = read('working-directory').trim();
   const workingDirectory = !wd
@@ -161,7 +199,11 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     : wd.startsWith('/')
       ? cellPathInput(wd, 'working-directory')
       : cellPathInput(`${workspacePath}/${wd}`, 'working-directory');
+  return { workspacePath, workingDirectory };
+}
 
+/** session, run or command, shell, and the install step (run with the same shell). */
+function commandInputs(read: InputReader): Pick<ActionInputs, 'command' | 'shell' | 'session' | 'install'> {
   const sessionInput = read('session').trim();
   const session =
     !sessionInput || sessionInput === 'false'
@@ -182,14 +224,22 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     : commandLines.length
       ? { kind: 'argv', argv: commandLines }
       : { kind: 'none' };
-
   const installScript = read('install');
   const installKey = read('install-key').trim();
   if (installScript.includes('\0')) throw new UserError('install', 'must not contain a NUL byte');
   if (!installScript.trim() && installKey)
     throw new UserError('install-key', "needs install (a script): it is a part of the install step's key");
   const install = installScript.trim() ? { script: installScript, key: installKey, shell } : undefined;
+  return { command, shell, session, install };
+}
 
+/** workspace (a directory, an archive or none), write-back (implied by a session) and write-back-git. */
+function workspaceInputs(
+  read: InputReader,
+  githubWorkspace: string,
+  fromWorkspace: (p: string) => string,
+  session: string | undefined,
+): Pick<ActionInputs, 'workspace' | 'writeBack' | 'writeBackGit'> {
   const workspaceInput = read('workspace').trim();
   const workspace = workspaceInput === 'none' ? undefined : fromWorkspace(workspaceInput || githubWorkspace);
   if (workspace && /\.(zip|tar\.bz2|tar\.xz|tar\.zst)$/.test(workspace) && !isWorkspaceArchive(workspace)) {
@@ -198,7 +248,6 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
       `${show(workspaceInput)} is not a supported archive: accepted are a directory, .tar, .tar.gz, .tgz, or none`,
     );
   }
-
   // A session writes each step's workspace changes back: the input is implied.
   const writeBack =
     bool(read('write-back') || 'false', 'write-back') || (!!session && !!workspace && !isWorkspaceArchive(workspace));
@@ -208,14 +257,17 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
       `needs a directory workspace to write back to, and workspace is ${workspace ? `the archive ${show(workspaceInput)}` : 'none'}`,
     );
   }
-
   const writeBackGit = bool(read('write-back-git') || 'false', 'write-back-git');
   if (writeBackGit && !writeBack)
     throw new UserError('write-back-git', 'needs write-back: true (or a session): it lets write-back write under .git');
+  return { workspace, writeBack, writeBackGit };
+}
 
-  const env2 = parseEnvLines(read('env'));
-  checkEnv(env2, 'env');
-
+/** imports, caches, exports and tmpfs mounts, one per line; host paths relative to the workspace. */
+function mountInputs(
+  read: InputReader,
+  fromWorkspace: (p: string) => string,
+): Pick<ActionInputs, 'imports' | 'caches' | 'exports' | 'tmpfs'> {
   const imports = lines(read('imports')).map((line, i) => {
     const m = splitHostCell(line, `imports line ${i + 1}`);
     return { host: fromWorkspace(m.host), cell: cellPathInput(m.cell, `imports line ${i + 1}`) };
@@ -233,7 +285,14 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
       throw new UserError(field, `must be CELL:HOST (e.g. /workspace/out:out), got ${show(line)}`);
     return { cell: cellPathInput(line.slice(0, at), field), host: fromWorkspace(line.slice(at + 1)) };
   });
+  const tmpfs = lines(read('tmpfs')).map((line, i) => tmpfsMount(line, `tmpfs line ${i + 1}`));
+  return { imports, caches, exports, tmpfs };
+}
 
+/** The artifact's name, registry access, the tools' source, qemu and the state dir. */
+function accessInputs(
+  read: InputReader,
+): Pick<ActionInputs, 'artifactName' | 'registry' | 'toolsSource' | 'qemuCpu' | 'qemu' | 'stateDir'> {
   const artifactName = read('artifact-name').trim() || undefined;
   if (artifactName && /["<>|*?\r\n\\/:]/.test(artifactName)) {
     throw new UserError(
@@ -251,48 +310,21 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
   const qemu = parseQemuVersion(read('qemu'), 'qemu');
   const stateDir = read('state-dir').trim() || '/var/lib/build-cell';
   if (!stateDir.startsWith('/')) throw new UserError('state-dir', `must be an absolute path, got ${show(stateDir)}`);
-
   return {
-    image: parseReference(image, 'image'),
-    arch: read('arch').trim() ? resolveArch(read('arch'), 'arch') : hostArch(),
-    ...(qemuCpu ? { qemuCpu } : {}),
-    emulation: parseEmulationMode(read('emulation'), 'emulation'),
-    ...(qemu ? { qemu } : {}),
-    command,
-    shell,
-    ...(session ? { session } : {}),
-    ...(install ? { install } : {}),
-    workspace,
-    writeBack,
-    writeBackGit,
-    forwardEnv: parseForwardEnv(read('forward-env'), 'forward-env'),
-    forwardPath: bool(read('forward-path') || 'false', 'forward-path'),
-    workspacePath,
-    workingDirectory,
-    env: env2,
-    imports,
-    caches,
-    cacheKey: read('cache-key').trim(),
-    exports,
-    tmpfs: lines(read('tmpfs')).map((line, i) => tmpfsMount(line, `tmpfs line ${i + 1}`)),
-    network: oneOf(read('network') || 'enabled', NETWORK_POLICIES, 'network'),
-    limits: {
-      cpuTimeSeconds: optionalInt(blank(read('cpu-time')), 'cpu-time', 'a whole number of seconds, at least 1'),
-      memoryBytes: optionalSize(blank(read('memory')), 'memory'),
-      maxProcesses: optionalInt(
-        blank(read('max-processes')),
-        'max-processes',
-        'a whole number of processes, at least 1',
-      ),
-    },
-    cleanup: oneOf(read('cleanup') || 'always', CLEANUP_POLICIES, 'cleanup'),
     artifactName,
-    imageCache: bool(read('image-cache') || 'true', 'image-cache'),
     registry: { username, password, tlsVerify: bool(read('tls-verify') || 'true', 'tls-verify') },
-    privilege: oneOf(read('privilege') || 'auto', PRIVILEGES, 'privilege'),
     toolsSource: toolsSource.replace(/\/+$/, ''),
-    tools: oneOf(read('tools') || 'auto', TOOLS_MODES, 'tools'),
+    ...(qemuCpu ? { qemuCpu } : {}),
+    ...(qemu ? { qemu } : {}),
     stateDir,
+  };
+}
+
+function limitInputs(read: InputReader): ActionInputs['limits'] {
+  return {
+    cpuTimeSeconds: optionalInt(blank(read('cpu-time')), 'cpu-time', 'a whole number of seconds, at least 1'),
+    memoryBytes: optionalSize(blank(read('memory')), 'memory'),
+    maxProcesses: optionalInt(blank(read('max-processes')), 'max-processes', 'a whole number of processes, at least 1'),
   };
 }
 

@@ -7,7 +7,8 @@
 import * as core from '@actions/core';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { installHash } from '../install/key.js';
+import { installKey } from '../install/key.js';
+import { installIdentity } from './inputs-to-request.js';
 import type { InstallResult } from '../install/port.js';
 import { restoreCache, saveCache } from './actions-cache.js';
 import { bestEffort } from './best-effort.js';
@@ -26,15 +27,9 @@ export async function restoreInstall(
   baseDigest: string,
   work: string,
 ): Promise<InstallCache | undefined> {
-  if (!inputs.install) return undefined;
-  const hash = installHash({
-    arch: inputs.arch,
-    baseDigest,
-    script: inputs.install.script,
-    shell: inputs.install.shell,
-    installKey: inputs.install.key,
-    envNames: inputs.env.map(([name]) => name),
-  });
+  const identity = installIdentity(inputs);
+  if (!identity) return undefined;
+  const hash = installKey(identity, inputs.arch, baseDigest);
   const key = installCacheKey(inputs.arch, baseDigest, hash);
   const dir = join(work, 'install-cache', key);
   await mkdir(dir, { recursive: true });

@@ -1,27 +1,34 @@
 /**
- * The action's main step: inputs -> tools -> image cache -> build caches -> cell (directly as
- * root, or through sudo) -> exports, artifact, file commands -> caches saved -> outputs and
- * summary. One core.group per phase; the command's failure fails the step after caches and
- * outputs are saved.
+ * The action's main step, as named phases (as actions/cache's restore and save):
+ *   read      the inputs (a bad one fails the step, naming it, before anything runs)
+ *   tools     the privilege mode; skopeo, umoci and the arch's qemu; the CPU model checked
+ *   restore   the install step's derived image or the image's layout, the build caches
+ *   run       the cell (or a session's first), as root or through sudo, the runner's
+ *             command processing stopped meanwhile
+ *   publish   outputs and summary from the result, the cell's file commands passed on as
+ *             forward-env and forward-path allow, the artifact
+ *   save      what is new to the Actions cache (build caches after failed commands too)
+ * The command's failure fails the step after caches are saved; build-cell's outputs and the
+ * job summary are written last, whatever happened.
  */
 import * as core from '@actions/core';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkQemuCpu } from '../emulation/cpu.js';
-import { decideEmulation, describeDecision, thirtyTwoBitNote } from '../emulation/native.js';
+import { decideEmulation, describeDecision, thirtyTwoBitNote, type EmulationDecision } from '../emulation/native.js';
 import { describeQemuChoice } from '../tools/pinned.js';
 import { resolveDigest } from '../image/prepare.js';
 import { newCellId, type CellRunResult, type QemuSelection } from '../engine.js';
 import { which } from '../util/which.js';
-import { runInMode } from '../engine-request.js';
+import { runInMode, type EngineOutcome } from '../engine-entry.js';
 import { choosePrivilege, needsOf, type Mode } from '../privilege/mode.js';
 import { resolveTools } from '../tools/resolve.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
 import { rm } from 'node:fs/promises';
 import { bestEffort } from './best-effort.js';
-import { buildCacheKeys, imageCacheKey } from './cache-keys.js';
-import { managedCacheDir, toCellRequest } from './cell-request.js';
+import { buildCaches, imageCacheKey } from './cache-keys.js';
+import { toCellRequest } from './inputs-to-request.js';
 import { forwardFileCommands, prepareFileCommands } from '../github/file-commands.js';
 import { withCommandsStopped } from '../github/workflow-commands.js';
 import { getInputs, unknownInputs, type ActionInputs } from './inputs.js';
@@ -50,241 +57,286 @@ export const OWN_OUTPUTS = [
 ] as const;
 type Outputs = Map<(typeof OWN_OUTPUTS)[number], string>;
 
+/** What the main step's phases share: its inputs, what each phase found or made, the report. */
+interface MainRun {
+  inputs: ActionInputs;
+  timer: ReturnType<typeof phaseTimer<ActionPhase>>;
+  summary: SummaryData;
+  /** build-cell's outputs, set last (after the cell's GITHUB_OUTPUT). */
+  outputs: Outputs;
+  decision: EmulationDecision;
+  runnerTemp: string;
+  work: string;
+  mode?: Mode;
+  owner?: { uid: number; gid: number };
+  qemu?: QemuSelection;
+  /** The tag's digest, when the action resolved it for the cache key. */
+  digest?: string;
+  image?: { key: string; dir: string };
+  installCache?: InstallCache;
+  caches: { dirs: string[]; primary: string; restoreKeys: string[] };
+  fileCommandsDir: string;
+}
+
+/** The main step: read -> tools -> restore -> run -> publish -> save; one core.group per phase. */
 export async function runMain(): Promise<void> {
-  let inputs: ActionInputs;
+  const inputs = readInputs();
+  if (!inputs) return;
+  const run = startRun(inputs);
   try {
-    inputs = getInputs();
+    choosePrivilegeFor(run);
+    await core.group('Tools', () => run.timer.timed('tools', () => resolveStepTools(run)));
+    await core.group('Image cache', () => run.timer.timed('cache restore', () => restoreImage(run)));
+    await restoreBuildCaches(run);
+    const outcome = await runCell(run);
+    const result = await publish(run, outcome);
+    await core.group('Caches: save', () => run.timer.timed('cache save', () => saveCaches(run, outcome, result)));
+    failOn(outcome);
+  } catch (error) {
+    run.summary.error = errorMessage(error);
+    run.outputs.set('exit-code', String(EXIT_BUILD_CELL_ERROR));
+    core.setFailed(`build-cell: ${errorMessage(error)}`);
+  } finally {
+    for (const [name, value] of run.outputs) core.setOutput(name, value);
+    await bestEffort('writing the job summary', () => writeSummary(run.summary));
+  }
+}
+
+/** The inputs, or undefined (the step failed, naming the input) when one is bad. */
+function readInputs(): ActionInputs | undefined {
+  try {
+    const inputs = getInputs();
+    for (const name of unknownInputs()) core.warning(`build-cell does not know the input '${name}'; it is ignored`);
+    return inputs;
   } catch (error) {
     core.setFailed(`build-cell: ${errorMessage(error)}`);
-    return;
+    return undefined;
   }
-  for (const name of unknownInputs()) core.warning(`build-cell does not know the input '${name}'; it is ignored`);
+}
 
-  const { timings, timed } = phaseTimer<ActionPhase>();
+/** The run's shared state, and what the log says before anything runs: the configuration, native or qemu. */
+function startRun(inputs: ActionInputs): MainRun {
+  const timer = phaseTimer<ActionPhase>();
   const decision = decideEmulation(inputs.arch, inputs.emulation);
-  const emulated = decision.emulated;
-  if (inputs.qemuCpu && !emulated)
+  if (inputs.qemuCpu && !decision.emulated)
     core.warning(
       `qemu-cpu ${inputs.qemuCpu} is not used: ${inputs.arch.name} runs natively on this ${process.arch} host (emulation: qemu runs it under qemu)`,
     );
+  const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
+  const work = join(runnerTemp, 'build-cell');
   const summary: SummaryData = {
     image: inputs.image.original,
     arch: inputs.arch.name,
-    emulated,
+    emulated: decision.emulated,
     decision: describeDecision(inputs.arch, decision),
     imageCacheHit: false,
-    timings,
+    timings: timer.timings,
     exports: [],
   };
-  const runnerTemp = process.env.RUNNER_TEMP || '/tmp';
-  const work = join(runnerTemp, 'build-cell');
+  printConfiguration(inputs, decision.emulated);
+  core.info(`emulation: ${summary.decision}`);
+  const note = thirtyTwoBitNote(inputs.arch, decision);
+  if (note) core.info(note);
+  return {
+    inputs,
+    timer,
+    summary,
+    outputs: new Map(),
+    decision,
+    runnerTemp,
+    work,
+    caches: buildCaches(inputs, runnerTemp),
+    fileCommandsDir: join(work, `file-commands-${process.pid}`),
+  };
+}
+
+function choosePrivilegeFor(run: MainRun): void {
+  const { inputs } = run;
   const uid = process.getuid?.() ?? 0;
-  let mode: Mode | undefined;
-  const outputs: Outputs = new Map();
+  const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', needsOf(inputs.arch, inputs.emulation));
+  run.mode = privilege.mode;
+  run.summary.privilege = `${privilege.mode}: ${privilege.reason}`;
+  core.info(`privilege: ${privilege.mode} (${privilege.reason})`);
+  if (privilege.ids && !privilege.ids.uids) core.warning(`rootless cell: ${privilege.ids.note}`);
+  core.saveState(STATE.mode, privilege.mode);
+  // Through sudo, what the engine leaves on the host goes back to the runner user; rootless, it is the user's already.
+  if (privilege.mode === 'sudo') run.owner = { uid, gid: process.getgid?.() ?? uid };
+}
 
-  try {
-    printConfiguration(inputs, emulated);
-    core.info(`emulation: ${summary.decision}`);
-    const note = thirtyTwoBitNote(inputs.arch, decision);
-    if (note) core.info(note);
-    const privilege = choosePrivilege(inputs.privilege, uid, 'privilege', needsOf(inputs.arch, inputs.emulation));
-    mode = privilege.mode;
-    summary.privilege = `${privilege.mode}: ${privilege.reason}`;
-    core.info(`privilege: ${privilege.mode} (${privilege.reason})`);
-    if (privilege.ids && !privilege.ids.uids) core.warning(`rootless cell: ${privilege.ids.note}`);
-    core.saveState(STATE.mode, mode);
-    let qemu: QemuSelection | undefined;
-    // Through sudo, what the engine leaves on the host goes back to the runner user; rootless, it is the user's already.
-    const owner = mode === 'sudo' ? { uid, gid: process.getgid?.() ?? uid } : undefined;
-
-    await core.group('Tools', () =>
-      timed('tools', async () => {
-        // tools: pinned never takes qemu or umoci from PATH, so a runner's own (possibly broken) qemu is not used.
-        const onPath =
-          inputs.tools === 'pinned'
-            ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name))
-            : undefined;
-        const tools = await resolveTools({
-          qemu: emulated ? [inputs.arch] : [],
-          qemuVersion: inputs.qemu,
-          source: inputs.toolsSource,
-          log: core.info,
-          onPath,
-        });
-        for (const dir of tools.dirsToAddToPath) core.addPath(dir);
-        if (emulated && inputs.qemu) {
-          qemu = { path: tools.qemu[inputs.arch.qemu]!, choice: describeQemuChoice(inputs.qemu) };
-          summary.qemu = qemu.choice;
-        }
-        // The CPU model is checked against the qemu just resolved, before any cache or image is touched.
-        if (emulated && inputs.qemuCpu)
-          await checkQemuCpu(inputs.qemuCpu, tools.qemu[inputs.arch.qemu]!, inputs.arch, 'qemu-cpu');
-      }),
-    );
-
-    // The image: re-resolve a tag (one manifest request), then restore its layout by digest;
-    // with an install step, first its derived image (a hit needs no base image at all).
-    let digest: string | undefined;
-    let imageKey: string | undefined;
-    let imageCacheDir: string | undefined;
-    let installCache: InstallCache | undefined;
-    await core.group('Image cache', () =>
-      timed('cache restore', async () => {
-        if (!inputs.imageCache)
-          return core.info('image-cache is false: not using the Actions cache for the image or the install step');
-        const keyDigest =
-          inputs.image.pinnedDigest ?? (digest = await resolveDigest(inputs.image, inputs.arch, inputs.registry));
-        installCache = await restoreInstall(inputs, keyDigest, work);
-        if (installCache?.hit) return;
-        imageKey = imageCacheKey(inputs.arch, keyDigest);
-        imageCacheDir = join(work, 'image-cache', imageKey);
-        await mkdir(imageCacheDir, { recursive: true });
-        const hit = await bestEffort('restoring the image from the Actions cache', () =>
-          restoreCache([imageCacheDir!], imageKey!),
-        );
-        summary.imageCacheHit = hit === imageKey;
-        core.info(
-          summary.imageCacheHit
-            ? `image layout restored from the Actions cache (${imageKey})`
-            : `no cached layout for ${imageKey}`,
-        );
-      }),
-    );
-
-    const cacheDirs = inputs.caches.map((c, i) => c.host ?? managedCacheDir(runnerTemp, i, c.cell));
-    const cacheKeys = buildCacheKeys({
-      arch: inputs.arch,
-      image: inputs.image.full,
-      cellPaths: inputs.caches.map((c) => c.cell),
-      userKey: inputs.cacheKey,
-      runId: process.env.GITHUB_RUN_ID,
-      runAttempt: process.env.GITHUB_RUN_ATTEMPT,
-    });
-    let cacheHit = false;
-    if (cacheDirs.length) {
-      await core.group('Build caches: restore', () =>
-        timed('cache restore', async () => {
-          for (const dir of cacheDirs) await mkdir(dir, { recursive: true });
-          const matched = await bestEffort('restoring the build caches', () =>
-            restoreCache(cacheDirs, cacheKeys.primary, cacheKeys.restoreKeys),
-          );
-          cacheHit = !!matched;
-          core.info(matched ? `build caches restored from ${matched}` : 'no build cache entry yet');
-        }),
-      );
-    }
-    outputs.set('cache-hit', String(cacheHit));
-    outputs.set('image-cache-hit', String(summary.imageCacheHit));
-
-    const fileCommandsDir = join(work, `file-commands-${process.pid}`);
-    await prepareFileCommands(fileCommandsDir);
-    const request = {
-      ...toCellRequest(inputs, {
-        env: process.env,
-        runnerTemp,
-        fileCommandsDir,
-        cacheDirs,
-        owner,
-        digest,
-        imageCacheDir,
-        installCacheDir: installCache?.dir,
-        qemu,
-      }),
-      cellId: newCellId(),
-    };
-    core.saveState(STATE.scratch, join(inputs.stateDir, 'cells', request.cellId));
-    core.saveState(STATE.cleanup, inputs.cleanup);
-    core.saveState(STATE.work, work);
-
-    if (inputs.session) core.saveState(STATE.session, inputs.session);
-    // The cell's output (and the install cell's) is the step's log: the runner acts on no command in it.
-    const outcome = await core.group('Run', () =>
-      withCommandsStopped(() =>
-        inputs.session
-          ? startActionSession(inputs, request, mode!, work)
-          : runInMode(request, mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
-      ),
-    );
-    let result: CellRunResult | undefined;
-    if (outcome.ok) {
-      result = outcome.result;
-      // image-digest is the base image's; with an install step, install-digest is what ran.
-      summary.digest = result.install?.baseDigest ?? result.image.digest;
-      summary.install = describeInstall(result.install, installCache);
-      if (result.install) {
-        outputs.set('install-cache-hit', String(!result.install.ran));
-        outputs.set('install-digest', result.install.digest);
-        timings.install = result.timings.install;
-      }
-      summary.exitCode = result.exitCode;
-      summary.emulation = result.emulation;
-      if (result.writeBack) {
-        summary.writeBack = `${result.writeBack.written} written, ${result.writeBack.deleted} deleted${result.writeBack.skipped.length ? `, ${result.writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}${result.writeBack.git.length ? `, ${result.writeBack.git.length} under .git not written` : ''}`;
-        for (const path of result.writeBack.skipped) core.warning(skippedWarning(path));
-        if (result.writeBack.git.length) core.warning(gitWarning(result.writeBack.git, 'write-back-git: true'));
-      }
-      summary.signal = result.signal;
-      summary.exports = result.exports;
-      timings.pull = (result.timings.resolve ?? 0) + (result.timings.pull ?? 0);
-      timings.unpack = result.timings.unpack;
-      timings.stage = result.timings.stage;
-      timings.run = result.timings.run;
-      timings.export = result.timings.export;
-      timings['write-back'] = result.timings['write-back'];
-      outputs.set('exit-code', String(result.exitCode));
-      outputs.set('image-digest', summary.digest);
-      if (result.scratchPreserved) outputs.set('scratch-path', result.scratch);
-      if (result.exitCode === 0) core.saveState(STATE.outcome, 'success');
-    } else {
-      summary.error = outcome.error;
-      outputs.set('exit-code', String(EXIT_BUILD_CELL_ERROR));
-    }
-    await passOnFileCommands(fileCommandsDir, inputs);
-
-    // A session's exports, artifact and build caches are the post step's (when the session ends).
-    if (!inputs.session && inputs.artifactName && result?.exports.length) {
-      await core.group('Artifact', () =>
-        timed('upload', async () => {
-          const id = await uploadExports(
-            inputs.artifactName!,
-            result.exports.map((e) => e.destination),
-            process.env.GITHUB_WORKSPACE || process.cwd(),
-          );
-          summary.artifact = { name: inputs.artifactName!, id };
-          if (id !== undefined) outputs.set('artifact-id', String(id));
-        }),
-      );
-    }
-
-    await core.group('Caches: save', () =>
-      timed('cache save', async () => {
-        await saveInstall(installCache, result?.install);
-        if (imageKey && imageCacheDir && result && !summary.imageCacheHit) {
-          await bestEffort('saving the image to the Actions cache', () => saveCache([imageCacheDir!], imageKey!));
-        }
-        // Build caches are saved after failed commands too: the next run starts warmer.
-        if (cacheDirs.length && !inputs.session && (outcome.ok || !outcome.cancelled)) {
-          await bestEffort('saving the build caches', () => saveCache(cacheDirs, cacheKeys.primary));
-        }
-      }),
-    );
-
-    if (!outcome.ok) core.setFailed(`build-cell: ${outcome.error}`);
-    else if (result && result.exitCode !== 0) {
-      core.setFailed(
-        result.signal
-          ? `the command was killed by signal ${result.signal} (exit code ${result.exitCode})`
-          : `the command exited with ${result.exitCode}`,
-      );
-    }
-  } catch (error) {
-    summary.error = errorMessage(error);
-    outputs.set('exit-code', String(EXIT_BUILD_CELL_ERROR));
-    core.setFailed(`build-cell: ${errorMessage(error)}`);
-  } finally {
-    for (const [name, value] of outputs) core.setOutput(name, value);
-    await bestEffort('writing the job summary', () => writeSummary(summary));
+/** skopeo, umoci and the qemu the arch needs; the CPU model checked against that qemu before any cache or image. */
+async function resolveStepTools(run: MainRun): Promise<void> {
+  const { inputs } = run;
+  const emulated = run.decision.emulated;
+  // tools: pinned never takes qemu or umoci from PATH, so a runner's own (possibly broken) qemu is not used.
+  const onPath =
+    inputs.tools === 'pinned'
+      ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name))
+      : undefined;
+  const tools = await resolveTools({
+    qemu: emulated ? [inputs.arch] : [],
+    qemuVersion: inputs.qemu,
+    source: inputs.toolsSource,
+    log: core.info,
+    onPath,
+  });
+  for (const dir of tools.dirsToAddToPath) core.addPath(dir);
+  if (emulated && inputs.qemu) {
+    run.qemu = { path: tools.qemu[inputs.arch.qemu]!, choice: describeQemuChoice(inputs.qemu) };
+    run.summary.qemu = run.qemu.choice;
   }
+  if (emulated && inputs.qemuCpu)
+    await checkQemuCpu(inputs.qemuCpu, tools.qemu[inputs.arch.qemu]!, inputs.arch, 'qemu-cpu');
+}
+
+/**
+ * The image: re-resolve a tag (one manifest request), then restore its layout by digest; with
+ * an install step, first its derived image (a hit needs no base image at all).
+ */
+async function restoreImage(run: MainRun): Promise<void> {
+  const { inputs, summary } = run;
+  if (!inputs.imageCache)
+    return core.info('image-cache is false: not using the Actions cache for the image or the install step');
+  const keyDigest =
+    inputs.image.pinnedDigest ?? (run.digest = await resolveDigest(inputs.image, inputs.arch, inputs.registry));
+  run.installCache = await restoreInstall(inputs, keyDigest, run.work);
+  if (run.installCache?.hit) return;
+  const key = imageCacheKey(inputs.arch, keyDigest);
+  const dir = join(run.work, 'image-cache', key);
+  run.image = { key, dir };
+  await mkdir(dir, { recursive: true });
+  const hit = await bestEffort('restoring the image from the Actions cache', () => restoreCache([dir], key));
+  summary.imageCacheHit = hit === key;
+  core.info(
+    summary.imageCacheHit ? `image layout restored from the Actions cache (${key})` : `no cached layout for ${key}`,
+  );
+}
+
+async function restoreBuildCaches(run: MainRun): Promise<void> {
+  const { dirs, primary, restoreKeys } = run.caches;
+  let hit = false;
+  if (dirs.length) {
+    await core.group('Build caches: restore', () =>
+      run.timer.timed('cache restore', async () => {
+        for (const dir of dirs) await mkdir(dir, { recursive: true });
+        const matched = await bestEffort('restoring the build caches', () => restoreCache(dirs, primary, restoreKeys));
+        hit = !!matched;
+        core.info(matched ? `build caches restored from ${matched}` : 'no build cache entry yet');
+      }),
+    );
+  }
+  run.outputs.set('cache-hit', String(hit));
+  run.outputs.set('image-cache-hit', String(run.summary.imageCacheHit));
+}
+
+/** The cell (a session's first), directly or through sudo, with the runner's command processing stopped. */
+async function runCell(run: MainRun): Promise<EngineOutcome> {
+  const { inputs, work } = run;
+  await prepareFileCommands(run.fileCommandsDir);
+  const request = {
+    ...toCellRequest(inputs, {
+      env: process.env,
+      runnerTemp: run.runnerTemp,
+      fileCommandsDir: run.fileCommandsDir,
+      cacheDirs: run.caches.dirs,
+      owner: run.owner,
+      digest: run.digest,
+      imageCacheDir: run.image?.dir,
+      installCacheDir: run.installCache?.dir,
+      qemu: run.qemu,
+    }),
+    cellId: newCellId(),
+  };
+  core.saveState(STATE.scratch, join(inputs.stateDir, 'cells', request.cellId));
+  core.saveState(STATE.cleanup, inputs.cleanup);
+  core.saveState(STATE.work, work);
+  if (inputs.session) core.saveState(STATE.session, inputs.session);
+  // The cell's output (and the install cell's) is the step's log: the runner acts on no command in it.
+  return core.group('Run', () =>
+    withCommandsStopped(() =>
+      inputs.session
+        ? startActionSession(inputs, request, run.mode!, work)
+        : runInMode(request, run.mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
+    ),
+  );
+}
+
+/** The result into outputs and the summary, the cell's file commands passed on, the artifact uploaded. */
+async function publish(run: MainRun, outcome: EngineOutcome): Promise<CellRunResult | undefined> {
+  if (outcome.ok) report(run, outcome.result);
+  else {
+    run.summary.error = outcome.error;
+    run.outputs.set('exit-code', String(EXIT_BUILD_CELL_ERROR));
+  }
+  await passOnFileCommands(run.fileCommandsDir, run.inputs);
+  const result = outcome.ok ? outcome.result : undefined;
+  // A session's exports, artifact and build caches are the post step's (when the session ends).
+  if (!run.inputs.session && run.inputs.artifactName && result?.exports.length)
+    await core.group('Artifact', () => run.timer.timed('upload', () => uploadArtifact(run, result)));
+  return result;
+}
+
+/** What the cell's result says, as outputs, summary rows and timings. */
+function report(run: MainRun, result: CellRunResult): void {
+  const { summary, outputs } = run;
+  const timings = run.timer.timings;
+  // image-digest is the base image's; with an install step, install-digest is what ran.
+  summary.digest = result.install?.baseDigest ?? result.image.digest;
+  summary.install = describeInstall(result.install, run.installCache);
+  if (result.install) {
+    outputs.set('install-cache-hit', String(!result.install.ran));
+    outputs.set('install-digest', result.install.digest);
+    timings.install = result.timings.install;
+  }
+  summary.exitCode = result.exitCode;
+  summary.emulation = result.emulation;
+  if (result.writeBack) reportWriteBack(summary, result.writeBack);
+  summary.signal = result.signal;
+  summary.exports = result.exports;
+  timings.pull = (result.timings.resolve ?? 0) + (result.timings.pull ?? 0);
+  for (const phase of ['unpack', 'stage', 'run', 'export', 'write-back'] as const)
+    timings[phase] = result.timings[phase];
+  outputs.set('exit-code', String(result.exitCode));
+  outputs.set('image-digest', summary.digest);
+  if (result.scratchPreserved) outputs.set('scratch-path', result.scratch);
+  if (result.exitCode === 0) core.saveState(STATE.outcome, 'success');
+}
+
+function reportWriteBack(summary: SummaryData, writeBack: NonNullable<CellRunResult['writeBack']>): void {
+  summary.writeBack = `${writeBack.written} written, ${writeBack.deleted} deleted${writeBack.skipped.length ? `, ${writeBack.skipped.length} not written (fifos, sockets, devices)` : ''}${writeBack.git.length ? `, ${writeBack.git.length} under .git not written` : ''}`;
+  for (const path of writeBack.skipped) core.warning(skippedWarning(path));
+  if (writeBack.git.length) core.warning(gitWarning(writeBack.git, 'write-back-git: true'));
+}
+
+async function uploadArtifact(run: MainRun, result: CellRunResult): Promise<void> {
+  const name = run.inputs.artifactName!;
+  const destinations = result.exports.map((e) => e.destination);
+  const id = await uploadExports(name, destinations, process.env.GITHUB_WORKSPACE || process.cwd());
+  run.summary.artifact = { name, id };
+  if (id !== undefined) run.outputs.set('artifact-id', String(id));
+}
+
+/** The install step's and the image's layouts when new, and the build caches (after failed commands too). */
+async function saveCaches(run: MainRun, outcome: EngineOutcome, result: CellRunResult | undefined): Promise<void> {
+  await saveInstall(run.installCache, result?.install);
+  const image = run.image;
+  if (image && result && !run.summary.imageCacheHit)
+    await bestEffort('saving the image to the Actions cache', () => saveCache([image.dir], image.key));
+  // Build caches are saved after failed commands too: the next run starts warmer.
+  const { dirs, primary } = run.caches;
+  if (dirs.length && !run.inputs.session && (outcome.ok || !outcome.cancelled))
+    await bestEffort('saving the build caches', () => saveCache(dirs, primary));
+}
+
+/** A build-cell error or a failed command fails the step, after everything above is done. */
+function failOn(outcome: EngineOutcome): void {
+  if (!outcome.ok) return core.setFailed(`build-cell: ${outcome.error}`);
+  const result = outcome.result;
+  if (result.exitCode === 0) return;
+  core.setFailed(
+    result.signal
+      ? `the command was killed by signal ${result.signal} (exit code ${result.exitCode})`
+      : `the command exited with ${result.exitCode}`,
+  );
 }
 
 /** What the cell wrote to its file commands, as forward-env and forward-path allow; what is dropped, in one warning. */

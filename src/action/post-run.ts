@@ -17,8 +17,7 @@ import { endActionSession } from './session.js';
 import { withCommandsStopped } from '../github/workflow-commands.js';
 import { uploadExports } from './artifact.js';
 import { saveCache } from './actions-cache.js';
-import { buildCacheKeys } from './cache-keys.js';
-import { managedCacheDir } from './cell-request.js';
+import { buildCaches } from './cache-keys.js';
 
 /**
  * The end of a session (see session.ts): its exports copied out of a last cell over its state,
@@ -42,16 +41,8 @@ async function endSessionPost(work: string): Promise<void> {
     core.info(`artifact ${inputs.artifactName}${id !== undefined ? ` (id ${id})` : ''} uploaded`);
   }
   if (inputs.caches.length) {
-    const cacheDirs = inputs.caches.map((c, i) => c.host ?? managedCacheDir(runnerTemp, i, c.cell));
-    const keys = buildCacheKeys({
-      arch: inputs.arch,
-      image: inputs.image.full,
-      cellPaths: inputs.caches.map((c) => c.cell),
-      userKey: inputs.cacheKey,
-      runId: process.env.GITHUB_RUN_ID,
-      runAttempt: process.env.GITHUB_RUN_ATTEMPT,
-    });
-    await bestEffort('saving the build caches', () => saveCache(cacheDirs, keys.primary));
+    const caches = buildCaches(inputs, runnerTemp);
+    await bestEffort('saving the build caches', () => saveCache(caches.dirs, caches.primary));
   }
   core.info(
     `session ${inputs.session} ended${ended.exports.length ? `: ${ended.exports.length} export(s) copied out` : ''}`,

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFile
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CellRequest } from '../engine.js';
-import type { EngineOutcome } from '../engine-request.js';
+import type { EngineOutcome } from '../engine-entry.js';
 import type { Mode } from '../privilege/mode.js';
 import { randomHex } from '../util/random.js';
 import { endSession, startSession } from '../session/run.js';

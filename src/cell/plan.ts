@@ -167,6 +167,7 @@ export function tmpfsOptions(m: TmpfsMount): string {
   return `mode=1777,nosuid,nodev${m.sizeBytes === undefined ? '' : `,size=${m.sizeBytes}`}`;
 }
 
+/** The cell's plan: mount targets, setup operations in their fixed order, files, and the exec. Pure. */
 export function planCell(
   spec: BuildCellSpec,
   ctx: RunContext,
@@ -176,27 +177,73 @@ export function planCell(
     ...scratchLayout(spec.scratch),
     ...(ctx.persistentUpper ? { upper: ctx.persistentUpper } : {}),
   };
-  const options = overlayOptions(ctx.rootless);
   const inCell = (cellPath: string) => join(layout.merged, cellPath);
-  const tmpfs = spec.tmpfs ?? [];
-  const userMounts = [
+  const targets = mountTargets(spec, ctx);
+  const ops = [...checkOps(spec, ctx), ...filesystemOps(spec, ctx, layout, inCell)];
+  if (needsResolvConf(spec, ctx)) {
+    targets.push({ cellPath: '/etc/resolv.conf', kind: 'file', replaceSymlink: true });
+    ops.push({ op: 'bind-ro', source: ctx.hostResolvConf!, target: inCell('/etc/resolv.conf') });
+  }
+  const binfmtOps = emulationSteps(ctx, inCell, targets, ops, binfmtRule);
+  ops.push(...namespaceOps(spec, ctx, inCell, binfmtOps));
+  if (spec.script !== undefined) targets.push({ cellPath: SCRIPT_PATH, kind: 'file' });
+  // Like a Dockerfile WORKDIR, a missing working directory is created (inside the cell only).
+  if (!userMountPaths(spec).includes(spec.command.cwd) && spec.command.cwd !== '/')
+    targets.push({ cellPath: spec.command.cwd, kind: 'dir' });
+  if (ctx.rootless && ctx.subIds) ops.push({ op: 'flatten-owners', dir: layout.scratch, list: layout.owners });
+  return {
+    layout,
+    staging: {
+      workspace: workspaceMode(spec),
+      imports: spec.imports.map((_, i) => importMode(ctx, i)),
+      caches: spec.caches.map((m) => cacheMode(m.source)),
+    },
+    targets,
+    files: rootlessFiles(ctx),
+    ops,
+    exec: execStep(spec, ctx, layout),
+  };
+}
+
+/** Where the user's mounts go in the cell: the workspace, tmpfs mounts, imports, caches. */
+function userMountPaths(spec: BuildCellSpec): string[] {
+  return [
     spec.workspacePath,
-    ...tmpfs.map((m) => m.destination),
+    ...(spec.tmpfs ?? []).map((m) => m.destination),
     ...spec.imports.map((m) => m.destination),
     ...spec.caches.map((m) => m.destination),
   ];
-  const targets: MountTarget[] = [
+}
+
+function mountTargets(spec: BuildCellSpec, ctx: RunContext): MountTarget[] {
+  return [
     { cellPath: '/proc', kind: 'dir' },
     { cellPath: '/dev', kind: 'dir' },
     { cellPath: spec.workspacePath, kind: 'dir' },
-    ...tmpfs.map((m): MountTarget => ({ cellPath: m.destination, kind: 'dir' })),
+    ...(spec.tmpfs ?? []).map((m): MountTarget => ({ cellPath: m.destination, kind: 'dir' })),
     ...spec.imports.map((m, i): MountTarget => ({ cellPath: m.destination, kind: ctx.importKinds?.[i] ?? 'dir' })),
     ...spec.caches.map((m): MountTarget => ({ cellPath: m.destination, kind: 'dir' })),
   ];
-  const ops: SetupOp[] = [
+}
+
+/** Before anything: a private mount namespace, the right root, and the engine's go. */
+function checkOps(spec: BuildCellSpec, ctx: RunContext): SetupOp[] {
+  return [
     { op: 'ns-check', fd: HOST_MNT_NS_FD },
     { op: 'root-check', prefix: ctx.prefix, root: spec.root },
     { op: 'wait-go' },
+  ];
+}
+
+/** The root overlay, /proc, a fresh /dev, then the workspace, tmpfs mounts, imports and caches. */
+function filesystemOps(
+  spec: BuildCellSpec,
+  ctx: RunContext,
+  layout: ScratchLayout,
+  inCell: (cellPath: string) => string,
+): SetupOp[] {
+  const options = overlayOptions(ctx.rootless);
+  return [
     // Every mount below is private already: unshare --propagation private (see cell/run.ts).
     { op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: layout.merged, options },
     { op: 'proc', target: inCell('/proc') },
@@ -206,7 +253,11 @@ export function planCell(
     { op: 'devpts', target: inCell('/dev/pts') },
     workspaceOp(spec, layout, inCell(spec.workspacePath), options),
     // After the workspace, which may hold one; no import or cache lies in a tmpfs (validate.ts).
-    ...tmpfs.map((m): SetupOp => ({ op: 'tmpfs', target: inCell(m.destination), options: tmpfsOptions(m) })),
+    ...(spec.tmpfs ?? []).map((m): SetupOp => ({
+      op: 'tmpfs',
+      target: inCell(m.destination),
+      options: tmpfsOptions(m),
+    })),
     ...spec.imports.map((m, i): SetupOp =>
       importMode(ctx, i) === 'overlay'
         ? // Two lower layers and no upper: read-only, and no remount can make it writable.
@@ -226,32 +277,59 @@ export function planCell(
         : { op: 'bind', source: layout.cachePath(i), target: inCell(m.destination) },
     ),
   ];
-  if (ctx.hostResolvConf && spec.network === 'enabled' && !userMounts.some((m) => covers(m, '/etc/resolv.conf'))) {
-    targets.push({ cellPath: '/etc/resolv.conf', kind: 'file', replaceSymlink: true });
-    ops.push({ op: 'bind-ro', source: ctx.hostResolvConf, target: inCell('/etc/resolv.conf') });
-  }
+}
+
+function needsResolvConf(spec: BuildCellSpec, ctx: RunContext): boolean {
+  return (
+    !!ctx.hostResolvConf &&
+    spec.network === 'enabled' &&
+    !userMountPaths(spec).some((m) => covers(m, '/etc/resolv.conf'))
+  );
+}
+
+/**
+ * qemu bound into the cell (its target added, its bind appended to `ops`); returns the binfmt
+ * operations, whose place depends on the rule's scope (see namespaceOps).
+ */
+function emulationSteps(
+  ctx: RunContext,
+  inCell: (cellPath: string) => string,
+  targets: MountTarget[],
+  ops: SetupOp[],
+  binfmtRule?: (e: Emulation, interpreter: string) => string,
+): SetupOp[] {
   const emulation = ctx.emulation;
-  // A private binfmt_misc instance belongs to the user namespace it is mounted in: the cell's.
-  const binfmtOps: SetupOp[] = [];
-  if (emulation) {
-    const cellQemu = `${HELPER_DIR}/${emulation.arch.qemu}`;
-    targets.push({ cellPath: HELPER_DIR, kind: 'dir' }, { cellPath: cellQemu, kind: 'file' });
-    const binfmtDir = inCell('/proc/sys/fs/binfmt_misc');
-    const interpreter = inCell(cellQemu);
-    ops.push({ op: 'bind-ro', source: emulation.qemuPath, target: interpreter });
-    binfmtOps.push(
-      { op: 'binfmt-mount', target: binfmtDir },
-      {
-        op: 'binfmt-register',
-        dir: binfmtDir,
-        name: emulation.ruleName,
-        scope: emulation.binfmt,
-        rule: binfmtRule ? binfmtRule(emulation, interpreter) : '',
-      },
-    );
-  }
-  // A global rule is registered by real root, before the user namespace; a private one inside it.
-  if (emulation?.binfmt === 'global' || !ctx.nestedUserns) ops.push(...binfmtOps);
+  if (!emulation) return [];
+  const cellQemu = `${HELPER_DIR}/${emulation.arch.qemu}`;
+  targets.push({ cellPath: HELPER_DIR, kind: 'dir' }, { cellPath: cellQemu, kind: 'file' });
+  const binfmtDir = inCell('/proc/sys/fs/binfmt_misc');
+  const interpreter = inCell(cellQemu);
+  ops.push({ op: 'bind-ro', source: emulation.qemuPath, target: interpreter });
+  return [
+    { op: 'binfmt-mount', target: binfmtDir },
+    {
+      op: 'binfmt-register',
+      dir: binfmtDir,
+      name: emulation.ruleName,
+      scope: emulation.binfmt,
+      rule: binfmtRule ? binfmtRule(emulation, interpreter) : '',
+    },
+  ];
+}
+
+/**
+ * The cgroup, the network, the hostname and the user namespace. A private binfmt_misc instance
+ * belongs to the user namespace it is mounted in (the cell's): registered inside it; a global
+ * rule by real root, before it.
+ */
+function namespaceOps(
+  spec: BuildCellSpec,
+  ctx: RunContext,
+  inCell: (cellPath: string) => string,
+  binfmtOps: SetupOp[],
+): SetupOp[] {
+  const global = ctx.emulation?.binfmt === 'global';
+  const ops: SetupOp[] = global || !ctx.nestedUserns ? [...binfmtOps] : [];
   if (ctx.cgroupDir) ops.push({ op: 'cgroup', dir: ctx.cgroupDir });
   if (spec.network === 'disabled') ops.push({ op: 'loopback' });
   ops.push({ op: 'hostname', name: ctx.hostname });
@@ -260,45 +338,34 @@ export function planCell(
       { op: 'enter-userns', proc: inCell('/proc'), unshare: ctx.tools.unshare, shell: ctx.tools.shell },
       { op: 'wait-map' },
     );
-    if (emulation?.binfmt !== 'global') ops.push(...binfmtOps);
+    if (!global) ops.push(...binfmtOps);
   }
+  return ops;
+}
 
-  if (spec.script !== undefined) targets.push({ cellPath: SCRIPT_PATH, kind: 'file' });
-  // Like a Dockerfile WORKDIR, a missing working directory is created (inside the cell only).
-  if (!userMounts.includes(spec.command.cwd) && spec.command.cwd !== '/') {
-    targets.push({ cellPath: spec.command.cwd, kind: 'dir' });
-  }
-  if (ctx.rootless && ctx.subIds) ops.push({ op: 'flatten-owners', dir: layout.scratch, list: layout.owners });
-  const files: CellFile[] = [];
-  if (ctx.rootless && !ctx.subIds) {
-    // Only root is mapped in this rootless cell, so apt cannot drop to its _apt user: let it download as root.
-    files.push({
+function rootlessFiles(ctx: RunContext): CellFile[] {
+  if (!ctx.rootless || ctx.subIds) return [];
+  // Only root is mapped in this rootless cell, so apt cannot drop to its _apt user: let it download as root.
+  return [
+    {
       cellPath: '/etc/apt/apt.conf.d/00build-cell-rootless',
       content: 'APT::Sandbox::User "root";\n',
       mode: 0o644,
       onlyIfDir: '/etc/apt/apt.conf.d',
-    });
-  }
+    },
+  ];
+}
+
+function execStep(spec: BuildCellSpec, ctx: RunContext, layout: ScratchLayout): CellPlan['exec'] {
   return {
-    layout,
-    staging: {
-      workspace: workspaceMode(spec),
-      imports: spec.imports.map((_, i) => importMode(ctx, i)),
-      caches: spec.caches.map((m) => cacheMode(m.source)),
-    },
-    targets,
-    files,
-    ops,
-    exec: {
-      cwd: spec.command.cwd,
-      tools: { env: ctx.tools.env, prlimit: ctx.tools.prlimit, unshare: ctx.tools.unshare },
-      cpuTimeSeconds: spec.limits.cpuTimeSeconds,
-      memoryBytes: spec.limits.memoryBytes,
-      maxProcesses: spec.limits.maxProcesses,
-      root: layout.merged,
-      executable: spec.command.executable,
-      argv: spec.command.argv,
-    },
+    cwd: spec.command.cwd,
+    tools: { env: ctx.tools.env, prlimit: ctx.tools.prlimit, unshare: ctx.tools.unshare },
+    cpuTimeSeconds: spec.limits.cpuTimeSeconds,
+    memoryBytes: spec.limits.memoryBytes,
+    maxProcesses: spec.limits.maxProcesses,
+    root: layout.merged,
+    executable: spec.command.executable,
+    argv: spec.command.argv,
   };
 }
 

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { covers, relativeTo } from '../cellspec/paths.js';
 import type { BuildCellSpec } from '../cellspec/types.js';
-import { REQUEST_FILE } from '../cellspec/request.js';
+import { REQUEST_FILE } from '../cellspec/spec-file.js';
 
 /** Where each staged input lives inside the scratch dir. */
 export interface ScratchLayout {

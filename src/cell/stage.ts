@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import { covers } from '../cellspec/paths.js';
-import { specToJson } from '../cellspec/request.js';
+import { specToJson } from '../cellspec/spec-file.js';
 import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';

@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { ensureDemoImage } from '../demo/busybox-image.js';
 import { hostArch } from '../emulation/arch.js';
 import { decideEmulation, describeDecision, nativePersonality, thirtyTwoBitNote } from '../emulation/native.js';
-import { emulationRequest } from './emulation-request.js';
+import { cellRequest, emulationRequest } from './command-to-request.js';
 import { writeResultFile } from './result-file.js';
 import type { CommonOptions } from './command.js';
 import { parseReference } from '../image/reference.js';
@@ -18,10 +18,10 @@ import type { InstallResult } from '../install/port.js';
 import { cliInstallRequest } from './run-args.js';
 import { SCRIPT_PATH } from '../cellspec/types.js';
 import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
-import { readEngineRequest, runToOutcome } from '../engine-request.js';
+import { readEngineRequest, runToOutcome } from '../engine-entry.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from '../privilege/sudo.js';
-import { runSessionCommand } from '../session/cli.js';
+import { runSessionCommand } from './session.js';
 import { gitWarning, skippedWarning } from '../cell/write-back.js';
 import { choosePrivilege, needsOf, type PrivilegeChoice } from '../privilege/mode.js';
 import { rememberFactsIn } from '../util/fact-cache.js';
@@ -73,72 +73,87 @@ async function dispatch(argv: string[]): Promise<number> {
     command.kind === 'session-step'
   )
     return runSessionCommand(command, log);
-  const guest = command.kind === 'run' ? command.image.arch : hostArch();
-  const mode = 'emulation' in command ? command.emulation : undefined;
-  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest, mode));
-  if (privilege.mode === 'sudo' && uid !== 0) {
-    log(`privilege sudo (${privilege.reason})`);
-    return reexecUnderSudo(argv, command, privilege.reason);
-  }
-  if (!process.env[PRIVILEGE_ENV]) log(`privilege ${privilege.mode} (${privilege.reason})`);
-  // A rootless cell without subordinate ids cannot chown: said once, where it runs.
-  if (privilege.ids && !privilege.ids.uids && command.kind !== 'prepare')
-    process.stderr.write(`build-cell: warning: rootless cell: ${privilege.ids.note}\n`);
+  const privilege = privilegeFor(command, uid, log);
+  if (privilege.mode === 'sudo' && uid !== 0) return reexecUnderSudo(argv, command, privilege.reason);
   switch (command.kind) {
-    case 'prepare': {
-      if (command.install) {
-        const spec: CellSpecInput = { ...PREPARE_SPEC, env: command.env, caches: command.caches };
-        const { image, install } = await prepareWithInstall({
-          stateDir: command.stateDir,
-          image: command.image,
-          spec,
-          owner: sudoOwner(),
-          inheritImageEnv: true,
-          install: cliInstallRequest(command.install, command.env),
-          ...(await emulationRequest(command, log)),
-        });
-        process.stdout.write(`${image.digest} ${image.rootfs}\n`);
-        if (install) reportInstall(install, log);
-        return 0;
-      }
-      const image = await prepare(command.stateDir, command.image);
-      process.stdout.write(`${image.digest} ${image.rootfs}\n`);
-      log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
-      return 0;
-    }
-    case 'demo': {
-      const ref = await ensureDemoImage(join(command.stateDir, 'demo'));
-      process.stderr.write(`build-cell: demo image ${ref}\n`);
-      return runCommand(
-        {
-          kind: 'run',
-          verbose: command.verbose,
-          privilege: command.privilege,
-          stateDir: command.stateDir,
-          image: { ref: parseReference(ref), arch: hostArch(), pull: 'missing', registry: { tlsVerify: true } },
-          emulation: 'auto',
-          spec: {
-            workspacePath: '/workspace',
-            workspaceSeed: { kind: 'empty' },
-            imports: [],
-            caches: [],
-            exports: [],
-            command: { cwd: '/workspace', executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] },
-            script:
-              'echo "Hello from a build cell: $(uname -sm), hostname $(hostname), pid $$"\n. /etc/os-release && echo "image: $PRETTY_NAME"\necho "processes visible: $(ls -d /proc/[0-9]* | wc -l)"\n',
-            env: [],
-            network: 'disabled',
-            limits: {},
-            cleanup: 'always',
-          },
-        },
-        log,
-        privilege,
-      );
-    }
+    case 'prepare':
+      return prepareCommand(command, log);
+    case 'demo':
+      return runCommand(demoCommand(command, await ensureDemoImage(join(command.stateDir, 'demo'))), log, privilege);
     case 'run':
       return runCommand(command, log, privilege);
   }
+}
+
+/** The privilege mode of run, prepare and demo (handed over by the invoking process after a sudo re-run), said once. */
+function privilegeFor(
+  command: Extract<CliCommand, { kind: 'run' | 'prepare' | 'demo' }>,
+  uid: number,
+  log: (m: string) => void,
+): PrivilegeChoice {
+  const guest = command.kind === 'run' ? command.image.arch : hostArch();
+  const mode = 'emulation' in command ? command.emulation : undefined;
+  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest, mode));
+  if (!process.env[PRIVILEGE_ENV]) log(`privilege ${privilege.mode} (${privilege.reason})`);
+  // A rootless cell without subordinate ids cannot chown: said once, where it runs.
+  if (privilege.mode !== 'sudo' && privilege.ids && !privilege.ids.uids && command.kind !== 'prepare')
+    process.stderr.write(`build-cell: warning: rootless cell: ${privilege.ids.note}\n`);
+  return privilege;
+}
+
+/** prepare: the image (and with --install its derived image), printed as `DIGEST ROOTFS`. */
+async function prepareCommand(
+  command: Extract<CliCommand, { kind: 'prepare' }>,
+  log: (m: string) => void,
+): Promise<number> {
+  if (!command.install) {
+    const image = await prepare(command.stateDir, command.image);
+    process.stdout.write(`${image.digest} ${image.rootfs}\n`);
+    log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
+    return 0;
+  }
+  const { image, install } = await prepareWithInstall({
+    stateDir: command.stateDir,
+    image: command.image,
+    spec: { ...PREPARE_SPEC, env: command.env, caches: command.caches },
+    owner: sudoOwner(),
+    inheritImageEnv: true,
+    install: cliInstallRequest(command.install, command.env),
+    ...(await emulationRequest(command, log)),
+  });
+  process.stdout.write(`${image.digest} ${image.rootfs}\n`);
+  if (install) reportInstall(install, log);
+  return 0;
+}
+
+/** demo: a cell on the busybox image built from the host's own busybox, saying where it runs. */
+function demoCommand(
+  command: Extract<CliCommand, { kind: 'demo' }>,
+  ref: string,
+): Extract<CliCommand, { kind: 'run' }> {
+  process.stderr.write(`build-cell: demo image ${ref}\n`);
+  return {
+    kind: 'run',
+    verbose: command.verbose,
+    privilege: command.privilege,
+    stateDir: command.stateDir,
+    image: { ref: parseReference(ref), arch: hostArch(), pull: 'missing', registry: { tlsVerify: true } },
+    emulation: 'auto',
+    spec: {
+      workspacePath: '/workspace',
+      workspaceSeed: { kind: 'empty' },
+      imports: [],
+      caches: [],
+      exports: [],
+      command: { cwd: '/workspace', executable: '/bin/sh', argv: ['-e', SCRIPT_PATH] },
+      script:
+        'echo "Hello from a build cell: $(uname -sm), hostname $(hostname), pid $$"\n. /etc/os-release && echo "image: $PRETTY_NAME"\necho "processes visible: $(ls -d /proc/[0-9]* | wc -l)"\n',
+      env: [],
+      network: 'disabled',
+      limits: {},
+      cleanup: 'always',
+    },
+  };
 }
 
 async function runCommand(
@@ -156,22 +171,7 @@ async function runCommand(
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
   try {
-    const owner = sudoOwner();
-    const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
-    const result = await runBuildCell(
-      {
-        stateDir: command.stateDir,
-        image: command.image,
-        spec: command.spec,
-        owner,
-        inheritImageEnv: true,
-        install,
-        writeBack: command.writeBack,
-        writeBackGit: command.writeBackGit,
-        ...(await emulationRequest(command, log)),
-      },
-      controller.signal,
-    );
+    const result = await runBuildCell(await cellRequest(command, sudoOwner(), log), controller.signal);
     if (result.install) reportInstall(result.install, log);
     for (const path of result.writeBack?.skipped ?? [])
       process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);

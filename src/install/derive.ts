@@ -22,7 +22,7 @@ import { imageDigest, prepareImage, type PreparedImage, type PrepareRequest } fr
 import { Store } from '../image/store.js';
 import type { ArchInfo } from '../emulation/arch.js';
 import type { InstallCellRunner, InstallRequest, InstallResult } from './port.js';
-import { installHash, installReference } from './key.js';
+import { installKey, installReference } from './key.js';
 import { readOwnerRecord, removeStaged, scanDeletions, writeLayer, type Deletions } from './layer.js';
 import { writeDerivedLayout } from './oci.js';
 import { buildDerivedRootfs } from './rootfs.js';
@@ -60,14 +60,7 @@ export async function prepareDerived(options: {
 }): Promise<{ image: PreparedImage; install: InstallResult }> {
   const { store, base, install } = options;
   const chosen = await imageDigest(store, base);
-  const hash = installHash({
-    arch: base.arch,
-    baseDigest: chosen.digest,
-    script: install.script,
-    shell: install.shell,
-    installKey: install.key,
-    envNames: install.keyEnvNames,
-  });
+  const hash = installKey(install, base.arch, chosen.digest);
   const derived: PrepareRequest = {
     ref: installReference(hash),
     arch: base.arch,

@@ -27,6 +27,31 @@ export interface InstallKeyParts {
   envNames: string[];
 }
 
+/** What names an install step: the fields of its request its key is made of (port.ts InstallRequest extends it). */
+export interface InstallIdentity {
+  script: string;
+  shell: InstallShell;
+  /** install-key: an extra key part (e.g. a hash of the files the install reads). */
+  key: string;
+  /** The names that key the derived image (the user's env names; never their values). */
+  keyEnvNames: string[];
+}
+
+/**
+ * The one install key, for the store and the Actions cache alike: both take it from the same
+ * identity (the engine from the request, the action from install-cache.ts before the request).
+ */
+export function installKey(identity: InstallIdentity, arch: ArchInfo, baseDigest: string): string {
+  return installHash({
+    arch,
+    baseDigest,
+    script: identity.script,
+    shell: identity.shell,
+    installKey: identity.key,
+    envNames: identity.keyEnvNames,
+  });
+}
+
 /** The key's hash: 64 hex digits. */
 export function installHash(parts: InstallKeyParts): string {
   const names = [...new Set(parts.envNames)].sort();

@@ -7,13 +7,9 @@ import type { CellSpecInput } from '../cellspec/types.js';
 import type { CellPlan } from '../cell/plan.js';
 import type { Staged } from '../cell/stage.js';
 import type { PreparedImage } from '../image/prepare.js';
-import type { InstallShell } from './key.js';
+import type { InstallIdentity } from './key.js';
 
-export interface InstallRequest {
-  script: string;
-  /** install-key: an extra key part (e.g. a hash of the files the install reads). */
-  key: string;
-  shell: InstallShell;
+export interface InstallRequest extends InstallIdentity {
   /** The install cell's environment; undefined: the command's. */
   env?: Array<[string, string]>;
   /** The install cell's caches; undefined: the command's, less those inside its workspace path. */

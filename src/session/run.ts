@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import { lazyChildProcess } from '../util/builtins.js';
 import { resolveArch } from '../emulation/arch.js';
 import type { CellRequest } from '../engine.js';
-import { runInMode, type EngineOutcome } from '../engine-request.js';
+import { runInMode, type EngineOutcome } from '../engine-entry.js';
 import { installReference } from '../install/key.js';
 import { probeUserns } from '../privilege/mode.js';
 import { removeScratch } from '../cell/stage.js';

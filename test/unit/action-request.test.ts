@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseInputs } from '../../src/action/inputs.js';
-import { FILE_COMMANDS_CELL_DIR, managedCacheDir, toCellRequest } from '../../src/action/cell-request.js';
+import {
+  FILE_COMMANDS_CELL_DIR,
+  installIdentity,
+  managedCacheDir,
+  toCellRequest,
+} from '../../src/action/inputs-to-request.js';
+import { installKey } from '../../src/install/key.js';
 import { buildCacheKeys, imageCacheKey } from '../../src/action/cache-keys.js';
 import { summaryRows, formatBytes } from '../../src/action/summary.js';
 import { resolveArch } from '../../src/emulation/arch.js';
@@ -178,5 +184,26 @@ describe('pull policy handed to the engine', () => {
       `sha256:${'1'.repeat(64)}`,
     );
     expect(toCellRequest(inputsOf({ image: `debian@sha256:${'a'.repeat(64)}` }), ctx).image.pull).toBe('missing');
+  });
+});
+
+describe('one install key for the store and the Actions cache', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  it.each<Record<string, string>>([
+    {},
+    { env: 'CC=gcc\nCFLAGS=-O2', 'install-key': 'k1' },
+    { shell: 'bash', env: 'B=1\nA=2' },
+    { arch: 'arm64', 'install-key': 'x' },
+  ])('the key the engine makes from the request is the key the Actions cache restores (%j)', (values) => {
+    const inputs = inputsOf({ install: 'apt-get update && apt-get install -y gcc', ...values });
+    const request = toCellRequest(inputs, ctx);
+    const fromRequest = installKey(request.install!, inputs.arch, digest);
+    expect(installKey(installIdentity(inputs)!, inputs.arch, digest)).toBe(fromRequest);
+    // and it changes with every part it is made of
+    const other = inputsOf({ install: 'apt-get install -y make', ...values });
+    expect(installKey(toCellRequest(other, ctx).install!, inputs.arch, digest)).not.toBe(fromRequest);
+  });
+  it('is undefined without an install step', () => {
+    expect(installIdentity(inputsOf({}))).toBeUndefined();
   });
 });

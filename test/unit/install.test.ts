@@ -27,7 +27,7 @@ import { entryHeaders, paxRecord, splitUstarPath, TarWriter } from '../../src/in
 import { parseOwnerRecord, removeStaged, scanDeletions, writeLayer } from '../../src/install/layer.js';
 import { applyWhiteouts, tarWhiteouts } from '../../src/image/derived-unpack.js';
 import { installCacheKey } from '../../src/action/cache-keys.js';
-import { toCellRequest } from '../../src/action/cell-request.js';
+import { toCellRequest } from '../../src/action/inputs-to-request.js';
 import { parseInputs, type InputReader } from '../../src/action/inputs.js';
 import { describeInstall } from '../../src/action/install-cache.js';
 import { baseSpec } from './spec-fixture.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { REQUEST_VERSION, specFromJson, specToJson } from '../../src/cellspec/request.js';
+import { REQUEST_VERSION, specFromJson, specToJson } from '../../src/cellspec/spec-file.js';
 import type { BuildCellSpec } from '../../src/cellspec/types.js';
 import { UserError } from '../../src/util/errors.js';
 import { baseSpec, expectUserError } from './spec-fixture.js';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCli, type CliEnvironment } from '../../src/cli/args.js';
 import { parseInputs } from '../../src/action/inputs.js';
-import { toCellRequest } from '../../src/action/cell-request.js';
+import { toCellRequest } from '../../src/action/inputs-to-request.js';
 import { tmpfsMount } from '../../src/cellspec/text.js';
 import { normalizeSpec, validateSpec } from '../../src/cellspec/validate.js';
 import type { BuildCellSpec } from '../../src/cellspec/types.js';

@@ -15,17 +15,17 @@ import {
 } from '../github/file-commands.js';
 import { warningCommand, withCommandsStopped } from '../github/workflow-commands.js';
 import type { CellRunResult } from '../engine.js';
-import type { EngineOutcome } from '../engine-request.js';
+import type { EngineOutcome } from '../engine-entry.js';
 import { choosePrivilege, needsOf } from '../privilege/mode.js';
 import { CellSetupError, UserError } from '../util/errors.js';
-import type { CliCommand } from '../cli/args.js';
-import { parseEnviron, stepEnvironment } from './env.js';
+import type { CliCommand } from './args.js';
+import { parseEnviron, stepEnvironment } from '../session/env.js';
 import { gitWarning, skippedWarning } from '../cell/write-back.js';
-import { endSession, runStep, startSession } from './run.js';
-import { readSession } from './state.js';
-import { cliInstallRequest } from '../cli/run-args.js';
-import { emulationRequest } from '../cli/emulation-request.js';
-import { writeResultFile } from '../cli/result-file.js';
+import { endSession, runStep, startSession } from '../session/run.js';
+import { readSession } from '../session/state.js';
+
+import { cellRequest } from './command-to-request.js';
+import { writeResultFile } from './result-file.js';
 
 type SessionCommand = Extract<CliCommand, { kind: `session-${string}` }>;
 
@@ -47,7 +47,6 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
         needsOf(command.image.arch, command.emulation),
       );
       log(`privilege ${privilege.mode} (${privilege.reason})`);
-      const install = command.install ? cliInstallRequest(command.install, command.spec.env) : undefined;
       const owner = privilege.mode === 'sudo' ? { uid: process.getuid!(), gid: process.getgid!() } : undefined;
       const { state, outcome } = await startSession(
         {
@@ -57,16 +56,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
           shell: 'sh',
           run: command.run,
           root: { dir, upper: join(dir, 'upper') },
-          request: {
-            stateDir: command.stateDir,
-            image: command.image,
-            spec: command.spec,
-            owner,
-            inheritImageEnv: true,
-            install,
-            ...(await emulationRequest(command, log)),
-            ...(command.writeBackGit ? { writeBackGit: true } : {}),
-          },
+          request: await cellRequest(command, owner, log),
         },
         { cli, work: dir },
       );

@@ -10,6 +10,7 @@ import { scriptCommand, type BuildCellSpec } from '../cellspec/types.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import type { Owner } from '../util/fs.js';
 import type { ActionInputs } from './inputs.js';
+import type { InstallIdentity } from '../install/key.js';
 import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../github/file-commands.js';
 import { PASSED_GITHUB_VARS } from '../github/variables.js';
 
@@ -64,6 +65,13 @@ export function cellEnv(inputs: ActionInputs, env: NodeJS.ProcessEnv): Array<[st
   return [...merged];
 }
 
+/** What names the install step (its key's parts): the request's and the Actions cache's, from here alone. */
+export function installIdentity(inputs: ActionInputs): InstallIdentity | undefined {
+  if (!inputs.install) return undefined;
+  const { script, key, shell } = inputs.install;
+  return { script, key, shell, keyEnvNames: inputs.env.map(([name]) => name) };
+}
+
 /** The install step: the cell's environment less the file commands (the install sets no step outputs), the user's caches. */
 function installRequest(
   inputs: ActionInputs,
@@ -73,11 +81,8 @@ function installRequest(
   if (!inputs.install) return undefined;
   const fileCommandNames = new Set<string>(Object.keys(FILE_COMMANDS));
   return {
-    script: inputs.install.script,
-    key: inputs.install.key,
-    shell: inputs.install.shell,
+    ...installIdentity(inputs)!,
     env: cellEnv(inputs, ctx.env).filter(([name]) => !fileCommandNames.has(name)),
-    keyEnvNames: inputs.env.map(([name]) => name),
     caches: caches.filter((c) => !covers(inputs.workspacePath, c.destination)),
     cacheDir: ctx.installCacheDir,
   };

@@ -1,6 +1,6 @@
 /**
- * The engine request's emulation fields from the CLI's flags: --emulation, --qemu-cpu, and
- * --qemu 7.2|10.0|path: the chosen build's binary for the guest, resolved in the process that
+ * A CLI command -> the engine request: the cell (run, session start), and the emulation fields
+ * every command that runs a cell takes: --emulation, --qemu-cpu, and --qemu 7.2|10.0|path: the chosen build's binary for the guest, resolved in the process that
  * runs the engine (after the privilege choice, so a run through sudo resolves once, as root).
  * Without --qemu the engine takes the qemu-ARCH-static on PATH, as before.
  */
@@ -8,7 +8,10 @@ import { needsEmulation } from '../emulation/native.js';
 import type { CellRequest, QemuSelection } from '../engine-types.js';
 import { describeQemuChoice } from '../tools/pinned.js';
 import { resolveQemu } from '../tools/resolve.js';
-import type { CommonOptions } from './command.js';
+import type { CellSpecInput } from '../cellspec/types.js';
+import type { Owner } from '../util/fs.js';
+import type { CommonOptions, InstallOption } from './command.js';
+import { cliInstallRequest } from './run-args.js';
 
 export async function selectQemu(
   options: Pick<CommonOptions, 'image' | 'emulation' | 'qemu' | 'toolsSource'>,
@@ -35,5 +38,29 @@ export async function emulationRequest(
     emulation: command.emulation,
     ...(command.qemuCpu ? { qemuCpu: command.qemuCpu } : {}),
     ...(qemu ? { qemu } : {}),
+  };
+}
+
+/** The cell of `run` and of `session start`: the command's spec on its image, with the install step and write-back. */
+export async function cellRequest(
+  command: CommonOptions & {
+    spec: CellSpecInput;
+    install?: InstallOption;
+    writeBack?: boolean;
+    writeBackGit?: boolean;
+  },
+  owner: Owner | undefined,
+  log: (m: string) => void,
+): Promise<CellRequest> {
+  return {
+    stateDir: command.stateDir,
+    image: command.image,
+    spec: command.spec,
+    owner,
+    inheritImageEnv: true,
+    install: command.install ? cliInstallRequest(command.install, command.spec.env) : undefined,
+    ...(command.writeBack ? { writeBack: true } : {}),
+    ...(command.writeBackGit ? { writeBackGit: true } : {}),
+    ...(await emulationRequest(command, log)),
   };
 }
