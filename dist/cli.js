@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '655f6ba831deddb7';
+const BUNDLE_ID = '240a5da7dff99d9b';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -34,21 +34,30 @@ export async function readEngineRequest(file: string): Promise<CellRequest> {
   return { ...data, image: { ...data.image, arch: resolveArch(data.image.arch) } };
 }
 
-export type EngineOutcome = { ok: true; result: CellRunResult } | { ok: false; error: string; cancelled?: boolean };
+export type EngineOutcome =
+  | { ok: true; result: CellRunResult }
+  /** cancelled: a signal stopped the cell (which one, when this process received it). */
+  | { ok: false; error: string; cancelled?: boolean; signal?: NodeJS.Signals };
 
 /**
  * Run a request to an outcome that is never thrown; SIGINT, SIGTERM and SIGHUP (a cancelled
- * job) stop the cell and clean up. Shared by the action (as root) and internal-run (through sudo).
+ * job) stop the cell and clean up. The one signal handling of every caller: the CLI's run, the
+ * action (as root), session steps and internal-run (through sudo).
  */
 export async function runToOutcome(request: CellRequest): Promise<EngineOutcome> {
   const controller = new AbortController();
-  const abort = () => controller.abort();
+  let received: NodeJS.Signals | undefined;
+  const abort = (signal: NodeJS.Signals) => {
+    received ??= signal;
+    controller.abort();
+  };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const signal of signals) process.on(signal, abort);
   try {
     return { ok: true, result: await runBuildCell(request, controller.signal) };
   } catch (error) {
-    return { ok: false, error: errorMessage(error), cancelled: controller.signal.aborted };
+    const cancelled = controller.signal.aborted;
+    return { ok: false, error: errorMessage(error), cancelled, ...(received ? { signal: received } : {}) };
   } finally {
     for (const signal of signals) process.off(signal, abort);
   }

@@ -13,11 +13,11 @@ import { cellRequest, emulationRequest } from './command-to-request.js';
 import { writeResultFile } from './result-file.js';
 import type { CommonOptions } from './command.js';
 import { parseReference } from '../image/reference.js';
-import { prepare, prepareWithInstall, runBuildCell, type CellRunResult, type CellSpecInput } from '../engine.js';
+import { prepare, prepareWithInstall, type CellRunResult, type CellSpecInput } from '../engine.js';
 import type { InstallResult } from '../install/port.js';
 import { cliInstallRequest } from './run-args.js';
 import { SCRIPT_PATH } from '../cellspec/types.js';
-import { EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
+import { BuildCellError, EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
 import { readEngineRequest, runToOutcome } from '../engine-entry.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from '../privilege/sudo.js';
@@ -161,37 +161,24 @@ async function runCommand(
   log: (m: string) => void,
   privilege: PrivilegeChoice,
 ): Promise<number> {
-  const controller = new AbortController();
-  let received: NodeJS.Signals | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    received = signal;
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
-  try {
-    const result = await runBuildCell(await cellRequest(command, sudoOwner(), log), controller.signal);
-    if (result.install) reportInstall(result.install, log);
-    for (const path of result.writeBack?.skipped ?? [])
-      process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
-    if (result.writeBack?.git.length)
-      process.stderr.write(`build-cell: warning: ${gitWarning(result.writeBack.git, '--write-back-git')}\n`);
-    if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
-    report(result, log);
-    if (command.resultFile) await writeResultFile(command.resultFile, result, privilege);
-    return result.exitCode;
-  } catch (error) {
-    if (received) {
-      process.stderr.write(`build-cell: received ${received}: the cell was stopped and cleaned up\n`);
-      return 128 + (constants.signals[received] ?? 15);
+  const outcome = await runToOutcome(await cellRequest(command, sudoOwner(), log));
+  if (!outcome.ok) {
+    if (outcome.signal) {
+      process.stderr.write(`build-cell: received ${outcome.signal}: the cell was stopped and cleaned up\n`);
+      return 128 + (constants.signals[outcome.signal] ?? 15);
     }
-    throw error;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGHUP', onSignal);
+    throw new BuildCellError(outcome.error);
   }
+  const result = outcome.result;
+  if (result.install) reportInstall(result.install, log);
+  for (const path of result.writeBack?.skipped ?? [])
+    process.stderr.write(`build-cell: warning: ${skippedWarning(path)}\n`);
+  if (result.writeBack?.git.length)
+    process.stderr.write(`build-cell: warning: ${gitWarning(result.writeBack.git, '--write-back-git')}\n`);
+  if (result.writeBack) log(`write-back: ${result.writeBack.written} written, ${result.writeBack.deleted} deleted`);
+  report(result, log);
+  if (command.resultFile) await writeResultFile(command.resultFile, result, privilege);
+  return result.exitCode;
 }
 
 /** Native or qemu for this run, and why: in the verbose log, with a warning for a --qemu-cpu nothing uses. */
