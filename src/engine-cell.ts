@@ -19,8 +19,9 @@ import { describeEmulation, emulationFor, unmatchedQemuCopy, type EmulationSetup
 import type { PreparedImage } from './image/prepare.js';
 import { createPidsCgroup, pidsCgroupRoot, removeCgroup } from './cell/cgroup.js';
 import { cellOwnerFile, removeAbandonedCells } from './cell/cell-owner.js';
-import { copyExports, resolveExportDestinations, syncCaches } from './cell/finalize.js';
-import { writeBack, type WriteBackResult } from './cell/write-back.js';
+import { copyExports, resolveExportDestinations } from './cell/finalize.js';
+import { syncCaches } from './write-back/caches.js';
+import { writeBack, type WriteBackResult } from './write-back/workspace.js';
 import { planCell, type CellPlan, type RunContext } from './cell/plan.js';
 import { batchMounts } from './cell/mount-batch.js';
 import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell } from './cell/run.js';

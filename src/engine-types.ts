@@ -8,7 +8,7 @@ import type { PreparedImage, PullPolicy } from './image/prepare.js';
 import type { ImageReference } from './image/reference.js';
 import type { RegistryOptions } from './image/registry-auth.js';
 import type { Owner } from './cell/finalize.js';
-import type { WriteBackResult } from './cell/write-back.js';
+import type { WriteBackResult } from './write-back/workspace.js';
 import type { InstallRequest, InstallResult } from './install/port.js';
 import type { CellSpecInput } from './cellspec/types.js';
 

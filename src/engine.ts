@@ -16,7 +16,7 @@ import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { Store } from './image/store.js';
 import { checkExportDestinations, type Owner } from './cell/finalize.js';
 import { checkHostInputs, checkOutsideStateDir } from './cell/host-inputs.js';
-import { checkWriteBack } from './cell/write-back.js';
+import { checkWriteBack } from './write-back/workspace.js';
 import { canonicalPrefix } from './cell/runtime-root.js';
 import { prepareDerived } from './install/derive.js';
 import type { InstallResult } from './install/port.js';

@@ -38,7 +38,7 @@ import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
 import { describeInstall, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
 import { startActionSession } from './session.js';
-import { gitWarning, skippedWarning } from '../cell/write-back.js';
+import { gitWarning, skippedWarning } from '../write-back/workspace.js';
 import { phaseTimer } from '../util/timing.js';
 
 /**

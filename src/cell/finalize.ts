@@ -1,5 +1,6 @@
 /**
- * Finalize: exports out, caches back, ownership to the invoking user, cleanup policy.
+ * Finalize: exports out (the caches are written back by write-back/caches.ts), ownership to
+ * the invoking user.
  *
  * Exports are read through the cell's own view of its filesystem (/proc/PID/root of the still
  * alive, quiescent cell), walking each path component without following symlinks: a symlink
@@ -12,10 +13,8 @@ import { overlaps, relativeTo } from '../cellspec/paths.js';
 import type { BuildCellSpec } from '../cellspec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { copyTree } from './stage.js';
-import { applyUpper } from './apply-upper.js';
 import { randomHex } from '../util/random.js';
 import { mkdirOwned, settleCopiedTree, type Owner } from '../util/fs.js';
-import type { CellPlan } from './plan.js';
 
 export type { Owner } from '../util/fs.js';
 
@@ -109,34 +108,8 @@ export async function copyExports(
   return copied;
 }
 
-/**
- * Sync each cache back to its host directory (also after a failed command). An overlay cache
- * costs what the cell changed, not the cache's size: only its upper layer is walked, and
- * `cellRoot` (the live cell's view) tells which names a changed directory still has.
- */
-export async function syncCaches(spec: BuildCellSpec, plan: CellPlan, cellRoot: string, owner?: Owner): Promise<void> {
-  for (const [i, c] of spec.caches.entries()) {
-    if (plan.staging.caches[i] === 'overlay') {
-      await syncChanges(plan.layout.cacheUpper(i), join(cellRoot, c.destination), c.source, owner);
-      continue;
-    }
-    await mkdirOwned(dirname(c.source), owner);
-    await replaceWithCopy(plan.layout.cachePath(i), c.source, `sync cache ${c.destination} back to ${c.source}`);
-    await settleCopiedTree(c.source, owner);
-  }
-}
-
-/**
- * Apply an overlay cache's upper layer to the host directory it was layered on (see
- * applyUpper: whiteouts and names the cell no longer sees are deleted, files, symlinks and
- * directories applied, never through a host symlink; fifos, sockets and devices are skipped).
- */
-export async function syncChanges(upper: string, view: string, host: string, owner?: Owner): Promise<void> {
-  await applyUpper(upper, view, host, { owner, what: 'sync the cache back to' });
-}
-
 /** Copy `source` next to `destination`, then swap it in: a failed copy never leaves half a tree. */
-async function replaceWithCopy(source: string, destination: string, what: string): Promise<void> {
+export async function replaceWithCopy(source: string, destination: string, what: string): Promise<void> {
   // A short name of its own (not derived from the destination's, which may be 255 bytes long).
   const temp = join(dirname(destination), `.build-cell-${process.pid}-${randomHex(4)}.tmp`);
   await rm(temp, { recursive: true, force: true });

@@ -22,7 +22,7 @@ import { readEngineRequest, runToOutcome } from '../engine-entry.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from '../privilege/sudo.js';
 import { runSessionCommand } from './session.js';
-import { gitWarning, skippedWarning } from '../cell/write-back.js';
+import { gitWarning, skippedWarning } from '../write-back/workspace.js';
 import { choosePrivilege, needsOf, type PrivilegeChoice } from '../privilege/mode.js';
 import { rememberFactsIn } from '../util/fact-cache.js';
 

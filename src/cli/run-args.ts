@@ -12,7 +12,7 @@ import { PULL_POLICIES } from '../image/prepare.js';
 import { parseReference } from '../image/reference.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type WorkspaceSeed } from '../cellspec/types.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
-import { checkWriteBack } from '../cell/write-back.js';
+import { checkWriteBack } from '../write-back/workspace.js';
 import type { CellSpecInput } from '../engine.js';
 import { PRIVILEGES, type Privilege } from '../privilege/mode.js';
 import { UserError, show } from '../util/errors.js';

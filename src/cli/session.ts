@@ -20,7 +20,7 @@ import { choosePrivilege, needsOf } from '../privilege/mode.js';
 import { CellSetupError, UserError } from '../util/errors.js';
 import type { CliCommand } from './args.js';
 import { parseEnviron, stepEnvironment } from '../session/env.js';
-import { gitWarning, skippedWarning } from '../cell/write-back.js';
+import { gitWarning, skippedWarning } from '../write-back/workspace.js';
 import { endSession, runStep, startSession } from '../session/run.js';
 import { readSession } from '../session/state.js';
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { HELPER_DIR } from '../cell/plan.js';
 import { ROOT_SENTINEL } from '../image/store.js';
 import { TarWriter, type TarEntry } from './tar.js';
-import { isWhiteout } from '../cell/apply-upper.js';
+import { isWhiteout } from '../write-back/apply-upper.js';
 
 /** Names deleted from the lower layer, by directory of the upper ('' is the root). */
 export type Deletions = Map<string, string[]>;

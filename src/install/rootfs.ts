@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ROOT_SENTINEL } from '../image/store.js';
 import { exec } from '../util/exec.js';
 import { childRel, isExcluded, statOrUndefined, type Deletions } from './layer.js';
-import { isWhiteout } from '../cell/apply-upper.js';
+import { isWhiteout } from '../write-back/apply-upper.js';
 
 export async function buildDerivedRootfs(options: {
   base: string;

@@ -24,7 +24,7 @@ import {
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyUpper, type ApplyOptions } from '../../src/cell/apply-upper.js';
+import { applyUpper, type ApplyOptions } from '../../src/write-back/apply-upper.js';
 import { CellSetupError } from '../../src/util/errors.js';
 import { canMountOverlay, exists, isRoot, listing, mkfifo, runOverlay, view, whiteout, write } from './tree-fixture.js';
 

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { syncCaches, syncChanges } from '../../src/cell/finalize.js';
+import { syncCaches, syncChanges } from '../../src/write-back/caches.js';
 import { planCell, type CellPlan } from '../../src/cell/plan.js';
 import { baseSpec } from './spec-fixture.js';
 import {

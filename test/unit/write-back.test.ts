@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWriteBack, gitWarning, isGitDir, stagingOnly, writeBack } from '../../src/cell/write-back.js';
+import { checkWriteBack, gitWarning, isGitDir, stagingOnly, writeBack } from '../../src/write-back/workspace.js';
 import type { BuildCellSpec } from '../../src/cellspec/types.js';
 import type { CellPlan } from '../../src/cell/plan.js';
 import { parseCli } from '../../src/cli/args.js';

@@ -20,7 +20,7 @@ import type { BuildCellSpec } from '../cellspec/types.js';
 import { UserError } from '../util/errors.js';
 import type { Owner } from '../util/fs.js';
 import { applyUpper } from './apply-upper.js';
-import type { CellPlan } from './plan.js';
+import type { CellPlan } from '../cell/plan.js';
 
 export interface WriteBackResult {
   written: number;
