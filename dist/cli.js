@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '240a5da7dff99d9b';
+const BUNDLE_ID = '389bda97e8acf0a9';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

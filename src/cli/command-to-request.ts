@@ -7,7 +7,6 @@
 import { needsEmulation } from '../emulation/native.js';
 import type { CellRequest, QemuSelection } from '../engine-types.js';
 import { describeQemuChoice } from '../tools/pinned.js';
-import { resolveQemu } from '../tools/resolve.js';
 import type { CellSpecInput } from '../cellspec/types.js';
 import type { Owner } from '../util/fs.js';
 import type { CommonOptions, InstallOption } from './command.js';
@@ -19,6 +18,9 @@ export async function selectQemu(
 ): Promise<QemuSelection | undefined> {
   const guest = options.image.arch;
   if (!options.qemu || !needsEmulation(guest, options.emulation)) return undefined;
+  // Loaded only here: the tool cache and its HTTP client are a large part of a bundle that every
+  // warm cell would otherwise load (+100 ms measured), and only --qemu 7.2|10.0|path needs them.
+  const { resolveQemu } = await import('../tools/resolve.js');
   const { qemu } = await resolveQemu({
     qemu: [guest],
     qemuVersion: options.qemu,
