@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '389bda97e8acf0a9';
+const BUNDLE_ID = 'df695a14b5e30985';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**
@@ -63,10 +63,19 @@ function readCache(file) {
   }
 }
 
+function mkdirIfMissing(dir) {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    if (error.code !== 'EEXIST') throw error;
+  }
+}
+
 function writeCache(file, data) {
   try {
     // Only in a state dir that exists (the run made it): never one of the launcher's making.
-    if (!process.env.BUILD_CELL_CODE_CACHE) fs.mkdirSync(path.dirname(file), { mode: 0o700 });
+    // (An existing code-cache dir is fine: a new bundle's cache goes beside the old one's.)
+    if (!process.env.BUILD_CELL_CODE_CACHE) mkdirIfMissing(path.dirname(file));
     else fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const dir = fs.lstatSync(path.dirname(file));
     if (!dir.isDirectory() || !trusted(dir)) return;

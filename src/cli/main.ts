@@ -21,7 +21,6 @@ import { BuildCellError, EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '
 import { readEngineRequest, runToOutcome } from '../engine-entry.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
 import { runUnderSudo } from '../privilege/sudo.js';
-import { runSessionCommand } from './session.js';
 import { gitWarning, skippedWarning } from '../write-back/workspace.js';
 import { choosePrivilege, needsOf, type PrivilegeChoice } from '../privilege/mode.js';
 import { rememberFactsIn } from '../util/fact-cache.js';
@@ -72,7 +71,8 @@ async function dispatch(argv: string[]): Promise<number> {
     command.kind === 'session-end' ||
     command.kind === 'session-step'
   )
-    return runSessionCommand(command, log);
+    // Loaded only for sessions: their runner conventions (github/) are not a plain run's start-up.
+    return (await import('./session.js')).runSessionCommand(command, log);
   const privilege = privilegeFor(command, uid, log);
   if (privilege.mode === 'sudo' && uid !== 0) return reexecUnderSudo(argv, command, privilege.reason);
   switch (command.kind) {

@@ -115,6 +115,12 @@ describe('the code cache', () => {
     expect(launch(['--version', `--state-dir=${state}`], env).status).toBe(0);
     expect(readdirSync(join(state, 'code-cache'))).toEqual([expect.stringMatching(/---version\.bin$/)]);
     expect(lstatSync(join(state, 'code-cache')).mode & 0o777).toBe(0o700);
+    // A code-cache dir made by an earlier run (another bundle, another command) gets this one's too.
+    expect(launch(['--help', `--state-dir=${state}`], env).status).toBe(0);
+    expect(readdirSync(join(state, 'code-cache')).sort()).toEqual([
+      expect.stringMatching(/---help\.bin$/),
+      expect.stringMatching(/---version\.bin$/),
+    ]);
   });
 
   it('is off with BUILD_CELL_CODE_CACHE=off', () => {
