@@ -488,7 +488,7 @@ async function resolveTools(request) {
         };
         const skopeo = take(await resolveSkopeo(ctx));
         const umoci = take((await resolvePinned(pinFor('umoci'), 'umoci', [{ name: 'umoci', member: 'usr/bin/umoci' }], ctx)).umoci);
-        const found = await findQemu(request.qemu ?? [], request.qemuVersion, ctx);
+        const found = await qemuBinaries(request.qemu ?? [], request.qemuVersion, ctx);
         const qemu = {};
         for (const [name, where] of Object.entries(found))
             qemu[name] = take(where);
@@ -502,7 +502,7 @@ async function resolveTools(request) {
 async function resolveQemu(request) {
     const ctx = context(request);
     return tool_cache_env_withToolCacheEnv(async () => {
-        const found = await findQemu(request.qemu, request.qemuVersion, ctx);
+        const found = await qemuBinaries(request.qemu, request.qemuVersion, ctx);
         const dirs = [...new Set(Object.values(found).flatMap((f) => (f.dir ? [f.dir] : [])))];
         return { qemu: Object.fromEntries(Object.entries(found).map(([name, f]) => [name, f.path])), dirs };
     });
@@ -512,7 +512,7 @@ async function resolveQemu(request) {
  * (as it is, no checksum). With a pinned version: never PATH, that pin's tool-cache entry,
  * else its download.
  */
-async function findQemu(arches, version, ctx) {
+async function qemuBinaries(arches, version, ctx) {
     const names = [...new Set(arches.map((a) => a.qemu))];
     for (const name of names) {
         if (!/^qemu-[a-z0-9_]+-static$/.test(name))
@@ -537,9 +537,7 @@ async function qemuFromPath(names, ctx) {
     return result;
 }
 function context(request) {
-    const source = (request.source || pinned/* DEFAULT_TOOLS_SOURCE */.uh).trim().replace(/\/+$/, '');
-    if (!/^https?:\/\/[^\s/]+/.test(source))
-        throw new errors/* UserError */.yo('tools-source', `must be an http(s) URL of a Debian archive root, got ${(0,errors/* show */.WU)(request.source)}`);
+    const source = (0,pinned/* checkToolsSource */.zC)(request.source || pinned/* DEFAULT_TOOLS_SOURCE */.uh, 'tools-source');
     const snapshotSource = request.snapshotSource === false ? false : (request.snapshotSource ?? pinned/* SNAPSHOT_SOURCE */.r).replace(/\/+$/, '');
     return {
         log: request.log ?? ((msg) => process.stderr.write(`build-cell: ${msg}\n`)),

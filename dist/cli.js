@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = 'df695a14b5e30985';
+const BUNDLE_ID = '127627550f5beb3b';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

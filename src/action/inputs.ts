@@ -6,7 +6,7 @@
 import * as core from '@actions/core';
 import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
 import { parseEmulationMode, type EmulationMode } from '../emulation/native.js';
-import { parseQemuVersion, type QemuVersion } from '../tools/pinned.js';
+import { DEFAULT_TOOLS_SOURCE, checkToolsSource, parseQemuVersion, type QemuVersion } from '../tools/pinned.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
@@ -303,9 +303,7 @@ function accessInputs(
   const username = read('registry-username').trim() || undefined;
   const password = read('registry-password') || undefined;
   if (password && !username) throw new UserError('registry-password', 'needs registry-username');
-  const toolsSource = read('tools-source').trim() || 'https://deb.debian.org/debian';
-  if (!/^https?:\/\/[^\s]+$/.test(toolsSource))
-    throw new UserError('tools-source', `must be an http(s) URL of a Debian archive mirror, got ${show(toolsSource)}`);
+  const toolsSource = checkToolsSource(read('tools-source').trim() || DEFAULT_TOOLS_SOURCE, 'tools-source');
   const qemuCpu = parseQemuCpu(read('qemu-cpu'), 'qemu-cpu');
   const qemu = parseQemuVersion(read('qemu'), 'qemu');
   const stateDir = read('state-dir').trim() || '/var/lib/build-cell';
@@ -313,7 +311,7 @@ function accessInputs(
   return {
     artifactName,
     registry: { username, password, tlsVerify: bool(read('tls-verify') || 'true', 'tls-verify') },
-    toolsSource: toolsSource.replace(/\/+$/, ''),
+    toolsSource,
     ...(qemuCpu ? { qemuCpu } : {}),
     ...(qemu ? { qemu } : {}),
     stateDir,

@@ -7,7 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { hostArch, resolveArch } from '../emulation/arch.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
 import { parseEmulationMode } from '../emulation/native.js';
-import { parseQemuVersion } from '../tools/pinned.js';
+import { checkToolsSource, parseQemuVersion } from '../tools/pinned.js';
 import { PULL_POLICIES } from '../image/prepare.js';
 import { parseReference } from '../image/reference.js';
 import { CLEANUP_POLICIES, NETWORK_POLICIES, SCRIPT_PATH, type WorkspaceSeed } from '../cellspec/types.js';
@@ -118,13 +118,12 @@ function qemuCpuOption(value: string | undefined): { qemuCpu?: string } {
 
 function emulationOptions(v: Record<string, unknown>): Pick<CommonOptions, 'emulation' | 'qemu' | 'toolsSource'> {
   const qemu = parseQemuVersion(v.qemu as string | undefined, '--qemu');
-  const toolsSource = v['tools-source'] as string | undefined;
-  if (toolsSource !== undefined && !/^https?:\/\/[^\s/]+/.test(toolsSource.trim()))
-    throw new UserError('--tools-source', `must be an http(s) URL of a Debian archive root, got ${show(toolsSource)}`);
+  const value = v['tools-source'] as string | undefined;
+  const toolsSource = value === undefined ? undefined : checkToolsSource(value, '--tools-source');
   return {
     emulation: parseEmulationMode(v.emulation as string | undefined, '--emulation'),
     ...(qemu ? { qemu } : {}),
-    ...(toolsSource !== undefined ? { toolsSource: toolsSource.trim() } : {}),
+    ...(toolsSource !== undefined ? { toolsSource } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ import { CellSetupError } from '../util/errors.js';
 import type { ArchInfo } from './arch.js';
 import { binfmtMode, findQemu, ruleMatches } from './binfmt.js';
 import { checkQemuCpu, chooseQemuCpu, describeQemuCpu, type QemuCpuChoice } from './cpu.js';
-import { decideEmulation, describeDecision, type EmulationDecision, type EmulationMode } from './native.js';
+import { decideEmulation, type EmulationDecision, type EmulationMode } from './native.js';
 
 export const QEMU_CPU_FIELD = 'qemu-cpu';
 
@@ -140,5 +140,3 @@ export function unmatchedQemuCopy(emulation: Emulation, dir: string): string {
 export function describeEmulation(setup: Pick<EmulationSetup, 'emulation' | 'cpu'>): string {
   return `${setup.emulation.qemuPath}, CPU ${describeQemuCpu(setup.cpu)}`;
 }
-
-export { describeDecision };

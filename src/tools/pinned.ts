@@ -170,6 +170,17 @@ export const QEMU_PINS: Readonly<Record<Exclude<QemuVersion, 'path'>, Readonly<R
   },
 };
 
+/**
+ * The tools source (the `tools-source` input, --tools-source): an http(s) URL of a Debian
+ * archive root, without trailing slashes. One check for the action, the CLI and the resolver.
+ */
+export function checkToolsSource(value: string, field: string): string {
+  const source = value.trim().replace(/\/+$/, '');
+  if (!/^https?:\/\/[^\s/][^\s]*$/.test(source))
+    throw new UserError(field, `must be an http(s) URL of a Debian archive root (a mirror), got ${show(value)}`);
+  return source;
+}
+
 /** The `qemu` input / --qemu flag: 7.2, 10.0 or path; undefined when not given. */
 export function parseQemuVersion(value: string | undefined, field: string): QemuVersion | undefined {
   const version = value?.trim();

@@ -36,6 +36,7 @@ import {
   poolUrl,
   qemuMember,
   qemuPinFor,
+  checkToolsSource,
   snapshotUrl,
   type QemuVersion,
   toolCacheVersion,
@@ -100,7 +101,7 @@ export async function resolveTools(request: ResolveToolsRequest): Promise<Resolv
     const umoci = take(
       (await resolvePinned(pinFor('umoci'), 'umoci', [{ name: 'umoci', member: 'usr/bin/umoci' }], ctx)).umoci!,
     );
-    const found = await findQemu(request.qemu ?? [], request.qemuVersion, ctx);
+    const found = await qemuBinaries(request.qemu ?? [], request.qemuVersion, ctx);
     const qemu: Record<string, string> = {};
     for (const [name, where] of Object.entries(found)) qemu[name] = take(where);
     return { skopeo, umoci, qemu, dirsToAddToPath: dirs };
@@ -116,7 +117,7 @@ export async function resolveQemu(
 ): Promise<{ qemu: Record<string, string>; dirs: string[] }> {
   const ctx = context(request);
   return withToolCacheEnv(async () => {
-    const found = await findQemu(request.qemu, request.qemuVersion, ctx);
+    const found = await qemuBinaries(request.qemu, request.qemuVersion, ctx);
     const dirs = [...new Set(Object.values(found).flatMap((f) => (f.dir ? [f.dir] : [])))];
     return { qemu: Object.fromEntries(Object.entries(found).map(([name, f]) => [name, f.path])), dirs };
   });
@@ -127,7 +128,7 @@ export async function resolveQemu(
  * (as it is, no checksum). With a pinned version: never PATH, that pin's tool-cache entry,
  * else its download.
  */
-async function findQemu(
+async function qemuBinaries(
   arches: readonly ArchInfo[],
   version: QemuVersion | undefined,
   ctx: Context,
@@ -163,9 +164,7 @@ async function qemuFromPath(names: string[], ctx: Context): Promise<Record<strin
 }
 
 function context(request: ResolveToolsRequest): Context {
-  const source = (request.source || DEFAULT_TOOLS_SOURCE).trim().replace(/\/+$/, '');
-  if (!/^https?:\/\/[^\s/]+/.test(source))
-    throw new UserError('tools-source', `must be an http(s) URL of a Debian archive root, got ${show(request.source)}`);
+  const source = checkToolsSource(request.source || DEFAULT_TOOLS_SOURCE, 'tools-source');
   const snapshotSource =
     request.snapshotSource === false ? false : (request.snapshotSource ?? SNAPSHOT_SOURCE).replace(/\/+$/, '');
   return {

@@ -27,6 +27,7 @@ import {
   DEFAULT_TOOLS_SOURCE,
   PINNED,
   QEMU_PINS,
+  checkToolsSource,
   debianArch,
   describeQemuChoice,
   parseQemuVersion,
@@ -261,6 +262,13 @@ describe('pinned table', () => {
       expect(error!.message).toContain('--qemu');
       expect(error!.message).toContain('7.2');
       expect(error!.message).toContain('10.0');
+    }
+  });
+
+  it('checks a tools source once for the action, the CLI and the resolver', () => {
+    expect(checkToolsSource(' http://127.0.0.1:9/debian// ', '--tools-source')).toBe('http://127.0.0.1:9/debian');
+    for (const bad of ['ftp://mirror/debian', 'http:///debian', 'https://mirror/de bian', 'deb.debian.org']) {
+      expect(() => checkToolsSource(bad, 'tools-source')).toThrow(/^tools-source: must be an http\(s\) URL/);
     }
   });
 
