@@ -516,10 +516,12 @@ var promises_ = __webpack_require__(1455);
 var builtins = __webpack_require__(8060);
 // EXTERNAL MODULE: ./src/emulation/arch.ts
 var arch = __webpack_require__(9506);
-// EXTERNAL MODULE: ./src/engine-entry.ts
-var engine_entry = __webpack_require__(2560);
+// EXTERNAL MODULE: ./src/engine-entry.ts + 19 modules
+var engine_entry = __webpack_require__(1897);
 // EXTERNAL MODULE: ./src/install/key.ts
 var key = __webpack_require__(3368);
+// EXTERNAL MODULE: ./src/privilege/userns.ts
+var userns = __webpack_require__(9859);
 // EXTERNAL MODULE: ./src/cell/stage.ts + 1 modules
 var stage = __webpack_require__(672);
 // EXTERNAL MODULE: ./src/cellspec/types.ts
@@ -586,7 +588,7 @@ async function startSession(options, runner) {
         writeBack: state.workspace !== undefined,
         prepareOnly: !options.run,
         ...(runner.runnerLog ? { stderrToStdout: true } : {}),
-    }, options.mode, runner.work, runner.cli);
+    }, options.mode, runner.cli);
     if (outcome.ok) {
         const { result } = outcome;
         state.image = {
@@ -646,7 +648,7 @@ function stepRequest(state, step, runner) {
 }
 /** Run one step; the session records a failure (the end's cleanup policy and exports use it). */
 async function runStep(sessions, state, step, runner) {
-    const outcome = await (0,engine_entry/* runInMode */.QI)(stepRequest(state, step, runner), state.mode, runner.work, runner.cli);
+    const outcome = await (0,engine_entry/* runInMode */.QI)(stepRequest(state, step, runner), state.mode, runner.cli);
     if (!state.failed && (!outcome.ok || outcome.result.exitCode !== 0))
         (0,session_state/* writeSession */.Ko)(sessions, { ...state, failed: true });
     return outcome;
@@ -660,7 +662,7 @@ async function endSession(sessions, state, exports, runner) {
     if (exports.length) {
         // `false` after a failed step: the engine then tolerates a missing export, as after a failed command.
         const request = stepRequest(state, { command: { argv: [state.failed ? 'false' : 'true'] }, env: [], exports }, runner);
-        outcome = await (0,engine_entry/* runInMode */.QI)({ ...request, writeBack: false, spec: { ...request.spec, cleanup: 'always' } }, state.mode, runner.work, runner.cli);
+        outcome = await (0,engine_entry/* runInMode */.QI)({ ...request, writeBack: false, spec: { ...request.spec, cleanup: 'always' } }, state.mode, runner.cli);
     }
     const kept = (0,types/* scratchPreserved */.td)(state.cleanup, !state.failed);
     if (!kept)
@@ -684,7 +686,7 @@ async function removeRootLayer(state) {
         return;
     }
     if (state.mode === 'rootless')
-        return (0,stage/* removeScratch */.ZU)(state.root.dir, (0,mode/* probeUserns */.nD)().ids);
+        return (0,stage/* removeScratch */.ZU)(state.root.dir, (0,userns/* probeUserns */.nD)().ids);
     (0,external_node_fs_.rmSync)(state.root.dir, { recursive: true, force: true });
 }
 
@@ -732,7 +734,7 @@ async function runSessionCommand(command, log) {
                 run: command.run,
                 root: { dir, upper: (0,external_node_path_.join)(dir, 'upper') },
                 request: await (0,command_to_request/* cellRequest */.C3)(command, owner, log),
-            }, { cli, work: dir });
+            }, { cli });
             const code = finish(outcome);
             process.stderr.write(`build-cell: session ${state.name} started (image ${state.image.digest}); run steps with: build-cell session exec --name ${state.name} --run '...'\n`);
             return code;
@@ -740,7 +742,7 @@ async function runSessionCommand(command, log) {
         case 'session-exec': {
             const sessions = (0,external_node_path_.join)(command.stateDir, 'sessions');
             const state = (0,session_state/* readSession */.lx)(sessions, command.name, START_HINT);
-            const outcome = await runStep(sessions, state, { command: command.command, env: command.env }, { cli, work: (0,external_node_path_.join)(sessions, command.name) });
+            const outcome = await runStep(sessions, state, { command: command.command, env: command.env }, { cli });
             if (command.resultFile && outcome.ok)
                 await (0,result_file/* writeResultFile */.t)(command.resultFile, outcome.result, {
                     mode: state.mode,
@@ -751,10 +753,7 @@ async function runSessionCommand(command, log) {
         case 'session-end': {
             const sessions = (0,external_node_path_.join)(command.stateDir, 'sessions');
             const state = (0,session_state/* readSession */.lx)(sessions, command.name, START_HINT);
-            const { outcome, kept } = await endSession(sessions, state, command.exports, {
-                cli,
-                work: (0,external_node_path_.join)(sessions, command.name),
-            });
+            const { outcome, kept } = await endSession(sessions, state, command.exports, { cli });
             if (outcome && !outcome.ok)
                 throw new errors/* CellSetupError */.Y1(outcome.error);
             if (kept)
@@ -775,7 +774,6 @@ async function runnerStep(command) {
     catch (error) {
         throw new errors/* UserError */.yo('script', `cannot read the step's script ${command.script}: ${error.message}`);
     }
-    const work = (0,external_node_path_.join)(command.sessions, command.name);
     // Outside the state dir (a cache source may not lie in it), owner-only (mkdtemp), removed after the step.
     const fileCommands = (0,external_node_fs_.mkdtempSync)((0,external_node_path_.join)(process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)(), 'build-cell-step-'));
     try {
@@ -800,7 +798,7 @@ async function runnerStep(command) {
             command: { script },
             env,
             caches: [{ source: fileCommands, destination: FILE_COMMANDS_CELL_DIR }],
-        }, { cli: process.argv[1], work, runnerLog: true }));
+        }, { cli: process.argv[1], runnerLog: true }));
         // What the step's script wrote to GITHUB_OUTPUT and the others reaches this step's own files, as the session allows.
         const forwarded = await forwardFileCommands(fileCommands, process.env, {
             env: state.forward?.env ?? [],

@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '127627550f5beb3b';
+const BUNDLE_ID = 'e13bb48d4bf66446';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -30,7 +30,7 @@ import { emptyScratch, removeScratch, stageCell, writeScratchRecords, type Stage
 import { normalizeSpec, validateSpec } from './cellspec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './cellspec/env.js';
 import { scratchPreserved, type BuildCellSpec } from './cellspec/types.js';
-import type { RootlessIds } from './privilege/mode.js';
+import type { RootlessIds } from './privilege/userns.js';
 import { now, type phaseTimer } from './util/timing.js';
 import { BuildCellError } from './util/errors.js';
 import { emulationOptions, emulationReport, newCellId, rootlessIds } from './engine-parts.js';

@@ -1,36 +1,70 @@
 /**
- * A whole engine request as a file, for the one place it must cross a process boundary: the
- * action (runner user) asking the engine (root, through sudo) to run a cell. The file holds
- * secrets (env values, a registry password): it is created owner-only in an owner-only
- * directory and deleted by the engine as soon as it has read it.
+ * The one way into the engine for every caller (the CLI's run, prepare and demo, the action,
+ * session steps): in this process (root, rootless), or through sudo (the hidden internal-run
+ * command, as root), with one signal handling. Across sudo the request (it holds secrets: env
+ * values, a registry password) goes over a Unix socket in an owner-only directory, served once,
+ * so it never touches a disk; the outcome comes back as a result file beside it.
  */
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:net';
 import { runUnderSudo } from './privilege/sudo.js';
 import { resolveArch } from './emulation/arch.js';
 import { runBuildCell, type CellRequest, type CellRunResult } from './engine.js';
 import { UserError, errorMessage } from './util/errors.js';
 
-export async function writeEngineRequest(dir: string, request: CellRequest): Promise<string> {
-  const private_ = await mkdtemp(join(dir, 'request-'));
-  await chmod(private_, 0o700);
-  const file = join(private_, 'request.json');
-  await writeFile(file, JSON.stringify({ ...request, image: { ...request.image, arch: request.image.arch.name } }), {
-    mode: 0o600,
-  });
-  return file;
+/** A request offered on a socket until the engine has taken it, in an owner-only `dir` that `close` removes. */
+export interface OfferedRequest {
+  dir: string;
+  address: string;
+  close(): Promise<void>;
 }
 
-export async function readEngineRequest(file: string): Promise<CellRequest> {
-  let text: string;
+export async function offerEngineRequest(request: CellRequest): Promise<OfferedRequest> {
+  const { createServer } = await import('node:net');
+  // In the temp dir, not the caller's work dir: a socket's path is limited to 107 bytes.
+  const private_ = await mkdtemp(join(tmpdir(), 'bc-request-'));
+  const address = join(private_, 'engine.sock');
+  const text = JSON.stringify({ ...request, image: { ...request.image, arch: request.image.arch.name } });
+  const server: Server = createServer((socket) => {
+    server.close(); // served once
+    socket.on('error', () => undefined);
+    socket.end(text);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address, resolve);
+  });
+  return {
+    dir: private_,
+    address,
+    close: async () => {
+      server.close();
+      await rm(private_, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function readEngineRequest(address: string): Promise<CellRequest> {
+  const { connect } = await import('node:net');
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    connect(address)
+      .on('data', (chunk: Buffer) => chunks.push(chunk))
+      .on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+      .on('error', (error) =>
+        reject(new UserError('request', `cannot read the engine request at ${address}: ${error.message}`)),
+      );
+  });
+  let data: (CellRequest & { image: { arch: string } }) | undefined;
   try {
-    text = await readFile(file, 'utf8');
-  } finally {
-    await rm(join(file, '..'), { recursive: true, force: true });
+    data = JSON.parse(text) as CellRequest & { image: { arch: string } };
+  } catch {
+    data = undefined;
   }
-  const data = JSON.parse(text) as CellRequest & { image: { arch: string } };
   if (!data?.image || typeof data.image.arch !== 'string' || !data.spec)
-    throw new UserError('request', `${file} is not an engine request`);
+    throw new UserError('request', `${address} did not serve an engine request`);
   return { ...data, image: { ...data.image, arch: resolveArch(data.image.arch) } };
 }
 
@@ -66,25 +100,21 @@ export async function runToOutcome(request: CellRequest): Promise<EngineOutcome>
 /**
  * Run a request in this process (root or rootless) or through sudo (`cli` is the CLI to run
  * as root: its hidden internal-run command); the outcome is always returned, never thrown.
- * `work` is an owner-only place for the request and result files.
  */
 export async function runInMode(
   request: CellRequest,
   mode: 'root' | 'sudo' | 'rootless',
-  work: string,
   cli: string,
 ): Promise<EngineOutcome> {
   if (mode !== 'sudo') return runToOutcome(request);
-  await mkdir(work, { recursive: true });
-  const requestFile = await writeEngineRequest(work, request);
-  const resultFile = join(dirname(requestFile), '..', `result-${process.pid}.json`);
+  const offered = await offerEngineRequest(request);
+  const resultFile = join(offered.dir, 'result.json');
   try {
-    const code = await runUnderSudo(['internal-run', requestFile, resultFile], {}, cli);
+    const code = await runUnderSudo(['internal-run', offered.address, resultFile], {}, cli);
     const text = await readFile(resultFile, 'utf8').catch(() => undefined);
     if (!text) return { ok: false, error: `the engine (through sudo) exited with ${code} and reported nothing` };
     return JSON.parse(text) as EngineOutcome;
   } finally {
-    await rm(dirname(requestFile), { recursive: true, force: true }).catch(() => undefined);
-    await rm(resultFile, { force: true }).catch(() => undefined);
+    await offered.close().catch(() => undefined);
   }
 }

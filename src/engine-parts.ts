@@ -3,7 +3,7 @@
  */
 import { decideEmulation, describeDecision } from './emulation/native.js';
 import type { EmulationOptions } from './emulation/setup.js';
-import { probeUserns } from './privilege/mode.js';
+import { probeUserns } from './privilege/userns.js';
 import { randomHex } from './util/random.js';
 import type { CellRequest, CellRunResult } from './engine-types.js';
 

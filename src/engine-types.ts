@@ -49,7 +49,7 @@ export interface CellRequest {
   stderrToStdout?: boolean;
   /** A session's root layer, under the state dir: the cell's root changes stay there for its next cell (see session/). */
   rootLayer?: string;
-  /** Only prepare the image (and its install step): no cell runs (a session started without a command). */
+  /** Only prepare the image (and its install step): no command runs (`prepare`; a session started without a command). */
   prepareOnly?: boolean;
   /** The CPU model qemu emulates for a foreign guest (see emulation/cpu.ts); checked before the image. */
   qemuCpu?: string;

@@ -51,14 +51,16 @@ export function validateRequest(request: CellRequest): BuildCellSpec {
   return normalizeSpec(spec);
 }
 
-export async function prepare(stateDir: string, image: ImageRequest, owner?: Owner): Promise<PreparedImage> {
+async function prepare(stateDir: string, image: ImageRequest, owner?: Owner): Promise<PreparedImage> {
   const prefix = await canonicalPrefix(stateDir);
   return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0, cacheOwner: owner });
 }
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
   const importKinds = await checkHostInputs(validateRequest(request));
-  await checkEmulation(request.image.arch, emulationOptions(request));
+  // Every cell needs its emulation, now or (a session's) later; only a bare prepare runs none.
+  if (!request.prepareOnly || request.install || request.rootLayer)
+    await checkEmulation(request.image.arch, emulationOptions(request));
   await checkExportDestinations(request.spec);
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
@@ -85,17 +87,6 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   }
   const result = await runCellOn(prefix, image, request, { importKinds, signal, timer });
   return install ? { ...result, install } : result;
-}
-
-/** `prepare --install`: the derived image, found or made, without running a command. */
-export async function prepareWithInstall(
-  request: CellRequest,
-): Promise<{ image: PreparedImage; install?: InstallResult }> {
-  validateRequest(request);
-  await checkEmulation(request.image.arch, emulationOptions(request));
-  const prefix = await canonicalPrefix(request.stateDir);
-  await checkOutsideStateDir(request.spec, prefix);
-  return imageWithInstall(prefix, request);
 }
 
 /** The image a request's cell runs on: the image itself, or the derived image of its install step. */

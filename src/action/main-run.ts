@@ -255,7 +255,7 @@ async function runCell(run: MainRun): Promise<EngineOutcome> {
     withCommandsStopped(() =>
       inputs.session
         ? startActionSession(inputs, request, run.mode!, work)
-        : runInMode(request, run.mode!, work, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
+        : runInMode(request, run.mode!, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
     ),
   );
 }

@@ -70,7 +70,7 @@ export async function startActionSession(
       firstCellOnly: [FILE_COMMANDS_CELL_DIR],
       forward: { env: inputs.forwardEnv, path: inputs.forwardPath },
     },
-    { cli: cli(), work: join(sessions, name), runnerLog: true },
+    { cli: cli(), runnerLog: true },
   );
   if (!outcome.ok) return outcome;
   const bin = join(work, 'bin');
@@ -96,7 +96,7 @@ export async function endActionSession(
     sessions,
     state,
     inputs.exports.map((m) => ({ source: m.cell, destination: m.host })),
-    { cli: cli(), work, runnerLog: true },
+    { cli: cli(), runnerLog: true },
   );
   if (kept) core.info(`keeping the session's root layer ${state.root.dir} (cleanup: ${state.cleanup})`);
   if (outcome && !outcome.ok) return { exports: [], error: outcome.error };

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CleanupPolicy } from '../cellspec/types.js';
-import type { RootlessIds } from '../privilege/mode.js';
+import type { RootlessIds } from '../privilege/userns.js';
 import { ownerIsAlive, processStartTime } from '../util/lock.js';
 import { removeScratch } from './stage.js';
 

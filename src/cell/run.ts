@@ -17,7 +17,7 @@ import { CellSetupError } from '../util/errors.js';
 import { randomHex } from '../util/random.js';
 import { tool, which } from '../util/which.js';
 import { HELPER_HASH, HELPER_SCRIPT } from './helper-script.js';
-import { rootlessUnshareArgs, type RootlessIds } from '../privilege/mode.js';
+import { rootlessUnshareArgs, type RootlessIds } from '../privilege/userns.js';
 import { HOST_MNT_NS_FD, type CellPlan, type HelperTools } from './plan.js';
 import { helperArgv } from './helper-argv.js';
 

@@ -17,7 +17,7 @@ import { SCRIPT_PATH, type BuildCellSpec } from '../cellspec/types.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
 import { tool } from '../util/which.js';
-import { rootlessUnshareArgs, type RootlessIds } from '../privilege/mode.js';
+import { rootlessUnshareArgs, type RootlessIds } from '../privilege/userns.js';
 import { mkdirOwned, type Owner } from '../util/fs.js';
 import { DEV_SKELETON, type CellPlan } from './plan.js';
 import { fstabText } from './mount-batch.js';

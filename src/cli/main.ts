@@ -1,6 +1,6 @@
 /**
- * The CLI: parse, get root (directly or through sudo), run the engine, map the outcome to an
- * exit code. Errors of build-cell itself are one `build-cell: ...` line on stderr and exit 125.
+ * The CLI: parse, choose the privilege mode, run the engine (in this process, or through sudo
+ * as the action does: a request file for internal-run), map the outcome to an exit code. Errors of build-cell itself are one `build-cell: ...` line on stderr and exit 125.
  */
 import { readFileSync } from 'node:fs';
 import { chown, writeFile } from 'node:fs/promises';
@@ -13,17 +13,17 @@ import { cellRequest, emulationRequest } from './command-to-request.js';
 import { writeResultFile } from './result-file.js';
 import type { CommonOptions } from './command.js';
 import { parseReference } from '../image/reference.js';
-import { prepare, prepareWithInstall, type CellRunResult, type CellSpecInput } from '../engine.js';
+import type { CellRequest, CellRunResult, CellSpecInput } from '../engine.js';
 import type { InstallResult } from '../install/port.js';
-import { cliInstallRequest } from './run-args.js';
+import { cliInstallRequest, userCacheDir } from './run-args.js';
 import { SCRIPT_PATH } from '../cellspec/types.js';
 import { BuildCellError, EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
-import { readEngineRequest, runToOutcome } from '../engine-entry.js';
+import { readEngineRequest, runInMode, runToOutcome, type EngineOutcome } from '../engine-entry.js';
 import { parseCli, USAGE, type CliCommand } from './args.js';
-import { runUnderSudo } from '../privilege/sudo.js';
 import { gitWarning, skippedWarning } from '../write-back/workspace.js';
 import { choosePrivilege, needsOf, type PrivilegeChoice } from '../privilege/mode.js';
 import { rememberFactsIn } from '../util/fact-cache.js';
+import type { Owner } from '../util/fs.js';
 
 declare const BUILD_CELL_VERSION: string | undefined;
 
@@ -62,8 +62,7 @@ async function dispatch(argv: string[]): Promise<number> {
   };
   // Host probes (user namespaces, 32-bit execution) are remembered in the state dir (when it exists).
   if ('stateDir' in command) rememberFactsIn(command.stateDir);
-  // Said once: not again by the root process a sudo re-run starts.
-  if ('emulation' in command && !process.env[PRIVILEGE_ENV]) reportEmulation(command, log);
+  if ('emulation' in command) reportEmulation(command, log);
   // Sessions run their engine through sudo themselves (the session's files are the user's).
   if (
     command.kind === 'session-start' ||
@@ -74,18 +73,17 @@ async function dispatch(argv: string[]): Promise<number> {
     // Loaded only for sessions: their runner conventions (github/) are not a plain run's start-up.
     return (await import('./session.js')).runSessionCommand(command, log);
   const privilege = privilegeFor(command, uid, log);
-  if (privilege.mode === 'sudo' && uid !== 0) return reexecUnderSudo(argv, command, privilege.reason);
   switch (command.kind) {
     case 'prepare':
-      return prepareCommand(command, log);
+      return prepareCommand(command, privilege, log);
     case 'demo':
-      return runCommand(demoCommand(command, await ensureDemoImage(join(command.stateDir, 'demo'))), log, privilege);
+      return runCommand(await demoCommand(command, privilege), log, privilege);
     case 'run':
       return runCommand(command, log, privilege);
   }
 }
 
-/** The privilege mode of run, prepare and demo (handed over by the invoking process after a sudo re-run), said once. */
+/** The privilege mode of run, prepare and demo, said in the verbose log. */
 function privilegeFor(
   command: Extract<CliCommand, { kind: 'run' | 'prepare' | 'demo' }>,
   uid: number,
@@ -93,8 +91,8 @@ function privilegeFor(
 ): PrivilegeChoice {
   const guest = command.kind === 'run' ? command.image.arch : hostArch();
   const mode = 'emulation' in command ? command.emulation : undefined;
-  const privilege = throughSudo(uid) ?? choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest, mode));
-  if (!process.env[PRIVILEGE_ENV]) log(`privilege ${privilege.mode} (${privilege.reason})`);
+  const privilege = choosePrivilege(command.privilege, uid, '--privilege', needsOf(guest, mode));
+  log(`privilege ${privilege.mode} (${privilege.reason})`);
   // A rootless cell without subordinate ids cannot chown: said once, where it runs.
   if (privilege.mode !== 'sudo' && privilege.ids && !privilege.ids.uids && command.kind !== 'prepare')
     process.stderr.write(`build-cell: warning: rootless cell: ${privilege.ids.note}\n`);
@@ -104,33 +102,44 @@ function privilegeFor(
 /** prepare: the image (and with --install its derived image), printed as `DIGEST ROOTFS`. */
 async function prepareCommand(
   command: Extract<CliCommand, { kind: 'prepare' }>,
+  privilege: PrivilegeChoice,
   log: (m: string) => void,
 ): Promise<number> {
-  if (!command.install) {
-    const image = await prepare(command.stateDir, command.image);
-    process.stdout.write(`${image.digest} ${image.rootfs}\n`);
-    log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
-    return 0;
-  }
-  const { image, install } = await prepareWithInstall({
-    stateDir: command.stateDir,
-    image: command.image,
-    spec: { ...PREPARE_SPEC, env: command.env, caches: command.caches },
-    owner: sudoOwner(),
-    inheritImageEnv: true,
-    install: cliInstallRequest(command.install, command.env),
-    ...(await emulationRequest(command, log)),
-  });
+  const outcome = await enterEngine(
+    {
+      stateDir: command.stateDir,
+      image: command.image,
+      spec: { ...PREPARE_SPEC, env: command.env, caches: command.caches },
+      owner: ownerFor(privilege),
+      inheritImageEnv: true,
+      prepareOnly: true,
+      // Only an install step runs a cell here, and so needs the emulation.
+      ...(command.install
+        ? { install: cliInstallRequest(command.install, command.env), ...(await emulationRequest(command, log)) }
+        : {}),
+    },
+    privilege,
+  );
+  if (!outcome.ok) return failed(outcome);
+  const { image, install } = outcome.result;
   process.stdout.write(`${image.digest} ${image.rootfs}\n`);
   if (install) reportInstall(install, log);
+  else log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
   return 0;
 }
 
-/** demo: a cell on the busybox image built from the host's own busybox, saying where it runs. */
-function demoCommand(
+/**
+ * demo: a cell on the busybox image built from the host's own busybox, saying where it runs.
+ * The image is built by this process: in the state dir, or, where the engine runs through sudo
+ * (and its root owns the state dir), in the user's own cache dir.
+ */
+async function demoCommand(
   command: Extract<CliCommand, { kind: 'demo' }>,
-  ref: string,
-): Extract<CliCommand, { kind: 'run' }> {
+  privilege: PrivilegeChoice,
+): Promise<Extract<CliCommand, { kind: 'run' }>> {
+  const ref = await ensureDemoImage(
+    privilege.mode === 'sudo' ? join(userCacheDir(process.env), 'build-cell-demo') : join(command.stateDir, 'demo'),
+  );
   process.stderr.write(`build-cell: demo image ${ref}\n`);
   return {
     kind: 'run',
@@ -161,14 +170,8 @@ async function runCommand(
   log: (m: string) => void,
   privilege: PrivilegeChoice,
 ): Promise<number> {
-  const outcome = await runToOutcome(await cellRequest(command, sudoOwner(), log));
-  if (!outcome.ok) {
-    if (outcome.signal) {
-      process.stderr.write(`build-cell: received ${outcome.signal}: the cell was stopped and cleaned up\n`);
-      return 128 + (constants.signals[outcome.signal] ?? 15);
-    }
-    throw new BuildCellError(outcome.error);
-  }
+  const outcome = await enterEngine(await cellRequest(command, ownerFor(privilege), log), privilege);
+  if (!outcome.ok) return failed(outcome);
   const result = outcome.result;
   if (result.install) reportInstall(result.install, log);
   for (const path of result.writeBack?.skipped ?? [])
@@ -179,6 +182,21 @@ async function runCommand(
   report(result, log);
   if (command.resultFile) await writeResultFile(command.resultFile, result, privilege);
   return result.exitCode;
+}
+
+/**
+ * The CLI's one way into the engine, as the action's and session steps': in this process (root,
+ * rootless), or through sudo as a request file for internal-run (see engine-entry.ts).
+ */
+function enterEngine(request: CellRequest, privilege: PrivilegeChoice): Promise<EngineOutcome> {
+  return runInMode(request, privilege.mode, process.argv[1]!);
+}
+
+/** A failed outcome as the CLI ends: 128+N for a signal (the cell stopped and cleaned up), else an error. */
+function failed(outcome: Extract<EngineOutcome, { ok: false }>): number {
+  if (!outcome.signal) throw new BuildCellError(outcome.error);
+  process.stderr.write(`build-cell: received ${outcome.signal}: the cell was stopped and cleaned up\n`);
+  return 128 + (constants.signals[outcome.signal] ?? 15);
 }
 
 /** Native or qemu for this run, and why: in the verbose log, with a warning for a --qemu-cpu nothing uses. */
@@ -223,21 +241,13 @@ function reportInstall(install: InstallResult, log: (m: string) => void): void {
     );
 }
 
-/** Why the invoking process chose sudo, handed to the root process it re-ran through sudo. */
-const PRIVILEGE_ENV = 'BUILD_CELL_PRIVILEGE_REASON';
-
-function throughSudo(uid: number): PrivilegeChoice | undefined {
-  const reason = process.env[PRIVILEGE_ENV];
-  return uid === 0 && reason && process.env.SUDO_UID ? { mode: 'sudo', reason } : undefined;
-}
-
-/** Hidden command: run an engine request file for the action (as root, through sudo). */
+/** Hidden command: run the engine request served at a socket (as root, through sudo; see engine-entry.ts). */
 export const INTERNAL_RUN = 'internal-run';
 
-async function internalRun([requestFile, resultFile]: string[]): Promise<number> {
-  if (!requestFile || !resultFile || process.getuid?.() !== 0)
-    throw new UserError('internal-run', 'usage: internal-run REQUEST RESULT, as root');
-  const request = await readEngineRequest(requestFile);
+async function internalRun([address, resultFile]: string[]): Promise<number> {
+  if (!address || !resultFile || process.getuid?.() !== 0)
+    throw new UserError('internal-run', 'usage: internal-run SOCKET RESULT, as root');
+  const request = await readEngineRequest(address);
   rememberFactsIn(request.stateDir);
   const outcome = await runToOutcome(request);
   await writeFile(resultFile, JSON.stringify(outcome), { mode: 0o600 });
@@ -257,31 +267,18 @@ function report(result: CellRunResult, log: (m: string) => void): void {
   );
 }
 
-/** The user behind `sudo`, who should own exports and caches. */
-function sudoOwner(): { uid: number; gid: number } | undefined {
-  const uid = Number(process.env.SUDO_UID);
-  const gid = Number(process.env.SUDO_GID);
-  return process.getuid?.() === 0 && Number.isInteger(uid) && uid > 0 && Number.isInteger(gid)
-    ? { uid, gid }
+/**
+ * Who gets the exports, caches and result files: this user when the engine runs through sudo;
+ * as root, the user behind `sudo build-cell` (if any); rootless, the user itself (no chown).
+ */
+function ownerFor(privilege: PrivilegeChoice): Owner | undefined {
+  const uid = process.getuid?.() ?? 0;
+  if (privilege.mode === 'sudo') return { uid, gid: process.getgid?.() ?? 0 };
+  const sudoUid = Number(process.env.SUDO_UID);
+  const sudoGid = Number(process.env.SUDO_GID);
+  return uid === 0 && Number.isInteger(sudoUid) && sudoUid > 0 && Number.isInteger(sudoGid)
+    ? { uid: sudoUid, gid: sudoGid }
     : undefined;
-}
-
-function reexecUnderSudo(
-  argv: string[],
-  command: Extract<CliCommand, { kind: 'run' | 'prepare' | 'demo' }>,
-  reason: string,
-): Promise<number> {
-  // Pin what depends on who runs: the state dir, and a password read from stdin.
-  const args = argv.filter((a) => a !== '--registry-password-stdin');
-  const dashDash = args.indexOf('--');
-  const pinned = ['--state-dir', command.stateDir, '--privilege', 'root'];
-  const withPins =
-    dashDash >= 0 ? [...args.slice(0, dashDash), ...pinned, ...args.slice(dashDash)] : [...args, ...pinned];
-  const password = 'image' in command ? command.image.registry.password : undefined;
-  return runUnderSudo(withPins, {
-    [PRIVILEGE_ENV]: reason,
-    ...(password !== undefined ? { BUILD_CELL_REGISTRY_PASSWORD: password } : {}),
-  });
 }
 
 export { USAGE };

@@ -176,10 +176,13 @@ export function stateDir(value: string | undefined, environment: CliEnvironment)
     return resolve(environment.cwd, value);
   }
   if (environment.uid === 0) return '/var/lib/build-cell';
-  // The XDG spec says a relative XDG_CACHE_HOME is to be ignored.
-  const xdg = environment.env.XDG_CACHE_HOME;
-  const cache = xdg && isAbsolute(xdg) ? xdg : resolve(environment.env.HOME || homedir(), '.cache');
-  return resolve(cache, 'build-cell');
+  return resolve(userCacheDir(environment.env), 'build-cell');
+}
+
+/** The user's cache directory: $XDG_CACHE_HOME, else ~/.cache (the XDG spec ignores a relative XDG_CACHE_HOME). */
+export function userCacheDir(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return xdg && isAbsolute(xdg) ? xdg : resolve(env.HOME || homedir(), '.cache');
 }
 
 export function privilege(value: string | undefined): Privilege {

@@ -58,7 +58,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
           root: { dir, upper: join(dir, 'upper') },
           request: await cellRequest(command, owner, log),
         },
-        { cli, work: dir },
+        { cli },
       );
       const code = finish(outcome);
       process.stderr.write(
@@ -69,12 +69,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
     case 'session-exec': {
       const sessions = join(command.stateDir, 'sessions');
       const state = readSession(sessions, command.name, START_HINT);
-      const outcome = await runStep(
-        sessions,
-        state,
-        { command: command.command, env: command.env },
-        { cli, work: join(sessions, command.name) },
-      );
+      const outcome = await runStep(sessions, state, { command: command.command, env: command.env }, { cli });
       if (command.resultFile && outcome.ok)
         await writeResultFile(command.resultFile, outcome.result, {
           mode: state.mode,
@@ -85,10 +80,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
     case 'session-end': {
       const sessions = join(command.stateDir, 'sessions');
       const state = readSession(sessions, command.name, START_HINT);
-      const { outcome, kept } = await endSession(sessions, state, command.exports, {
-        cli,
-        work: join(sessions, command.name),
-      });
+      const { outcome, kept } = await endSession(sessions, state, command.exports, { cli });
       if (outcome && !outcome.ok) throw new CellSetupError(outcome.error);
       if (kept)
         process.stderr.write(
@@ -110,7 +102,6 @@ async function runnerStep(command: Extract<SessionCommand, { kind: 'session-step
   } catch (error) {
     throw new UserError('script', `cannot read the step's script ${command.script}: ${(error as Error).message}`);
   }
-  const work = join(command.sessions, command.name);
   // Outside the state dir (a cache source may not lie in it), owner-only (mkdtemp), removed after the step.
   const fileCommands = mkdtempSync(join(process.env.RUNNER_TEMP || tmpdir(), 'build-cell-step-'));
   try {
@@ -141,7 +132,7 @@ async function runnerStep(command: Extract<SessionCommand, { kind: 'session-step
           env,
           caches: [{ source: fileCommands, destination: FILE_COMMANDS_CELL_DIR }],
         },
-        { cli: process.argv[1]!, work, runnerLog: true },
+        { cli: process.argv[1]!, runnerLog: true },
       ),
     );
     // What the step's script wrote to GITHUB_OUTPUT and the others reaches this step's own files, as the session allows.

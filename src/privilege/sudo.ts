@@ -1,23 +1,18 @@
 /**
- * The sudo mode: the CLI (or the action's engine) re-runs itself through `sudo -n` (never
- * prompting) with the state dir pinned and the invoking user recorded, so the files it
- * leaves belong to that user. Choosing the mode is src/privilege.ts.
+ * The sudo mode: the CLI runs its hidden internal-run command through `sudo -n` (never
+ * prompting) on a request file that names the state dir and the invoking user, so the files
+ * it leaves belong to that user (see engine-entry.ts). Choosing the mode is ./mode.ts.
  */
 import { lazyChildProcess } from '../util/builtins.js';
 import { CellSetupError } from '../util/errors.js';
+import type { ProbeResult } from './userns.js';
 
 /** Environment variables the root process needs and sudo would drop. */
-const CARRIED_ENV = [
-  'BUILD_CELL_REGISTRY_PASSWORD',
-  'BUILD_CELL_DEBUG',
-  'BUILD_CELL_BINFMT',
-  'BUILD_CELL_PRIVILEGE_REASON',
-  'RUNNER_DEBUG',
-];
+const CARRIED_ENV = ['BUILD_CELL_DEBUG', 'BUILD_CELL_BINFMT', 'RUNNER_DEBUG'];
 
 /**
- * Re-run this CLI as root: `sudo -n --preserve-env=... -- env PATH=$PATH node SCRIPT ARGS`.
- * PATH is carried in argv (sudo's secure_path would replace it); secrets only in the environment.
+ * Run this CLI as root: `sudo -n --preserve-env=... -- env PATH=$PATH node SCRIPT ARGS`.
+ * PATH is carried in argv (sudo's secure_path would replace it); never a secret (argv is public).
  */
 export function runUnderSudo(
   args: string[],
@@ -38,14 +33,31 @@ export function runUnderSudo(
   ];
   return new Promise((resolve, reject) => {
     const child = lazyChildProcess().spawn('sudo', sudoArgs, { stdio: 'inherit', env });
+    // A cancelled job or a closed terminal: the root side stops the cell and cleans up.
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
-    process.on('SIGINT', forward);
-    process.on('SIGTERM', forward);
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    for (const signal of signals) process.on(signal, forward);
     child.on('error', (error) => reject(new CellSetupError(`cannot run sudo: ${error.message}`)));
     child.on('close', (code, signal) => {
-      process.off('SIGINT', forward);
-      process.off('SIGTERM', forward);
+      for (const signal of signals) process.off(signal, forward);
       resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
     });
   });
+}
+
+let sudoProbe: ProbeResult | undefined;
+
+/** `sudo -n true`, once per process. */
+export function probeSudo(): ProbeResult {
+  if (!sudoProbe) {
+    const result = lazyChildProcess().spawnSync('sudo', ['-n', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    if (result.error) sudoProbe = { ok: false, why: `sudo is not available (${result.error.message})` };
+    else if (result.status !== 0)
+      sudoProbe = {
+        ok: false,
+        why: `sudo -n refused: ${(result.stderr || '').trim() || `exit ${result.status}`} (sudo needs a password, or this user may not use it)`,
+      };
+    else sudoProbe = { ok: true };
+  }
+  return sudoProbe;
 }

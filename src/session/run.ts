@@ -12,7 +12,7 @@ import { resolveArch } from '../emulation/arch.js';
 import type { CellRequest } from '../engine.js';
 import { runInMode, type EngineOutcome } from '../engine-entry.js';
 import { installReference } from '../install/key.js';
-import { probeUserns } from '../privilege/mode.js';
+import { probeUserns } from '../privilege/userns.js';
 import { removeScratch } from '../cell/stage.js';
 import { scriptCommand, scratchPreserved, type CellToHost, type HostToCell } from '../cellspec/types.js';
 import { CellSetupError } from '../util/errors.js';
@@ -20,10 +20,9 @@ import { sessionFile, writeSession, type SessionState } from './state.js';
 import { join } from 'node:path';
 import { covers } from '../cellspec/paths.js';
 
-/** Where a step's engine request crosses sudo, and the CLI that runs it as root. */
+/** The CLI that runs a step's engine request as root (through sudo). */
 export interface Runner {
   cli: string;
-  work: string;
   /** The cells' output is a runner step's log: their stderr goes to stdout, one ordered stream (see github/workflow-commands.ts). */
   runnerLog?: boolean;
 }
@@ -86,7 +85,6 @@ export async function startSession(
       ...(runner.runnerLog ? { stderrToStdout: true } : {}),
     },
     options.mode,
-    runner.work,
     runner.cli,
   );
   if (outcome.ok) {
@@ -163,7 +161,7 @@ export async function runStep(
   step: Step,
   runner: Runner,
 ): Promise<EngineOutcome> {
-  const outcome = await runInMode(stepRequest(state, step, runner), state.mode, runner.work, runner.cli);
+  const outcome = await runInMode(stepRequest(state, step, runner), state.mode, runner.cli);
   if (!state.failed && (!outcome.ok || outcome.result.exitCode !== 0))
     writeSession(sessions, { ...state, failed: true });
   return outcome;
@@ -190,7 +188,6 @@ export async function endSession(
     outcome = await runInMode(
       { ...request, writeBack: false, spec: { ...request.spec, cleanup: 'always' } },
       state.mode,
-      runner.work,
       runner.cli,
     );
   }

@@ -4,7 +4,8 @@
  * `runs.using: node24` runs it on GitHub.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
@@ -77,6 +78,56 @@ describe('as a user with passwordless sudo', () => {
     expect(after.mounts).toBe(before.mounts);
     expect(after.binfmt).toBe(before.binfmt);
     expect(strayProcesses(state)).toEqual([]);
+  });
+  it('carries stdin, prepare, --result-file and a signal across sudo as the action does (one request, internal-run)', async () => {
+    const before = snapshotHost();
+    const work = join(home, 'work-2');
+    mkdirSync(work);
+    execFileSync('chown', [String(uidOf(SUDO_USER)), work]);
+    // setpriv execs the CLI itself (runuser would stand between it and the signal).
+    const asUser = {
+      wrapper: ['setpriv', `--reuid=${SUDO_USER}`, `--regid=${SUDO_USER}`, '--init-groups', '--'],
+      cwd: work,
+      env: { PATH: process.env.PATH, HOME: home },
+    };
+    const image = ['--privilege', 'sudo', '--state-dir', state, '--image', `oci:${layout}:amd64`];
+    const piped = await runCli(['run', ...image, '--result-file', 'result.json', '--', 'cat'], {
+      ...asUser,
+      input: 'through sudo\n',
+    });
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout).toBe('through sudo\n');
+    // The result file is written by the user's own process: the user's, with the mode and why.
+    expect(statSync(join(work, 'result.json')).uid).toBe(uidOf(SUDO_USER));
+    const record = JSON.parse(readFileSync(join(work, 'result.json'), 'utf8'));
+    expect(record).toMatchObject({ exitCode: 0, privilege: { mode: 'sudo', reason: '--privilege sudo' } });
+
+    const prepared = await runCli(['prepare', ...image], asUser);
+    expect(prepared.code, prepared.stderr).toBe(0);
+    expect(prepared.stdout).toMatch(new RegExp(`^sha256:[0-9a-f]{64} ${state}/images/rootfs/\\S+\\n$`));
+
+    const stopped = await runCli(['run', ...image, '--', 'sleep', '60'], {
+      ...asUser,
+      signalAfterMs: { ms: 1500, signal: 'SIGTERM' },
+    });
+    expect(stopped.code).toBe(143);
+    expect(stopped.stderr).toMatch(/received SIGTERM: the cell was stopped and cleaned up/);
+
+    // The demo builds its image in the user's own cache (the state dir is root's).
+    const demo = await runCli(['demo', '--privilege', 'sudo', '--state-dir', state], asUser);
+    expect(demo.code, demo.stderr).toBe(0);
+    expect(demo.stdout).toMatch(/^Hello from a build cell: Linux /);
+    expect(statSync(join(home, '.cache', 'build-cell-demo', 'layout', 'index.json')).uid).toBe(uidOf(SUDO_USER));
+
+    // No request socket or result file is left behind, and nothing of the cells runs on.
+    expect(strayProcesses(state)).toEqual([]);
+    const after = snapshotHost();
+    expect(after.mounts).toBe(before.mounts);
+    expect(after.binfmt).toBe(before.binfmt);
+    const left = readdirSync(tmpdir()).filter(
+      (name) => name.startsWith('bc-request-') && statSync(join(tmpdir(), name)).uid === uidOf(SUDO_USER),
+    );
+    expect(left).toEqual([]);
   });
 });
 

@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { choosePrivilege, PRIVILEGES } from '../../src/privilege/mode.js';
 import {
-  choosePrivilege,
   diagnoseUserns,
   parseSubIds,
-  PRIVILEGES,
   rootlessUnshareArgs,
   type ProbeResult,
   type UsernsProbe,
-} from '../../src/privilege/mode.js';
+} from '../../src/privilege/userns.js';
 
 describe('diagnoseUserns: each probe failure says why, with the fix', () => {
   const failed = { ok: false, stderr: 'unshare: write failed /proc/self/uid_map: Operation not permitted\n' };

@@ -172,12 +172,12 @@ describe('a step of a session started with write-back-git and forward rules', ()
       forward: { env: ['VERSION'], path: false },
     } satisfies SessionState;
     const step = { command: { script: 'true' }, env: [] };
-    expect(stepRequest(state, step, { cli: 'cli', work: '/w', runnerLog: true })).toMatchObject({
+    expect(stepRequest(state, step, { cli: 'cli', runnerLog: true })).toMatchObject({
       writeBack: true,
       writeBackGit: true,
       stderrToStdout: true,
     });
-    expect(stepRequest({ ...state, writeBackGit: undefined }, step, { cli: 'cli', work: '/w' })).not.toHaveProperty(
+    expect(stepRequest({ ...state, writeBackGit: undefined }, step, { cli: 'cli' })).not.toHaveProperty(
       'stderrToStdout',
     );
   });

@@ -62,7 +62,8 @@ export function canMountOverlay(): boolean {
     '-m',
     'sh',
     '-c',
-    'd=$(mktemp -d) && mkdir $d/l $d/u $d/w $d/m && mount -t overlay overlay -o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/m; r=$?; umount $d/m 2>/dev/null; rm -rf $d; exit $r',
+    // A bc- prefix: the integration tests' /tmp after-check, running meanwhile, ignores it.
+    'd=$(mktemp -d "${TMPDIR:-/tmp}/bc-overlay-probe.XXXXXX") && mkdir $d/l $d/u $d/w $d/m && mount -t overlay overlay -o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/m; r=$?; umount $d/m 2>/dev/null; rm -rf $d; exit $r',
   ]);
   return probe.status === 0;
 }
