@@ -13,7 +13,9 @@ describe('build-cell demo', () => {
     for (const round of [1, 2]) {
       const result = await runCli(['demo', '--state-dir', state]);
       expect(result.code, result.stderr).toBe(0);
-      expect(result.stdout, `round ${round}`).toMatch(/^Hello from a build cell: Linux \S+, hostname build-cell, pid \d+\n/);
+      expect(result.stdout, `round ${round}`).toMatch(
+        /^Hello from a build cell: Linux \S+, hostname build-cell, pid \d+\n/,
+      );
       expect(result.stdout).toContain('image: build-cell demo (busybox from the host)\n');
       // Its own PID namespace: the helper and the command's few, no host process.
       expect(Number(/processes visible: (\d+)\n$/.exec(result.stdout)?.[1])).toBeLessThan(10);
