@@ -24,6 +24,7 @@ import { which } from '../util/which.js';
 import { runInMode, type EngineOutcome } from '../engine-entry.js';
 import { choosePrivilege, needsOf, type Mode } from '../privilege/mode.js';
 import { resolveTools } from '../tools/resolve.js';
+import { pinnedEntries, toolCacheRoot } from '../tools/pinned-entries.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
 import { rm } from 'node:fs/promises';
 import { bestEffort } from './best-effort.js';
@@ -37,6 +38,7 @@ import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
 import { describeInstall, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
+import { describeTools, restoreTools, saveTools, type ToolsCache } from './tools-cache.js';
 import { startActionSession } from './session.js';
 import { gitWarning, skippedWarning } from '../write-back/workspace.js';
 import { phaseTimer } from '../util/timing.js';
@@ -74,6 +76,7 @@ interface MainRun {
   digest?: string;
   image?: { key: string; dir: string };
   installCache?: InstallCache;
+  toolsCache?: ToolsCache;
   caches: { dirs: string[]; primary: string; restoreKeys: string[] };
   fileCommandsDir: string;
 }
@@ -172,8 +175,13 @@ async function resolveStepTools(run: MainRun): Promise<void> {
     inputs.tools === 'pinned'
       ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name))
       : undefined;
+  const qemu = emulated ? [inputs.arch] : [];
+  // A fresh runner's tool cache is empty: the Actions cache carries the pinned downloads.
+  const entries = pinnedEntries({ qemu, qemuVersion: inputs.qemu }, toolCacheRoot());
+  run.toolsCache = await restoreTools(entries, onPath ?? ((name) => which(name)), run.work);
+  if (run.toolsCache) run.summary.tools = describeTools(run.toolsCache);
   const tools = await resolveTools({
-    qemu: emulated ? [inputs.arch] : [],
+    qemu,
     qemuVersion: inputs.qemu,
     source: inputs.toolsSource,
     log: core.info,
@@ -315,8 +323,9 @@ async function uploadArtifact(run: MainRun, result: CellRunResult): Promise<void
   if (id !== undefined) run.outputs.set('artifact-id', String(id));
 }
 
-/** The install step's and the image's layouts when new, and the build caches (after failed commands too). */
+/** The tools, the install step's and the image's layouts when new, and the build caches (after failed commands too). */
 async function saveCaches(run: MainRun, outcome: EngineOutcome, result: CellRunResult | undefined): Promise<void> {
+  await saveTools(run.toolsCache);
   await saveInstall(run.installCache, result?.install);
   const image = run.image;
   if (image && result && !run.summary.imageCacheHit)

@@ -33,6 +33,8 @@ export interface SummaryData {
   imageCacheHit: boolean;
   /** The install step: ran (and its time), or reused from where. */
   install?: string;
+  /** Where a fresh tool cache's pinned tools came from: the Actions cache, or the tools source. */
+  tools?: string;
   /** Write-back: files written and deleted. */
   writeBack?: string;
   /** The privilege mode, and why it was chosen. */
@@ -76,6 +78,7 @@ export function summaryRows(data: SummaryData): string[][] {
     ...(data.emulation ? [['emulation', data.emulation]] : []),
     ...(data.qemu ? [['qemu build', data.qemu]] : []),
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
+    ...(data.tools ? [['tools', data.tools]] : []),
     ['privilege', data.privilege ?? '–'],
     ...(data.install ? [['install step', data.install]] : []),
     ...(data.writeBack ? [['write-back', data.writeBack]] : []),

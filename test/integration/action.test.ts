@@ -14,7 +14,7 @@ import { startAzurite, startResultsService } from '../helpers/results-service.js
 import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
 import { ensureDeb, startSource } from '../helpers/tools-source.js';
 import { kernelHasPrivateBinfmt } from '../../src/emulation/binfmt.js';
-import { pinFor } from '../../src/tools/pinned.js';
+import { pinFor, qemuPinFor } from '../../src/tools/pinned.js';
 
 let layout: string;
 let node24: string;
@@ -800,6 +800,50 @@ describe('the action: images, tools and the cache service', () => {
       expect(second.outputs.machine).toBe('aarch64');
       expect(source.requests.length).toBe(count);
       expect(second.stdout).toMatch(/from the tool cache/);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('on a fresh runner takes the pinned tools from the Actions cache: nothing reaches the tools source', async () => {
+    // qemu 10.0: a key of its own, whatever other tests of this file saved.
+    const qemu = qemuPinFor('10.0');
+    const umoci = pinFor('umoci');
+    const files = new Map<string, string>();
+    for (const pin of [qemu!, umoci!]) files.set(pin.pool, await ensureDeb(pin));
+    const source = await startSource(files);
+    try {
+      const runnerTemp = fresh('bc-action-rt-');
+      const inputs = {
+        image: `oci:${layout}:arm64`,
+        arch: 'arm64',
+        tools: 'pinned',
+        qemu: '10.0',
+        'tools-source': `${source.url}/debian`,
+        'image-cache': 'false',
+        run: 'echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"',
+      };
+      const first = await action(inputs, { toolCache: fresh('bc-action-tools-'), runnerTemp, runId: '500' });
+      expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+      expect(first.stdout).toMatch(
+        /no cached tools for build-cell-tools-v1-linux-\w+-[0-9a-f]{32}: they are fetched once, and saved/,
+      );
+      expect(source.requests.some((r) => r.includes('qemu-user'))).toBe(true);
+      const count = source.requests.length;
+      // The next job: a new VM (another tool cache, RUNNER_TEMP emptied), the same repository's cache.
+      await removeDir(runnerTemp);
+      mkdirSync(runnerTemp);
+      const second = await action(inputs, { toolCache: fresh('bc-action-tools-'), runnerTemp, runId: '501' });
+      expect(second.mainCode, second.stdout + second.stderr).toBe(0);
+      expect(second.outputs.machine).toBe('aarch64');
+      expect(second.stdout).toMatch(
+        /tools restored from the Actions cache \(build-cell-tools-v1-[^)]+\): umoci, qemu-aarch64-static/,
+      );
+      expect(second.stdout).toMatch(/qemu-aarch64-static: using \S+ \(from the tool cache/);
+      expect(source.requests.length, source.requests.slice(count).join('\n')).toBe(count);
+      expect(second.warnings).toEqual([]);
+      expect(first.summary).toContain('umoci, qemu-aarch64-static: fetched from the tools source');
+      expect(second.summary).toContain('umoci, qemu-aarch64-static: restored from the Actions cache');
     } finally {
       await source.close();
     }
