@@ -32,6 +32,9 @@ export function helperArgv(plan: CellPlan): string[] {
       case 'overlay-ro':
         argv.push(op.op, op.lowers.join(':'), op.target, op.options);
         break;
+      case 'image':
+        argv.push(op.op, op.file, op.target, op.options);
+        break;
       case 'flatten-owners':
         argv.push(op.op, op.dir, op.list);
         break;

@@ -59,6 +59,10 @@ while [ "$#" -gt 0 ]; do
       need 4 "$@"
       run mount -t overlay overlay -o "lowerdir=$2,$4" "$3"
       shift 4 ;;
+    image)
+      need 4 "$@"
+      run mount -t erofs -o "$4" "$2" "$3"
+      shift 4 ;;
     flatten-owners) need 3 "$@"; flatten_dir=$2 flatten_list=$3; shift 3 ;;
     bind) need 3 "$@"; run mount --bind "$2" "$3"; shift 3 ;;
     mounts) need 2 "$@"; run mount --all --fstab "$2"; shift 2 ;;

@@ -41,6 +41,8 @@ function fstabEntry(op: SetupOp, privileged: boolean): FstabEntry | undefined {
         type: 'overlay',
         options: `lowerdir=${op.lower},upperdir=${op.upper},workdir=${op.work},${op.options}`,
       };
+    case 'image':
+      return { source: op.file, target: op.target, type: 'erofs', options: op.options };
     case 'overlay-ro':
       return {
         source: 'overlay',

@@ -11,10 +11,11 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { CellSetupError } from '../util/errors.js';
+import type { LowerEntry, LowerView } from '../image/lower-view.js';
 
 export interface TargetRequest {
-  /** For the rootfs: the image dir; for a staged input: undefined. */
-  lower?: string;
+  /** For the rootfs: the image dir (or a view of it); for a staged input: its host dir, or undefined. */
+  lower?: string | LowerView;
   /** Where new components are created: the overlay upper dir, or the staged input dir. */
   upper: string;
   /** Path below upper/lower, without a leading slash ('' for the top). */
@@ -33,6 +34,10 @@ function lstatOrUndefined(path: string, cellPath: string): Stats | undefined {
       return undefined;
     throw new CellSetupError(`mount target ${cellPath}: cannot inspect ${path}: ${(error as Error).message}`);
   }
+}
+
+function lowerLstat(lower: string | LowerView, rel: string, cellPath: string): LowerEntry | undefined {
+  return typeof lower === 'string' ? lstatOrUndefined(join(lower, rel), cellPath) : lower.lstat(rel);
 }
 
 /** Returns what it created in `upper` (paths relative to it, parents first). */
@@ -54,7 +59,7 @@ export async function prepareTarget(request: TargetRequest): Promise<string[]> {
     const at = cellParts.slice(0, cellParts.length - (parts.length - 1 - i)).join('/') || '/';
     const upperPath = join(request.upper, rel);
     const inUpper = lstatOrUndefined(upperPath, request.cellPath);
-    const lowerEntry = lowerValid ? lstatOrUndefined(join(request.lower!, rel), request.cellPath) : undefined;
+    const lowerEntry = lowerValid ? lowerLstat(request.lower!, rel, request.cellPath) : undefined;
     if (!lowerEntry?.isDirectory() || lowerEntry.isSymbolicLink()) lowerValid = false;
     const inLower = inUpper ? undefined : lowerEntry;
     const found = inUpper ?? inLower;

@@ -86,6 +86,8 @@ export type SetupOp =
   /** `options`: see overlayOptions. */
   | { op: 'overlay'; lower: string; upper: string; work: string; target: string; options: string }
   | { op: 'overlay-ro'; lowers: string[]; target: string; options: string }
+  /** A read-only image file (EROFS) on the rootfs mount point, before the overlay that uses it. */
+  | { op: 'image'; file: string; target: string; options: string }
   | { op: 'bind' | 'bind-ro'; source: string; target: string }
   /** `options`: see tmpfsOptions. */
   | { op: 'tmpfs'; target: string; options: string }
@@ -245,6 +247,10 @@ function filesystemOps(
   const options = overlayOptions(ctx.rootless);
   return [
     // Every mount below is private already: unshare --propagation private (see cell/run.ts).
+    // An image file is mounted here only: the namespace's end unmounts it (and frees its loop device).
+    ...(spec.rootImage
+      ? [{ op: 'image', file: spec.rootImage.file, target: spec.root, options: spec.rootImage.options } as const]
+      : []),
     { op: 'overlay', lower: spec.root, upper: layout.upper, work: layout.work, target: layout.merged, options },
     { op: 'proc', target: inCell('/proc') },
     // A fresh /dev built by the engine in the scratch (DEV_SKELETON): nothing the image planted there is used.

@@ -53,6 +53,12 @@ export interface ResourceLimits {
 export interface BuildCellSpec {
   /** The image rootfs. It is the read-only lower layer: the cell writes to its own overlay. */
   root: string;
+  /**
+   * Where the rootfs is one image file (EROFS), mounted read-only on `root` in the cell's own
+   * mount namespace only (`root` is then an empty mount point): the file and its mount options
+   * (`ro`, or `ro,loop` where the kernel cannot mount the file itself; see image/erofs/).
+   */
+  rootImage?: { file: string; options: string };
   /** The cell's private scratch directory: staged inputs, overlay upper layer, request file. */
   scratch: string;
   workspacePath: string;

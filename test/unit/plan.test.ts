@@ -252,6 +252,36 @@ describe('planCell: operations', () => {
     checkInvariants(spec, plan);
   });
 
+  it('mounts a root image file on the rootfs mount point, first of the mounts, batched as an erofs line', () => {
+    const spec = baseSpec({
+      rootImage: { file: '/var/lib/build-cell/images/erofs/amd64-abc.erofs', options: 'ro,loop' },
+    });
+    const plan = planCell(spec, ctx());
+    expect(plan.ops.slice(2, 5).map((o) => o.op)).toEqual(['wait-go', 'image', 'overlay']);
+    expect(plan.ops[3]).toEqual({
+      op: 'image',
+      file: '/var/lib/build-cell/images/erofs/amd64-abc.erofs',
+      target: spec.root,
+      options: 'ro,loop',
+    });
+    const batched = batchMounts(plan.ops, plan.layout, { rootless: false });
+    const entries = batched.flatMap((o) => (o.op === 'mounts' ? o.entries : []));
+    expect(entries[0]).toEqual({
+      source: '/var/lib/build-cell/images/erofs/amd64-abc.erofs',
+      target: spec.root,
+      type: 'erofs',
+      options: 'ro,loop',
+    });
+    expect(entries[1]).toMatchObject({ type: 'overlay', options: expect.stringContaining(`lowerdir=${spec.root},`) });
+    expect(helperArgv({ ...plan, ops: [plan.ops[3]!] }).slice(0, 4)).toEqual([
+      'image',
+      '/var/lib/build-cell/images/erofs/amd64-abc.erofs',
+      spec.root,
+      'ro,loop',
+    ]);
+    expect(planCell(baseSpec(), ctx()).ops.some((o) => o.op === 'image')).toBe(false);
+  });
+
   it('mounts proc and a fresh /dev with the standard devices', () => {
     const plan = planCell(baseSpec(), ctx());
     expect(plan.ops).toContainEqual({ op: 'proc', target: `${MERGED}/proc` });
@@ -937,6 +967,7 @@ const FIELDS: Record<SetupOp['op'], string[]> = {
   'wait-map': [],
   overlay: ['lower', 'upper', 'work', 'target', 'options'],
   'overlay-ro': ['lowers', 'target', 'options'],
+  image: ['file', 'target', 'options'],
   'flatten-owners': ['dir', 'list'],
   bind: ['source', 'target'],
   'bind-ro': ['source', 'target'],
