@@ -25,8 +25,9 @@ import { writeBack, type WriteBackResult } from './write-back/workspace.js';
 import { planCell, type CellPlan, type RunContext } from './cell/plan.js';
 import { batchMounts } from './cell/mount-batch.js';
 import { helperTools, hostResolvConf, installHelper, startCell, type RunningCell } from './cell/run.js';
-import { checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
-import { emptyScratch, removeScratch, stageCell, writeScratchRecords, type Staged } from './cell/stage.js';
+import { checkRuntimeImage, checkRuntimeRoot, prepareDirUnder } from './cell/runtime-root.js';
+import { emptyScratch, removeScratch, rootLookups, stageCell, writeScratchRecords, type Staged } from './cell/stage.js';
+import { erofsLowerView } from './image/lower-view.js';
 import { normalizeSpec, validateSpec } from './cellspec/validate.js';
 import { DEFAULT_ENV, mergeEnv, parseEnvStrings } from './cellspec/env.js';
 import { scratchPreserved, type BuildCellSpec } from './cellspec/types.js';
@@ -126,9 +127,16 @@ async function describeCell(
     request.spec.env,
     imageEnv,
   );
-  const spec = normalizeSpec({ ...request.spec, env: emulated?.env ?? imageEnv, root: image.rootfs, scratch });
+  const spec = normalizeSpec({
+    ...request.spec,
+    env: emulated?.env ?? imageEnv,
+    root: image.rootfs,
+    scratch,
+    ...(image.mount ? { rootImage: image.mount } : {}),
+  });
   validateSpec(spec);
   await checkRuntimeRoot(prefix, spec.root);
+  if (spec.rootImage) checkRuntimeImage(prefix, spec.rootImage.file);
   // Rootless: which ids the cell maps (probed once per process; the CLI has probed already).
   const ids = rootlessIds();
   const destinations = await resolveExportDestinations(spec, request.owner);
@@ -190,7 +198,15 @@ async function stageInCell(life: CellLife): Promise<void> {
     ...(personality ? { personality } : {}),
     ...(request.stderrToStdout ? { stderrToStdout: true } : {}),
   });
-  life.staged = await options.timer.timed('stage', () => stageCell(spec, plan, request.owner));
+  life.staged = await options.timer.timed('stage', async () =>
+    stageCell(
+      spec,
+      plan,
+      request.owner,
+      // A root image is mounted only in the cell: staging reads its entries from the file.
+      spec.rootImage ? await erofsLowerView(spec.rootImage.file, rootLookups(spec, plan)) : undefined,
+    ),
+  );
   if (options.signal?.aborted) throw new CancelledError('cancelled before the cell started');
 }
 

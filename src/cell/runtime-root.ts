@@ -82,3 +82,15 @@ export async function checkRuntimeRoot(prefix: string, root: string): Promise<vo
     throw new CellSetupError(`runtime root sentinel ${sentinel} does not match the runtime prefix ${prefix}`);
   }
 }
+
+/**
+ * A root image file (mounted on the root in the cell only) must be a regular file under the
+ * prefix, reached without symlinks: the kernel parses it, and nothing else may be swapped in.
+ */
+export function checkRuntimeImage(prefix: string, file: string): void {
+  if (!covers(prefix, file) || file === prefix)
+    throw new UserError('rootImage', `${show(file)} must live under the runtime prefix ${show(prefix)}`);
+  const info = lstatSync(file, { throwIfNoEntry: false });
+  if (!info?.isFile()) throw new CellSetupError(`root image ${file} is not a regular file (or is a symlink)`);
+  if (realpathSync(file) !== file) throw new CellSetupError(`root image ${file} traverses a symlink`);
+}

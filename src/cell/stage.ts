@@ -23,6 +23,7 @@ import { DEV_SKELETON, type CellPlan } from './plan.js';
 import { fstabText } from './mount-batch.js';
 import { hostLocation } from './scratch-layout.js';
 import { prepareTarget } from './mount-targets.js';
+import type { LowerView } from '../image/lower-view.js';
 
 /** What staging put into the root's upper layer (mount points, their parents, files): not the cell's own changes. */
 export interface Staged {
@@ -36,7 +37,14 @@ export interface Staged {
  * Stage the scratch dir (which the engine created, empty). Only what this cell uses is created:
  * on some disks every directory costs a fraction of a millisecond.
  */
-export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Owner): Promise<Staged> {
+export async function stageCell(
+  spec: BuildCellSpec,
+  plan: CellPlan,
+  owner?: Owner,
+  rootView?: LowerView,
+): Promise<Staged> {
+  // The root's lower layer as staging reads it: the rootfs dir, or a view of its image file.
+  const root: string | LowerView = rootView ?? spec.root;
   const rootCreated: string[] = [];
   const workspaceCreated: string[] = [];
   // A target inside the workspace that no import or cache (other than itself) covers is created in the workspace's layer.
@@ -78,7 +86,7 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
     // A read-only import cannot get new directories: a missing one is reported by the cell.
     if (!where.dir) continue;
     const created = await prepareTarget({
-      lower: where.lower,
+      lower: where.base === 'rootfs' ? root : where.lower,
       upper: where.dir,
       rel: where.rel,
       kind: target.kind,
@@ -90,10 +98,10 @@ export async function stageCell(spec: BuildCellSpec, plan: CellPlan, owner?: Own
   }
   if (spec.script !== undefined) writeFileSync(join(layout.upper, SCRIPT_PATH), spec.script, { mode: 0o755 });
   for (const file of plan.files) {
-    if (file.onlyIfDir && !isPlainDir(spec.root, file.onlyIfDir)) continue;
+    if (file.onlyIfDir && !isPlainDir(root, file.onlyIfDir)) continue;
     rootCreated.push(
       ...(await prepareTarget({
-        lower: spec.root,
+        lower: root,
         upper: layout.upper,
         rel: file.cellPath.slice(1),
         kind: 'file',
@@ -148,14 +156,29 @@ export function emptyScratch(scratch: string): void {
 }
 
 /** `cellPath` is a directory in the image, reached without symlinks. */
-function isPlainDir(root: string, cellPath: string): boolean {
-  let current = root;
+function isPlainDir(root: string | LowerView, cellPath: string): boolean {
+  let rel = '';
   for (const part of cellPath.split('/').filter(Boolean)) {
-    current = join(current, part);
-    const info = lstatSync(current, { throwIfNoEntry: false });
+    rel = rel ? `${rel}/${part}` : part;
+    const info = typeof root === 'string' ? lstatSync(join(root, rel), { throwIfNoEntry: false }) : root.lstat(rel);
     if (!info || info.isSymbolicLink() || !info.isDirectory()) return false;
   }
   return true;
+}
+
+/**
+ * The paths below the rootfs that staging will look up in the root's lower layer (mount
+ * points there and the files staging writes, with the directories they need), for a view
+ * read ahead of staging.
+ */
+export function rootLookups(spec: BuildCellSpec, plan: CellPlan): string[] {
+  const rels = plan.targets
+    .map((target) => hostLocation(spec, plan.layout, target.cellPath, true, plan.staging))
+    .filter((where) => where.base === 'rootfs')
+    .map((where) => where.rel);
+  for (const file of plan.files)
+    rels.push(file.cellPath.slice(1), ...(file.onlyIfDir ? [file.onlyIfDir.slice(1)] : []));
+  return rels;
 }
 
 /** `cp -a SOURCE DEST`: a faithful copy; DEST must not exist (or, for `dir/.`, be a directory). */

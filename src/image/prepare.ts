@@ -45,7 +45,10 @@ export interface PrepareRequest {
 }
 
 export interface PreparedImage {
+  /** The rootfs directory; for a mounted image, its mount point (empty but for the sentinel). */
   rootfs: string;
+  /** The image file mounted read-only on `rootfs` inside each cell (see image/erofs/), and how. */
+  mount?: { file: string; options: string };
   layoutDir: string;
   digest: string;
   /** Which steps ran: none of them on a warm run. */
