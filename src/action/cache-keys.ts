@@ -12,9 +12,11 @@ import type { ActionInputs } from './inputs.js';
 import { managedCacheDir } from './inputs-to-request.js';
 
 export const KEY_VERSION = 'v1';
+/** v2: an image entry holds the rootfs as one EROFS image (image/erofs/) where mkfs.erofs was there, else the layout. */
+export const IMAGE_KEY_VERSION = 'v2';
 
 export function imageCacheKey(arch: ArchInfo, digest: string): string {
-  return `build-cell-image-${KEY_VERSION}-${archKey(arch)}-${digest.replace(/^sha256:/, '')}`;
+  return `build-cell-image-${IMAGE_KEY_VERSION}-${archKey(arch)}-${digest.replace(/^sha256:/, '')}`;
 }
 
 /**
@@ -23,7 +25,7 @@ export function imageCacheKey(arch: ArchInfo, digest: string): string {
  * tag or an edited script is a new key.
  */
 export function installCacheKey(arch: ArchInfo, baseDigest: string, hash: string): string {
-  return `build-cell-install-${KEY_VERSION}-${archKey(arch)}-${baseDigest.replace(/^sha256:/, '').slice(0, 16)}-${hash.slice(0, 32)}`;
+  return `build-cell-install-${IMAGE_KEY_VERSION}-${archKey(arch)}-${baseDigest.replace(/^sha256:/, '').slice(0, 16)}-${hash.slice(0, 32)}`;
 }
 
 export interface BuildCacheKeys {

@@ -215,7 +215,7 @@ async function restoreImage(run: MainRun): Promise<void> {
   const hit = await bestEffort('restoring the image from the Actions cache', () => restoreCache([dir], key));
   summary.imageCacheHit = hit === key;
   core.info(
-    summary.imageCacheHit ? `image layout restored from the Actions cache (${key})` : `no cached layout for ${key}`,
+    summary.imageCacheHit ? `image restored from the Actions cache (${key})` : `no cached image for ${key}`,
   );
 }
 
@@ -295,6 +295,12 @@ function report(run: MainRun, result: CellRunResult): void {
     outputs.set('install-digest', result.install.digest);
     timings.install = result.timings.install;
   }
+  // A fresh runner's image: mounted from its EROFS image, or extracted, and why.
+  if (result.image.how) {
+    summary.imageRestore = result.image.how;
+    core.info(`image: ${result.image.how}`);
+  }
+  for (const warning of result.image.warnings ?? []) core.warning(warning);
   summary.exitCode = result.exitCode;
   summary.emulation = result.emulation;
   if (result.writeBack) reportWriteBack(summary, result.writeBack);

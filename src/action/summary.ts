@@ -31,6 +31,8 @@ export interface SummaryData {
   /** The qemu build the `qemu` input chose. */
   qemu?: string;
   imageCacheHit: boolean;
+  /** How a restored image became the cell's root: an EROFS image mounted or extracted, and why. */
+  imageRestore?: string;
   /** The install step: ran (and its time), or reused from where. */
   install?: string;
   /** Where a fresh tool cache's pinned tools came from: the Actions cache, or the tools source. */
@@ -78,6 +80,7 @@ export function summaryRows(data: SummaryData): string[][] {
     ...(data.emulation ? [['emulation', data.emulation]] : []),
     ...(data.qemu ? [['qemu build', data.qemu]] : []),
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
+    ...(data.imageRestore ? [['image restore', data.imageRestore]] : []),
     ...(data.tools ? [['tools', data.tools]] : []),
     ['privilege', data.privilege ?? '–'],
     ...(data.install ? [['install step', data.install]] : []),

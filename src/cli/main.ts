@@ -262,6 +262,8 @@ function report(result: CellRunResult, log: (m: string) => void): void {
     process.stderr.write(`build-cell: the command was killed by ${name} (exit code ${result.exitCode})\n`);
   }
   if (result.scratchPreserved) process.stderr.write(`build-cell: scratch preserved at ${result.scratch}\n`);
+  for (const warning of result.image.warnings ?? []) process.stderr.write(`build-cell: warning: ${warning}\n`);
+  if (result.image.how) log(`image: ${result.image.how}`);
   log(
     `image ${result.image.digest} (${result.arch}${result.emulation ? `, emulated: ${result.emulation}` : ''}); timings ms ${JSON.stringify(result.timings)}`,
   );

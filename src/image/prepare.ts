@@ -16,12 +16,14 @@ import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
 import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
-import { tool } from '../util/which.js';
+import { tool, which } from '../util/which.js';
 import { dockerReferenceByDigest, type ImageReference } from './reference.js';
 import { withRegistryArgs, type RegistryOptions } from './registry-auth.js';
-import { LAYOUT_RECORD, ROOT_SENTINEL, Store, type LayoutRecord } from './store.js';
+import { LAYOUT_RECORD, ROOT_SENTINEL, Store, type LayoutRecord, type RefRecord } from './store.js';
 import { unpackDerived } from './derived-unpack.js';
 import { LAYOUT_TAG, blobPath } from './layout.js';
+import { writeErofsEntry } from './erofs/entry.js';
+import { fromErofs, type ErofsImage } from './erofs/restore.js';
 
 export type PullPolicy = 'missing' | 'always' | 'never';
 export const PULL_POLICIES: readonly PullPolicy[] = ['missing', 'always', 'never'];
@@ -42,6 +44,8 @@ export interface PrepareRequest {
   cacheDir?: string;
   /** Owner of what is written to cacheDir (the runner user behind sudo). */
   cacheOwner?: Owner;
+  /** The image must have its OCI layout (an install step's base): an EROFS entry alone will not do. */
+  needLayout?: boolean;
 }
 
 export interface PreparedImage {
@@ -55,8 +59,12 @@ export interface PreparedImage {
   resolved: boolean;
   copied: boolean;
   unpacked: boolean;
-  /** The layout came from cacheDir (the Actions cache) rather than the registry. */
+  /** The layout (or EROFS image) came from cacheDir (the Actions cache) rather than the registry. */
   fromCache: boolean;
+  /** How the rootfs came to be, when not from the layout: an EROFS image mounted or extracted, and why. */
+  how?: string;
+  /** What the front end should say as a warning (a refused cache entry). */
+  warnings?: string[];
   timings: { resolve?: number; pull?: number; unpack?: number };
   /** From the image config: its environment (NAME=VALUE) and working directory. */
   config: ImageConfig;
@@ -105,69 +113,146 @@ export async function prepareImage(
 ): Promise<PreparedImage> {
   const { ref, arch } = request;
   const cache = request.cacheDir ? new Store(request.cacheDir) : undefined;
-  const { timings, timed, since } = phaseTimer<keyof PreparedImage['timings']>();
+  const timer = phaseTimer<keyof PreparedImage['timings']>();
   const { digest, resolved, known, resolveMs } = chosen ?? (await imageDigest(store, request));
-  if (resolveMs !== undefined) since('resolve', now() - resolveMs);
-  const layoutDir = store.layoutDir(arch, digest);
-  const rootfs = store.rootfsDir(arch, digest);
-  let copied = false;
-  let unpacked = false;
-  let fromCache = false;
+  if (resolveMs !== undefined) timer.since('resolve', now() - resolveMs);
+  const record = { reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() };
   // Warm fast path: a complete store entry is only ever renamed into place, so no lock is needed to use it.
   const ready = store.hasRootfs(arch, digest) && !!(await store.readLayout(arch, digest));
-  if (!ready)
-    await withLock(
-      store.lockDir(`image-${store.entryName(arch, digest)}`),
-      async () => {
-        await store.removeStaleTemps();
-        if (!(await store.readLayout(arch, digest))) {
-          if (cache && (await cache.readLayout(arch, digest))) {
-            await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest), layoutDir));
-            fromCache = true;
-          } else {
-            if (request.pull === 'never')
-              throw new UserError(
-                'pull',
-                `the layout of ${show(ref.original)} is missing from the store and pull is "never"`,
-              );
-            await timed('pull', () => copyLayout(store, request, digest));
-            copied = true;
-          }
-        }
-        if (!store.hasRootfs(arch, digest)) {
-          try {
-            await timed('unpack', () => unpackRootfs(store, layoutDir, rootfs, !!request.rootless));
-          } catch (error) {
-            // A layout that cannot be unpacked must not be reused by the next run.
-            await rm(layoutDir, { recursive: true, force: true });
-            throw new CellSetupError(`cannot prepare ${ref.original} (${arch.name}): ${(error as Error).message}`);
-          }
-          unpacked = true;
-        }
-      },
-      { what: `preparing ${ref.original}` },
-    );
-  const record = { reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() };
-  if (known?.digest !== digest) await store.writeRef(record, arch);
-  if (cache && !fromCache && !(await cache.readLayout(arch, digest))) {
-    // Hand the layout to the Actions cache: a copy owned by the runner user (the whole cache
-    // dir is given to them in one walk, the new layout, its ref and their directories alike).
-    await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest));
-    await cache.writeRef(record, arch);
-    await rm(cache.tmpDir, { recursive: true, force: true });
-    if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
+  // Else an EROFS entry (a fresh runner's Actions cache): mounted or extracted, never unpacked.
+  const erofs = ready ? { warnings: [] } : await timer.timed('unpack', () => erofsImage(store, cache, request, digest));
+  if (erofs.image) {
+    if (known?.digest !== digest) await store.writeRef(record, arch);
+    return preparedFromErofs(erofs.image, digest, resolved, timer.timings, erofs.warnings);
   }
+  const steps = ready ? NO_STEPS : await fetchAndUnpack(store, cache, request, digest, timer.timed);
+  if (known?.digest !== digest) await store.writeRef(record, arch);
+  if (cache && !steps.fromCache) await handToCache(store, cache, request, record);
+  const layoutDir = store.layoutDir(arch, digest);
   return {
-    rootfs,
+    rootfs: store.rootfsDir(arch, digest),
     layoutDir,
     digest,
     resolved,
-    copied,
-    unpacked,
+    ...steps,
+    timings: timer.timings,
+    config: await readImageConfig(layoutDir),
+    ...(erofs.warnings.length ? { warnings: erofs.warnings } : {}),
+  };
+}
+
+type Steps = Pick<PreparedImage, 'copied' | 'unpacked' | 'fromCache'>;
+const NO_STEPS: Steps = { copied: false, unpacked: false, fromCache: false };
+type Timed = ReturnType<typeof phaseTimer<keyof PreparedImage['timings']>>['timed'];
+
+/** Under the image's lock: the layout from the cache dir or the registry, then unpacked. */
+function fetchAndUnpack(
+  store: Store,
+  cache: Store | undefined,
+  request: PrepareRequest,
+  digest: string,
+  timed: Timed,
+): Promise<Steps> {
+  const { ref, arch } = request;
+  const layoutDir = store.layoutDir(arch, digest);
+  return withLock(
+    store.lockDir(`image-${store.entryName(arch, digest)}`),
+    async () => {
+      const steps = { ...NO_STEPS };
+      await store.removeStaleTemps();
+      if (!(await store.readLayout(arch, digest))) {
+        if (cache && (await cache.readLayout(arch, digest))) {
+          await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest), layoutDir));
+          steps.fromCache = true;
+        } else {
+          if (request.pull === 'never')
+            throw new UserError(
+              'pull',
+              `the layout of ${show(ref.original)} is missing from the store and pull is "never"`,
+            );
+          await timed('pull', () => copyLayout(store, request, digest));
+          steps.copied = true;
+        }
+      }
+      if (!store.hasRootfs(arch, digest)) {
+        try {
+          await timed('unpack', () =>
+            unpackRootfs(store, layoutDir, store.rootfsDir(arch, digest), !!request.rootless),
+          );
+        } catch (error) {
+          // A layout that cannot be unpacked must not be reused by the next run.
+          await rm(layoutDir, { recursive: true, force: true });
+          throw new CellSetupError(`cannot prepare ${ref.original} (${arch.name}): ${(error as Error).message}`);
+        }
+        steps.unpacked = true;
+      }
+      return steps;
+    },
+    { what: `preparing ${ref.original}` },
+  );
+}
+
+/**
+ * Hand the image to the Actions cache when it lacks it: as one EROFS image where mkfs.erofs is
+ * there (a fresh runner mounts it), else its layout; owned by the runner user (the whole cache
+ * dir is given to them in one walk, the new entry, its ref and their directories alike).
+ */
+async function handToCache(store: Store, cache: Store, request: PrepareRequest, record: RefRecord): Promise<void> {
+  const { arch } = request;
+  const { digest } = record;
+  if ((await cache.readLayout(arch, digest)) || (await cache.readErofs(arch, digest))) return;
+  const layoutDir = store.layoutDir(arch, digest);
+  const mkfs = which('mkfs.erofs');
+  if (mkfs)
+    await writeErofsEntry(cache, mkfs, store.rootfsDir(arch, digest), arch, digest, await readImageConfig(layoutDir));
+  else await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest));
+  await cache.writeRef(record, arch);
+  await rm(cache.tmpDir, { recursive: true, force: true });
+  if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
+}
+
+function preparedFromErofs(
+  image: ErofsImage,
+  digest: string,
+  resolved: boolean,
+  timings: PreparedImage['timings'],
+  warnings: string[],
+): PreparedImage {
+  const { rootfs, mount, config, how, fromCache } = image;
+  return {
+    rootfs,
+    ...(mount ? { mount } : {}),
+    layoutDir: '',
+    digest,
+    resolved,
+    copied: false,
+    unpacked: false,
     fromCache,
     timings,
-    config: await readImageConfig(layoutDir),
+    config,
+    how,
+    ...(warnings.length ? { warnings } : {}),
   };
+}
+
+/**
+ * The image from an EROFS entry of the store or the cache dir, unless a layout is asked for
+ * (an install step's base) or the store has the layout already.
+ */
+async function erofsImage(
+  store: Store,
+  cache: Store | undefined,
+  request: PrepareRequest,
+  digest: string,
+): Promise<{ image?: ErofsImage; warnings: string[] }> {
+  const { arch } = request;
+  if (request.needLayout || (await store.readLayout(arch, digest))) return { warnings: [] };
+  if (!(await store.readErofs(arch, digest)) && !(await cache?.readErofs(arch, digest))) return { warnings: [] };
+  return withLock(
+    store.lockDir(`image-${store.entryName(arch, digest)}`),
+    () => fromErofs(store, cache, arch, digest, !!request.rootless),
+    { what: `preparing ${request.ref.original}` },
+  );
 }
 
 /** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */

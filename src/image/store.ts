@@ -6,6 +6,9 @@
  *   STATE/images/refs/<sha256(reference, arch)>.json   what a reference resolved to
  *   STATE/images/layouts/<arch>-<digest hex>/          OCI layout of one image (tag "image")
  *   STATE/images/rootfs/<arch>-<digest hex>/           its unpacked, pristine rootfs
+ *   STATE/images/erofs/<arch>-<digest hex>.erofs       or its rootfs as one EROFS image (./erofs/),
+ *   STATE/images/erofs/<arch>-<digest hex>.json          with what the engine needs of the image
+ *   STATE/images/mounts/<arch>-<digest hex>/           where cells mount it (the sentinel alone)
  *   STATE/cells/<id>/                                  one cell's scratch
  *   STATE/locks/, STATE/tmp/
  */
@@ -31,6 +34,18 @@ export interface RefRecord {
 export interface LayoutRecord extends RefRecord {
   /** Digest of the manifest as stored in the layout (differs when skopeo converted formats). */
   layoutDigest: string;
+}
+
+/** What an EROFS entry carries besides the image: checked before the kernel ever sees the file. */
+export interface ErofsRecord {
+  /** The image's manifest digest (the entry's name). */
+  digest: string;
+  arch: string;
+  /** The image config's environment and working directory (there is no layout to read them from). */
+  config: { env: string[]; workingDir?: string };
+  /** The image file's size and sha256. */
+  bytes: number;
+  sha256: string;
 }
 
 export class Store {
@@ -82,6 +97,24 @@ export class Store {
 
   rootfsDir(arch: ArchInfo, digest: string): string {
     return join(this.imagesDir, 'rootfs', this.entryName(arch, digest));
+  }
+
+  erofsFile(arch: ArchInfo, digest: string): string {
+    return join(this.imagesDir, 'erofs', `${this.entryName(arch, digest)}.erofs`);
+  }
+
+  erofsRecordFile(arch: ArchInfo, digest: string): string {
+    return join(this.imagesDir, 'erofs', `${this.entryName(arch, digest)}.json`);
+  }
+
+  mountDir(arch: ArchInfo, digest: string): string {
+    return join(this.imagesDir, 'mounts', this.entryName(arch, digest));
+  }
+
+  /** The record of an EROFS entry whose image file is there (the record is written last). */
+  async readErofs(arch: ArchInfo, digest: string): Promise<ErofsRecord | undefined> {
+    const record = await readJson<ErofsRecord>(this.erofsRecordFile(arch, digest));
+    return record?.digest === digest && existsSync(this.erofsFile(arch, digest)) ? record : undefined;
   }
 
   lockDir(name: string): string {

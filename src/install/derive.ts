@@ -87,8 +87,9 @@ export async function prepareDerived(options: {
     const record =
       (await store.readRef(derived.ref.full, base.arch)) ?? (await cache?.readRef(derived.ref.full, base.arch));
     if (!record) return undefined;
-    if (!(await store.readLayout(base.arch, record.digest)) && !(await cache?.readLayout(base.arch, record.digest)))
-      return undefined;
+    const has = async (where: Store | undefined) =>
+      !!where && (!!(await where.readLayout(base.arch, record.digest)) || !!(await where.readErofs(base.arch, record.digest)));
+    if (!(await has(store)) && !(await has(cache))) return undefined;
     return prepareImage(store, { ...derived, digest: record.digest });
   };
   const found = await find();
@@ -98,7 +99,8 @@ export async function prepareDerived(options: {
     async () => {
       const meanwhile = await find();
       if (meanwhile) return outcome(meanwhile);
-      const baseImage = await prepareImage(store, base, chosen);
+      // The install's layer and layout are made from the base's unpacked rootfs and its layout.
+      const baseImage = await prepareImage(store, { ...base, needLayout: true }, chosen);
       const start = now();
       const digest = await runInstall(store, baseImage, base.arch, install, options.spec, hash, options.runCell);
       const seconds = (now() - start) / 1000;

@@ -38,6 +38,8 @@ export interface ResultsBlobs {
   remove(blobName: string): Promise<void>;
   list(): Promise<BlobInfo[]>;
   read(blobName: string): Promise<Buffer>;
+  /** Replace a blob's bytes (tests that tamper with a cache entry). */
+  write(blobName: string, data: Buffer): Promise<void>;
 }
 
 export interface OpenBlobsOptions {
@@ -113,6 +115,10 @@ export async function openResultsBlobs(blobEndpoint: string, options: OpenBlobsO
 
     async read(blobName) {
       return container.getBlockBlobClient(blobName).downloadToBuffer();
+    },
+
+    async write(blobName, data) {
+      await container.getBlockBlobClient(blobName).uploadData(data);
     },
   };
 }

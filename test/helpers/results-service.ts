@@ -70,6 +70,8 @@ export interface ResultsService {
   listBlobs(): Promise<BlobInfo[]>;
   /** The bytes of a blob in the container (from Azurite itself). */
   readBlob(blobName: string): Promise<Buffer>;
+  /** Replace a blob's bytes in the container (a tampered cache entry). */
+  writeBlob(blobName: string, data: Buffer): Promise<void>;
   /** Close the server (and its connections). Idempotent. */
   stop(): Promise<void>;
 }
@@ -173,6 +175,7 @@ export async function startResultsService(
     requests: () => log.map((r) => ({ ...r })),
     listBlobs: () => blobs.list(),
     readBlob: (blobName) => blobs.read(blobName),
+    writeBlob: (blobName, data) => blobs.write(blobName, data),
     stop: () =>
       (stopped ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,0 +1,95 @@
+/**
+ * EROFS entries of a store (see ../store.ts): a prepared rootfs as one image file with its
+ * record, made from a rootfs directory (to hand to the Actions cache), copied from another
+ * store (the restored cache dir) only after its size and sha256 match the record, and the
+ * mount point cells mount it on.
+ */
+import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ArchInfo } from '../../emulation/arch.js';
+import { sha256File } from '../../tools/checksum.js';
+import { CellSetupError } from '../../util/errors.js';
+import { ROOT_SENTINEL, writeAtomic, type ErofsRecord, type Store } from '../store.js';
+import { buildErofs } from './build.js';
+
+/** A cache entry that does not match its record: refused before any mount (the caller pulls instead). */
+export class ErofsEntryError extends CellSetupError {
+  override name = 'ErofsEntryError';
+}
+
+/** Write `rootfs` as the EROFS entry of `digest` in `into` (the record last). */
+export async function writeErofsEntry(
+  into: Store,
+  mkfs: string,
+  rootfs: string,
+  arch: ArchInfo,
+  digest: string,
+  config: ErofsRecord['config'],
+): Promise<ErofsRecord> {
+  const file = into.erofsFile(arch, digest);
+  await mkdir(join(file, '..'), { recursive: true });
+  const built = await buildErofs(mkfs, rootfs, file, [ROOT_SENTINEL]);
+  const record: ErofsRecord = { digest, arch: arch.name, config, ...built };
+  await writeAtomic(into.erofsRecordFile(arch, digest), `${JSON.stringify(record, null, 2)}\n`);
+  return record;
+}
+
+/**
+ * Copy the EROFS entry of `digest` from `from` into `into`, after checking the file against its
+ * record (digest, arch, size, then sha256): a cut or altered entry never reaches the kernel.
+ */
+export async function copyErofsEntry(from: Store, into: Store, arch: ArchInfo, digest: string): Promise<ErofsRecord> {
+  const record = await from.readErofs(arch, digest);
+  const source = from.erofsFile(arch, digest);
+  if (!record || record.arch !== arch.name || !validConfig(record.config))
+    throw new ErofsEntryError(`the EROFS entry ${source} has no usable record for ${arch.name} ${digest}`);
+  const size = (await stat(source)).size;
+  if (size !== record.bytes)
+    throw new ErofsEntryError(`the EROFS image ${source} has ${size} bytes, its record says ${record.bytes}`);
+  const temp = await into.tempDir('erofs');
+  try {
+    // Checked on the copy: what is checked is what is used.
+    const copy = join(temp, 'image.erofs');
+    await copyFile(source, copy);
+    const sha256 = await sha256File(copy);
+    if (sha256 !== record.sha256)
+      throw new ErofsEntryError(`the EROFS image ${source} has sha256 ${sha256}, its record says ${record.sha256}`);
+    const file = into.erofsFile(arch, digest);
+    await mkdir(join(file, '..'), { recursive: true });
+    await rename(copy, file);
+    await writeAtomic(into.erofsRecordFile(arch, digest), `${JSON.stringify(record, null, 2)}\n`);
+    return record;
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+function validConfig(config: unknown): config is ErofsRecord['config'] {
+  const c = config as ErofsRecord['config'] | undefined;
+  return (
+    !!c &&
+    Array.isArray(c.env) &&
+    c.env.every((e) => typeof e === 'string') &&
+    (c.workingDir === undefined || typeof c.workingDir === 'string')
+  );
+}
+
+/** The empty directory cells mount the image on, with the sentinel that ties it to this store. */
+export async function ensureMountPoint(store: Store, arch: ArchInfo, digest: string): Promise<string> {
+  const dir = store.mountDir(arch, digest);
+  const sentinel = join(dir, ROOT_SENTINEL);
+  try {
+    if ((await stat(sentinel)).isFile()) return dir;
+  } catch {
+    // not made yet
+  }
+  const temp = await store.tempDir('mount');
+  try {
+    await writeFile(join(temp, ROOT_SENTINEL), store.stateDir, { mode: 0o444, flag: 'wx' });
+    await chmod(temp, 0o755);
+    await store.commit(temp, dir);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+  return dir;
+}

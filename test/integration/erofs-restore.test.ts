@@ -1,0 +1,189 @@
+/**
+ * A fresh runner's image from the Actions cache as one EROFS image (#22): saved by the first
+ * job, mounted by the next (or extracted where it cannot be mounted), refused with a warning
+ * when the entry was tampered with (the job pulls instead), and never leaving a mount or a
+ * loop device behind, not even when the engine is killed mid-run.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAction, type RunActionOptions } from '../helpers/action-harness.js';
+import { CLI, expectHostUnchanged, removeDir, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
+import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
+import { startAzurite, startResultsService } from '../helpers/results-service.js';
+import { probeErofsMount } from '../../src/image/erofs/mount-probe.js';
+
+let layout: string;
+let node24: string;
+let azurite: Awaited<ReturnType<typeof startAzurite>>;
+let service: Awaited<ReturnType<typeof startResultsService>>;
+const temps: string[] = [];
+/** GitHub's hosted runners all use the same RUNNER_TEMP path (part of the cache version): one, emptied per job. */
+let runnerTemp: string;
+async function newVm(): Promise<{ runnerTemp: string }> {
+  await removeDir(runnerTemp);
+  mkdirSync(runnerTemp);
+  return { runnerTemp };
+}
+const fresh = (prefix: string) => {
+  const dir = tempDir(prefix);
+  temps.push(dir);
+  return dir;
+};
+
+/** Loop devices and what backs them (a leaked one is a leak). */
+const loopDevices = () =>
+  readdirSync('/sys/block')
+    .filter((name) => name.startsWith('loop'))
+    .map((name) => {
+      try {
+        return `${name} ${readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim()}`;
+      } catch {
+        return `${name} -`;
+      }
+    })
+    .sort()
+    .join('\n');
+
+async function action(inputs: Record<string, string>, options: RunActionOptions = {}) {
+  const state = inputs['state-dir'] ?? fresh('bc-erofs-state-');
+  const before = snapshotHost();
+  const loops = loopDevices();
+  const run = await runAction({
+    node: node24,
+    results: { url: service.url },
+    ...options,
+    inputs: { 'state-dir': state, ...inputs },
+  });
+  expectHostUnchanged(before, state);
+  expect(loopDevices(), 'loop devices').toBe(loops);
+  return { ...run, state };
+}
+
+/** The cache entry of `key`, with one byte of its EROFS image flipped (a valid archive, a wrong image). */
+async function tamper(key: string): Promise<void> {
+  const entry = service.caches().find((c) => c.key === key)!;
+  const work = fresh('bc-erofs-tamper-');
+  const archive = join(work, 'a.tar.zst');
+  execFileSync('sh', ['-c', 'cat > "$1"', 'sh', archive], { input: await service.readBlob(entry.blobName) });
+  execFileSync('zstd', ['-q', '-d', archive, '-o', join(work, 'a.tar')]);
+  execFileSync('python3', [
+    '-c',
+    `import tarfile,sys
+p=sys.argv[1]
+m=[m for m in tarfile.open(p).getmembers() if m.name.endswith('.erofs')][0]
+f=open(p,'r+b'); f.seek(m.offset_data+8192); b=f.read(1); f.seek(m.offset_data+8192); f.write(bytes([b[0]^0xff])); f.close()`,
+    join(work, 'a.tar'),
+  ]);
+  execFileSync('zstd', ['-q', '-f', join(work, 'a.tar'), '-o', archive]);
+  await service.writeBlob(entry.blobName, readFileSync(archive));
+}
+
+beforeAll(async () => {
+  [layout, node24] = await Promise.all([busyboxLayout(), node24Binary()]);
+  azurite = await startAzurite();
+  service = await startResultsService(azurite.blobEndpoint);
+  runnerTemp = fresh('bc-erofs-rt-');
+});
+
+afterAll(async () => {
+  await service?.stop();
+  await azurite?.stop();
+  for (const dir of temps) await removeDir(dir);
+});
+
+describe('the image as an EROFS image in the Actions cache', () => {
+  const inputs = (run: string) => ({ image: `oci:${layout}:amd64`, run });
+  const script =
+    'cat /etc/os-release | head -1; echo "written" > /new-file; ls /new-file; echo "machine=$(uname -m)" >> "$GITHUB_OUTPUT"';
+
+  it('is saved by the first job, mounted by the next (or extracted), with the same result', async () => {
+    const first = await action(inputs(script), { ...(await newVm()), runId: '700' });
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    expect(first.summary).not.toContain('image restore');
+    const key = service.caches().find((c) => c.key.startsWith('build-cell-image-v2-amd64-'))?.key;
+    expect(key).toBeDefined();
+
+    // The next job on a new VM: the image is mounted where the kernel can, else extracted.
+    const second = await action(inputs(script), { ...(await newVm()), runId: '701' });
+    expect(second.mainCode, second.stdout + second.stderr).toBe(0);
+    expect(second.outputs['image-cache-hit']).toBe('true');
+    expect(second.outputs['image-digest']).toBe(first.outputs['image-digest']);
+    const probe = probeErofsMount();
+    expect(second.stdout).toMatch(
+      probe.ok ? /image: EROFS image mounted \(the kernel mounts EROFS/ : /image: EROFS image .*: extracted/,
+    );
+    expect(second.summary).toContain('image restore');
+    expect(second.stdout).toContain('/new-file');
+    // Nothing of the layout was unpacked, and the store keeps the image file (no rootfs dir when mounted).
+    const images = join(second.state, 'images');
+    expect(readdirSync(join(images, 'erofs')).some((f) => f.endsWith('.erofs'))).toBe(true);
+    if (probe.ok) expect(readdirSync(join(images, 'rootfs')).filter((f) => !f.startsWith('.'))).toEqual([]);
+
+    // Forced extraction (a kernel without EROFS): the same job, the same result.
+    const third = await action(inputs(script), {
+      ...(await newVm()),
+      runId: '702',
+      env: { BUILD_CELL_EROFS: 'extract' },
+    });
+    expect(third.mainCode, third.stdout + third.stderr).toBe(0);
+    expect(third.stdout).toMatch(/image: EROFS image BUILD_CELL_EROFS=extract: extracted/);
+    expect(third.outputs.machine).toBe(second.outputs.machine);
+    expect(third.stdout.split('\n').filter((l) => /^(NAME|PRETTY_NAME)=|new-file$/.test(l))).toEqual(
+      second.stdout.split('\n').filter((l) => /^(NAME|PRETTY_NAME)=|new-file$/.test(l)),
+    );
+  });
+
+  it('leaves no mount, loop device or process when the engine is killed mid-run (SIGKILL)', async (ctx) => {
+    if (!probeErofsMount().ok) return ctx.skip();
+    // A new machine restores the first test's entry: its store holds the EROFS image alone,
+    // and the CLI's cell then mounts it.
+    const state = fresh('bc-erofs-state-');
+    const restored = await action({ ...inputs('true'), 'state-dir': state }, { ...(await newVm()), runId: '721' });
+    expect(restored.mainCode, restored.stdout + restored.stderr).toBe(0);
+    const before = snapshotHost();
+    const loops = loopDevices();
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'run',
+        '--verbose',
+        '--state-dir',
+        state,
+        '--image',
+        `oci:${layout}:amd64`,
+        '--',
+        'sh',
+        '-c',
+        'echo up; sleep 60',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    await new Promise<void>((resolve) => child.stdout.on('data', (d) => String(d).includes('up') && resolve()));
+    expect(stderr).toMatch(/image: EROFS image mounted/);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.on('close', resolve));
+    // The cell dies with the engine (pdeathsig), and its mount namespace, mount and loop device with it.
+    for (let i = 0; i < 50 && strayProcesses(state).length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(strayProcesses(state)).toEqual([]);
+    expect(loopDevices()).toBe(loops);
+    expectHostUnchanged(before);
+  });
+
+  it('refuses a tampered entry before mounting it, with a warning, and the job pulls instead', async () => {
+    const key = service.caches().find((c) => c.key.startsWith('build-cell-image-v2-amd64-'))!.key;
+    await tamper(key);
+    const second = await action(inputs('echo ran'), { ...(await newVm()), runId: '711' });
+    expect(second.mainCode, second.stdout + second.stderr).toBe(0);
+    expect(second.outputs['exit-code']).toBe('0');
+    expect(second.warnings.join('\n')).toMatch(
+      /the Actions cache's image entry was refused, the image is pulled instead: the EROFS image .* has sha256 [0-9a-f]{64}, its record says/,
+    );
+    expect(second.stdout).toContain('ran');
+    expect(second.stdout).not.toMatch(/image: EROFS image/);
+  });
+});
