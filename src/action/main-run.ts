@@ -214,9 +214,7 @@ async function restoreImage(run: MainRun): Promise<void> {
   await mkdir(dir, { recursive: true });
   const hit = await bestEffort('restoring the image from the Actions cache', () => restoreCache([dir], key));
   summary.imageCacheHit = hit === key;
-  core.info(
-    summary.imageCacheHit ? `image restored from the Actions cache (${key})` : `no cached image for ${key}`,
-  );
+  core.info(summary.imageCacheHit ? `image restored from the Actions cache (${key})` : `no cached image for ${key}`);
 }
 
 async function restoreBuildCaches(run: MainRun): Promise<void> {

@@ -88,7 +88,8 @@ export async function prepareDerived(options: {
       (await store.readRef(derived.ref.full, base.arch)) ?? (await cache?.readRef(derived.ref.full, base.arch));
     if (!record) return undefined;
     const has = async (where: Store | undefined) =>
-      !!where && (!!(await where.readLayout(base.arch, record.digest)) || !!(await where.readErofs(base.arch, record.digest)));
+      !!where &&
+      (!!(await where.readLayout(base.arch, record.digest)) || !!(await where.readErofs(base.arch, record.digest)));
     if (!(await has(store)) && !(await has(cache))) return undefined;
     return prepareImage(store, { ...derived, digest: record.digest });
   };
