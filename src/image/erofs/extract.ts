@@ -42,6 +42,11 @@ import { ErofsImage, describe, joinName, type ErofsInode, type Xattr } from './r
 export interface ExtractOptions {
   /** Give entries the image's uid/gid (lchown): needs root, or root in a user namespace. */
   owners: boolean;
+  /**
+   * Only user.* xattrs (rootless: trusted.* and security.* need real root; umoci --rootless
+   * leaves them out too). Default: all of them.
+   */
+  userXattrsOnly?: boolean;
 }
 
 export interface ExtractStats {
@@ -107,6 +112,7 @@ class TaskPool {
 interface Work {
   image: ErofsImage;
   owners: boolean;
+  userXattrsOnly: boolean;
   /** nid → where it was first extracted; a later name for it becomes a hard link. */
   first: Map<number, First>;
   writers: TaskPool;
@@ -159,6 +165,7 @@ function newWork(image: ErofsImage, options: ExtractOptions): Work {
   return {
     image,
     owners: options.owners,
+    userXattrsOnly: !!options.userXattrsOnly,
     first: new Map(),
     writers: new TaskPool(WRITERS),
     buffers: [],
@@ -278,7 +285,8 @@ function needsChown(work: Work, inode: ErofsInode): boolean {
 }
 
 async function collectXattrs(work: Work, inode: ErofsInode, path: Buffer): Promise<void> {
-  const xattrs = await work.image.xattrs(inode);
+  const all = await work.image.xattrs(inode);
+  const xattrs = work.userXattrsOnly ? all.filter((x) => x.name.subarray(0, 5).toString('latin1') === 'user.') : all;
   if (xattrs.length === 0) return;
   if (work.xattrs.length === 0)
     requireTool(

@@ -76,7 +76,7 @@ async function extractInto(store: Store, file: string, rootfs: string, rootless:
   const temp = await store.tempDir('rootfs');
   try {
     const target = join(temp, 'rootfs');
-    await extractErofs(file, target, { owners: !rootless });
+    await extractErofs(file, target, { owners: !rootless, userXattrsOnly: rootless });
     await writeFile(join(target, ROOT_SENTINEL), store.stateDir, { mode: 0o444, flag: 'wx' });
     await store.commit(target, rootfs);
   } finally {
