@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = 'e13bb48d4bf66446';
+const BUNDLE_ID = '309a52c2c80957c4';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -23,7 +23,7 @@ import { newCellId, type CellRunResult, type QemuSelection } from '../engine.js'
 import { which } from '../util/which.js';
 import { runInMode, type EngineOutcome } from '../engine-entry.js';
 import { choosePrivilege, needsOf, type Mode } from '../privilege/mode.js';
-import { resolveTools } from '../tools/resolve.js';
+import { resolveMkfsErofs, resolveTools } from '../tools/resolve.js';
 import { pinnedEntries, toolCacheRoot } from '../tools/pinned-entries.js';
 import { EXIT_BUILD_CELL_ERROR, errorMessage } from '../util/errors.js';
 import { rm } from 'node:fs/promises';
@@ -177,7 +177,7 @@ async function resolveStepTools(run: MainRun): Promise<void> {
       : undefined;
   const qemu = emulated ? [inputs.arch] : [];
   // A fresh runner's tool cache is empty: the Actions cache carries the pinned downloads.
-  const entries = pinnedEntries({ qemu, qemuVersion: inputs.qemu }, toolCacheRoot());
+  const entries = pinnedEntries({ qemu, qemuVersion: inputs.qemu, mkfsErofs: inputs.imageCache }, toolCacheRoot());
   run.toolsCache = await restoreTools(entries, onPath ?? ((name) => which(name)), run.work);
   if (run.toolsCache) run.summary.tools = describeTools(run.toolsCache);
   const tools = await resolveTools({
@@ -188,12 +188,29 @@ async function resolveStepTools(run: MainRun): Promise<void> {
     onPath,
   });
   for (const dir of tools.dirsToAddToPath) core.addPath(dir);
+  if (inputs.imageCache) await addMkfsErofs(inputs);
   if (emulated && inputs.qemu) {
     run.qemu = { path: tools.qemu[inputs.arch.qemu]!, choice: describeQemuChoice(inputs.qemu) };
     run.summary.qemu = run.qemu.choice;
   }
   if (emulated && inputs.qemuCpu)
     await checkQemuCpu(inputs.qemuCpu, tools.qemu[inputs.arch.qemu]!, inputs.arch, 'qemu-cpu');
+}
+
+/**
+ * mkfs.erofs on PATH, for the engine to save images as EROFS images (a fresh runner mounts
+ * them): best effort, since without it images are saved as their layouts, as before.
+ */
+async function addMkfsErofs(inputs: ActionInputs): Promise<void> {
+  const onPath = inputs.tools === 'pinned' ? () => undefined : undefined;
+  try {
+    const found = await resolveMkfsErofs({ source: inputs.toolsSource, log: core.info, ...(onPath ? { onPath } : {}) });
+    if (found.dir) core.addPath(found.dir);
+  } catch (error) {
+    core.info(
+      `mkfs.erofs is not available (${errorMessage(error)}): images are saved to the Actions cache as their layouts`,
+    );
+  }
 }
 
 /**

@@ -21,15 +21,26 @@ export interface Found {
   dir?: string;
 }
 
-/** `path --version` exits 0; otherwise a short reason. */
-export async function runs(path: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+/**
+ * How a tool shows that it runs: `--version` exits 0, for most; mkfs.erofs 1.5 prints its
+ * version and exits 1 there, and is checked with `--help`.
+ */
+export function checkArgs(name: string): string[] {
+  return name === 'mkfs.erofs' ? ['--help'] : ['--version'];
+}
+
+/** `path --version` (see checkArgs) exits 0; otherwise a short reason. */
+export async function runs(
+  path: string,
+  args: string[] = ['--version'],
+): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
-    const result = await exec(path, ['--version'], `running ${path}`, { allowFailure: true });
+    const result = await exec(path, args, `running ${path}`, { allowFailure: true });
     if (result.code === 0 && !result.signal) return { ok: true };
     const tail = tailLines(result.stderr || result.stdout, 2);
     return {
       ok: false,
-      reason: `\`${path} --version\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}`,
+      reason: `\`${path} ${args.join(' ')}\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}`,
     };
   } catch (error) {
     return { ok: false, reason: errorMessage(error) };
@@ -40,7 +51,7 @@ export async function fromPath(name: string, ctx: LookupContext): Promise<Found 
   const found = ctx.onPath(name);
   if (!found) return undefined;
   const path = resolvePath(found);
-  const check = await runs(path);
+  const check = await runs(path, checkArgs(name));
   if (check.ok) {
     ctx.log(`${name}: using ${path} (from PATH)`);
     return { path };
@@ -58,7 +69,7 @@ export async function fromToolCache(
   const dir = tc.find(name, versionSpec, ctx.toolArch);
   if (!dir) return undefined;
   const path = join(dir, name);
-  const check = await runs(path);
+  const check = await runs(path, checkArgs(name));
   if (check.ok) {
     ctx.log(`${name}: using ${path} (from the tool cache, ${what})`);
     return { path, dir };

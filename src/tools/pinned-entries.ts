@@ -33,12 +33,13 @@ export function toolCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * The entries a resolve of `qemu` (the guests that need it) under `qemuVersion` may use, in the
+ * The entries a resolve of `qemu` (the guests that need it) under `qemuVersion` (and of
+ * mkfs.erofs, when the job saves images) may use, in the
  * tool cache at `root`, for this host (`nodeArch`); none for a host build-cell pins nothing for.
  * `qemu: path` takes qemu from PATH alone: no entry.
  */
 export function pinnedEntries(
-  request: { qemu: readonly ArchInfo[]; qemuVersion?: QemuVersion },
+  request: { qemu: readonly ArchInfo[]; qemuVersion?: QemuVersion; mkfsErofs?: boolean },
   root: string,
   nodeArch: string = process.arch,
 ): PinnedEntry[] {
@@ -50,9 +51,14 @@ export function pinnedEntries(
     dir: join(root, name, toolCacheVersion(pin.version), nodeArch),
   });
   const umoci = pinFor('umoci', nodeArch);
+  const erofs = request.mkfsErofs ? pinFor('erofs-utils', nodeArch) : undefined;
   const qemuPin = request.qemuVersion === 'path' ? undefined : qemuPinFor(request.qemuVersion ?? '7.2', nodeArch);
   const qemuNames = [...new Set(request.qemu.map((arch) => arch.qemu))].sort();
-  return [...(umoci ? [entry('umoci', umoci)] : []), ...(qemuPin ? qemuNames.map((name) => entry(name, qemuPin)) : [])];
+  return [
+    ...(umoci ? [entry('umoci', umoci)] : []),
+    ...(erofs ? [entry('mkfs.erofs', erofs)] : []),
+    ...(qemuPin ? qemuNames.map((name) => entry(name, qemuPin)) : []),
+  ];
 }
 
 /** Whether the tool cache holds the entry whole (its marker is written last). */

@@ -52,7 +52,7 @@ import { UserError, show } from '../util/errors.js';
 
 /** Debian architecture names of the two GitHub-hosted runner kinds. */
 export type DebianArch = 'amd64' | 'arm64';
-export type PinnedPackage = 'qemu-user-static' | 'umoci';
+export type PinnedPackage = 'qemu-user-static' | 'umoci' | 'erofs-utils';
 
 export interface PinnedDeb {
   /** Debian's package name (trixie ships its static qemu as qemu-user). */
@@ -82,6 +82,8 @@ export const SNAPSHOT_SOURCE = 'https://snapshot.debian.org/archive/debian';
 
 const QEMU_VERSION = '1:7.2+dfsg-7+deb12u18+b3';
 const UMOCI_VERSION = '0.4.7+ds-3+b7';
+/** mkfs.erofs for the Actions cache's EROFS images; bookworm's 1.5 needs only glibc 2.33, liblz4, libuuid, libselinux. */
+const EROFS_VERSION = '1.5-1';
 /** Bookworm's InRelease of 2026-07-11T10:16:37Z lists both; a capture a day later has them. */
 const SNAPSHOT = '20260712T000000Z';
 
@@ -104,6 +106,28 @@ export const PINNED: Readonly<Record<PinnedPackage, Readonly<Record<DebianArch, 
       sha256: 'e420c417c12b42ca774795b62888d5388da0e08c1ef263dea1490e5ce4e32a0b',
       size: 56490396,
       snapshot: SNAPSHOT,
+    },
+  },
+  'erofs-utils': {
+    amd64: {
+      package: 'erofs-utils',
+      version: EROFS_VERSION,
+      arch: 'amd64',
+      pool: 'pool/main/e/erofs-utils/erofs-utils_1.5-1_amd64.deb',
+      sha256: '902aa0a3791f4dc86f223359141b0b39991e432b95687873502587329b8e843d',
+      size: 63664,
+      snapshot: SNAPSHOT,
+      needsGlibc: '2.33',
+    },
+    arm64: {
+      package: 'erofs-utils',
+      version: EROFS_VERSION,
+      arch: 'arm64',
+      pool: 'pool/main/e/erofs-utils/erofs-utils_1.5-1_arm64.deb',
+      sha256: 'e60b4d4c582a0f18b919adba9d955a789ffb96506a389414e69f795b1f73f6d6',
+      size: 62124,
+      snapshot: SNAPSHOT,
+      needsGlibc: '2.33',
     },
   },
   umoci: {

@@ -25,7 +25,7 @@ import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js
 import { which } from '../util/which.js';
 import { verifySha256 } from './checksum.js';
 import { extractDebMembers } from './deb.js';
-import { fromPath, fromToolCache, runs, type Found, type LookupContext } from './lookup.js';
+import { checkArgs, fromPath, fromToolCache, runs, type Found, type LookupContext } from './lookup.js';
 import { SKOPEO_HELP, installWithApt } from './system-install.js';
 import { withToolCacheEnv } from './tool-cache-env.js';
 import {
@@ -107,6 +107,17 @@ export async function resolveTools(request: ResolveToolsRequest): Promise<Resolv
     return { skopeo, umoci, qemu, dirsToAddToPath: dirs };
   });
 }
+
+/** mkfs.erofs (PATH, the tool cache, else Debian's erofs-utils): what writes the Actions cache's EROFS images. */
+export async function resolveMkfsErofs(request: Omit<ResolveToolsRequest, 'systemInstall' | 'qemu'>): Promise<Found> {
+  const ctx = context(request);
+  return withToolCacheEnv(async () => {
+    const found = await resolvePinned(pinFor('erofs-utils'), 'erofs-utils', [MKFS_EROFS], ctx);
+    return found['mkfs.erofs']!;
+  });
+}
+
+export const MKFS_EROFS: PinnedTool = { name: 'mkfs.erofs', member: 'usr/bin/mkfs.erofs' };
 
 /**
  * The qemu-ARCH-static programs of `arches` alone (the CLI's --qemu; the action resolves
@@ -249,7 +260,7 @@ async function provision(pin: PinnedDeb, tools: readonly PinnedTool[], ctx: Cont
         const file = extracted[tool.member.replace(/^\.?\/+/, '')];
         if (!file) throw new CellSetupError(`${tool.member} was not extracted from ${deb}`);
         await chmod(file, 0o755);
-        const check = await runs(file);
+        const check = await runs(file, checkArgs(tool.name));
         if (!check.ok) {
           const glibc = pin.needsGlibc ? ` (it needs glibc >= ${pin.needsGlibc})` : '';
           throw new CellSetupError(

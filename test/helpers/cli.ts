@@ -220,10 +220,33 @@ export function strayProcesses(marker: string): string[] {
   return out;
 }
 
-/** The after-check of every integration test: the host is as it was before the run. */
+/** Loop devices backed by a file under `dir` (an image a cell mounted), as "loopN FILE". */
+export function loopDevicesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync('/sys/block').filter((n) => n.startsWith('loop'))) {
+    try {
+      const file = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim();
+      if (file === dir || file.startsWith(`${dir}/`)) out.push(`${name} ${file}`);
+    } catch {
+      // not bound
+    }
+  }
+  return out;
+}
+
+/**
+ * The after-check of every integration test: the host is as it was before the run. A loop
+ * device a cell's image mount used is freed when the cell's mount namespace is torn down,
+ * which the kernel finishes shortly after the cell's last process: it is given a moment.
+ */
 export function expectHostUnchanged(before: HostSnapshot, stateDir?: string): void {
   const after = snapshotHost();
   if (stateDir) expect(strayProcesses(stateDir), 'processes that outlived their run').toEqual([]);
+  if (stateDir) {
+    const until = Date.now() + 5000;
+    while (loopDevicesUnder(stateDir).length && Date.now() < until) spawnSync('sleep', ['0.1']);
+    expect(loopDevicesUnder(stateDir), 'loop devices left on images of the state dir').toEqual([]);
+  }
   expect(after.mounts, 'host mount table').toBe(before.mounts);
   expect(after.binfmt, 'host binfmt_misc state').toBe(before.binfmt);
   // Another test file's cell may be running meanwhile: a cgroup is leaked when its creator is gone.

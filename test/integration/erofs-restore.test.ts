@@ -5,11 +5,12 @@
  * loop device behind, not even when the engine is killed mid-run.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAction, type RunActionOptions } from '../helpers/action-harness.js';
-import { CLI, expectHostUnchanged, removeDir, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
+import type { RunActionOptions } from '../helpers/action-harness.js';
+import { checkedAction } from '../helpers/checked-action.js';
+import { CLI, expectHostUnchanged, removeDir, runCli, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
 import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
 import { startAzurite, startResultsService } from '../helpers/results-service.js';
 import { probeErofsMount } from '../../src/image/erofs/mount-probe.js';
@@ -32,32 +33,15 @@ const fresh = (prefix: string) => {
   return dir;
 };
 
-/** Loop devices and what backs them (a leaked one is a leak). */
-const loopDevices = () =>
-  readdirSync('/sys/block')
-    .filter((name) => name.startsWith('loop'))
-    .map((name) => {
-      try {
-        return `${name} ${readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim()}`;
-      } catch {
-        return `${name} -`;
-      }
-    })
-    .sort()
-    .join('\n');
-
+/** One job of the action with the results service, a fresh state dir unless given, and the host after-check. */
 async function action(inputs: Record<string, string>, options: RunActionOptions = {}) {
   const state = inputs['state-dir'] ?? fresh('bc-erofs-state-');
-  const before = snapshotHost();
-  const loops = loopDevices();
-  const run = await runAction({
-    node: node24,
-    results: { url: service.url },
-    ...options,
-    inputs: { 'state-dir': state, ...inputs },
-  });
-  expectHostUnchanged(before, state);
-  expect(loopDevices(), 'loop devices').toBe(loops);
+  // No process, mount or loop device on the state dir's images is left (see expectHostUnchanged).
+  const run = await checkedAction(
+    { node: node24, image: inputs.image!, state },
+    { 'image-cache': 'true', ...inputs },
+    { results: { url: service.url }, ...options },
+  );
   return { ...run, state };
 }
 
@@ -119,7 +103,7 @@ describe('the image as an EROFS image in the Actions cache', () => {
     // Nothing of the layout was unpacked, and the store keeps the image file (no rootfs dir when mounted).
     const images = join(second.state, 'images');
     expect(readdirSync(join(images, 'erofs')).some((f) => f.endsWith('.erofs'))).toBe(true);
-    if (probe.ok) expect(readdirSync(join(images, 'rootfs')).filter((f) => !f.startsWith('.'))).toEqual([]);
+    if (probe.ok) expect(existsSync(join(images, 'rootfs')) ? readdirSync(join(images, 'rootfs')) : []).toEqual([]);
 
     // Forced extraction (a kernel without EROFS): the same job, the same result.
     const third = await action(inputs(script), {
@@ -143,7 +127,6 @@ describe('the image as an EROFS image in the Actions cache', () => {
     const restored = await action({ ...inputs('true'), 'state-dir': state }, { ...(await newVm()), runId: '721' });
     expect(restored.mainCode, restored.stdout + restored.stderr).toBe(0);
     const before = snapshotHost();
-    const loops = loopDevices();
     const child = spawn(
       process.execPath,
       [
@@ -164,14 +147,68 @@ describe('the image as an EROFS image in the Actions cache', () => {
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     await new Promise<void>((resolve) => child.stdout.on('data', (d) => String(d).includes('up') && resolve()));
-    expect(stderr).toMatch(/image: EROFS image mounted/);
+    // The cell's own mount namespace has the image mounted (the host's has nothing of it).
+    const mountinfos = strayProcesses(state).map((line) => {
+      try {
+        return readFileSync(`/proc/${line.split(':')[0]}/mountinfo`, 'utf8');
+      } catch {
+        return '';
+      }
+    });
+    expect(
+      mountinfos.some((text) => / - erofs /.test(text)),
+      stderr,
+    ).toBe(true);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toMatch(/ - erofs /);
     child.kill('SIGKILL');
     await new Promise((resolve) => child.on('close', resolve));
     // The cell dies with the engine (pdeathsig), and its mount namespace, mount and loop device with it.
     for (let i = 0; i < 50 && strayProcesses(state).length; i++) await new Promise((r) => setTimeout(r, 100));
     expect(strayProcesses(state)).toEqual([]);
-    expect(loopDevices()).toBe(loops);
-    expectHostUnchanged(before);
+    expectHostUnchanged(before, state);
+  });
+
+  it('carries a session and write-back over the mounted image, which stays pristine', async (ctx) => {
+    if (!probeErofsMount().ok) return ctx.skip();
+    const state = fresh('bc-erofs-state-');
+    const restored = await action({ ...inputs('true'), 'state-dir': state }, { ...(await newVm()), runId: '730' });
+    expect(restored.stdout).toMatch(/image: EROFS image mounted/);
+    const ws = fresh('bc-erofs-ws-');
+    const image = ['--state-dir', state, '--image', `oci:${layout}:amd64`];
+    const before = snapshotHost();
+    const cli = (args: string[]) => runCli(args);
+    const common = ['--name', 'erofs', '--state-dir', state];
+    const start = await cli([
+      'session',
+      'start',
+      ...common,
+      '--image',
+      `oci:${layout}:amd64`,
+      '--workspace',
+      ws,
+      '--run',
+      'echo one > /etc/step',
+    ]);
+    expect(start.code, start.stderr).toBe(0);
+    const step = await cli(['session', 'exec', ...common, '--run', 'cat /etc/step; echo made > built.txt']);
+    expect(step.code, step.stderr).toBe(0);
+    expect(step.stdout).toBe('one\n');
+    expect(readFileSync(join(ws, 'built.txt'), 'utf8')).toBe('made\n');
+    expect((await cli(['session', 'end', ...common])).code).toBe(0);
+    // A plain cell on the same image: pristine (the session's change lived in its own layer).
+    const plain = await cli([
+      'run',
+      ...image,
+      '--workspace',
+      ws,
+      '--write-back',
+      '--run',
+      'test ! -e /etc/step && echo pristine; echo back > back.txt',
+    ]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toBe('pristine\n');
+    expect(readFileSync(join(ws, 'back.txt'), 'utf8')).toBe('back\n');
+    expectHostUnchanged(before, state);
   });
 
   it('refuses a tampered entry before mounting it, with a warning, and the job pulls instead', async () => {

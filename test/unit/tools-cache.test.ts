@@ -32,6 +32,12 @@ describe('pinnedEntries: the tool-cache entries a resolve may fill from a downlo
     expect(pinnedEntries({ qemu: [arm64], qemuVersion: 'path' }, '/tc', 'x64').map((e) => e.name)).toEqual(['umoci']);
   });
 
+  it('has mkfs.erofs (erofs-utils) when the job saves images', () => {
+    const entries = pinnedEntries({ qemu: [], mkfsErofs: true }, '/tc', 'arm64');
+    expect(entries.map((e) => e.name)).toEqual(['umoci', 'mkfs.erofs']);
+    expect(entries[1]!.pin).toMatch(/^erofs-utils 1\.5-1 arm64 sha256:[0-9a-f]{64}$/);
+  });
+
   it('is empty on a host build-cell pins nothing for', () => {
     expect(pinnedEntries({ qemu: [arm64] }, '/tc', 'ppc64')).toEqual([]);
   });

@@ -35,10 +35,11 @@ export async function writeErofsEntry(
 }
 
 /**
- * Copy the EROFS entry of `digest` from `from` into `into`, after checking the file against its
- * record (digest, arch, size, then sha256): a cut or altered entry never reaches the kernel.
+ * Take the EROFS entry of `digest` from `from` (the restored cache dir, which a hit does not
+ * save again) into `into`, checking the file against its record (digest, arch, size, then
+ * sha256): a cut or altered entry never reaches the kernel.
  */
-export async function copyErofsEntry(from: Store, into: Store, arch: ArchInfo, digest: string): Promise<ErofsRecord> {
+export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, digest: string): Promise<ErofsRecord> {
   const record = await from.readErofs(arch, digest);
   const source = from.erofsFile(arch, digest);
   if (!record || record.arch !== arch.name || !validConfig(record.config))
@@ -48,9 +49,13 @@ export async function copyErofsEntry(from: Store, into: Store, arch: ArchInfo, d
     throw new ErofsEntryError(`the EROFS image ${source} has ${size} bytes, its record says ${record.bytes}`);
   const temp = await into.tempDir('erofs');
   try {
-    // Checked on the copy: what is checked is what is used.
+    // Checked where it will be used: what is checked is what the kernel reads. Moved where the
+    // cache dir lies on the store's file system (nothing copied), else copied.
     const copy = join(temp, 'image.erofs');
-    await copyFile(source, copy);
+    await rename(source, copy).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EXDEV') throw error;
+      await copyFile(source, copy);
+    });
     const sha256 = await sha256File(copy);
     if (sha256 !== record.sha256)
       throw new ErofsEntryError(`the EROFS image ${source} has sha256 ${sha256}, its record says ${record.sha256}`);

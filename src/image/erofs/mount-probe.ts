@@ -37,24 +37,32 @@ function runProbe(): ErofsMount {
   try {
     const image = join(dir, 'probe.erofs');
     writeFileSync(image, gunzipSync(Buffer.from(PROBE_IMAGE, 'base64')));
-    const file = tryMount(unshare, image, join(dir, 'mnt'), 'ro');
-    if (file.ok) return { ok: true, how: 'file', why: 'the kernel mounts EROFS image files directly' };
-    const loop = tryMount(unshare, image, join(dir, 'mnt'), 'ro,loop');
-    if (loop.ok) return { ok: true, how: 'loop', why: 'the kernel mounts EROFS through a loop device' };
-    return { ok: false, why: `this kernel cannot mount an EROFS image (${loop.error || file.error})` };
+    // mount(8) itself sets up a loop device for an image file where it chooses to.
+    const mounted = tryMount(unshare, image, join(dir, 'mnt'), 'ro');
+    if (mounted.ok)
+      return mounted.source.startsWith('/dev/loop')
+        ? { ok: true, how: 'loop', why: 'the kernel mounts EROFS, through a loop device that clears itself' }
+        : { ok: true, how: 'file', why: 'the kernel mounts EROFS image files directly' };
+    return { ok: false, why: `this kernel cannot mount an EROFS image (${mounted.error})` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Mount, read the probe file, all in a private mount namespace that ends with the process. */
-function tryMount(unshare: string, image: string, target: string, options: string): { ok: boolean; error: string } {
-  const script = 'mkdir -p "$2" && mount -t erofs -o "$3" "$1" "$2" && cat "$2/probe"';
+/** Mount, read the probe file and what backs the mount, all in a private mount namespace that ends with the process. */
+function tryMount(
+  unshare: string,
+  image: string,
+  target: string,
+  options: string,
+): { ok: boolean; source: string; error: string } {
+  const script = 'mkdir -p "$2" && mount -t erofs -o "$3" "$1" "$2" && cat "$2/probe" && findmnt -n -o SOURCE "$2"';
   const result = lazyChildProcess().spawnSync(unshare, ['-m', '--', 'sh', '-c', script, 'sh', image, target, options], {
     encoding: 'utf8',
     timeout: 10_000,
   });
-  const ok = result.status === 0 && result.stdout === 'build-cell\n';
+  const [probe, source] = (result.stdout ?? '').split('\n');
+  const ok = result.status === 0 && probe === 'build-cell';
   const error = (result.stderr || result.error?.message || `exit ${result.status}`).trim().split('\n').pop() ?? '';
-  return { ok, error };
+  return { ok, source: source ?? '', error };
 }

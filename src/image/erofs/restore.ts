@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { ArchInfo } from '../../emulation/arch.js';
 import { errorMessage } from '../../util/errors.js';
 import { ROOT_SENTINEL, type ErofsRecord, type Store } from '../store.js';
-import { copyErofsEntry, ensureMountPoint, ErofsEntryError } from './entry.js';
+import { takeErofsEntry, ensureMountPoint, ErofsEntryError } from './entry.js';
 import { extractErofs } from './extract.js';
 import { probeErofsMount } from './mount-probe.js';
 
@@ -21,7 +21,7 @@ export function erofsPath(rootless: boolean): { mount?: string; why: string } {
   if (process.env.BUILD_CELL_EROFS === 'extract') return { why: 'BUILD_CELL_EROFS=extract: extracted' };
   const probe = probeErofsMount();
   if (!probe.ok) return { why: `${probe.why}: extracted` };
-  return { mount: probe.how === 'file' ? 'ro' : 'ro,loop', why: `mounted (${probe.why})` };
+  return { mount: 'ro', why: `mounted (${probe.why})` };
 }
 
 export interface ErofsImage {
@@ -50,7 +50,7 @@ export async function fromErofs(
   let fromCache = false;
   if (!record && cache && (await cache.readErofs(arch, digest))) {
     try {
-      record = await copyErofsEntry(cache, store, arch, digest);
+      record = await takeErofsEntry(cache, store, arch, digest);
       fromCache = true;
     } catch (error) {
       if (!(error instanceof ErofsEntryError)) throw error;

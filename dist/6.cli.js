@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 568;
-exports.ids = [568];
+exports.id = 6;
+exports.ids = [6];
 exports.modules = {
 
-/***/ 568:
+/***/ 9006:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -12,10 +12,10 @@ __webpack_require__.d(__webpack_exports__, {
   resolveQemu: () => (/* binding */ resolveQemu)
 });
 
-// UNUSED EXPORTS: ChecksumMismatchError, defaultToolCacheDir, hostGlibc, provisionFromDeb, resolveTools, sha256File, verifySha256
+// UNUSED EXPORTS: ChecksumMismatchError, MKFS_EROFS, defaultToolCacheDir, hostGlibc, provisionFromDeb, resolveMkfsErofs, resolveTools, sha256File, verifySha256
 
-// EXTERNAL MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js + 17 modules
-var tool_cache = __webpack_require__(5991);
+// EXTERNAL MODULE: ../main/node_modules/@actions/tool-cache/lib/tool-cache.js + 17 modules
+var tool_cache = __webpack_require__(9271);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __webpack_require__(1455);
 // EXTERNAL MODULE: external "node:os"
@@ -23,65 +23,17 @@ var external_node_os_ = __webpack_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(6760);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __webpack_require__(17);
+var errors = __webpack_require__(9115);
 // EXTERNAL MODULE: ./src/util/which.ts
-var which = __webpack_require__(6669);
+var which = __webpack_require__(8663);
+// EXTERNAL MODULE: ./src/tools/checksum.ts
+var checksum = __webpack_require__(2214);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __webpack_require__(3024);
-// EXTERNAL MODULE: ./src/util/builtins.ts + 1 modules
-var builtins = __webpack_require__(8060);
-;// CONCATENATED MODULE: ./src/tools/checksum.ts
-/**
- * Checking a downloaded file against its pinned sha256: the streamed hash, the check (which
- * deletes a mismatching file), and the error a mismatch is.
- */
-
-
-
-
-/** A downloaded file whose sha256 is not the pinned one. */
-class ChecksumMismatchError extends errors/* CellSetupError */.Y1 {
-    url;
-    path;
-    expected;
-    actual;
-    size;
-    expectedSize;
-    name = 'ChecksumMismatchError';
-    constructor(url, path, expected, actual, size, expectedSize) {
-        const sizes = expectedSize !== undefined && expectedSize !== size
-            ? `${size} bytes instead of ${expectedSize}`
-            : `${size} bytes`;
-        super(`checksum mismatch for ${url}: expected sha256 ${expected}, got sha256 ${actual} (${sizes}; downloaded to ${path}, now deleted). ` +
-            'The tools source did not serve the pinned Debian package: refusing to use it. Check the tools-source mirror and any proxy in between.');
-        this.url = url;
-        this.path = path;
-        this.expected = expected;
-        this.actual = actual;
-        this.size = size;
-        this.expectedSize = expectedSize;
-    }
-}
-/** sha256 (hex) of a file, streamed. */
-async function sha256File(path) {
-    const hash = (0,builtins/* lazyCrypto */.y)().createHash('sha256');
-    for await (const chunk of (0,external_node_fs_.createReadStream)(path))
-        hash.update(chunk);
-    return hash.digest('hex');
-}
-/** Throw ChecksumMismatchError (after deleting `path`) unless `path` has sha256 `expected`. */
-async function verifySha256(path, expected, context) {
-    const [actual, info] = await Promise.all([sha256File(path), (0,promises_.stat)(path)]);
-    if (actual === expected.toLowerCase())
-        return;
-    await (0,promises_.rm)(path, { force: true });
-    throw new ChecksumMismatchError(context.url, path, expected.toLowerCase(), actual, info.size, context.expectedSize);
-}
-
 // EXTERNAL MODULE: external "node:stream/promises"
 var external_node_stream_promises_ = __webpack_require__(6466);
 // EXTERNAL MODULE: ./src/util/exec.ts
-var util_exec = __webpack_require__(7895);
+var util_exec = __webpack_require__(1337);
 ;// CONCATENATED MODULE: ./src/tools/deb.ts
 /**
  * Reading Debian packages without root and without dpkg: a .deb is an `ar` archive
@@ -279,16 +231,23 @@ async function tarExtract(tar, flags, tarball, destDir, wanted, deb) {
 
 
 
-/** `path --version` exits 0; otherwise a short reason. */
-async function runs(path) {
+/**
+ * How a tool shows that it runs: `--version` exits 0, for most; mkfs.erofs 1.5 prints its
+ * version and exits 1 there, and is checked with `--help`.
+ */
+function checkArgs(name) {
+    return name === 'mkfs.erofs' ? ['--help'] : ['--version'];
+}
+/** `path --version` (see checkArgs) exits 0; otherwise a short reason. */
+async function runs(path, args = ['--version']) {
     try {
-        const result = await (0,util_exec/* exec */.m0)(path, ['--version'], `running ${path}`, { allowFailure: true });
+        const result = await (0,util_exec/* exec */.m0)(path, args, `running ${path}`, { allowFailure: true });
         if (result.code === 0 && !result.signal)
             return { ok: true };
         const tail = (0,util_exec/* tailLines */.os)(result.stderr || result.stdout, 2);
         return {
             ok: false,
-            reason: `\`${path} --version\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}`,
+            reason: `\`${path} ${args.join(' ')}\` ${result.signal ? `was killed by ${result.signal}` : `exited with ${result.code}`}${tail ? `: ${tail}` : ''}`,
         };
     }
     catch (error) {
@@ -300,7 +259,7 @@ async function lookup_fromPath(name, ctx) {
     if (!found)
         return undefined;
     const path = (0,external_node_path_.resolve)(found);
-    const check = await runs(path);
+    const check = await runs(path, checkArgs(name));
     if (check.ok) {
         ctx.log(`${name}: using ${path} (from PATH)`);
         return { path };
@@ -313,7 +272,7 @@ async function lookup_fromToolCache(name, versionSpec, ctx, what) {
     if (!dir)
         return undefined;
     const path = (0,external_node_path_.join)(dir, name);
-    const check = await runs(path);
+    const check = await runs(path, checkArgs(name));
     if (check.ok) {
         ctx.log(`${name}: using ${path} (from the tool cache, ${what})`);
         return { path, dir };
@@ -443,7 +402,7 @@ function dropCoreDebug() {
 }
 
 // EXTERNAL MODULE: ./src/tools/pinned.ts
-var pinned = __webpack_require__(7409);
+var pinned = __webpack_require__(2703);
 ;// CONCATENATED MODULE: ./src/tools/resolve.ts
 /**
  * Finding skopeo, umoci and the qemu-*-static binaries a run needs, in this order:
@@ -495,6 +454,15 @@ async function resolveTools(request) {
         return { skopeo, umoci, qemu, dirsToAddToPath: dirs };
     });
 }
+/** mkfs.erofs (PATH, the tool cache, else Debian's erofs-utils): what writes the Actions cache's EROFS images. */
+async function resolveMkfsErofs(request) {
+    const ctx = context(request);
+    return withToolCacheEnv(async () => {
+        const found = await resolvePinned(pinFor('erofs-utils'), 'erofs-utils', [MKFS_EROFS], ctx);
+        return found['mkfs.erofs'];
+    });
+}
+const MKFS_EROFS = { name: 'mkfs.erofs', member: 'usr/bin/mkfs.erofs' };
 /**
  * The qemu-ARCH-static programs of `arches` alone (the CLI's --qemu; the action resolves
  * them with the other tools): name -> path, and the directories to put first on PATH.
@@ -595,7 +563,7 @@ async function provision(pin, tools, ctx) {
                 if (!file)
                     throw new errors/* CellSetupError */.Y1(`${tool.member} was not extracted from ${deb}`);
                 await (0,promises_.chmod)(file, 0o755);
-                const check = await runs(file);
+                const check = await runs(file, checkArgs(tool.name));
                 if (!check.ok) {
                     const glibc = pin.needsGlibc ? ` (it needs glibc >= ${pin.needsGlibc})` : '';
                     throw new errors/* CellSetupError */.Y1(`${tool.name} from Debian's ${pin.package} ${pin.version} does not run on this host${glibc}: ${check.reason}; install ${tool.name} with the system package manager instead`);
@@ -640,7 +608,7 @@ async function downloadPinned(pin, work, ctx) {
             continue;
         }
         // A mismatch is a hard error: no other source is tried, nothing is cached.
-        await verifySha256(dest, pin.sha256, { url, expectedSize: pin.size });
+        await (0,checksum/* verifySha256 */.nM)(dest, pin.sha256, { url, expectedSize: pin.size });
         ctx.log(`${pin.package}: sha256 ${pin.sha256} verified`);
         return dest;
     }
