@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '309a52c2c80957c4';
+const BUNDLE_ID = '0a1832148a7bfa29';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

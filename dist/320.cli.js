@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 662;
-exports.ids = [662];
+exports.id = 320;
+exports.ids = [320];
 exports.modules = {
 
-/***/ 2662:
+/***/ 1320:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -21,7 +21,7 @@ var external_node_path_ = __webpack_require__(6760);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __webpack_require__(8161);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __webpack_require__(9115);
+var errors = __webpack_require__(17);
 ;// CONCATENATED MODULE: ./src/github/env-policy.ts
 /**
  * Which GITHUB_ENV names a cell may set for the job's later steps, which run on the host. The
@@ -147,7 +147,7 @@ function envVerdict(name, patterns) {
 }
 
 // EXTERNAL MODULE: ./src/util/random.ts
-var util_random = __webpack_require__(1623);
+var util_random = __webpack_require__(1245);
 ;// CONCATENATED MODULE: ./src/github/key-value-file.ts
 /**
  * The runner's key-value file format (GITHUB_ENV, GITHUB_OUTPUT), read and written. The
@@ -422,7 +422,7 @@ async function withCommandsStopped(cell, write = toStdout) {
 }
 
 // EXTERNAL MODULE: ./src/privilege/mode.ts
-var mode = __webpack_require__(7638);
+var mode = __webpack_require__(8780);
 ;// CONCATENATED MODULE: ./src/github/variables.ts
 /**
  * GitHub variables a build may use. Never the runtime tokens (ACTIONS_*): code from a pull
@@ -509,27 +509,27 @@ function parseEnviron(text) {
 }
 
 // EXTERNAL MODULE: ./src/write-back/workspace.ts
-var workspace = __webpack_require__(7998);
+var workspace = __webpack_require__(3296);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __webpack_require__(1455);
 // EXTERNAL MODULE: ./src/util/builtins.ts + 1 modules
-var builtins = __webpack_require__(4441);
+var builtins = __webpack_require__(8060);
 // EXTERNAL MODULE: ./src/emulation/arch.ts
-var arch = __webpack_require__(9380);
+var arch = __webpack_require__(9506);
 // EXTERNAL MODULE: ./src/engine-entry.ts + 20 modules
-var engine_entry = __webpack_require__(1317);
+var engine_entry = __webpack_require__(9502);
 // EXTERNAL MODULE: ./src/install/key.ts
-var key = __webpack_require__(3442);
+var key = __webpack_require__(3368);
 // EXTERNAL MODULE: ./src/privilege/userns.ts
-var userns = __webpack_require__(977);
+var userns = __webpack_require__(9859);
 // EXTERNAL MODULE: ./src/cell/stage.ts + 1 modules
-var stage = __webpack_require__(219);
+var stage = __webpack_require__(672);
 // EXTERNAL MODULE: ./src/cellspec/types.ts
-var types = __webpack_require__(7792);
+var types = __webpack_require__(3982);
 // EXTERNAL MODULE: ./src/session/state.ts
-var session_state = __webpack_require__(8171);
+var session_state = __webpack_require__(2813);
 // EXTERNAL MODULE: ./src/cellspec/paths.ts
-var paths = __webpack_require__(3749);
+var paths = __webpack_require__(8315);
 ;// CONCATENATED MODULE: ./src/session/run.ts
 /**
  * Starting a session, running a step in it, ending it. Each step is an ordinary cell over the
@@ -691,9 +691,9 @@ async function removeRootLayer(state) {
 }
 
 // EXTERNAL MODULE: ./src/cli/command-to-request.ts
-var command_to_request = __webpack_require__(6279);
+var command_to_request = __webpack_require__(2025);
 // EXTERNAL MODULE: ./src/cli/result-file.ts
-var result_file = __webpack_require__(6910);
+var result_file = __webpack_require__(9576);
 ;// CONCATENATED MODULE: ./src/cli/session.ts
 /**
  * The session commands: `build-cell session start|exec|end` for a terminal (a multi-step CI

@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 6;
-exports.ids = [6];
+exports.id = 443;
+exports.ids = [443];
 exports.modules = {
 
-/***/ 9006:
+/***/ 1443:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -14,8 +14,8 @@ __webpack_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: ChecksumMismatchError, MKFS_EROFS, defaultToolCacheDir, hostGlibc, provisionFromDeb, resolveMkfsErofs, resolveTools, sha256File, verifySha256
 
-// EXTERNAL MODULE: ../main/node_modules/@actions/tool-cache/lib/tool-cache.js + 17 modules
-var tool_cache = __webpack_require__(9271);
+// EXTERNAL MODULE: ./node_modules/@actions/tool-cache/lib/tool-cache.js + 17 modules
+var tool_cache = __webpack_require__(5991);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __webpack_require__(1455);
 // EXTERNAL MODULE: external "node:os"
@@ -23,17 +23,17 @@ var external_node_os_ = __webpack_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(6760);
 // EXTERNAL MODULE: ./src/util/errors.ts
-var errors = __webpack_require__(9115);
+var errors = __webpack_require__(17);
 // EXTERNAL MODULE: ./src/util/which.ts
-var which = __webpack_require__(8663);
+var which = __webpack_require__(6669);
 // EXTERNAL MODULE: ./src/tools/checksum.ts
-var checksum = __webpack_require__(2214);
+var checksum = __webpack_require__(9024);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __webpack_require__(3024);
 // EXTERNAL MODULE: external "node:stream/promises"
 var external_node_stream_promises_ = __webpack_require__(6466);
 // EXTERNAL MODULE: ./src/util/exec.ts
-var util_exec = __webpack_require__(1337);
+var util_exec = __webpack_require__(7895);
 ;// CONCATENATED MODULE: ./src/tools/deb.ts
 /**
  * Reading Debian packages without root and without dpkg: a .deb is an `ar` archive
@@ -402,7 +402,7 @@ function dropCoreDebug() {
 }
 
 // EXTERNAL MODULE: ./src/tools/pinned.ts
-var pinned = __webpack_require__(2703);
+var pinned = __webpack_require__(7409);
 ;// CONCATENATED MODULE: ./src/tools/resolve.ts
 /**
  * Finding skopeo, umoci and the qemu-*-static binaries a run needs, in this order:
