@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '0a1832148a7bfa29';
+const BUNDLE_ID = '98c1c379a1e3df3a';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

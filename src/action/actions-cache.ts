@@ -1,6 +1,8 @@
 /** The Actions cache, when the runner provides it (callers wrap these in bestEffort). */
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 function available(): boolean {
   if (cache.isFeatureAvailable()) return true;
@@ -21,4 +23,17 @@ export async function restoreCache(
 export async function saveCache(paths: string[], key: string): Promise<void> {
   if (!available()) return;
   await cache.saveCache(paths, key);
+}
+
+/**
+ * Whether an image cache dir holds an image to save: the engine writes its ref record last,
+ * after the layout or the EROFS image, so a hand-off that failed half-way is never saved (an
+ * empty entry under the key would keep a good one from ever being saved).
+ */
+export function holdsImage(dir: string): boolean {
+  try {
+    return readdirSync(join(dir, 'images', 'refs')).length > 0;
+  } catch {
+    return false;
+  }
 }

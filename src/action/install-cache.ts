@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { installKey } from '../install/key.js';
 import { installIdentity } from './inputs-to-request.js';
 import type { InstallResult } from '../install/port.js';
-import { restoreCache, saveCache } from './actions-cache.js';
+import { holdsImage, restoreCache, saveCache } from './actions-cache.js';
 import { bestEffort } from './best-effort.js';
 import { installCacheKey } from './cache-keys.js';
 import type { ActionInputs } from './inputs.js';
@@ -45,7 +45,7 @@ export async function restoreInstall(
 
 export async function saveInstall(cache: InstallCache | undefined, install: InstallResult | undefined): Promise<void> {
   // Only a run that made the derived image saves it: a hit (or a store hit) has nothing new.
-  if (!cache || cache.hit || !install?.ran) return;
+  if (!cache || cache.hit || !install?.ran || !holdsImage(cache.dir)) return;
   await bestEffort('saving the install step to the Actions cache', () => saveCache([cache.dir], cache.key));
 }
 

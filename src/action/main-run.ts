@@ -33,7 +33,7 @@ import { toCellRequest } from './inputs-to-request.js';
 import { forwardFileCommands, prepareFileCommands } from '../github/file-commands.js';
 import { withCommandsStopped } from '../github/workflow-commands.js';
 import { getInputs, unknownInputs, type ActionInputs } from './inputs.js';
-import { restoreCache, saveCache } from './actions-cache.js';
+import { holdsImage, restoreCache, saveCache } from './actions-cache.js';
 import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
@@ -349,7 +349,7 @@ async function saveCaches(run: MainRun, outcome: EngineOutcome, result: CellRunR
   await saveTools(run.toolsCache);
   await saveInstall(run.installCache, result?.install);
   const image = run.image;
-  if (image && result && !run.summary.imageCacheHit)
+  if (image && result && !run.summary.imageCacheHit && holdsImage(image.dir))
     await bestEffort('saving the image to the Actions cache', () => saveCache([image.dir], image.key));
   // Build caches are saved after failed commands too: the next run starts warmer.
   const { dirs, primary } = run.caches;

@@ -13,7 +13,7 @@ import { now, phaseTimer } from '../util/timing.js';
 import { sha256Hex } from '../util/random.js';
 import { join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
-import { CellSetupError, UserError, show } from '../util/errors.js';
+import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { tool, which } from '../util/which.js';
@@ -127,7 +127,15 @@ export async function prepareImage(
   }
   const steps = ready ? NO_STEPS : await fetchAndUnpack(store, cache, request, digest, timer.timed);
   if (known?.digest !== digest) await store.writeRef(record, arch);
-  if (cache && !steps.fromCache) await handToCache(store, cache, request, record);
+  // A cache failure never fails a build: the image is simply not saved, and the front end says so.
+  const handed =
+    cache && !steps.fromCache
+      ? await handToCache(store, cache, request, record).then(
+          () => undefined,
+          (error: unknown) => `the image was not handed to the Actions cache: ${errorMessage(error)}`,
+        )
+      : undefined;
+  const warnings = [...erofs.warnings, ...(handed ? [handed] : [])];
   const layoutDir = store.layoutDir(arch, digest);
   return {
     rootfs: store.rootfsDir(arch, digest),
@@ -137,7 +145,7 @@ export async function prepareImage(
     ...steps,
     timings: timer.timings,
     config: await readImageConfig(layoutDir),
-    ...(erofs.warnings.length ? { warnings: erofs.warnings } : {}),
+    ...(warnings.length ? { warnings } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
  * loop device behind, not even when the engine is killed mid-run.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunActionOptions } from '../helpers/action-harness.js';
@@ -209,6 +209,33 @@ describe('the image as an EROFS image in the Actions cache', () => {
     expect(plain.stdout).toBe('pristine\n');
     expect(readFileSync(join(ws, 'back.txt'), 'utf8')).toBe('back\n');
     expectHostUnchanged(before, state);
+  });
+
+  it('turns a failing mkfs.erofs into a warning: the job is green, and nothing is saved under the key', async () => {
+    const bin = fresh('bc-erofs-bin-');
+    // Passes the tools' check (--help), fails on an image: a full disk, say.
+    writeFileSync(
+      join(bin, 'mkfs.erofs'),
+      '#!/bin/sh\n[ "$1" = --help ] && exit 0\necho "mkfs.erofs: No space left on device" >&2\nexit 1\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const run = await action(
+      { image: `oci:${layout}:arm64`, arch: 'arm64', run: 'echo ran' },
+      { ...(await newVm()), runId: '740', env: { PATH: `${bin}:${process.env.PATH}` } },
+    );
+    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain('ran');
+    expect(run.warnings.join('\n')).toMatch(
+      /the image was not handed to the Actions cache: .*cannot write .* as an EROFS image.*No space left on device/,
+    );
+    expect(
+      service
+        .caches()
+        .map((c) => c.key)
+        .filter((k) => k.startsWith('build-cell-image-v2-arm64-')),
+    ).toEqual([]);
   });
 
   it('refuses a tampered entry before mounting it, with a warning, and the job pulls instead', async () => {
