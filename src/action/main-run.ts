@@ -170,15 +170,11 @@ function choosePrivilegeFor(run: MainRun): void {
 async function resolveStepTools(run: MainRun): Promise<void> {
   const { inputs } = run;
   const emulated = run.decision.emulated;
-  // tools: pinned never takes qemu or umoci from PATH, so a runner's own (possibly broken) qemu is not used.
-  const onPath =
-    inputs.tools === 'pinned'
-      ? (name: string) => (name === 'umoci' || /^qemu-/.test(name) ? undefined : which(name))
-      : undefined;
+  const onPath = pathLookup(inputs);
   const qemu = emulated ? [inputs.arch] : [];
   // A fresh runner's tool cache is empty: the Actions cache carries the pinned downloads.
   const entries = pinnedEntries({ qemu, qemuVersion: inputs.qemu, mkfsErofs: inputs.imageCache }, toolCacheRoot());
-  run.toolsCache = await restoreTools(entries, onPath ?? ((name) => which(name)), run.work);
+  run.toolsCache = await restoreTools(entries, onPath, run.work);
   if (run.toolsCache) run.summary.tools = describeTools(run.toolsCache);
   const tools = await resolveTools({
     qemu,
@@ -188,7 +184,7 @@ async function resolveStepTools(run: MainRun): Promise<void> {
     onPath,
   });
   for (const dir of tools.dirsToAddToPath) core.addPath(dir);
-  if (inputs.imageCache) await addMkfsErofs(inputs);
+  if (inputs.imageCache) await addMkfsErofs(inputs, onPath);
   if (emulated && inputs.qemu) {
     run.qemu = { path: tools.qemu[inputs.arch.qemu]!, choice: describeQemuChoice(inputs.qemu) };
     run.summary.qemu = run.qemu.choice;
@@ -198,13 +194,22 @@ async function resolveStepTools(run: MainRun): Promise<void> {
 }
 
 /**
+ * Which tools the job takes from PATH: all it finds there, but with `tools: pinned` never
+ * umoci, qemu or mkfs.erofs (a runner's own, possibly broken, qemu is not used). One rule for
+ * the Actions cache's tools restore and the resolves alike.
+ */
+function pathLookup(inputs: ActionInputs): (name: string) => string | undefined {
+  if (inputs.tools !== 'pinned') return (name) => which(name);
+  return (name) => (name === 'umoci' || name === 'mkfs.erofs' || /^qemu-/.test(name) ? undefined : which(name));
+}
+
+/**
  * mkfs.erofs on PATH, for the engine to save images as EROFS images (a fresh runner mounts
  * them): best effort, since without it images are saved as their layouts, as before.
  */
-async function addMkfsErofs(inputs: ActionInputs): Promise<void> {
-  const onPath = inputs.tools === 'pinned' ? () => undefined : undefined;
+async function addMkfsErofs(inputs: ActionInputs, onPath: (name: string) => string | undefined): Promise<void> {
   try {
-    const found = await resolveMkfsErofs({ source: inputs.toolsSource, log: core.info, ...(onPath ? { onPath } : {}) });
+    const found = await resolveMkfsErofs({ source: inputs.toolsSource, log: core.info, onPath });
     if (found.dir) core.addPath(found.dir);
   } catch (error) {
     core.info(

@@ -19,7 +19,14 @@ import { withLock } from '../util/lock.js';
 import { tool, which } from '../util/which.js';
 import { dockerReferenceByDigest, type ImageReference } from './reference.js';
 import { withRegistryArgs, type RegistryOptions } from './registry-auth.js';
-import { LAYOUT_RECORD, ROOT_SENTINEL, Store, type LayoutRecord, type RefRecord } from './store.js';
+import {
+  LAYOUT_RECORD,
+  Store,
+  writeRootSentinel,
+  type ImageConfig,
+  type LayoutRecord,
+  type RefRecord,
+} from './store.js';
 import { unpackDerived } from './derived-unpack.js';
 import { LAYOUT_TAG, blobPath } from './layout.js';
 import { writeErofsEntry } from './erofs/entry.js';
@@ -70,10 +77,7 @@ export interface PreparedImage {
   config: ImageConfig;
 }
 
-export interface ImageConfig {
-  env: string[];
-  workingDir?: string;
-}
+export type { ImageConfig } from './store.js';
 
 const INDEX_TYPES = new Set([
   'application/vnd.oci.image.index.v1+json',
@@ -118,9 +122,13 @@ export async function prepareImage(
   if (resolveMs !== undefined) timer.since('resolve', now() - resolveMs);
   const record = { reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() };
   // Warm fast path: a complete store entry is only ever renamed into place, so no lock is needed to use it.
-  const ready = store.hasRootfs(arch, digest) && !!(await store.readLayout(arch, digest));
+  const hasLayout = !!(await store.readLayout(arch, digest));
+  const ready = hasLayout && store.hasRootfs(arch, digest);
   // Else an EROFS entry (a fresh runner's Actions cache): mounted or extracted, never unpacked.
-  const erofs = ready ? { warnings: [] } : await timer.timed('unpack', () => erofsImage(store, cache, request, digest));
+  const erofs =
+    hasLayout || request.needLayout
+      ? { warnings: [] }
+      : await timer.timed('unpack', () => erofsImage(store, cache, request, digest));
   if (erofs.image) {
     if (known?.digest !== digest) await store.writeRef(record, arch);
     return preparedFromErofs(erofs.image, digest, resolved, timer.timings, erofs.warnings);
@@ -128,15 +136,16 @@ export async function prepareImage(
   const steps = ready ? NO_STEPS : await fetchAndUnpack(store, cache, request, digest, timer.timed);
   if (known?.digest !== digest) await store.writeRef(record, arch);
   // A cache failure never fails a build: the image is simply not saved, and the front end says so.
+  const layoutDir = store.layoutDir(arch, digest);
+  const config = await readImageConfig(layoutDir);
   const handed =
     cache && !steps.fromCache
-      ? await handToCache(store, cache, request, record).then(
+      ? await handToCache(store, cache, request, record, config).then(
           () => undefined,
           (error: unknown) => `the image was not handed to the Actions cache: ${errorMessage(error)}`,
         )
       : undefined;
   const warnings = [...erofs.warnings, ...(handed ? [handed] : [])];
-  const layoutDir = store.layoutDir(arch, digest);
   return {
     rootfs: store.rootfsDir(arch, digest),
     layoutDir,
@@ -144,7 +153,7 @@ export async function prepareImage(
     resolved,
     ...steps,
     timings: timer.timings,
-    config: await readImageConfig(layoutDir),
+    config,
     ...(warnings.length ? { warnings } : {}),
   };
 }
@@ -163,41 +172,42 @@ function fetchAndUnpack(
 ): Promise<Steps> {
   const { ref, arch } = request;
   const layoutDir = store.layoutDir(arch, digest);
-  return withLock(
-    store.lockDir(`image-${store.entryName(arch, digest)}`),
-    async () => {
-      const steps = { ...NO_STEPS };
-      await store.removeStaleTemps();
-      if (!(await store.readLayout(arch, digest))) {
-        if (cache && (await cache.readLayout(arch, digest))) {
-          await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest), layoutDir));
-          steps.fromCache = true;
-        } else {
-          if (request.pull === 'never')
-            throw new UserError(
-              'pull',
-              `the layout of ${show(ref.original)} is missing from the store and pull is "never"`,
-            );
-          await timed('pull', () => copyLayout(store, request, digest));
-          steps.copied = true;
-        }
-      }
-      if (!store.hasRootfs(arch, digest)) {
-        try {
-          await timed('unpack', () =>
-            unpackRootfs(store, layoutDir, store.rootfsDir(arch, digest), !!request.rootless),
+  return withImageLock(store, request, digest, async () => {
+    const steps = { ...NO_STEPS };
+    await store.removeStaleTemps();
+    if (!(await store.readLayout(arch, digest))) {
+      if (cache && (await cache.readLayout(arch, digest))) {
+        await timed('pull', () => copyEntry(store, cache.layoutDir(arch, digest), layoutDir));
+        steps.fromCache = true;
+      } else {
+        if (request.pull === 'never')
+          throw new UserError(
+            'pull',
+            `the layout of ${show(ref.original)} is missing from the store and pull is "never"`,
           );
-        } catch (error) {
-          // A layout that cannot be unpacked must not be reused by the next run.
-          await rm(layoutDir, { recursive: true, force: true });
-          throw new CellSetupError(`cannot prepare ${ref.original} (${arch.name}): ${(error as Error).message}`);
-        }
-        steps.unpacked = true;
+        await timed('pull', () => copyLayout(store, request, digest));
+        steps.copied = true;
       }
-      return steps;
-    },
-    { what: `preparing ${ref.original}` },
-  );
+    }
+    if (!store.hasRootfs(arch, digest)) {
+      try {
+        await timed('unpack', () => unpackRootfs(store, layoutDir, store.rootfsDir(arch, digest), !!request.rootless));
+      } catch (error) {
+        // A layout that cannot be unpacked must not be reused by the next run.
+        await rm(layoutDir, { recursive: true, force: true });
+        throw new CellSetupError(`cannot prepare ${ref.original} (${arch.name}): ${(error as Error).message}`);
+      }
+      steps.unpacked = true;
+    }
+    return steps;
+  });
+}
+
+/** The lock of one image's store entries (layout, rootfs, EROFS image), whoever prepares it. */
+function withImageLock<T>(store: Store, request: PrepareRequest, digest: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(store.lockDir(`image-${store.entryName(request.arch, digest)}`), fn, {
+    what: `preparing ${request.ref.original}`,
+  });
 }
 
 /**
@@ -205,14 +215,19 @@ function fetchAndUnpack(
  * there (a fresh runner mounts it), else its layout; owned by the runner user (the whole cache
  * dir is given to them in one walk, the new entry, its ref and their directories alike).
  */
-async function handToCache(store: Store, cache: Store, request: PrepareRequest, record: RefRecord): Promise<void> {
+async function handToCache(
+  store: Store,
+  cache: Store,
+  request: PrepareRequest,
+  record: RefRecord,
+  config: ImageConfig,
+): Promise<void> {
   const { arch } = request;
   const { digest } = record;
   if ((await cache.readLayout(arch, digest)) || (await cache.readErofs(arch, digest))) return;
   const layoutDir = store.layoutDir(arch, digest);
   const mkfs = which('mkfs.erofs');
-  if (mkfs)
-    await writeErofsEntry(cache, mkfs, store.rootfsDir(arch, digest), arch, digest, await readImageConfig(layoutDir));
+  if (mkfs) await writeErofsEntry(cache, mkfs, store.rootfsDir(arch, digest), arch, digest, config);
   else await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest));
   await cache.writeRef(record, arch);
   await rm(cache.tmpDir, { recursive: true, force: true });
@@ -244,8 +259,8 @@ function preparedFromErofs(
 }
 
 /**
- * The image from an EROFS entry of the store or the cache dir, unless a layout is asked for
- * (an install step's base) or the store has the layout already.
+ * The image from an EROFS entry of the store or the cache dir (the caller has found no layout
+ * in the store, and needs none).
  */
 async function erofsImage(
   store: Store,
@@ -254,13 +269,8 @@ async function erofsImage(
   digest: string,
 ): Promise<{ image?: ErofsImage; warnings: string[] }> {
   const { arch } = request;
-  if (request.needLayout || (await store.readLayout(arch, digest))) return { warnings: [] };
   if (!(await store.readErofs(arch, digest)) && !(await cache?.readErofs(arch, digest))) return { warnings: [] };
-  return withLock(
-    store.lockDir(`image-${store.entryName(arch, digest)}`),
-    () => fromErofs(store, cache, arch, digest, !!request.rootless),
-    { what: `preparing ${request.ref.original}` },
-  );
+  return withImageLock(store, request, digest, () => fromErofs(store, cache, arch, digest, !!request.rootless));
 }
 
 /** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */
@@ -424,12 +434,7 @@ async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, roo
         { dieWithParent: true },
       );
     }
-    // The sentinel ties the rootfs to this state dir (the runtime prefix); see cell/runtime-root.ts.
-    // The image may hold an entry of that name (a symlink to a host file, say): it is replaced,
-    // never written through.
-    const sentinel = join(target, ROOT_SENTINEL);
-    await rm(sentinel, { recursive: true, force: true });
-    await writeFile(sentinel, store.stateDir, { mode: 0o444, flag: 'wx' });
+    await writeRootSentinel(target, store.stateDir);
     await store.commit(target, rootfs);
   } finally {
     await rm(temp, { recursive: true, force: true });

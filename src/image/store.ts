@@ -36,13 +36,19 @@ export interface LayoutRecord extends RefRecord {
   layoutDigest: string;
 }
 
+/** From an image config: its environment (NAME=VALUE) and working directory. */
+export interface ImageConfig {
+  env: string[];
+  workingDir?: string;
+}
+
 /** What an EROFS entry carries besides the image: checked before the kernel ever sees the file. */
 export interface ErofsRecord {
   /** The image's manifest digest (the entry's name). */
   digest: string;
   arch: string;
   /** The image config's environment and working directory (there is no layout to read them from). */
-  config: { env: string[]; workingDir?: string };
+  config: ImageConfig;
   /** The image file's size and sha256. */
   bytes: number;
   sha256: string;
@@ -117,6 +123,11 @@ export class Store {
     return record?.digest === digest && existsSync(this.erofsFile(arch, digest)) ? record : undefined;
   }
 
+  /** Write an EROFS entry's record (after its image file: the record says the entry is whole). */
+  async writeErofsRecord(arch: ArchInfo, record: ErofsRecord): Promise<void> {
+    await writeAtomic(this.erofsRecordFile(arch, record.digest), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
   lockDir(name: string): string {
     return join(this.locksDir, `${name}.lock`);
   }
@@ -174,6 +185,17 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Write the sentinel that ties a rootfs (or an image's mount point) to its runtime prefix, the
+ * state dir (see cell/runtime-root.ts). An entry of that name already there (an image's own, a
+ * symlink to a host file, say) is replaced, never written through.
+ */
+export async function writeRootSentinel(dir: string, prefix: string): Promise<void> {
+  const sentinel = join(dir, ROOT_SENTINEL);
+  await rm(sentinel, { recursive: true, force: true });
+  await writeFile(sentinel, prefix, { mode: 0o444, flag: 'wx' });
 }
 
 export async function writeAtomic(file: string, content: string, mode = 0o644): Promise<void> {

@@ -5,9 +5,9 @@
  * moving its entries into place (rename: the scratch is removed afterwards anyway). A file
  * that replaces a base file replaces only that name, so the base's inode is untouched.
  */
-import { chmod, lchown, lstat, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lchown, lstat, readdir, rename, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ROOT_SENTINEL } from '../image/store.js';
+import { writeRootSentinel } from '../image/store.js';
 import { exec } from '../util/exec.js';
 import { childRel, isExcluded, statOrUndefined, type Deletions } from './layer.js';
 import { isWhiteout } from '../write-back/apply-upper.js';
@@ -46,9 +46,6 @@ export async function buildDerivedRootfs(options: {
     }
   };
   await apply('');
-  // The sentinel ties the rootfs to this state dir: written fresh (the install may have
-  // removed or replaced it; the base's copy is a hard link, never written through).
-  const sentinel = join(target, ROOT_SENTINEL);
-  await rm(sentinel, { recursive: true, force: true });
-  await writeFile(sentinel, options.prefix, { mode: 0o444, flag: 'wx' });
+  // Written fresh: the install may have removed or replaced it; the base's copy is a hard link.
+  await writeRootSentinel(target, options.prefix);
 }

@@ -4,12 +4,12 @@
  * store (the restored cache dir) only after its size and sha256 match the record, and the
  * mount point cells mount it on.
  */
-import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArchInfo } from '../../emulation/arch.js';
 import { sha256File } from '../../tools/checksum.js';
 import { CellSetupError } from '../../util/errors.js';
-import { ROOT_SENTINEL, writeAtomic, type ErofsRecord, type Store } from '../store.js';
+import { ROOT_SENTINEL, writeRootSentinel, type ErofsRecord, type Store } from '../store.js';
 import { buildErofs } from './build.js';
 
 /** A cache entry that does not match its record: refused before any mount (the caller pulls instead). */
@@ -30,7 +30,7 @@ export async function writeErofsEntry(
   await mkdir(join(file, '..'), { recursive: true });
   const built = await buildErofs(mkfs, rootfs, file, [ROOT_SENTINEL]);
   const record: ErofsRecord = { digest, arch: arch.name, config, ...built };
-  await writeAtomic(into.erofsRecordFile(arch, digest), `${JSON.stringify(record, null, 2)}\n`);
+  await into.writeErofsRecord(arch, record);
   return record;
 }
 
@@ -62,7 +62,7 @@ export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, d
     const file = into.erofsFile(arch, digest);
     await mkdir(join(file, '..'), { recursive: true });
     await rename(copy, file);
-    await writeAtomic(into.erofsRecordFile(arch, digest), `${JSON.stringify(record, null, 2)}\n`);
+    await into.writeErofsRecord(arch, record);
     return record;
   } finally {
     await rm(temp, { recursive: true, force: true });
@@ -90,7 +90,7 @@ export async function ensureMountPoint(store: Store, arch: ArchInfo, digest: str
   }
   const temp = await store.tempDir('mount');
   try {
-    await writeFile(join(temp, ROOT_SENTINEL), store.stateDir, { mode: 0o444, flag: 'wx' });
+    await writeRootSentinel(temp, store.stateDir);
     await chmod(temp, 0o755);
     await store.commit(temp, dir);
   } finally {

@@ -6,11 +6,11 @@
  * in `how`. A cache entry that does not match its record is refused with a warning (the caller
  * then pulls, as on a miss): a cache failure never fails a build.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArchInfo } from '../../emulation/arch.js';
 import { errorMessage } from '../../util/errors.js';
-import { ROOT_SENTINEL, type ErofsRecord, type Store } from '../store.js';
+import { writeRootSentinel, type ErofsRecord, type Store } from '../store.js';
 import { takeErofsEntry, ensureMountPoint, ErofsEntryError } from './entry.js';
 import { extractErofs } from './extract.js';
 import { probeErofsMount } from './mount-probe.js';
@@ -77,7 +77,7 @@ async function extractInto(store: Store, file: string, rootfs: string, rootless:
   try {
     const target = join(temp, 'rootfs');
     await extractErofs(file, target, { owners: !rootless, userXattrsOnly: rootless });
-    await writeFile(join(target, ROOT_SENTINEL), store.stateDir, { mode: 0o444, flag: 'wx' });
+    await writeRootSentinel(target, store.stateDir);
     await store.commit(target, rootfs);
   } finally {
     await rm(temp, { recursive: true, force: true });
