@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '607c1bf97b690ba1';
+const BUNDLE_ID = '30ef87806dabcd34';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

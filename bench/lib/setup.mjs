@@ -10,6 +10,7 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -122,9 +123,17 @@ export function fixtureLayout(name, script, tags, env = {}) {
   if (complete(join(testOut, 'layout')) && !existsSync(join(REPO, 'test', '.cache', 'fixtures', `${name}.lock`))) {
     source = join(testOut, 'layout');
   } else {
+    // Rebuilt when the script or its environment changed (the script itself exits at once when
+    // the layout has the tag), as the tests' fixtures are (test/helpers/fixtures.ts).
+    const scriptPath = join(REPO, 'test', 'fixtures', script);
+    const stamp = createHash('sha256').update(readFileSync(scriptPath)).update(JSON.stringify(env)).digest('hex');
+    const stampFile = join(benchOut, 'stamp');
+    if (!existsSync(stampFile) || readFileSync(stampFile, 'utf8').trim() !== stamp)
+      rmSync(join(benchOut, 'layout'), { recursive: true, force: true });
     log(`building fixture ${name} with test/fixtures/${script} (cached in test/.cache/bench-fixtures/${name})`);
     mkdirSync(benchOut, { recursive: true });
-    run('bash', [join(REPO, 'test', 'fixtures', script), benchOut], { inherit: true, env: { ...process.env, ...env } });
+    run('bash', [scriptPath, benchOut], { inherit: true, env: { ...process.env, ...env } });
+    writeFileSync(stampFile, `${stamp}\n`);
     source = join(benchOut, 'layout');
   }
   const copy = join(state.tmp, 'fixtures', name);

@@ -1,15 +1,24 @@
 // Row 1: warm cell overhead, against podman, a bare unshare+chroot floor and Node's own start.
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { makeErofsEntry } from '../lib/erofs-entry.mjs';
 import { measureGroup } from '../lib/harness.mjs';
-import { fmtMs, once, round } from '../lib/util.mjs';
+import { fmtMs, once, q, round, run } from '../lib/util.mjs';
 
 export const rows = [1];
 
 export async function addRows(ctx) {
-  const { BC, cli, extraCa, IMG, ROOTFS, podman, PM, bcRun, rf, rfArgs } = ctx;
+  const { BC, cli, extraCa, IMG, ROOTFS, STATE, podman, PM, bcRun, rf, rfArgs, tmp: TMP } = ctx;
   const pmBase = join(podman.dir, 'w');
   once(['podman', ...podman.flags(pmBase), 'pull', '-q', '--tls-verify=false', IMG.amd64], { env: podman.env });
-  const [warm, pmRun, floor, nodeBare, nodeVersion, ...viaNode] = measureGroup(
+  // The other way a store could keep the image (#22): as the EROFS file a fresh runner restores,
+  // mounted in each cell, against the store's directory (1a), in the same run.
+  const erofsState = join(TMP, 'state-erofs');
+  makeErofsEntry(STATE, basename(ROOTFS), join(TMP, 'erofs-warm'));
+  run('sh', [
+    '-c',
+    `mkdir -p ${q(erofsState)}/images && cp -a ${q(join(TMP, 'erofs-warm', 'erofs'))} ${q(STATE)}/images/refs ${q(erofsState)}/images/`,
+  ]);
+  const [warm, warmErofs, pmRun, floor, nodeBare, nodeVersion, ...viaNode] = measureGroup(
     [
       {
         key: '1.buildcell.warm',
@@ -18,6 +27,14 @@ export async function addRows(ctx) {
         warmup: 3,
         rewarm: 1,
         resultDir: rf('warm'),
+      },
+      {
+        key: '1.buildcell.warm.erofs',
+        args: bcRun(rfArgs('warm-erofs'), ['/bin/true'], erofsState),
+        runs: 30,
+        warmup: 3,
+        rewarm: 1,
+        resultDir: rf('warm-erofs'),
       },
       {
         key: '1.podman.run',
@@ -110,6 +127,15 @@ export async function addRows(ctx) {
           .map(([k, v]) => `${k} ${v}`)
           .join(', ')} ms (sum ${phaseSum}; run − floor = ${fmtMs(ph.run - floor.median)}); ` +
         `outside any phase (argument parsing, privilege, process exit) ≈ ${fmtMs(outside)}`,
+    },
+    {
+      id: '1e',
+      what: 'warm cell on a store that keeps the image as an EROFS file (mounted in each cell) vs on its directory (1a)',
+      bc: warmErofs.median,
+      ref: warm.median,
+      ratio: warmErofs.median / warm.median,
+      runs: `${warmErofs.runs} / ${warm.runs}`,
+      notes: `image phase ${warmErofs.phases.image} ms against ${warm.phases.image} ms, setup ${warmErofs.phases.setup} ms against ${warm.phases.setup} ms; the store keeps directories for the images it unpacks, and mounts the EROFS images a fresh runner restores`,
     },
   );
   if (extraCa) {

@@ -12,8 +12,11 @@ import type { ActionInputs } from './inputs.js';
 import { managedCacheDir } from './inputs-to-request.js';
 
 export const KEY_VERSION = 'v1';
-/** v2: an image entry holds the rootfs as one EROFS image (image/erofs/) where mkfs.erofs was there, else the layout. */
-export const IMAGE_KEY_VERSION = 'v2';
+/**
+ * v2: an image entry holds the rootfs as one EROFS image (image/erofs/) where mkfs.erofs was there,
+ * else the layout. v3: the EROFS record's digest is a sha256 per 64 MiB chunk (image/erofs/digest.ts).
+ */
+export const IMAGE_KEY_VERSION = 'v3';
 
 export function imageCacheKey(arch: ArchInfo, digest: string): string {
   return `build-cell-image-${IMAGE_KEY_VERSION}-${archKey(arch)}-${digest.replace(/^sha256:/, '')}`;

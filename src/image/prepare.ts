@@ -226,7 +226,9 @@ async function handToCache(
   const { digest } = record;
   if ((await cache.readLayout(arch, digest)) || (await cache.readErofs(arch, digest))) return;
   const layoutDir = store.layoutDir(arch, digest);
-  const mkfs = which('mkfs.erofs');
+  // A rootless rootfs is owned by the invoking user (umoci --rootless): only its layout says who
+  // owns what, and an image made from it would give a root job's cells the wrong owners.
+  const mkfs = request.rootless ? undefined : which('mkfs.erofs');
   if (mkfs) await writeErofsEntry(cache, mkfs, store.rootfsDir(arch, digest), arch, digest, config);
   else await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest));
   await cache.writeRef(record, arch);

@@ -49,9 +49,10 @@ export interface ErofsRecord {
   arch: string;
   /** The image config's environment and working directory (there is no layout to read them from). */
   config: ImageConfig;
-  /** The image file's size and sha256. */
+  /** The image file's size, and the sha256 of each chunkBytes-long chunk of it (./erofs/digest.ts). */
   bytes: number;
-  sha256: string;
+  chunkBytes: number;
+  chunkSha256: string[];
 }
 
 export class Store {

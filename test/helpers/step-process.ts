@@ -75,8 +75,11 @@ export interface SpawnedStep {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** Both streams' chunks in the order they arrived (the runner reads commands from both, in that order). */
-  output: Array<{ stream: 'stdout' | 'stderr'; text: string }>;
+  /**
+   * Both streams' chunks in the order they arrived (the runner reads commands from both, in that
+   * order), with when each arrived (ms since the step started, for the bench's phase times).
+   */
+  output: Array<{ stream: 'stdout' | 'stderr'; text: string; atMs: number }>;
   durationMs: number;
   timedOut: boolean;
   /** Signals the harness sent: which, ms since the step started, to which PID. */
@@ -87,10 +90,10 @@ export interface SpawnedStep {
 
 /** Chunks as text, each stream decoded on its own (a UTF-8 sequence may span two chunks of one stream). */
 function decodeChunks(
-  chunks: Array<{ stream: 'stdout' | 'stderr'; chunk: Buffer }>,
-): Array<{ stream: 'stdout' | 'stderr'; text: string }> {
+  chunks: Array<{ stream: 'stdout' | 'stderr'; chunk: Buffer; atMs: number }>,
+): Array<{ stream: 'stdout' | 'stderr'; text: string; atMs: number }> {
   const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
-  return chunks.map(({ stream, chunk }) => ({ stream, text: decoders[stream].write(chunk) }));
+  return chunks.map(({ stream, chunk, atMs }) => ({ stream, text: decoders[stream].write(chunk), atMs }));
 }
 
 export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
@@ -103,14 +106,14 @@ export function spawnStep(o: SpawnStepOptions): Promise<SpawnedStep> {
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    const output: Array<{ stream: 'stdout' | 'stderr'; chunk: Buffer }> = [];
+    const output: Array<{ stream: 'stdout' | 'stderr'; chunk: Buffer; atMs: number }> = [];
     child.stdout.on('data', (d: Buffer) => {
       stdout.push(d);
-      output.push({ stream: 'stdout', chunk: d });
+      output.push({ stream: 'stdout', chunk: d, atMs: Date.now() - started });
     });
     child.stderr.on('data', (d: Buffer) => {
       stderr.push(d);
-      output.push({ stream: 'stderr', chunk: d });
+      output.push({ stream: 'stderr', chunk: d, atMs: Date.now() - started });
     });
     const signalsSent: { signal: NodeJS.Signals; atMs: number; pid: number }[] = [];
     const timers: NodeJS.Timeout[] = [];

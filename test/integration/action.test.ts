@@ -124,7 +124,7 @@ describe('the action', () => {
     expect(execFileSync('unzip', ['-p', zip, 'out/result.txt'], { encoding: 'utf8' })).toBe('built on x86_64\n');
     expect(service.caches().map((c) => c.key)).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^build-cell-image-v2-amd64-/),
+        expect.stringMatching(/^build-cell-image-v3-amd64-/),
         expect.stringMatching(/^build-cell-caches-v1-amd64-/),
       ]),
     );
@@ -336,7 +336,7 @@ describe('the action', () => {
     expect(first.outputs['install-digest']).not.toBe(first.outputs['image-digest']);
     expect(first.summary).toMatch(/install step.*ran in \d+\.\d s, saved to the Actions cache/);
     expect(service.caches().map((c) => c.key)).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^build-cell-install-v2-amd64-[a-f0-9]{16}-[a-f0-9]{32}$/)]),
+      expect.arrayContaining([expect.stringMatching(/^build-cell-install-v3-amd64-[a-f0-9]{16}-[a-f0-9]{32}$/)]),
     );
 
     // A fresh runner: new state dir and tool cache (action() gives each run new ones), empty runner temp.

@@ -18,6 +18,7 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildErofs } from '../../src/image/erofs/build.js';
+import { CHUNK_BYTES } from '../../src/image/erofs/digest.js';
 import { probeErofsMount } from '../../src/image/erofs/mount-probe.js';
 import { sha256File } from '../../src/tools/checksum.js';
 import { expectHostUnchanged, removeDir, snapshotHost, tempDir } from '../helpers/cli.js';
@@ -100,7 +101,9 @@ describe('EROFS images of a rootfs', () => {
   it('are made exactly, never half-written, without the runtime root sentinel', async () => {
     const file = join(base, 'image.erofs');
     const built = await buildErofs('mkfs.erofs', tree, file, ['.build-cell-root']);
-    expect(built.sha256).toBe(await sha256File(file));
+    // One chunk: its digest is the file's sha256.
+    expect(built.chunkSha256).toEqual([await sha256File(file)]);
+    expect(built.chunkBytes).toBe(CHUNK_BYTES);
     expect(built.bytes % 4096).toBe(0);
     // Whole, and without the sentinel (fsck.erofs checks every file as it extracts them).
     execFileSync('fsck.erofs', [`--extract=${join(base, 'check')}`, file]);

@@ -5,7 +5,7 @@
  * loop device behind, not even when the engine is killed mid-run.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunActionOptions } from '../helpers/action-harness.js';
@@ -13,6 +13,7 @@ import { checkedAction } from '../helpers/checked-action.js';
 import { CLI, expectHostUnchanged, removeDir, runCli, snapshotHost, strayProcesses, tempDir } from '../helpers/cli.js';
 import { busyboxLayout, node24Binary } from '../helpers/fixtures.js';
 import { startAzurite, startResultsService } from '../helpers/results-service.js';
+import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
 import { probeErofsMount } from '../../src/image/erofs/mount-probe.js';
 
 let layout: string;
@@ -86,7 +87,7 @@ describe('the image as an EROFS image in the Actions cache', () => {
     const first = await action(inputs(script), { ...(await newVm()), runId: '700' });
     expect(first.mainCode, first.stdout + first.stderr).toBe(0);
     expect(first.summary).not.toContain('image restore');
-    const key = service.caches().find((c) => c.key.startsWith('build-cell-image-v2-amd64-'))?.key;
+    const key = service.caches().find((c) => c.key.startsWith('build-cell-image-v3-amd64-'))?.key;
     expect(key).toBeDefined();
 
     // The next job on a new VM: the image is mounted where the kernel can, else extracted.
@@ -234,20 +235,105 @@ describe('the image as an EROFS image in the Actions cache', () => {
       service
         .caches()
         .map((c) => c.key)
-        .filter((k) => k.startsWith('build-cell-image-v2-arm64-')),
+        .filter((k) => k.startsWith('build-cell-image-v3-arm64-')),
     ).toEqual([]);
   });
 
   it('refuses a tampered entry before mounting it, with a warning, and the job pulls instead', async () => {
-    const key = service.caches().find((c) => c.key.startsWith('build-cell-image-v2-amd64-'))!.key;
+    const key = service.caches().find((c) => c.key.startsWith('build-cell-image-v3-amd64-'))!.key;
     await tamper(key);
     const second = await action(inputs('echo ran'), { ...(await newVm()), runId: '711' });
     expect(second.mainCode, second.stdout + second.stderr).toBe(0);
     expect(second.outputs['exit-code']).toBe('0');
     expect(second.warnings.join('\n')).toMatch(
-      /the Actions cache's image entry was refused, the image is pulled instead: the EROFS image .* has sha256 [0-9a-f]{64}, its record says/,
+      /the Actions cache's image entry was refused, the image is pulled instead: the EROFS image .* has sha256 [0-9a-f]{64} in chunk 0 \(bytes from 0\), its record says/,
     );
     expect(second.stdout).toContain('ran');
     expect(second.stdout).not.toMatch(/image: EROFS image/);
+  });
+});
+
+describe('a rootless runner user (#22: no mount without root)', () => {
+  const user = 'bc-erofs-runner';
+  let home: string;
+  beforeAll(() => {
+    home = fresh('bc-erofs-home-');
+    chmodSync(home, 0o755);
+    createUser(user, home);
+  });
+  afterAll(() => removeUser(user));
+
+  /** A variant of the busybox image (its own digest, so its own key) that the user can read. */
+  function variant(userLayout: string, tag: string): string {
+    execFileSync('umoci', [
+      'config',
+      '--image',
+      `${userLayout}:amd64`,
+      '--tag',
+      tag,
+      '--config.env',
+      `BC_VARIANT=${tag}`,
+    ]);
+    execFileSync('chown', ['-R', `${user}:`, userLayout]);
+    return `oci:${userLayout}:${tag}`;
+  }
+
+  /** A new VM for the user: RUNNER_TEMP at the same path as every job's (the cache version), the user's. */
+  async function userVm(rt: string): Promise<{ runnerTemp: string }> {
+    await removeDir(rt);
+    mkdirSync(rt);
+    execFileSync('chown', [`${user}:`, rt]);
+    return { runnerTemp: rt };
+  }
+
+  /** The paths in the Actions cache entry of `key` (a zstd tar, as @actions/cache writes it). */
+  async function entryPaths(key: string): Promise<string[]> {
+    const entry = service.caches().find((c) => c.key === key)!;
+    const archive = await service.readBlob(entry.blobName);
+    return execFileSync('sh', ['-c', 'zstd -dc | tar -t'], { input: archive, encoding: 'utf8', maxBuffer: 1 << 26 })
+      .trim()
+      .split('\n');
+  }
+
+  it('extracts an EROFS image a root job saved (owners are its namespace root), and saves its own unpack as a layout', async () => {
+    const userLayout = layoutForUser(layout, home, user);
+    const rt = join(home, 'runner-temp');
+    const script = 'echo "owner=$(stat -c %u:%g /bin/busybox) variant=$BC_VARIANT"';
+    const asUser = { wrapper: ['runuser', '-u', user, '--'], env: { SUDO_ASKPASS: undefined } };
+    const userState = (name: string) => {
+      const dir = join(home, name);
+      mkdirSync(dir);
+      execFileSync('chown', [`${user}:`, dir]);
+      return dir;
+    };
+
+    // A root job saves the image as an EROFS image; the user's job on a new VM extracts it.
+    const restored = variant(userLayout, 'rootless-restore');
+    const saved = await action({ image: restored, run: script }, { ...(await userVm(rt)), runId: '760' });
+    expect(saved.mainCode, saved.stdout + saved.stderr).toBe(0);
+    const key = `build-cell-image-v3-amd64-${saved.outputs['image-digest']!.slice(7)}`;
+    expect((await entryPaths(key)).some((p) => p.endsWith('.erofs'))).toBe(true);
+    const state = userState('state-restore');
+    const run = await action(
+      { image: restored, run: script, privilege: 'rootless', 'state-dir': state },
+      { ...(await userVm(rt)), runId: '761', ...asUser },
+    );
+    expect(run.mainCode, run.stdout + run.stderr).toBe(0);
+    expect(run.outputs['image-cache-hit']).toBe('true');
+    expect(run.stdout).toMatch(/image: EROFS image .*rootless mode cannot mount an image: extracted/);
+    expect(run.stdout).toContain('owner=0:0 variant=rootless-restore');
+    expect(execFileSync('find', [state, '-not', '-user', user], { encoding: 'utf8' }).trim()).toBe('');
+
+    // The user's own unpack has the user's owners: its entry is the layout, which says who owns what.
+    const own = variant(userLayout, 'rootless-save');
+    const first = await action(
+      { image: own, run: script, privilege: 'rootless', 'state-dir': userState('state-save') },
+      { ...(await userVm(rt)), runId: '762', ...asUser },
+    );
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    expect(first.stdout).toContain('owner=0:0 variant=rootless-save');
+    const paths = await entryPaths(`build-cell-image-v3-amd64-${first.outputs['image-digest']!.slice(7)}`);
+    expect(paths.some((p) => p.endsWith('.erofs'))).toBe(false);
+    expect(paths.some((p) => /\/layouts\/amd64-[0-9a-f]{64}\/index\.json$/.test(p))).toBe(true);
   });
 });

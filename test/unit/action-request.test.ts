@@ -90,7 +90,7 @@ describe('toCellRequest', () => {
 describe('cache keys', () => {
   const arm = resolveArch('arm');
   it('keys images by architecture and digest', () => {
-    expect(imageCacheKey(arm, `sha256:${'a'.repeat(64)}`)).toBe(`build-cell-image-v2-arm-v7-${'a'.repeat(64)}`);
+    expect(imageCacheKey(arm, `sha256:${'a'.repeat(64)}`)).toBe(`build-cell-image-v3-arm-v7-${'a'.repeat(64)}`);
     expect(imageCacheKey(resolveArch('arm64'), 'sha256:1')).not.toBe(imageCacheKey(resolveArch('amd64'), 'sha256:1'));
   });
   it('rolls build-cache keys per run and restores by prefix', () => {

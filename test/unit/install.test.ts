@@ -126,7 +126,7 @@ describe('the action and the install step', () => {
     parseInputs(reader({ image: 'debian:bookworm', run: 'make', ...values }), env);
   it('keys the Actions cache by arch, base digest and the install hash', () => {
     const key = installCacheKey(resolveArch('arm64'), DIGEST, 'c'.repeat(64));
-    expect(key).toBe(`build-cell-install-v2-arm64-${'a'.repeat(16)}-${'c'.repeat(32)}`);
+    expect(key).toBe(`build-cell-install-v3-arm64-${'a'.repeat(16)}-${'c'.repeat(32)}`);
     expect(installCacheKey(resolveArch('armhf'), DIGEST, 'c'.repeat(64))).not.toBe(key);
   });
   it('reads install and install-key, and refuses a key without a script', () => {

@@ -10,11 +10,12 @@
 import { rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { exec } from '../../util/exec.js';
-import { sha256File } from '../../tools/checksum.js';
+import { CHUNK_BYTES, chunkDigests } from './digest.js';
 
 export interface BuiltImage {
   bytes: number;
-  sha256: string;
+  chunkBytes: number;
+  chunkSha256: string[];
 }
 
 /**
@@ -36,7 +37,8 @@ export async function buildErofs(
       `cannot write ${rootfs} as an EROFS image`,
       { dieWithParent: true },
     );
-    const built = { bytes: (await stat(temp)).size, sha256: await sha256File(temp) };
+    const bytes = (await stat(temp)).size;
+    const built = { bytes, chunkBytes: CHUNK_BYTES, chunkSha256: await chunkDigests(temp, bytes) };
     await rename(temp, file);
     return built;
   } finally {

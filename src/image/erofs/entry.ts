@@ -1,16 +1,16 @@
 /**
  * EROFS entries of a store (see ../store.ts): a prepared rootfs as one image file with its
  * record, made from a rootfs directory (to hand to the Actions cache), copied from another
- * store (the restored cache dir) only after its size and sha256 match the record, and the
+ * store (the restored cache dir) only after its size and digests match the record, and the
  * mount point cells mount it on.
  */
 import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArchInfo } from '../../emulation/arch.js';
-import { sha256File } from '../../tools/checksum.js';
 import { CellSetupError } from '../../util/errors.js';
 import { ROOT_SENTINEL, writeRootSentinel, type ErofsRecord, type Store } from '../store.js';
 import { buildErofs } from './build.js';
+import { chunkDigests } from './digest.js';
 
 /** A cache entry that does not match its record: refused before any mount (the caller pulls instead). */
 export class ErofsEntryError extends CellSetupError {
@@ -37,12 +37,12 @@ export async function writeErofsEntry(
 /**
  * Take the EROFS entry of `digest` from `from` (the restored cache dir, which a hit does not
  * save again) into `into`, checking the file against its record (digest, arch, size, then
- * sha256): a cut or altered entry never reaches the kernel.
+ * the sha256 of every chunk): a cut or altered entry never reaches the kernel.
  */
 export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, digest: string): Promise<ErofsRecord> {
   const record = await from.readErofs(arch, digest);
   const source = from.erofsFile(arch, digest);
-  if (!record || record.arch !== arch.name || !validConfig(record.config))
+  if (!record || record.arch !== arch.name || !validConfig(record.config) || !validDigests(record))
     throw new ErofsEntryError(`the EROFS entry ${source} has no usable record for ${arch.name} ${digest}`);
   const size = (await stat(source)).size;
   if (size !== record.bytes)
@@ -56,9 +56,12 @@ export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, d
       if (error.code !== 'EXDEV') throw error;
       await copyFile(source, copy);
     });
-    const sha256 = await sha256File(copy);
-    if (sha256 !== record.sha256)
-      throw new ErofsEntryError(`the EROFS image ${source} has sha256 ${sha256}, its record says ${record.sha256}`);
+    const digests = await chunkDigests(copy, size, record.chunkBytes);
+    const bad = digests.findIndex((hex, i) => hex !== record.chunkSha256[i]);
+    if (bad >= 0)
+      throw new ErofsEntryError(
+        `the EROFS image ${source} has sha256 ${digests[bad]} in chunk ${bad} (bytes from ${bad * record.chunkBytes}), its record says ${record.chunkSha256[bad]}`,
+      );
     const file = into.erofsFile(arch, digest);
     await mkdir(join(file, '..'), { recursive: true });
     await rename(copy, file);
@@ -67,6 +70,19 @@ export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, d
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/** Whole-MiB chunks (at least 1 MiB), one sha256 for each. */
+function validDigests(record: ErofsRecord): boolean {
+  const { bytes, chunkBytes, chunkSha256 } = record;
+  return (
+    Number.isSafeInteger(chunkBytes) &&
+    chunkBytes >= 1 << 20 &&
+    chunkBytes % (1 << 20) === 0 &&
+    Array.isArray(chunkSha256) &&
+    chunkSha256.length === Math.max(1, Math.ceil(bytes / chunkBytes)) &&
+    chunkSha256.every((hex) => typeof hex === 'string' && /^[0-9a-f]{64}$/.test(hex))
+  );
 }
 
 function validConfig(config: unknown): config is ErofsRecord['config'] {

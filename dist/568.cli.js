@@ -1,9 +1,9 @@
 "use strict";
-exports.id = 443;
-exports.ids = [443];
+exports.id = 568;
+exports.ids = [568];
 exports.modules = {
 
-/***/ 1443:
+/***/ 568:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -26,10 +26,58 @@ var external_node_path_ = __webpack_require__(6760);
 var errors = __webpack_require__(17);
 // EXTERNAL MODULE: ./src/util/which.ts
 var which = __webpack_require__(6669);
-// EXTERNAL MODULE: ./src/tools/checksum.ts
-var checksum = __webpack_require__(9024);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __webpack_require__(3024);
+// EXTERNAL MODULE: ./src/util/builtins.ts + 1 modules
+var builtins = __webpack_require__(8060);
+;// CONCATENATED MODULE: ./src/tools/checksum.ts
+/**
+ * Checking a downloaded file against its pinned sha256: the streamed hash, the check (which
+ * deletes a mismatching file), and the error a mismatch is.
+ */
+
+
+
+
+/** A downloaded file whose sha256 is not the pinned one. */
+class ChecksumMismatchError extends errors/* CellSetupError */.Y1 {
+    url;
+    path;
+    expected;
+    actual;
+    size;
+    expectedSize;
+    name = 'ChecksumMismatchError';
+    constructor(url, path, expected, actual, size, expectedSize) {
+        const sizes = expectedSize !== undefined && expectedSize !== size
+            ? `${size} bytes instead of ${expectedSize}`
+            : `${size} bytes`;
+        super(`checksum mismatch for ${url}: expected sha256 ${expected}, got sha256 ${actual} (${sizes}; downloaded to ${path}, now deleted). ` +
+            'The tools source did not serve the pinned Debian package: refusing to use it. Check the tools-source mirror and any proxy in between.');
+        this.url = url;
+        this.path = path;
+        this.expected = expected;
+        this.actual = actual;
+        this.size = size;
+        this.expectedSize = expectedSize;
+    }
+}
+/** sha256 (hex) of a file, streamed. */
+async function sha256File(path) {
+    const hash = (0,builtins/* lazyCrypto */.y)().createHash('sha256');
+    for await (const chunk of (0,external_node_fs_.createReadStream)(path))
+        hash.update(chunk);
+    return hash.digest('hex');
+}
+/** Throw ChecksumMismatchError (after deleting `path`) unless `path` has sha256 `expected`. */
+async function verifySha256(path, expected, context) {
+    const [actual, info] = await Promise.all([sha256File(path), (0,promises_.stat)(path)]);
+    if (actual === expected.toLowerCase())
+        return;
+    await (0,promises_.rm)(path, { force: true });
+    throw new ChecksumMismatchError(context.url, path, expected.toLowerCase(), actual, info.size, context.expectedSize);
+}
+
 // EXTERNAL MODULE: external "node:stream/promises"
 var external_node_stream_promises_ = __webpack_require__(6466);
 // EXTERNAL MODULE: ./src/util/exec.ts
@@ -608,7 +656,7 @@ async function downloadPinned(pin, work, ctx) {
             continue;
         }
         // A mismatch is a hard error: no other source is tried, nothing is cached.
-        await (0,checksum/* verifySha256 */.nM)(dest, pin.sha256, { url, expectedSize: pin.size });
+        await verifySha256(dest, pin.sha256, { url, expectedSize: pin.size });
         ctx.log(`${pin.package}: sha256 ${pin.sha256} verified`);
         return dest;
     }

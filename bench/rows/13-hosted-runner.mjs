@@ -1,0 +1,100 @@
+// Rows 13: a fresh hosted runner's whole main step through the action (#22), for the real job of
+// rows 8 (Debian bookworm, apt-get install gcc + a compile) on amd64 and arm64. Each timed job is a
+// new VM (empty tool cache, RUNNER_TEMP and state dir) with the repository's Actions cache warm
+// (the test results service, Azurite behind it), pinned tools from a local tools source. The
+// cached job (`install:` restored from the Actions cache) against the uncached one (apt in `run:`,
+// the base image and tools restored from the Actions cache), alternating run by run.
+// bench/lib/hosted-job.mjs runs the jobs with the integration tests' runner emulation.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { R } from '../lib/harness.mjs';
+import { fixtureLayout, push } from '../lib/setup.mjs';
+import { REPO } from '../lib/state.mjs';
+import { fmtMs, log, median } from '../lib/util.mjs';
+
+export const rows = [13];
+
+const INSTALL = 'apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null';
+const COMPILE = 'gcc -O2 -o /tmp/hello hello.c && /tmp/hello';
+const TARGET = { amd64: 0.2, arm64: 0.05 };
+
+export async function addRows(ctx) {
+  const { tmp: TMP, reg } = ctx;
+  const layouts = {
+    amd64: fixtureLayout('debian', 'build-debian-image.sh', ['bookworm']).layout,
+    arm64: fixtureLayout('debian-bookworm-arm64', 'build-debian-image.sh', ['bookworm'], { DEBIAN_ARCH: 'arm64' })
+      .layout,
+  };
+  const ws = join(TMP, 'hosted-ws');
+  mkdirSync(ws, { recursive: true });
+  writeFileSync(join(ws, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n');
+  for (const arch of ['amd64', 'arm64']) {
+    push(layouts[arch], 'bookworm', reg.host, `hosted-debian-${arch}`);
+    const out = hostedJobs(TMP, {
+      image: `${reg.host}/hosted-debian-${arch}:bookworm`,
+      arch,
+      tlsVerify: false,
+      workspace: ws,
+      runs: R(3),
+      variants: {
+        cached: { inputs: { install: INSTALL, run: COMPILE } },
+        uncached: { inputs: { run: `${INSTALL} && ${COMPILE}` } },
+      },
+    });
+    ctx.measurements[`13.${arch}`] = out;
+    pushRows(ctx, arch, out);
+  }
+}
+
+/** Run the jobs in a process of their own (the runner emulation is TypeScript: ts-register.mjs). */
+function hostedJobs(TMP, config) {
+  const dir = join(TMP, `hosted-${config.arch}`);
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  const configFile = join(dir, 'config.json');
+  const outFile = join(dir, 'out.json');
+  writeFileSync(configFile, JSON.stringify({ ...config, tmp: join(dir, 'tmp') }));
+  log(`rows 13 (${config.arch}): ${config.runs} fresh-runner jobs of each variant through the action`);
+  execFileSync(
+    process.execPath,
+    ['--import', join(REPO, 'bench/lib/ts-register.mjs'), join(REPO, 'bench/lib/hosted-job.mjs'), configFile, outFile],
+    { stdio: ['ignore', 'inherit', 'inherit'], timeout: 90 * 60_000 },
+  );
+  return JSON.parse(readFileSync(outFile, 'utf8'));
+}
+
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+function pushRows(ctx, arch, out) {
+  const cached = out.runs.cached;
+  const uncached = out.runs.uncached;
+  const a = median(uncached.map((r) => r.mainMs));
+  const b = median(cached.map((r) => r.mainMs));
+  const last = (runs) => runs[runs.length - 1];
+  const bytes = (r) =>
+    `Actions cache ${mb(r.actionsCacheBytes)}, tools source ${mb(r.toolsSourceBytes)}, other hosts (the Debian mirror) ${mb(r.otherBytes)}; all local services (lo) ${mb(r.loBytes)}`;
+  const phases = (r) =>
+    Object.entries(r.phases)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+  ctx.rows.push(
+    {
+      id: `13${arch === 'amd64' ? 'a' : 'c'}`,
+      what: `a fresh hosted runner's main step through the action, ${arch}: apt-get install gcc + compile in \`run:\` (uncached), warm Actions cache`,
+      bc: a,
+      ref: null,
+      ratio: null,
+      runs: `${uncached.length}`,
+      notes: `bytes received: ${bytes(last(uncached))}; phases ${phases(last(uncached))}; the first job (install run, entries saved): main ${fmtMs(out.warm.cached.mainMs)}, post ${fmtMs(out.warm.cached.postMs)}`,
+    },
+    {
+      id: `13${arch === 'amd64' ? 'b' : 'd'}`,
+      what: `a fresh hosted runner's main step, ${arch}: \`install:\` restored from the Actions cache (an EROFS image, mounted) vs uncached`,
+      bc: b,
+      ref: a,
+      ratio: b / a,
+      runs: `${cached.length} / ${uncached.length}`,
+      notes: `target ≤ ${TARGET[arch]}×: ${b / a <= TARGET[arch] ? 'met' : 'missed'}; bytes received: ${bytes(last(cached))}; phases ${phases(last(cached))}; post step ${fmtMs(median(cached.map((r) => r.postMs)))}`,
+    },
+  );
+}
