@@ -2,7 +2,8 @@
  * The action's main step, as named phases (as actions/cache's restore and save):
  *   read      the inputs (a bad one fails the step, naming it, before anything runs)
  *   tools     the privilege mode; skopeo, umoci and the arch's qemu; the CPU model checked
- *   restore   the install step's derived image or the image's layout, the build caches
+ *   restore   the install step's derived image or the image, and the build caches: they
+ *             download while the tools resolve, their logs held until the Tools group ends
  *   run       the cell (or a session's first), as root or through sudo, the runner's
  *             command processing stopped meanwhile
  *   publish   outputs and summary from the result, the cell's file commands passed on as
@@ -42,6 +43,7 @@ import { describeTools, restoreTools, saveTools, type ToolsCache } from './tools
 import { startActionSession } from './session.js';
 import { gitWarning, skippedWarning } from '../write-back/workspace.js';
 import { phaseTimer } from '../util/timing.js';
+import { holdLog } from './held-log.js';
 
 /**
  * The outputs build-cell sets (action.yml declares each). The cell's GITHUB_OUTPUT may not set
@@ -88,9 +90,7 @@ export async function runMain(): Promise<void> {
   const run = startRun(inputs);
   try {
     choosePrivilegeFor(run);
-    await core.group('Tools', () => run.timer.timed('tools', () => resolveStepTools(run)));
-    await core.group('Image cache', () => run.timer.timed('cache restore', () => restoreImage(run)));
-    await restoreBuildCaches(run);
+    await toolsAndRestores(run);
     const outcome = await runCell(run);
     const result = await publish(run, outcome);
     await core.group('Caches: save', () => run.timer.timed('cache save', () => saveCaches(run, outcome, result)));
@@ -239,6 +239,24 @@ async function restoreImage(run: MainRun): Promise<void> {
   core.info(summary.imageCacheHit ? `image restored from the Actions cache (${key})` : `no cached image for ${key}`);
 }
 
+/**
+ * The tools, with the image's cache entry (the bulk of a fresh runner's download) and the build
+ * caches downloading meanwhile: their logs are held and printed after the Tools group, in order.
+ */
+async function toolsAndRestores(run: MainRun): Promise<void> {
+  const image = holdLog(() => run.timer.timed('cache restore', () => restoreImage(run)));
+  const caches = holdLog(() => restoreBuildCaches(run));
+  try {
+    await core.group('Tools', () => run.timer.timed('tools', () => resolveStepTools(run)));
+  } catch (error) {
+    await Promise.allSettled([image.release(), caches.release()]);
+    throw error;
+  }
+  await core.group('Image cache', () => image.release());
+  await caches.release();
+  run.outputs.set('image-cache-hit', String(run.summary.imageCacheHit));
+}
+
 async function restoreBuildCaches(run: MainRun): Promise<void> {
   const { dirs, primary, restoreKeys } = run.caches;
   let hit = false;
@@ -253,7 +271,6 @@ async function restoreBuildCaches(run: MainRun): Promise<void> {
     );
   }
   run.outputs.set('cache-hit', String(hit));
-  run.outputs.set('image-cache-hit', String(run.summary.imageCacheHit));
 }
 
 /** The cell (a session's first), directly or through sudo, with the runner's command processing stopped. */
