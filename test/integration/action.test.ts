@@ -840,6 +840,11 @@ describe('the action: images, tools and the cache service', () => {
         /tools restored from the Actions cache \(build-cell-tools-v1-[^)]+\): umoci, qemu-aarch64-static/,
       );
       expect(second.stdout).toMatch(/qemu-aarch64-static: using \S+ \(from the tool cache/);
+      // The image's restore ran beside the tools; its lines are printed in a group after theirs.
+      const log = second.stdout;
+      const imageGroup = log.indexOf('::group::Image cache');
+      expect(imageGroup).toBeGreaterThan(log.indexOf('tools restored from the Actions cache'));
+      expect(log.indexOf('image-cache is false')).toBeGreaterThan(imageGroup);
       expect(source.requests.length, source.requests.slice(count).join('\n')).toBe(count);
       expect(second.warnings).toEqual([]);
       expect(first.summary).toContain('umoci, qemu-aarch64-static: fetched from the tools source');
