@@ -51,9 +51,19 @@ export function validateRequest(request: CellRequest): BuildCellSpec {
   return normalizeSpec(spec);
 }
 
-async function prepare(stateDir: string, image: ImageRequest, owner?: Owner): Promise<PreparedImage> {
+async function prepare(
+  stateDir: string,
+  image: ImageRequest,
+  owner: Owner | undefined,
+  needRootfs: boolean,
+): Promise<PreparedImage> {
   const prefix = await canonicalPrefix(stateDir);
-  return prepareImage(new Store(prefix), { ...image, rootless: process.getuid?.() !== 0, cacheOwner: owner });
+  return prepareImage(new Store(prefix), {
+    ...image,
+    rootless: process.getuid?.() !== 0,
+    cacheOwner: owner,
+    needRootfs,
+  });
 }
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
@@ -95,7 +105,8 @@ async function imageWithInstall(
   request: CellRequest,
   signal?: AbortSignal,
 ): Promise<{ image: PreparedImage; install?: InstallResult }> {
-  if (!request.install) return { image: await prepare(prefix, request.image, request.owner) };
+  // A bare prepare prints the rootfs for the user: a directory, never a mount point.
+  if (!request.install) return { image: await prepare(prefix, request.image, request.owner, !!request.prepareOnly) };
   const store = new Store(prefix);
   return prepareDerived({
     store,

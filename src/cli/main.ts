@@ -123,6 +123,7 @@ async function prepareCommand(
   if (!outcome.ok) return failed(outcome);
   const { image, install } = outcome.result;
   process.stdout.write(`${image.digest} ${image.rootfs}\n`);
+  if (image.how) log(`image: ${image.how}`);
   if (install) reportInstall(install, log);
   else log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
   return 0;

@@ -53,6 +53,8 @@ export interface PrepareRequest {
   cacheOwner?: Owner;
   /** The image must have its OCI layout (an install step's base): an EROFS entry alone will not do. */
   needLayout?: boolean;
+  /** The rootfs as a directory (`build-cell prepare` prints it): an EROFS entry is extracted, not mounted. */
+  needRootfs?: boolean;
 }
 
 export interface PreparedImage {
@@ -272,7 +274,8 @@ async function erofsImage(
 ): Promise<{ image?: ErofsImage; warnings: string[] }> {
   const { arch } = request;
   if (!(await store.readErofs(arch, digest)) && !(await cache?.readErofs(arch, digest))) return { warnings: [] };
-  return withImageLock(store, request, digest, () => fromErofs(store, cache, arch, digest, !!request.rootless));
+  const use = { rootless: !!request.rootless, needRootfs: !!request.needRootfs };
+  return withImageLock(store, request, digest, () => fromErofs(store, cache, arch, digest, use));
 }
 
 /** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */

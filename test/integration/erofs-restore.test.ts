@@ -169,6 +169,27 @@ describe('the image as an EROFS image in the Actions cache', () => {
     expectHostUnchanged(before, state);
   });
 
+  it('`build-cell prepare` on a restored store prints a directory (the image extracted), which later cells use', async () => {
+    const state = fresh('bc-erofs-state-');
+    const restored = await action({ ...inputs('true'), 'state-dir': state }, { ...(await newVm()), runId: '735' });
+    expect(restored.mainCode, restored.stdout + restored.stderr).toBe(0);
+    const before = snapshotHost();
+    const image = ['--state-dir', state, '--image', `oci:${layout}:amd64`];
+    const prepared = await runCli(['prepare', '--verbose', ...image]);
+    expect(prepared.code, prepared.stderr).toBe(0);
+    const [digest, rootfs] = prepared.stdout.trim().split(' ');
+    expect(digest).toBe(restored.outputs['image-digest']);
+    expect(existsSync(join(rootfs!, 'bin', 'busybox'))).toBe(true);
+    expect(prepared.stderr).toMatch(
+      /image: EROFS image a directory was asked for \(build-cell prepare prints it\): extracted/,
+    );
+    // Later cells use that directory: no mount per cell (bench row 1e: a mount costs more).
+    const run = await runCli(['run', '--verbose', ...image, '--', 'ls', '/bin/busybox']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/image: EROFS image extracted earlier/);
+    expectHostUnchanged(before, state);
+  });
+
   it('carries a session and write-back over the mounted image, which stays pristine', async (ctx) => {
     if (!probeErofsMount().ok) return ctx.skip();
     const state = fresh('bc-erofs-state-');

@@ -15,9 +15,16 @@ import { takeErofsEntry, ensureMountPoint, ErofsEntryError } from './entry.js';
 import { extractErofs } from './extract.js';
 import { probeErofsMount } from './mount-probe.js';
 
+/** How the image is to be used: as the caller's privilege allows, and as a directory when it asks for one. */
+export interface ErofsUse {
+  rootless: boolean;
+  needRootfs: boolean;
+}
+
 /** Mount or extract, and why. Pure but for the probe (cached). BUILD_CELL_EROFS=extract forces extraction (tests). */
-export function erofsPath(rootless: boolean): { mount?: string; why: string } {
-  if (rootless) return { why: 'rootless mode cannot mount an image: extracted' };
+export function erofsPath(use: ErofsUse): { mount?: string; why: string } {
+  if (use.rootless) return { why: 'rootless mode cannot mount an image: extracted' };
+  if (use.needRootfs) return { why: 'a directory was asked for (build-cell prepare prints it): extracted' };
   if (process.env.BUILD_CELL_EROFS === 'extract') return { why: 'BUILD_CELL_EROFS=extract: extracted' };
   const probe = probeErofsMount();
   if (!probe.ok) return { why: `${probe.why}: extracted` };
@@ -43,7 +50,7 @@ export async function fromErofs(
   cache: Store | undefined,
   arch: ArchInfo,
   digest: string,
-  rootless: boolean,
+  use: ErofsUse,
 ): Promise<{ image?: ErofsImage; warnings: string[] }> {
   const warnings: string[] = [];
   let record = await store.readErofs(arch, digest);
@@ -58,17 +65,21 @@ export async function fromErofs(
     }
   }
   if (!record) return { warnings };
-  const path = erofsPath(rootless);
+  const { config } = record;
+  const rootfs = store.rootfsDir(arch, digest);
+  // Extracted once (rootless, or for `prepare`): later cells use the directory, which is
+  // faster than a mount per cell (bench row 1e).
+  if (store.hasRootfs(arch, digest))
+    return { image: { rootfs, config, how: 'EROFS image extracted earlier', fromCache }, warnings };
+  const path = erofsPath(use);
   const file = store.erofsFile(arch, digest);
   if (path.mount) {
-    const rootfs = await ensureMountPoint(store, arch, digest);
+    const mountPoint = await ensureMountPoint(store, arch, digest);
     const how = `EROFS image ${path.why}`;
-    return { image: { rootfs, mount: { file, options: path.mount }, config: record.config, how, fromCache }, warnings };
+    return { image: { rootfs: mountPoint, mount: { file, options: path.mount }, config, how, fromCache }, warnings };
   }
-  const rootfs = store.rootfsDir(arch, digest);
-  // Extracted once: later runs use the directory.
-  if (!store.hasRootfs(arch, digest)) await extractInto(store, file, rootfs, rootless);
-  return { image: { rootfs, config: record.config, how: `EROFS image ${path.why}`, fromCache }, warnings };
+  await extractInto(store, file, rootfs, use.rootless);
+  return { image: { rootfs, config, how: `EROFS image ${path.why}`, fromCache }, warnings };
 }
 
 /** Extract the image into the store's rootfs dir (through a temporary name), with its sentinel. */
