@@ -20,7 +20,10 @@
 // shared parts: state.mjs (the process-wide mutable state: temp dir, registry, measurements,
 // rows), util.mjs (log, quoting, median, formatting, running commands), files.mjs (the trash,
 // workspace trees, the file-creation probe), harness.mjs (hyperfine batches, measureGroup,
-// measure), setup.mjs and cleanup.mjs. bench/rows/ holds one module per row group.
+// measure), setup.mjs and cleanup.mjs; erofs-entry.mjs (a store image as the action's EROFS
+// cache entry, rows 1, 3, 8), hosted-job.mjs (rows 13: jobs through the action in the tests'
+// runner emulation, run in a process of its own) and ts-register.mjs / ts-hooks.mjs (which let
+// that process import the test helpers' TypeScript). bench/rows/ holds one module per row group.
 //
 // Adding a row group: write bench/rows/NN-name.mjs exporting `rows` (the row numbers it adds,
 // what --only selects it by) and `async addRows(ctx)` (measure with measureGroup/measure from

@@ -7,10 +7,12 @@
 // tool cache, an emptied RUNNER_TEMP and an empty state dir, with the repository's Actions cache
 // warm (one untimed job of each variant fills it first). The variants alternate, run by run.
 //
-// CONFIG: { image, arch, tlsVerify, workspace, tmp, runs, variants: { NAME: { inputs } } }.
-// OUT: per variant, per run: main and post ms, exit codes, what came from the Actions cache (its
-// "Cache Size" lines), the tools source's bytes, and the bytes received on lo and on the other
-// interfaces (the Debian mirror of an apt-get in the job) while the job ran.
+// CONFIG: { image, arch, tlsVerify, workspace, tmp, runs, variants: { NAME: { inputs } }, logs? }
+// (logs: a dir for each job's main-step output, each chunk stamped with its ms, and summary).
+// OUT: per variant, per run: main and post ms, the summary's phase times, what came from the
+// Actions cache (its "Cache Size" lines), the tools source's bytes, and the bytes received on lo
+// and on the other interfaces (the Debian mirror of an apt-get in the job) while the job ran. A
+// job that fails stops the bench with its output.
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAction } from '../../test/helpers/action-harness.ts';
