@@ -110,7 +110,12 @@ async function imageWithInstall(
   const store = new Store(prefix);
   return prepareDerived({
     store,
-    base: { ...request.image, rootless: process.getuid?.() !== 0, cacheOwner: request.owner },
+    base: {
+      ...request.image,
+      rootless: process.getuid?.() !== 0,
+      cacheOwner: request.owner,
+      needRootfs: !!request.prepareOnly,
+    },
     install: request.install,
     spec: request.spec,
     // The install cell is a cell of its own: none of the command's extras (write-back, a session's root layer).

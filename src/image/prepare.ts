@@ -90,7 +90,7 @@ const INDEX_TYPES = new Set([
 export interface DigestChoice {
   digest: string;
   resolved: boolean;
-  /** What the store (or the cache dir) recorded for the reference, if anything. */
+  /** What the store itself recorded for the reference, if anything (a cache dir's record is not the store's). */
   known?: { digest: string };
   resolveMs?: number;
 }
@@ -98,8 +98,10 @@ export interface DigestChoice {
 export async function imageDigest(store: Store, request: PrepareRequest): Promise<DigestChoice> {
   const { ref, arch } = request;
   const cache = request.cacheDir ? new Store(request.cacheDir) : undefined;
-  const known = (await store.readRef(ref.full, arch)) ?? (await cache?.readRef(ref.full, arch));
-  const digest = request.digest ?? known?.digest;
+  const known = await store.readRef(ref.full, arch);
+  // A reference the Actions cache restored (an install step's derived image) is known by its
+  // cache dir until this run writes it into the store.
+  const digest = request.digest ?? known?.digest ?? (await cache?.readRef(ref.full, arch))?.digest;
   if (request.pull === 'never' && !digest) {
     throw new UserError(
       'pull',

@@ -67,6 +67,7 @@ export async function prepareDerived(options: {
     pull: 'never',
     registry: base.registry,
     rootless: base.rootless,
+    needRootfs: base.needRootfs,
     cacheDir: install.cacheDir,
     cacheOwner: base.cacheOwner,
   };

@@ -190,6 +190,33 @@ describe('the image as an EROFS image in the Actions cache', () => {
     expectHostUnchanged(before, state);
   });
 
+  it('`build-cell prepare --install` on a restored derived image prints a directory, without running the install', async () => {
+    const withInstall = { ...inputs('true'), install: 'echo derived > /installed' };
+    const first = await action(withInstall, { ...(await newVm()), runId: '736' });
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    const state = fresh('bc-erofs-state-');
+    const restored = await action({ ...withInstall, 'state-dir': state }, { ...(await newVm()), runId: '737' });
+    expect(restored.outputs['install-cache-hit'], restored.stdout).toBe('true');
+    const before = snapshotHost();
+    const prepared = await runCli([
+      'prepare',
+      '--verbose',
+      '--state-dir',
+      state,
+      '--image',
+      `oci:${layout}:amd64`,
+      '--install',
+      'echo derived > /installed',
+    ]);
+    expect(prepared.code, prepared.stderr).toBe(0);
+    // The restore recorded the derived image in the store (not only in the cache dir): it is found there.
+    expect(prepared.stderr).not.toMatch(/install step ran/);
+    expect(prepared.stderr).toMatch(/install step reused from the store/);
+    const rootfs = prepared.stdout.trim().split(' ')[1]!;
+    expect(readFileSync(join(rootfs, 'installed'), 'utf8')).toBe('derived\n');
+    expectHostUnchanged(before, state);
+  });
+
   it('carries a session and write-back over the mounted image, which stays pristine', async (ctx) => {
     if (!probeErofsMount().ok) return ctx.skip();
     const state = fresh('bc-erofs-state-');
