@@ -286,8 +286,9 @@ async function tarExtract(tar, flags, tarball, destDir, wanted, deb) {
 function checkArgs(name) {
     return name === 'mkfs.erofs' ? ['--help'] : ['--version'];
 }
-/** `path --version` (see checkArgs) exits 0; otherwise a short reason. */
-async function runs(path, args = ['--version']) {
+/** `path --version` (or what checkArgs says for the tool `name`) exits 0; otherwise a short reason. */
+async function runs(path, name) {
+    const args = checkArgs(name);
     try {
         const result = await (0,util_exec/* exec */.m0)(path, args, `running ${path}`, { allowFailure: true });
         if (result.code === 0 && !result.signal)
@@ -307,7 +308,7 @@ async function lookup_fromPath(name, ctx) {
     if (!found)
         return undefined;
     const path = (0,external_node_path_.resolve)(found);
-    const check = await runs(path, checkArgs(name));
+    const check = await runs(path, name);
     if (check.ok) {
         ctx.log(`${name}: using ${path} (from PATH)`);
         return { path };
@@ -320,7 +321,7 @@ async function lookup_fromToolCache(name, versionSpec, ctx, what) {
     if (!dir)
         return undefined;
     const path = (0,external_node_path_.join)(dir, name);
-    const check = await runs(path, checkArgs(name));
+    const check = await runs(path, name);
     if (check.ok) {
         ctx.log(`${name}: using ${path} (from the tool cache, ${what})`);
         return { path, dir };
@@ -611,7 +612,7 @@ async function provision(pin, tools, ctx) {
                 if (!file)
                     throw new errors/* CellSetupError */.Y1(`${tool.member} was not extracted from ${deb}`);
                 await (0,promises_.chmod)(file, 0o755);
-                const check = await runs(file, checkArgs(tool.name));
+                const check = await runs(file, tool.name);
                 if (!check.ok) {
                     const glibc = pin.needsGlibc ? ` (it needs glibc >= ${pin.needsGlibc})` : '';
                     throw new errors/* CellSetupError */.Y1(`${tool.name} from Debian's ${pin.package} ${pin.version} does not run on this host${glibc}: ${check.reason}; install ${tool.name} with the system package manager instead`);

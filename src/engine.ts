@@ -12,9 +12,9 @@
  * is kept only as the cleanup policy says.
  */
 import { checkEmulation } from './emulation/setup.js';
-import { prepareImage, type PreparedImage } from './image/prepare.js';
+import { prepareImage, type PreparedImage, type PrepareRequest } from './image/prepare.js';
 import { Store } from './image/store.js';
-import { checkExportDestinations, type Owner } from './cell/finalize.js';
+import { checkExportDestinations } from './cell/finalize.js';
 import { checkHostInputs, checkOutsideStateDir } from './cell/host-inputs.js';
 import { checkWriteBack } from './write-back/workspace.js';
 import { canonicalPrefix } from './cell/runtime-root.js';
@@ -24,7 +24,7 @@ import { normalizeSpec, validateSpec } from './cellspec/validate.js';
 import type { BuildCellSpec } from './cellspec/types.js';
 import { phaseTimer } from './util/timing.js';
 import { UserError, show } from './util/errors.js';
-import type { CellRequest, CellRunResult, ImageRequest, Phase } from './engine-types.js';
+import type { CellRequest, CellRunResult, Phase } from './engine-types.js';
 import { runCellOn } from './engine-cell.js';
 import { emulationOptions, emulationReport } from './engine-parts.js';
 
@@ -49,21 +49,6 @@ export function validateRequest(request: CellRequest): BuildCellSpec {
   validateSpec(spec);
   if (request.writeBack) checkWriteBack(spec);
   return normalizeSpec(spec);
-}
-
-async function prepare(
-  stateDir: string,
-  image: ImageRequest,
-  owner: Owner | undefined,
-  needRootfs: boolean,
-): Promise<PreparedImage> {
-  const prefix = await canonicalPrefix(stateDir);
-  return prepareImage(new Store(prefix), {
-    ...image,
-    rootless: process.getuid?.() !== 0,
-    cacheOwner: owner,
-    needRootfs,
-  });
 }
 
 export async function runBuildCell(request: CellRequest, signal?: AbortSignal): Promise<CellRunResult> {
@@ -105,17 +90,18 @@ async function imageWithInstall(
   request: CellRequest,
   signal?: AbortSignal,
 ): Promise<{ image: PreparedImage; install?: InstallResult }> {
-  // A bare prepare prints the rootfs for the user: a directory, never a mount point.
-  if (!request.install) return { image: await prepare(prefix, request.image, request.owner, !!request.prepareOnly) };
   const store = new Store(prefix);
+  const base: PrepareRequest = {
+    ...request.image,
+    rootless: process.getuid?.() !== 0,
+    cacheOwner: request.owner,
+    // A bare prepare prints the rootfs for the user: a directory, never a mount point.
+    needRootfs: !!request.prepareOnly,
+  };
+  if (!request.install) return { image: await prepareImage(store, base) };
   return prepareDerived({
     store,
-    base: {
-      ...request.image,
-      rootless: process.getuid?.() !== 0,
-      cacheOwner: request.owner,
-      needRootfs: !!request.prepareOnly,
-    },
+    base,
     install: request.install,
     spec: request.spec,
     // The install cell is a cell of its own: none of the command's extras (write-back, a session's root layer).

@@ -13,10 +13,10 @@ export async function addRows(ctx) {
   // The other way a store could keep the image (#22): as the EROFS file a fresh runner restores,
   // mounted in each cell, against the store's directory (1a), in the same run.
   const erofsState = join(TMP, 'state-erofs');
-  makeErofsEntry(STATE, basename(ROOTFS), join(TMP, 'erofs-warm'));
+  const entry = makeErofsEntry(STATE, basename(ROOTFS), join(TMP, 'erofs-warm'));
   run('sh', [
     '-c',
-    `mkdir -p ${q(erofsState)}/images && cp -a ${q(join(TMP, 'erofs-warm', 'erofs'))} ${q(STATE)}/images/refs ${q(erofsState)}/images/`,
+    `mkdir -p ${q(erofsState)}/images && cp -a ${q(entry.erofs)} ${q(STATE)}/images/refs ${q(erofsState)}/images/`,
   ]);
   const [warm, warmErofs, pmRun, floor, nodeBare, nodeVersion, ...viaNode] = measureGroup(
     [

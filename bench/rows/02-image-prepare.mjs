@@ -149,7 +149,7 @@ function warmPrepare(ctx, cold) {
     const entry = readdirSync(join(warmState, 'images', 'rootfs'))[0];
     const erofs = makeErofsEntry(warmState, entry, join(TMP, `erofs-${name}`));
     const freshErofs = join(TMP, `restored-erofs-${name}`);
-    const restoreErofs = `${trashSh(freshErofs)}; mkdir -p ${q(freshErofs)}/images; cp -a ${q(join(TMP, `erofs-${name}`, 'erofs'))} ${q(warmState)}/images/refs ${q(freshErofs)}/images/; sync`;
+    const restoreErofs = `${trashSh(freshErofs)}; mkdir -p ${q(freshErofs)}/images; cp -a ${q(erofs.erofs)} ${q(warmState)}/images/refs ${q(freshErofs)}/images/; sync`;
     const restoredErofs = measure(`3.${name}.erofs`, bcPrepare(image, freshErofs), {
       runs: name === 'debian' ? 5 : 10,
       warmup: 1,

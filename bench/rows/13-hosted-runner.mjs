@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import { R } from '../lib/harness.mjs';
 import { fixtureLayout, push } from '../lib/setup.mjs';
 import { REPO } from '../lib/state.mjs';
+import { COMPILE, INSTALL, jobWorkspace } from './08-real-job.mjs';
 import { fmtMs, log, median } from '../lib/util.mjs';
 
 export const rows = [13];
 
-const INSTALL = 'apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null';
-const COMPILE = 'gcc -O2 -o /tmp/hello hello.c && /tmp/hello';
 const TARGET = { amd64: 0.2, arm64: 0.05 };
 
 export async function addRows(ctx) {
@@ -26,9 +25,7 @@ export async function addRows(ctx) {
     arm64: fixtureLayout('debian-bookworm-arm64', 'build-debian-image.sh', ['bookworm'], { DEBIAN_ARCH: 'arm64' })
       .layout,
   };
-  const ws = join(TMP, 'hosted-ws');
-  mkdirSync(ws, { recursive: true });
-  writeFileSync(join(ws, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n');
+  const ws = jobWorkspace(join(TMP, 'hosted-ws'));
   for (const arch of ['amd64', 'arm64']) {
     push(layouts[arch], 'bookworm', reg.host, `hosted-debian-${arch}`);
     const out = hostedJobs(TMP, {

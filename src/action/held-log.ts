@@ -34,6 +34,8 @@ function hookStreams(): void {
 }
 
 export interface HeldWork<T> {
+  /** The work itself (its output still held until release()). */
+  done: Promise<T>;
   /** Print what was held, let later writes through, and wait for the work. */
   release(): Promise<T>;
 }
@@ -46,6 +48,7 @@ export function holdLog<T>(fn: () => Promise<T>): HeldWork<T> {
   // Awaited in release(); until then a rejection is not unhandled.
   work.catch(() => undefined);
   return {
+    done: work,
     release: () => {
       held.released = true;
       for (const { stream, chunk } of held.chunks.splice(0)) stream.write(chunk);

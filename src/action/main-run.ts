@@ -244,8 +244,10 @@ async function restoreImage(run: MainRun): Promise<void> {
  * caches downloading meanwhile: their logs are held and printed after the Tools group, in order.
  */
 async function toolsAndRestores(run: MainRun): Promise<void> {
-  const image = holdLog(() => run.timer.timed('cache restore', () => restoreImage(run)));
+  const image = holdLog(() => restoreImage(run));
   const caches = holdLog(() => restoreBuildCaches(run));
+  // One phase time for the two restores side by side: from their start until the later one ends.
+  const restored = run.timer.timed('cache restore', () => Promise.allSettled([image.done, caches.done]));
   try {
     await core.group('Tools', () => run.timer.timed('tools', () => resolveStepTools(run)));
   } catch (error) {
@@ -254,6 +256,7 @@ async function toolsAndRestores(run: MainRun): Promise<void> {
   }
   await core.group('Image cache', () => image.release());
   await caches.release();
+  await restored;
   run.outputs.set('image-cache-hit', String(run.summary.imageCacheHit));
 }
 
@@ -261,14 +264,12 @@ async function restoreBuildCaches(run: MainRun): Promise<void> {
   const { dirs, primary, restoreKeys } = run.caches;
   let hit = false;
   if (dirs.length) {
-    await core.group('Build caches: restore', () =>
-      run.timer.timed('cache restore', async () => {
-        for (const dir of dirs) await mkdir(dir, { recursive: true });
-        const matched = await bestEffort('restoring the build caches', () => restoreCache(dirs, primary, restoreKeys));
-        hit = !!matched;
-        core.info(matched ? `build caches restored from ${matched}` : 'no build cache entry yet');
-      }),
-    );
+    await core.group('Build caches: restore', async () => {
+      for (const dir of dirs) await mkdir(dir, { recursive: true });
+      const matched = await bestEffort('restoring the build caches', () => restoreCache(dirs, primary, restoreKeys));
+      hit = !!matched;
+      core.info(matched ? `build caches restored from ${matched}` : 'no build cache entry yet');
+    });
   }
   run.outputs.set('cache-hit', String(hit));
 }

@@ -25,15 +25,13 @@ export interface Found {
  * How a tool shows that it runs: `--version` exits 0, for most; mkfs.erofs 1.5 prints its
  * version and exits 1 there, and is checked with `--help`.
  */
-export function checkArgs(name: string): string[] {
+function checkArgs(name: string): string[] {
   return name === 'mkfs.erofs' ? ['--help'] : ['--version'];
 }
 
-/** `path --version` (see checkArgs) exits 0; otherwise a short reason. */
-export async function runs(
-  path: string,
-  args: string[] = ['--version'],
-): Promise<{ ok: true } | { ok: false; reason: string }> {
+/** `path --version` (or what checkArgs says for the tool `name`) exits 0; otherwise a short reason. */
+export async function runs(path: string, name: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const args = checkArgs(name);
   try {
     const result = await exec(path, args, `running ${path}`, { allowFailure: true });
     if (result.code === 0 && !result.signal) return { ok: true };
@@ -51,7 +49,7 @@ export async function fromPath(name: string, ctx: LookupContext): Promise<Found 
   const found = ctx.onPath(name);
   if (!found) return undefined;
   const path = resolvePath(found);
-  const check = await runs(path, checkArgs(name));
+  const check = await runs(path, name);
   if (check.ok) {
     ctx.log(`${name}: using ${path} (from PATH)`);
     return { path };
@@ -69,7 +67,7 @@ export async function fromToolCache(
   const dir = tc.find(name, versionSpec, ctx.toolArch);
   if (!dir) return undefined;
   const path = join(dir, name);
-  const check = await runs(path, checkArgs(name));
+  const check = await runs(path, name);
   if (check.ok) {
     ctx.log(`${name}: using ${path} (from the tool cache, ${what})`);
     return { path, dir };

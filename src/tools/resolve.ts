@@ -25,7 +25,7 @@ import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js
 import { which } from '../util/which.js';
 import { verifySha256 } from './checksum.js';
 import { extractDebMembers } from './deb.js';
-import { checkArgs, fromPath, fromToolCache, runs, type Found, type LookupContext } from './lookup.js';
+import { fromPath, fromToolCache, runs, type Found, type LookupContext } from './lookup.js';
 import { SKOPEO_HELP, installWithApt } from './system-install.js';
 import { withToolCacheEnv } from './tool-cache-env.js';
 import {
@@ -260,7 +260,7 @@ async function provision(pin: PinnedDeb, tools: readonly PinnedTool[], ctx: Cont
         const file = extracted[tool.member.replace(/^\.?\/+/, '')];
         if (!file) throw new CellSetupError(`${tool.member} was not extracted from ${deb}`);
         await chmod(file, 0o755);
-        const check = await runs(file, checkArgs(tool.name));
+        const check = await runs(file, tool.name);
         if (!check.ok) {
           const glibc = pin.needsGlibc ? ` (it needs glibc >= ${pin.needsGlibc})` : '';
           throw new CellSetupError(

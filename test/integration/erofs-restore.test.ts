@@ -198,16 +198,8 @@ describe('the image as an EROFS image in the Actions cache', () => {
     const restored = await action({ ...withInstall, 'state-dir': state }, { ...(await newVm()), runId: '737' });
     expect(restored.outputs['install-cache-hit'], restored.stdout).toBe('true');
     const before = snapshotHost();
-    const prepared = await runCli([
-      'prepare',
-      '--verbose',
-      '--state-dir',
-      state,
-      '--image',
-      `oci:${layout}:amd64`,
-      '--install',
-      'echo derived > /installed',
-    ]);
+    const image = ['--state-dir', state, '--image', `oci:${layout}:amd64`];
+    const prepared = await runCli(['prepare', '--verbose', ...image, '--install', 'echo derived > /installed']);
     expect(prepared.code, prepared.stderr).toBe(0);
     // The restore recorded the derived image in the store (not only in the cache dir): it is found there.
     expect(prepared.stderr).not.toMatch(/install step ran/);
@@ -225,9 +217,8 @@ describe('the image as an EROFS image in the Actions cache', () => {
     const ws = fresh('bc-erofs-ws-');
     const image = ['--state-dir', state, '--image', `oci:${layout}:amd64`];
     const before = snapshotHost();
-    const cli = (args: string[]) => runCli(args);
     const common = ['--name', 'erofs', '--state-dir', state];
-    const start = await cli([
+    const start = await runCli([
       'session',
       'start',
       ...common,
@@ -239,13 +230,13 @@ describe('the image as an EROFS image in the Actions cache', () => {
       'echo one > /etc/step',
     ]);
     expect(start.code, start.stderr).toBe(0);
-    const step = await cli(['session', 'exec', ...common, '--run', 'cat /etc/step; echo made > built.txt']);
+    const step = await runCli(['session', 'exec', ...common, '--run', 'cat /etc/step; echo made > built.txt']);
     expect(step.code, step.stderr).toBe(0);
     expect(step.stdout).toBe('one\n');
     expect(readFileSync(join(ws, 'built.txt'), 'utf8')).toBe('made\n');
-    expect((await cli(['session', 'end', ...common])).code).toBe(0);
+    expect((await runCli(['session', 'end', ...common])).code).toBe(0);
     // A plain cell on the same image: pristine (the session's change lived in its own layer).
-    const plain = await cli([
+    const plain = await runCli([
       'run',
       ...image,
       '--workspace',
