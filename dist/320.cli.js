@@ -18,6 +18,8 @@ __webpack_require__.d(__webpack_exports__, {
 var external_node_fs_ = __webpack_require__(3024);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(6760);
+// EXTERNAL MODULE: ./src/cli/report-install.ts
+var report_install = __webpack_require__(6924);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __webpack_require__(8161);
 // EXTERNAL MODULE: ./src/util/errors.ts
@@ -714,6 +716,7 @@ var result_file = __webpack_require__(9576);
 
 
 
+
 const START_HINT = 'start one with `build-cell session start`';
 const STEP_HINT = 'start one in an earlier step of this job: `uses: metalor/build-cell@v1` with `session: true` (or `session: NAME`, then `shell: build-cell --session NAME {0}`)';
 async function runSessionCommand(command, log) {
@@ -735,6 +738,8 @@ async function runSessionCommand(command, log) {
                 root: { dir, upper: (0,external_node_path_.join)(dir, 'upper') },
                 request: await (0,command_to_request/* cellRequest */.C3)(command, owner, log),
             }, { cli });
+            if (outcome.ok && outcome.result.install)
+                (0,report_install/* reportInstall */.o)(outcome.result.install, log);
             const code = finish(outcome);
             process.stderr.write(`build-cell: session ${state.name} started (image ${state.image.digest}); run steps with: build-cell session exec --name ${state.name} --run '...'\n`);
             return code;

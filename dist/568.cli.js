@@ -26,16 +26,13 @@ var external_node_path_ = __webpack_require__(6760);
 var errors = __webpack_require__(17);
 // EXTERNAL MODULE: ./src/util/which.ts
 var which = __webpack_require__(6669);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __webpack_require__(3024);
-// EXTERNAL MODULE: ./src/util/builtins.ts + 1 modules
-var builtins = __webpack_require__(8060);
+// EXTERNAL MODULE: ./src/util/fs.ts
+var fs = __webpack_require__(1917);
 ;// CONCATENATED MODULE: ./src/tools/checksum.ts
 /**
  * Checking a downloaded file against its pinned sha256: the streamed hash, the check (which
  * deletes a mismatching file), and the error a mismatch is.
  */
-
 
 
 
@@ -62,22 +59,17 @@ class ChecksumMismatchError extends errors/* CellSetupError */.Y1 {
         this.expectedSize = expectedSize;
     }
 }
-/** sha256 (hex) of a file, streamed. */
-async function sha256File(path) {
-    const hash = (0,builtins/* lazyCrypto */.y)().createHash('sha256');
-    for await (const chunk of (0,external_node_fs_.createReadStream)(path))
-        hash.update(chunk);
-    return hash.digest('hex');
-}
 /** Throw ChecksumMismatchError (after deleting `path`) unless `path` has sha256 `expected`. */
 async function verifySha256(path, expected, context) {
-    const [actual, info] = await Promise.all([sha256File(path), (0,promises_.stat)(path)]);
+    const [actual, info] = await Promise.all([(0,fs/* sha256File */.Q3)(path), (0,promises_.stat)(path)]);
     if (actual === expected.toLowerCase())
         return;
     await (0,promises_.rm)(path, { force: true });
     throw new ChecksumMismatchError(context.url, path, expected.toLowerCase(), actual, info.size, context.expectedSize);
 }
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __webpack_require__(3024);
 // EXTERNAL MODULE: external "node:stream/promises"
 var external_node_stream_promises_ = __webpack_require__(6466);
 // EXTERNAL MODULE: ./src/util/exec.ts
@@ -471,6 +463,7 @@ var pinned = __webpack_require__(7409);
  * Every step says where each tool came from through `log`. tool-cache's environment outside
  * Actions: ./tool-cache-env.ts.
  */
+
 
 
 

@@ -98,6 +98,7 @@ async function job(name, services, node) {
     mainMs: run.main.durationMs,
     postMs: run.post?.durationMs ?? 0,
     installCacheHit: run.outputs['install-cache-hit'],
+    installSource: run.outputs['install-source'],
     imageCacheHit: run.outputs['image-cache-hit'],
     actionsCacheBytes: cacheBytes,
     toolsSourceBytes: services.tools.bytes(sourceFrom),

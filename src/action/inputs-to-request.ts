@@ -11,6 +11,7 @@ import { isWorkspaceArchive } from '../cellspec/validate.js';
 import type { Owner } from '../util/fs.js';
 import type { ActionInputs } from './inputs.js';
 import type { InstallIdentity } from '../install/key.js';
+import { sourceRepository } from '../install/registry.js';
 import { FILE_COMMANDS, FILE_COMMANDS_CELL_DIR } from '../github/file-commands.js';
 import { PASSED_GITHUB_VARS } from '../github/variables.js';
 
@@ -31,6 +32,8 @@ export interface ActionContext {
   installCacheDir?: string;
   /** The qemu build the `qemu` input chose, as resolved with the other tools. */
   qemu?: QemuSelection;
+  /** Whether this job may push to install-registry (install-push.ts decides). */
+  installPush?: boolean;
 }
 
 /** The host directory for a cache given only by its cell path. */
@@ -80,11 +83,15 @@ function installRequest(
 ): CellRequest['install'] {
   if (!inputs.install) return undefined;
   const fileCommandNames = new Set<string>(Object.keys(FILE_COMMANDS));
+  const registry = inputs.install.registry;
+  const source = sourceRepository(ctx.env);
   return {
     ...installIdentity(inputs)!,
     env: cellEnv(inputs, ctx.env).filter(([name]) => !fileCommandNames.has(name)),
     caches: caches.filter((c) => !covers(inputs.workspacePath, c.destination)),
     cacheDir: ctx.installCacheDir,
+    ...(registry ? { registry: { repository: registry.repository, push: !!ctx.installPush } } : {}),
+    ...(source ? { source } : {}),
   };
 }
 

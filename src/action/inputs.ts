@@ -8,6 +8,7 @@ import { hostArch, resolveArch, type ArchInfo } from '../emulation/arch.js';
 import { parseEmulationMode, type EmulationMode } from '../emulation/native.js';
 import { DEFAULT_TOOLS_SOURCE, checkToolsSource, parseQemuVersion, type QemuVersion } from '../tools/pinned.js';
 import { parseQemuCpu } from '../emulation/cpu.js';
+import { parseRepository } from '../install/registry.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
 import { isWorkspaceArchive } from '../cellspec/validate.js';
 import { bool, oneOf, optionalInt, optionalSize, tmpfsMount } from '../cellspec/text.js';
@@ -39,8 +40,16 @@ export interface ActionInputs {
   shell: (typeof SHELLS)[number];
   /** Later steps run in this cell's state with `shell: build-cell {0}` (see src/session/). */
   session?: string;
-  /** The cached install step (see src/install/derive.ts): its script and extra key part. */
-  install?: { script: string; key: string; shell: (typeof SHELLS)[number] };
+  /**
+   * The cached install step (see src/install/derive.ts): its script and extra key part; its
+   * registry tier (install-registry as host/path, install-push as given: see install-push.ts).
+   */
+  install?: {
+    script: string;
+    key: string;
+    shell: (typeof SHELLS)[number];
+    registry?: { repository: string; push: (typeof INSTALL_PUSH)[number] };
+  };
   /** Host directory or archive; undefined: empty workspace. */
   workspace?: string;
   /** Apply the cell's workspace changes to the host workspace directory (see cell/write-back.ts). */
@@ -112,6 +121,8 @@ export const INPUT_NAMES = [
   'state-dir',
   'install',
   'install-key',
+  'install-registry',
+  'install-push',
   'write-back',
   'write-back-git',
   'forward-env',
@@ -229,8 +240,29 @@ function commandInputs(read: InputReader): Pick<ActionInputs, 'command' | 'shell
   if (installScript.includes('\0')) throw new UserError('install', 'must not contain a NUL byte');
   if (!installScript.trim() && installKey)
     throw new UserError('install-key', "needs install (a script): it is a part of the install step's key");
-  const install = installScript.trim() ? { script: installScript, key: installKey, shell } : undefined;
+  const registry = installRegistryInputs(read, !!installScript.trim());
+  const install = installScript.trim()
+    ? { script: installScript, key: installKey, shell, ...(registry ? { registry } : {}) }
+    : undefined;
   return { command, shell, session, install };
+}
+
+export const INSTALL_PUSH = ['auto', 'true', 'false'] as const;
+
+/** install-registry (a repository, no tag) and install-push: only with install. */
+function installRegistryInputs(
+  read: InputReader,
+  hasInstall: boolean,
+): NonNullable<ActionInputs['install']>['registry'] | undefined {
+  const value = read('install-registry').trim();
+  const push = oneOf(read('install-push').trim() || 'auto', INSTALL_PUSH, 'install-push');
+  if (!value) {
+    if (push === 'true') throw new UserError('install-push', 'needs install-registry (the repository to push to)');
+    return undefined;
+  }
+  if (!hasInstall)
+    throw new UserError('install-registry', "needs install (a script): it holds the install step's derived images");
+  return { repository: parseRepository(value, 'install-registry'), push };
 }
 
 /** workspace (a directory, an archive or none), write-back (implied by a session) and write-back-git. */

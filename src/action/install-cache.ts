@@ -44,15 +44,26 @@ export async function restoreInstall(
 }
 
 export async function saveInstall(cache: InstallCache | undefined, install: InstallResult | undefined): Promise<void> {
-  // Only a run that made the derived image saves it: a hit (or a store hit) has nothing new.
-  if (!cache || cache.hit || !install?.ran || !holdsImage(cache.dir)) return;
+  // Only a run that made or pulled the derived image saves it: a hit (or a store hit) has nothing new.
+  const made = install?.ran || install?.source === 'registry';
+  if (!cache || cache.hit || !made || !holdsImage(cache.dir)) return;
   await bestEffort('saving the install step to the Actions cache', () => saveCache([cache.dir], cache.key));
 }
 
-/** The summary's line for the install step. Pure. */
+/** The output install-source: store, actions-cache, registry or ran. Pure. */
+export function installSource(install: InstallResult): 'store' | 'actions-cache' | 'registry' | 'ran' {
+  return install.source === 'cache' ? 'actions-cache' : install.source;
+}
+
+/** The summary's line for the install step: where its image came from, and what the registry tier did. Pure. */
 export function describeInstall(install: InstallResult | undefined, cache: InstallCache | undefined): string {
   if (!install) return '–';
-  if (install.ran) return `ran in ${install.seconds!.toFixed(1)} s${cache ? ', saved to the Actions cache' : ''}`;
+  const registry = install.registry;
+  const pushed = registry ? (registry.pushed ? `, pushed to ${registry.reference}` : ', not pushed') : '';
+  if (install.ran)
+    return `ran in ${install.seconds!.toFixed(1)} s${cache ? ', saved to the Actions cache' : ''}${pushed}`;
+  if (install.source === 'registry')
+    return `pulled from ${registry!.reference} (not run)${cache ? ', saved to the Actions cache' : ''}`;
   return install.source === 'cache'
     ? 'restored from the Actions cache (not run)'
     : 'reused from the state dir (not run)';

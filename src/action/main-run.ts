@@ -38,7 +38,8 @@ import { holdsImage, restoreCache, saveCache } from './actions-cache.js';
 import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
 import { STATE } from './state.js';
-import { describeInstall, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
+import { describeInstall, installSource, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
+import { decideInstallPush } from './install-push.js';
 import { describeTools, restoreTools, saveTools, type ToolsCache } from './tools-cache.js';
 import { startActionSession } from './session.js';
 import { gitWarning, skippedWarning } from '../write-back/workspace.js';
@@ -56,6 +57,7 @@ export const OWN_OUTPUTS = [
   'cache-hit',
   'install-digest',
   'install-cache-hit',
+  'install-source',
   'artifact-id',
   'scratch-path',
 ] as const;
@@ -173,7 +175,9 @@ async function resolveStepTools(run: MainRun): Promise<void> {
   const onPath = pathLookup(inputs);
   const qemu = emulated ? [inputs.arch] : [];
   // A fresh runner's tool cache is empty: the Actions cache carries the pinned downloads.
-  const entries = pinnedEntries({ qemu, qemuVersion: inputs.qemu, mkfsErofs: inputs.imageCache }, toolCacheRoot());
+  // mkfs.erofs makes the images a fresh runner mounts: for the Actions cache, and for install-registry's pushes.
+  const mkfsErofs = inputs.imageCache || !!inputs.install?.registry;
+  const entries = pinnedEntries({ qemu, qemuVersion: inputs.qemu, mkfsErofs }, toolCacheRoot());
   run.toolsCache = await restoreTools(entries, onPath, run.work);
   if (run.toolsCache) run.summary.tools = describeTools(run.toolsCache);
   const tools = await resolveTools({
@@ -184,7 +188,7 @@ async function resolveStepTools(run: MainRun): Promise<void> {
     onPath,
   });
   for (const dir of tools.dirsToAddToPath) core.addPath(dir);
-  if (inputs.imageCache) await addMkfsErofs(inputs, onPath);
+  if (mkfsErofs) await addMkfsErofs(inputs, onPath);
   if (emulated && inputs.qemu) {
     run.qemu = { path: tools.qemu[inputs.arch.qemu]!, choice: describeQemuChoice(inputs.qemu) };
     run.summary.qemu = run.qemu.choice;
@@ -213,7 +217,7 @@ async function addMkfsErofs(inputs: ActionInputs, onPath: (name: string) => stri
     if (found.dir) core.addPath(found.dir);
   } catch (error) {
     core.info(
-      `mkfs.erofs is not available (${errorMessage(error)}): images are saved to the Actions cache as their layouts`,
+      `mkfs.erofs is not available (${errorMessage(error)}): images are saved to the Actions cache (and pushed to install-registry) as their layouts only`,
     );
   }
 }
@@ -289,6 +293,7 @@ async function runCell(run: MainRun): Promise<EngineOutcome> {
       imageCacheDir: run.image?.dir,
       installCacheDir: run.installCache?.dir,
       qemu: run.qemu,
+      installPush: installPushFor(inputs),
     }),
     cellId: newCellId(),
   };
@@ -304,6 +309,16 @@ async function runCell(run: MainRun): Promise<EngineOutcome> {
         : runInMode(request, run.mode!, join(dirname(fileURLToPath(import.meta.url)), 'cli.js')),
     ),
   );
+}
+
+/** Whether this job pushes to install-registry, said in the log. */
+function installPushFor(inputs: ActionInputs): boolean {
+  if (!inputs.install?.registry) return false;
+  const { push, why } = decideInstallPush(inputs, process.env);
+  core.info(
+    `install-registry ${inputs.install.registry.repository}: ${push ? 'pushes' : 'no push'} after an install that runs (${why})`,
+  );
+  return push;
 }
 
 /** The result into outputs and the summary, the cell's file commands passed on, the artifact uploaded. */
@@ -331,6 +346,8 @@ function report(run: MainRun, result: CellRunResult): void {
   if (result.install) {
     outputs.set('install-cache-hit', String(!result.install.ran));
     outputs.set('install-digest', result.install.digest);
+    outputs.set('install-source', installSource(result.install));
+    for (const warning of result.install.warnings ?? []) core.warning(warning);
     timings.install = result.timings.install;
   }
   // A fresh runner's image: mounted from its EROFS image, or extracted, and why.
@@ -440,5 +457,8 @@ function printConfiguration(inputs: ActionInputs, emulated: boolean): void {
   show('cleanup', inputs.cleanup);
   show('state dir', inputs.stateDir);
   show('registry', inputs.registry.username ? `as ${inputs.registry.username}` : 'anonymous');
+  const installRegistry = inputs.install?.registry;
+  if (installRegistry)
+    show('install registry', `${installRegistry.repository} (install-push: ${installRegistry.push})`);
   core.endGroup();
 }

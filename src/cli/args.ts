@@ -36,7 +36,7 @@ export function parseCli(argv: string[], environment: CliEnvironment): CliComman
       if (dashDash >= 0) throw new UserError('prepare', 'takes no command');
       const values = parse(flags, IMAGE_OPTIONS);
       if (values.help) return { kind: 'help', text: USAGE };
-      const install = installOption(values);
+      const install = installOption(values, environment);
       const env = ((values.env as string[] | undefined) ?? []).map((e) => envEntry(e, environment.env));
       const caches = ((values.cache as string[] | undefined) ?? []).map((m, i) =>
         hostToCell(m, `--cache #${i + 1}`, environment.cwd),

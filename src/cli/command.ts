@@ -25,10 +25,14 @@ export interface CommonOptions {
   toolsSource?: string;
 }
 
-/** --install SCRIPT [--install-key K]: the cached install step (see src/install/derive.ts). */
+/** --install SCRIPT [--install-key K] [--install-registry REPO [--install-push]]: the cached install step (see src/install/derive.ts). */
 export interface InstallOption {
   script: string;
   key: string;
+  /** --install-registry REPO (host/path, see install/registry.ts) and whether --install-push lets this run push. */
+  registry?: { repository: string; push: boolean };
+  /** The repository the image is built for, as its label: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY in a workflow. */
+  source?: string;
 }
 
 export type CliCommand =

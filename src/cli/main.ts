@@ -14,7 +14,7 @@ import { writeResultFile } from './result-file.js';
 import type { CommonOptions } from './command.js';
 import { parseReference } from '../image/reference.js';
 import type { CellRequest, CellRunResult, CellSpecInput } from '../engine.js';
-import type { InstallResult } from '../install/port.js';
+import { reportInstall } from './report-install.js';
 import { cliInstallRequest, userCacheDir } from './run-args.js';
 import { SCRIPT_PATH } from '../cellspec/types.js';
 import { BuildCellError, EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
@@ -123,6 +123,7 @@ async function prepareCommand(
   if (!outcome.ok) return failed(outcome);
   const { image, install } = outcome.result;
   process.stdout.write(`${image.digest} ${image.rootfs}\n`);
+  for (const warning of image.warnings ?? []) process.stderr.write(`build-cell: warning: ${warning}\n`);
   if (image.how) log(`image: ${image.how}`);
   if (install) reportInstall(install, log);
   else log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
@@ -230,17 +231,6 @@ const PREPARE_SPEC: CellSpecInput = {
   limits: {},
   cleanup: 'always',
 };
-
-function reportInstall(install: InstallResult, log: (m: string) => void): void {
-  if (install.ran)
-    process.stderr.write(
-      `build-cell: install step ran in ${install.seconds!.toFixed(1)} s; derived image ${install.digest}\n`,
-    );
-  else
-    log(
-      `install step reused from the ${install.source === 'cache' ? 'cache dir' : 'store'}: derived image ${install.digest}`,
-    );
-}
 
 /** Hidden command: run the engine request served at a socket (as root, through sudo; see engine-entry.ts). */
 export const INTERNAL_RUN = 'internal-run';

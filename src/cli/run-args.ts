@@ -19,6 +19,7 @@ import { UserError, show } from '../util/errors.js';
 import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize, tmpfsMount } from '../cellspec/text.js';
 import type { CliCommand, CliEnvironment, CommonOptions, InstallOption } from './command.js';
 import type { InstallRequest } from '../install/port.js';
+import { parseRepository, sourceRepository } from '../install/registry.js';
 import { RUN_OPTIONS, USAGE, parse, type OptionsConfig } from './usage.js';
 
 export function parseRun(
@@ -66,7 +67,7 @@ export function parseRun(
     ...(script !== undefined ? { script } : {}),
   };
   const resultFile = str('result-file');
-  const install = installOption(v);
+  const install = installOption(v, environment);
   if (v['write-back']) checkWriteBack(spec, '--write-back');
   // A session writes back every step: there the flag stands alone.
   if (v['write-back-git'] && !v['write-back'] && !options.commandOptional)
@@ -88,22 +89,42 @@ function tmpfsList(values: string[]): { tmpfs?: CellSpecInput['tmpfs'] } {
 
 /** The CLI's install step (`--install`, `--install-key`): run with sh -e, keyed by the names of its --env. */
 export function cliInstallRequest(option: InstallOption, env: Array<[string, string]>): InstallRequest {
-  return { script: option.script, key: option.key, shell: 'sh', keyEnvNames: env.map(([name]) => name) };
+  return {
+    script: option.script,
+    key: option.key,
+    shell: 'sh',
+    keyEnvNames: env.map(([name]) => name),
+    ...(option.registry ? { registry: option.registry } : {}),
+    ...(option.source ? { source: option.source } : {}),
+  };
 }
 
-export function installOption(v: Record<string, unknown>): InstallOption | undefined {
+export function installOption(v: Record<string, unknown>, environment: CliEnvironment): InstallOption | undefined {
   const script = v.install as string | undefined;
   const key = v['install-key'] as string | undefined;
+  const repository = v['install-registry'] as string | undefined;
+  if (v['install-push'] && repository === undefined)
+    throw new UserError(
+      '--install-push',
+      'needs --install-registry REPO (the repository to push the derived image to)',
+    );
   if (script === undefined) {
     if (key !== undefined)
       throw new UserError('--install-key', "needs --install SCRIPT (it is a part of the install step's key)");
+    if (repository !== undefined)
+      throw new UserError('--install-registry', "needs --install SCRIPT (it holds the install step's derived images)");
     return undefined;
   }
   if (!script.trim())
     throw new UserError('--install', 'must not be empty: a shell script, run with sh -e before the command');
   if (script.includes('\0')) throw new UserError('--install', 'must not contain a NUL byte');
   if (key?.includes('\0')) throw new UserError('--install-key', 'must not contain a NUL byte');
-  return { script, key: key ?? '' };
+  const registry =
+    repository !== undefined
+      ? { repository: parseRepository(repository, '--install-registry'), push: !!v['install-push'] }
+      : undefined;
+  const source = sourceRepository(environment.env);
+  return { script, key: key ?? '', ...(registry ? { registry } : {}), ...(source ? { source } : {}) };
 }
 
 function qemuCpuOption(value: string | undefined): { qemuCpu?: string } {

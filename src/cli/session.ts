@@ -6,6 +6,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { reportInstall } from './report-install.js';
 import { constants, tmpdir } from 'node:os';
 import {
   FILE_COMMANDS,
@@ -60,6 +61,7 @@ export async function runSessionCommand(command: SessionCommand, log: (m: string
         },
         { cli },
       );
+      if (outcome.ok && outcome.result.install) reportInstall(outcome.result.install, log);
       const code = finish(outcome);
       process.stderr.write(
         `build-cell: session ${state.name} started (image ${state.image.digest}); run steps with: build-cell session exec --name ${state.name} --run '...'\n`,

@@ -13,11 +13,14 @@ export const USAGE = `Usage:
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
      [--privilege auto|root|sudo|rootless] [--emulation auto|qemu] [--qemu 7.2|10.0|path] [--qemu-cpu MODEL]
      [--tools-source URL] [--result-file FILE] [--verbose]
-     [--install 'SHELL SCRIPT' [--install-key STRING]] [--write-back [--write-back-git]] [--tmpfs CELLPATH[:size=SIZE]]...
+     [--install 'SHELL SCRIPT' [--install-key STRING] [--install-registry REPO [--install-push]]]
+     [--write-back [--write-back-git]] [--tmpfs CELLPATH[:size=SIZE]]...
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
   build-cell prepare --image REF [--arch ARCH] [--emulation auto|qemu] [--qemu 7.2|10.0|path] [--qemu-cpu MODEL]
      [--tools-source URL] [--tls-verify true|false] [--pull ...] [--state-dir DIR]
-     [--install 'SHELL SCRIPT' [--install-key STRING] [--env K=V]... [--cache HOST:CELL]...]
+     [--registry-username USER --registry-password-stdin | --authfile FILE]
+     [--install 'SHELL SCRIPT' [--install-key STRING] [--install-registry REPO [--install-push]] [--env K=V]...
+      [--cache HOST:CELL]...]
   build-cell demo [--state-dir DIR]
   build-cell session start [--name NAME] --image REF [run's flags] [( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )]
   build-cell session exec [--name NAME] [--state-dir DIR] [--env K=V]... ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
@@ -40,6 +43,8 @@ export const IMAGE_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   install: { type: 'string' },
   'install-key': { type: 'string' },
+  'install-registry': { type: 'string' },
+  'install-push': { type: 'boolean' },
   'qemu-cpu': { type: 'string' },
   emulation: { type: 'string' },
   qemu: { type: 'string' },

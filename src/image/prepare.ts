@@ -7,7 +7,7 @@
  * pull "never":   only the store is used.
  */
 import { readFileSync } from 'node:fs';
-import { readFile, writeFile, rm } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { settleCopiedTree, type Owner } from '../util/fs.js';
 import { now, phaseTimer } from '../util/timing.js';
 import { sha256Hex } from '../util/random.js';
@@ -18,7 +18,7 @@ import { exec } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
 import { tool, which } from '../util/which.js';
 import { dockerReferenceByDigest, type ImageReference } from './reference.js';
-import { withRegistryArgs, type RegistryOptions } from './registry-auth.js';
+import { secretsOf, withRegistryArgs, type RegistryOptions } from './registry-auth.js';
 import {
   LAYOUT_RECORD,
   Store,
@@ -135,7 +135,15 @@ export async function prepareImage(
       : await timer.timed('unpack', () => erofsImage(store, cache, request, digest));
   if (erofs.image) {
     if (known?.digest !== digest) await store.writeRef(record, arch);
-    return preparedFromErofs(erofs.image, digest, resolved, timer.timings, erofs.warnings);
+    const handed =
+      cache && !erofs.image.fromCache
+        ? await handErofsToCache(store, cache, request, record).then(
+            () => undefined,
+            (error: unknown) => `the image was not handed to the Actions cache: ${errorMessage(error)}`,
+          )
+        : undefined;
+    const warnings = [...erofs.warnings, ...(handed ? [handed] : [])];
+    return preparedFromErofs(erofs.image, digest, resolved, timer.timings, warnings);
   }
   const steps = ready ? NO_STEPS : await fetchAndUnpack(store, cache, request, digest, timer.timed);
   if (known?.digest !== digest) await store.writeRef(record, arch);
@@ -237,6 +245,25 @@ async function handToCache(
   else await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest));
   await cache.writeRef(record, arch);
   await rm(cache.tmpDir, { recursive: true, force: true });
+  if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
+}
+
+/**
+ * Hand an image the store holds as an EROFS entry (pulled from a registry, say) to the Actions
+ * cache as that entry: linked where the cache dir stays root's, copied where it is given to the
+ * runner user (the store's file, which root mounts, keeps its owner).
+ */
+async function handErofsToCache(store: Store, cache: Store, request: PrepareRequest, record: RefRecord): Promise<void> {
+  const { arch } = request;
+  const { digest } = record;
+  const entry = await store.readErofs(arch, digest);
+  if (!entry || (await cache.readLayout(arch, digest)) || (await cache.readErofs(arch, digest))) return;
+  const file = cache.erofsFile(arch, digest);
+  await mkdir(join(file, '..'), { recursive: true });
+  if (request.cacheOwner) await copyFile(store.erofsFile(arch, digest), file);
+  else await link(store.erofsFile(arch, digest), file).catch(() => copyFile(store.erofsFile(arch, digest), file));
+  await cache.writeErofsRecord(arch, entry);
+  await cache.writeRef(record, arch);
   if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
 }
 
@@ -446,8 +473,4 @@ async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, roo
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
-}
-
-function secretsOf(registry: RegistryOptions): string[] {
-  return registry.password ? [registry.password] : [];
 }

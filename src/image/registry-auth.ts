@@ -25,13 +25,13 @@ export function registryHost(ref: ImageReference): string {
 }
 
 /**
- * Run `fn` with skopeo arguments for `prefix` (`--src-` for copy, `--` for inspect) that
+ * Run `fn` with skopeo arguments for `prefix` (`--src-` or `--dest-` for copy, `--` for inspect) that
  * carry TLS and credential settings.
  */
 export async function withRegistryArgs<T>(
   ref: ImageReference,
   options: RegistryOptions,
-  prefix: '--' | '--src-',
+  prefix: '--' | '--src-' | '--dest-',
   fn: (args: string[]) => Promise<T>,
 ): Promise<T> {
   const args: string[] = [];
@@ -47,4 +47,9 @@ export async function withRegistryArgs<T>(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** What exec must redact from errors and debug logs. */
+export function secretsOf(registry: RegistryOptions): string[] {
+  return registry.password ? [registry.password] : [];
 }

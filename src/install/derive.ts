@@ -23,6 +23,7 @@ import { Store } from '../image/store.js';
 import type { ArchInfo } from '../emulation/arch.js';
 import type { InstallCellRunner, InstallRequest, InstallResult } from './port.js';
 import { installKey, installReference } from './key.js';
+import { installLabels, registryAccess, registryTier, type RegistryTier } from './registry.js';
 import { readOwnerRecord, removeStaged, scanDeletions, writeLayer, type Deletions } from './layer.js';
 import { writeDerivedLayout } from './oci.js';
 import { buildDerivedRootfs } from './rootfs.js';
@@ -58,9 +59,31 @@ export async function prepareDerived(options: {
   spec: CellSpecInput;
   runCell: InstallCellRunner;
 }): Promise<{ image: PreparedImage; install: InstallResult }> {
-  const { store, base, install } = options;
+  const { store, install } = options;
+  const access = install.registry
+    ? registryAccess(options.base.ref, install.registry.repository, options.base.registry)
+    : undefined;
+  const base = access ? { ...options.base, registry: access.image } : options.base;
   const chosen = await imageDigest(store, base);
   const hash = installKey(install, base.arch, chosen.digest);
+  const labels = installLabels({
+    hash,
+    arch: base.arch,
+    baseDigest: chosen.digest,
+    identity: install,
+    source: install.source,
+  });
+  const tier =
+    install.registry && access
+      ? registryTier({
+          store,
+          registry: install.registry,
+          access: access.install,
+          base,
+          labels,
+          cacheDir: install.cacheDir,
+        })
+      : undefined;
   const derived: PrepareRequest = {
     ref: installReference(hash),
     arch: base.arch,
@@ -71,58 +94,84 @@ export async function prepareDerived(options: {
     cacheDir: install.cacheDir,
     cacheOwner: base.cacheOwner,
   };
-  const cache = install.cacheDir ? new Store(install.cacheDir) : undefined;
-  const outcome = (image: PreparedImage, seconds?: number) => ({
+  const report = (
+    image: PreparedImage,
+    source: InstallResult['source'],
+    ran?: { seconds: number; pushed: boolean },
+  ) => ({
     image,
-    install: {
-      ran: seconds !== undefined,
-      source: seconds !== undefined ? ('ran' as const) : image.fromCache ? ('cache' as const) : ('store' as const),
-      digest: image.digest,
-      baseDigest: chosen.digest,
-      hash,
-      ...(seconds !== undefined ? { seconds } : {}),
-    },
+    install: installResult(image, source, { hash, baseDigest: chosen.digest, tier, ran }),
   });
-  /** The derived image, when the store or the cache dir has it. */
-  const find = async (): Promise<PreparedImage | undefined> => {
-    const record =
-      (await store.readRef(derived.ref.full, base.arch)) ?? (await cache?.readRef(derived.ref.full, base.arch));
-    if (!record) return undefined;
-    const has = async (where: Store | undefined) =>
-      !!where &&
-      (!!(await where.readLayout(base.arch, record.digest)) || !!(await where.readErofs(base.arch, record.digest)));
-    if (!(await has(store)) && !(await has(cache))) return undefined;
-    return prepareImage(store, { ...derived, digest: record.digest });
-  };
+  const find = () => findDerived(store, derived, install.cacheDir);
   const found = await find();
-  if (found) return outcome(found);
+  if (found) return report(found, found.fromCache ? 'cache' : 'store');
   return withLock(
     store.lockDir(`install-${store.archKey(base.arch)}-${hash.slice(0, 32)}`),
     async () => {
       const meanwhile = await find();
-      if (meanwhile) return outcome(meanwhile);
+      if (meanwhile) return report(meanwhile, meanwhile.fromCache ? 'cache' : 'store');
+      const pulled = await tier?.pull();
+      // Through prepareImage: the ref record written, and the image handed to the cache dir.
+      if (pulled) return report(await prepareImage(store, { ...derived, digest: pulled }), 'registry');
       // The install's layer and layout are made from the base's unpacked rootfs and its layout.
       const baseImage = await prepareImage(store, { ...base, needLayout: true }, chosen);
       const start = now();
-      const digest = await runInstall(store, baseImage, base.arch, install, options.spec, hash, options.runCell);
+      const made = { hash, labels, arch: base.arch };
+      const digest = await runInstall(store, baseImage, made, install, options.spec, options.runCell);
       const seconds = (now() - start) / 1000;
-      // Through prepareImage: the ref record written, and the layout handed to the cache dir.
-      return outcome(await prepareImage(store, { ...derived, digest }), seconds);
+      const image = await prepareImage(store, { ...derived, digest });
+      const pushed = install.registry?.push && tier ? await tier.push(digest) : false;
+      return report(image, 'ran', { seconds, pushed });
     },
     { timeoutMs: INSTALL_LOCK_TIMEOUT_MS, what: 'another cell is running the same install step' },
   );
+}
+
+/** The derived image, when the store or the cache dir (the Actions cache's) has it. */
+async function findDerived(
+  store: Store,
+  derived: PrepareRequest,
+  cacheDir: string | undefined,
+): Promise<PreparedImage | undefined> {
+  const cache = cacheDir ? new Store(cacheDir) : undefined;
+  const { arch } = derived;
+  const record = (await store.readRef(derived.ref.full, arch)) ?? (await cache?.readRef(derived.ref.full, arch));
+  if (!record) return undefined;
+  const has = async (where: Store | undefined) =>
+    !!where && (!!(await where.readLayout(arch, record.digest)) || !!(await where.readErofs(arch, record.digest)));
+  if (!(await has(store)) && !(await has(cache))) return undefined;
+  return prepareImage(store, { ...derived, digest: record.digest });
+}
+
+/** The engine's report of the install step. Pure. */
+function installResult(
+  image: PreparedImage,
+  source: InstallResult['source'],
+  context: { hash: string; baseDigest: string; tier?: RegistryTier; ran?: { seconds: number; pushed: boolean } },
+): InstallResult {
+  const { tier, ran } = context;
+  return {
+    ran: !!ran,
+    source,
+    digest: image.digest,
+    baseDigest: context.baseDigest,
+    hash: context.hash,
+    ...(ran ? { seconds: ran.seconds } : {}),
+    ...(tier ? { registry: { reference: tier.reference, pushed: !!ran?.pushed, notes: tier.notes } } : {}),
+    ...(tier?.warnings.length ? { warnings: tier.warnings } : {}),
+  };
 }
 
 /** Run the install cell and turn its root changes into a derived image in the store. Returns its digest. */
 async function runInstall(
   store: Store,
   base: PreparedImage,
-  arch: ArchInfo,
+  made: { hash: string; labels: Record<string, string>; arch: ArchInfo },
   install: InstallRequest,
   spec: CellSpecInput,
-  hash: string,
   runCell: InstallCellRunner,
 ): Promise<string> {
+  const { hash, arch } = made;
   let deletions: Deletions | undefined;
   let digest: string | undefined;
   const result = await runCell(base, installSpec(spec, install), {
@@ -151,6 +200,7 @@ async function runInstall(
           layer,
           createdBy: `build-cell install: ${firstLine}`,
           comment: `build-cell install key ${hash}`,
+          labels: made.labels,
           record: { reference: installReference(hash).full, arch: arch.name },
         });
         const rootfs = join(temp, 'rootfs');

@@ -44,6 +44,8 @@ export async function writeDerivedLayout(options: {
   layer: { digest: string; size: number };
   createdBy: string;
   comment: string;
+  /** Added to the base's labels (install/registry.ts: the key's parts). */
+  labels: Record<string, string>;
   record: Pick<LayoutRecord, 'reference' | 'arch'>;
 }): Promise<DerivedLayout> {
   const { baseLayout, dir, layer } = options;
@@ -55,6 +57,7 @@ export async function writeDerivedLayout(options: {
     [k: string]: unknown;
   };
   const config = JSON.parse(await readFile(blobPath(baseLayout, manifest.config.digest), 'utf8')) as {
+    config?: { Labels?: Record<string, string> | null; [k: string]: unknown };
     rootfs?: { type: string; diff_ids: string[] };
     history?: unknown[];
     [k: string]: unknown;
@@ -73,6 +76,7 @@ export async function writeDerivedLayout(options: {
   const newConfig = {
     ...config,
     created,
+    config: { ...config.config, Labels: { ...config.config?.Labels, ...options.labels } },
     rootfs: { type: 'layers', diff_ids: [...(config.rootfs?.diff_ids ?? []), layer.digest] },
     history: [...(config.history ?? []), { created, created_by: options.createdBy, comment: options.comment }],
   };

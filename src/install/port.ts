@@ -8,6 +8,7 @@ import type { CellPlan } from '../cell/plan.js';
 import type { Staged } from '../cell/stage.js';
 import type { PreparedImage } from '../image/prepare.js';
 import type { InstallIdentity } from './key.js';
+import type { InstallRegistry } from './registry.js';
 
 export interface InstallRequest extends InstallIdentity {
   /** The install cell's environment; undefined: the command's. */
@@ -18,13 +19,17 @@ export interface InstallRequest extends InstallIdentity {
   keyEnvNames: string[];
   /** Where the Actions cache restores derived layouts to and saves them from (as for images). */
   cacheDir?: string;
+  /** The registry tier (--install-registry, --install-push): pulled from after a miss, pushed to after a run. */
+  registry?: InstallRegistry;
+  /** The repository the derived image is built for, as a label (the action: its GitHub repository's URL). */
+  source?: string;
 }
 
 export interface InstallResult {
   /** The install ran in this run (false: the derived image was reused). */
   ran: boolean;
-  /** ran, or where the derived image came from: the store, or the Actions cache dir. */
-  source: 'ran' | 'store' | 'cache';
+  /** ran, or where the derived image came from: the store, the Actions cache dir, or the registry. */
+  source: 'ran' | 'store' | 'cache' | 'registry';
   /** The derived image's manifest digest. */
   digest: string;
   baseDigest: string;
@@ -32,6 +37,10 @@ export interface InstallResult {
   hash: string;
   /** The install cell's run, when it ran. */
   seconds?: number;
+  /** The registry tier, when one was given: its tag for this key, what happened there, whether this run pushed. */
+  registry?: { reference: string; pushed: boolean; notes: string[] };
+  /** What the front end should say as a warning (a registry that failed: the build went on). */
+  warnings?: string[];
 }
 
 /** What a caller may do with a cell beyond running it (the install step keeps its root changes). */

@@ -2,10 +2,9 @@
  * Checking a downloaded file against its pinned sha256: the streamed hash, the check (which
  * deletes a mismatching file), and the error a mismatch is.
  */
-import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { CellSetupError } from '../util/errors.js';
-import { lazyCrypto } from '../util/builtins.js';
+import { sha256File } from '../util/fs.js';
 
 /** A downloaded file whose sha256 is not the pinned one. */
 export class ChecksumMismatchError extends CellSetupError {
@@ -27,13 +26,6 @@ export class ChecksumMismatchError extends CellSetupError {
         'The tools source did not serve the pinned Debian package: refusing to use it. Check the tools-source mirror and any proxy in between.',
     );
   }
-}
-
-/** sha256 (hex) of a file, streamed. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = lazyCrypto().createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** Throw ChecksumMismatchError (after deleting `path`) unless `path` has sha256 `expected`. */

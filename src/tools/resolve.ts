@@ -44,7 +44,8 @@ import {
   type PinnedPackage,
 } from './pinned.js';
 
-export { ChecksumMismatchError, sha256File, verifySha256 } from './checksum.js';
+export { ChecksumMismatchError, verifySha256 } from './checksum.js';
+export { sha256File } from '../util/fs.js';
 export { defaultToolCacheDir } from './tool-cache-env.js';
 
 export interface ResolveToolsRequest {

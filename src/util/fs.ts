@@ -1,6 +1,15 @@
-/** Small recursive filesystem helpers (no symlink is ever followed). */
+/** Small recursive filesystem helpers (no symlink is ever followed), and a file's sha256. */
+import { createReadStream } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { lazyCrypto } from './builtins.js';
+
+/** sha256 (hex) of a file, streamed. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = lazyCrypto().createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
 
 export interface Owner {
   uid: number;

@@ -2,6 +2,7 @@
  * A faulty HTTP proxy in front of a test registry: large blob GETs cut, truncated or stalled
  * on demand, to test how pulls survive a bad network.
  */
+import { listenLocal } from './local-server.js';
 /** How a faulty proxy answers GETs of large blobs (image layers); everything else passes through. */
 export type BlobFault = 'none' | 'cut' | 'truncate' | 'stall';
 
@@ -34,7 +35,6 @@ export async function startFaultyProxy(
   const minBytes = options.minBytes ?? 64 * 1024;
   let fault: BlobFault = 'none';
   const seen: string[] = [];
-  const sockets = new Set<import('node:net').Socket>();
   let signalFaulted: () => void = () => undefined;
   let faultedOnce = new Promise<void>((resolve) => (signalFaulted = resolve));
   const server = createHttpServer((req, res) => {
@@ -82,29 +82,15 @@ export async function startFaultyProxy(
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  let stopping: Promise<void> | undefined;
+  const local = await listenLocal(server);
   return {
-    host: `127.0.0.1:${port}`,
+    host: local.host,
     setFault: (next) => {
       fault = next;
       faultedOnce = new Promise<void>((resolve) => (signalFaulted = resolve));
     },
     requests: () => [...seen],
     faulted: () => faultedOnce,
-    stop: () =>
-      (stopping ??= new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      })),
+    stop: local.stop,
   };
 }

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildErofs } from '../../src/image/erofs/build.js';
 import { CHUNK_BYTES } from '../../src/image/erofs/digest.js';
 import { probeErofsMount } from '../../src/image/erofs/mount-probe.js';
-import { sha256File } from '../../src/tools/checksum.js';
+import { sha256File } from '../../src/util/fs.js';
 import { expectHostUnchanged, removeDir, snapshotHost, tempDir } from '../helpers/cli.js';
 
 let base: string;

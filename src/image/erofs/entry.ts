@@ -4,7 +4,7 @@
  * store (the restored cache dir) only after its size and digests match the record, and the
  * mount point cells mount it on.
  */
-import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArchInfo } from '../../emulation/arch.js';
 import { CellSetupError } from '../../util/errors.js';
@@ -56,7 +56,9 @@ export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, d
       if (error.code !== 'EXDEV') throw error;
       await copyFile(source, copy);
     });
-    const digests = await chunkDigests(copy, size, record.chunkBytes);
+    // A loop device's setup flushes the file's dirty pages first (about 0.3 s for a 345 MB image
+    // just restored): flushed here, beside the digest check, they no longer hold up the mount.
+    const [digests] = await Promise.all([chunkDigests(copy, size, record.chunkBytes), flushToDisk(copy)]);
     const bad = digests.findIndex((hex, i) => hex !== record.chunkSha256[i]);
     if (bad >= 0)
       throw new ErofsEntryError(
@@ -69,6 +71,15 @@ export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, d
     return record;
   } finally {
     await rm(temp, { recursive: true, force: true });
+  }
+}
+
+async function flushToDisk(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
   }
 }
 
