@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '8243a1d94b04fdd1';
+const BUNDLE_ID = '0029f90de03223e7';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -7,16 +7,16 @@
  * pull "never":   only the store is used.
  */
 import { readFileSync } from 'node:fs';
-import { copyFile, link, mkdir, readFile, writeFile, rm } from 'node:fs/promises';
-import { settleCopiedTree, type Owner } from '../util/fs.js';
+import { readFile, writeFile, rm } from 'node:fs/promises';
+import type { Owner } from '../util/fs.js';
 import { now, phaseTimer } from '../util/timing.js';
 import { sha256Hex } from '../util/random.js';
 import { join } from 'node:path';
 import { ACCEPTED_ARCH_NAMES, type ArchInfo } from '../emulation/arch.js';
-import { CellSetupError, UserError, errorMessage, show } from '../util/errors.js';
+import { CellSetupError, UserError, show } from '../util/errors.js';
 import { exec } from '../util/exec.js';
 import { withLock } from '../util/lock.js';
-import { tool, which } from '../util/which.js';
+import { tool } from '../util/which.js';
 import { dockerReferenceByDigest, type ImageReference } from './reference.js';
 import { secretsOf, withRegistryArgs, type RegistryOptions } from './registry-auth.js';
 import {
@@ -29,7 +29,7 @@ import {
 } from './store.js';
 import { unpackDerived } from './derived-unpack.js';
 import { LAYOUT_TAG, blobPath } from './layout.js';
-import { writeErofsEntry } from './erofs/entry.js';
+import { copyEntry, handToCache, type Handoff } from './cache-handoff.js';
 import { fromErofs, type ErofsImage } from './erofs/restore.js';
 
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -136,12 +136,7 @@ export async function prepareImage(
   if (erofs.image) {
     if (known?.digest !== digest) await store.writeRef(record, arch);
     const handed =
-      cache && !erofs.image.fromCache
-        ? await handErofsToCache(store, cache, request, record).then(
-            () => undefined,
-            (error: unknown) => `the image was not handed to the Actions cache: ${errorMessage(error)}`,
-          )
-        : undefined;
+      cache && !erofs.image.fromCache ? await handToCache(store, cache, handoff(request, record, 'erofs')) : undefined;
     const warnings = [...erofs.warnings, ...(handed ? [handed] : [])];
     return preparedFromErofs(erofs.image, digest, resolved, timer.timings, warnings);
   }
@@ -152,10 +147,7 @@ export async function prepareImage(
   const config = await readImageConfig(layoutDir);
   const handed =
     cache && !steps.fromCache
-      ? await handToCache(store, cache, request, record, config).then(
-          () => undefined,
-          (error: unknown) => `the image was not handed to the Actions cache: ${errorMessage(error)}`,
-        )
+      ? await handToCache(store, cache, handoff(request, record, { rootfs: config }))
       : undefined;
   const warnings = [...erofs.warnings, ...(handed ? [handed] : [])];
   return {
@@ -222,49 +214,8 @@ function withImageLock<T>(store: Store, request: PrepareRequest, digest: string,
   });
 }
 
-/**
- * Hand the image to the Actions cache when it lacks it: as one EROFS image where mkfs.erofs is
- * there (a fresh runner mounts it), else its layout; owned by the runner user (the whole cache
- * dir is given to them in one walk, the new entry, its ref and their directories alike).
- */
-async function handToCache(
-  store: Store,
-  cache: Store,
-  request: PrepareRequest,
-  record: RefRecord,
-  config: ImageConfig,
-): Promise<void> {
-  const { arch } = request;
-  const { digest } = record;
-  if ((await cache.readLayout(arch, digest)) || (await cache.readErofs(arch, digest))) return;
-  const layoutDir = store.layoutDir(arch, digest);
-  // A rootless rootfs is owned by the invoking user (umoci --rootless): only its layout says who
-  // owns what, and an image made from it would give a root job's cells the wrong owners.
-  const mkfs = request.rootless ? undefined : which('mkfs.erofs');
-  if (mkfs) await writeErofsEntry(cache, mkfs, store.rootfsDir(arch, digest), arch, digest, config);
-  else await copyEntry(cache, layoutDir, cache.layoutDir(arch, digest));
-  await cache.writeRef(record, arch);
-  await rm(cache.tmpDir, { recursive: true, force: true });
-  if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
-}
-
-/**
- * Hand an image the store holds as an EROFS entry (pulled from a registry, say) to the Actions
- * cache as that entry: linked where the cache dir stays root's, copied where it is given to the
- * runner user (the store's file, which root mounts, keeps its owner).
- */
-async function handErofsToCache(store: Store, cache: Store, request: PrepareRequest, record: RefRecord): Promise<void> {
-  const { arch } = request;
-  const { digest } = record;
-  const entry = await store.readErofs(arch, digest);
-  if (!entry || (await cache.readLayout(arch, digest)) || (await cache.readErofs(arch, digest))) return;
-  const file = cache.erofsFile(arch, digest);
-  await mkdir(join(file, '..'), { recursive: true });
-  if (request.cacheOwner) await copyFile(store.erofsFile(arch, digest), file);
-  else await link(store.erofsFile(arch, digest), file).catch(() => copyFile(store.erofsFile(arch, digest), file));
-  await cache.writeErofsRecord(arch, entry);
-  await cache.writeRef(record, arch);
-  if (request.cacheOwner) await settleCopiedTree(cache.stateDir, request.cacheOwner);
+function handoff(request: PrepareRequest, record: RefRecord, from: Handoff['from']): Handoff {
+  return { arch: request.arch, record, rootless: !!request.rootless, owner: request.cacheOwner, from };
 }
 
 function preparedFromErofs(
@@ -305,17 +256,6 @@ async function erofsImage(
   if (!(await store.readErofs(arch, digest)) && !(await cache?.readErofs(arch, digest))) return { warnings: [] };
   const use = { rootless: !!request.rootless, needRootfs: !!request.needRootfs };
   return withImageLock(store, request, digest, () => fromErofs(store, cache, arch, digest, use));
-}
-
-/** Copy a layout directory into `into`'s store through a temporary name (atomic commit). */
-async function copyEntry(into: Store, source: string, destination: string): Promise<void> {
-  const temp = await into.tempDir('layout');
-  try {
-    await exec('cp', ['-a', '--reflink=auto', '--', `${source}/.`, temp], `cannot copy the image layout ${source}`);
-    await into.commit(temp, destination);
-  } finally {
-    await rm(temp, { recursive: true, force: true });
-  }
 }
 
 /** The manifest digest for `arch`: one raw manifest request, no blobs. */

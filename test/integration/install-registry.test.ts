@@ -172,6 +172,7 @@ describe('the install step with a registry (CLI)', () => {
       registry: { reference: `${registry.host}/envs:${tag}`, pushed: true },
     });
     expect(first.stderr).toContain(`pushed to ${registry.host}/envs:${tag}`);
+    expect(first.stdout + first.stderr).not.toContain(WRITER.password);
     // Beside the runnable image, its EROFS image (an artifact), which a fresh machine mounts.
     expect(r1.registry.notes).toContain(`pushed the EROFS image to ${registry.host}/envs:${tag}-erofs`);
     expect(tags()).toEqual(expect.arrayContaining([tag, `${tag}-erofs`]));
@@ -239,7 +240,7 @@ describe('the install step with a registry (CLI)', () => {
   it('a wrong password, no credentials and a read-only user are warnings: the install runs and the build is green', async () => {
     const script = `${INSTALL}\necho creds-case > /case`;
     const wrong = await run(
-      { script, creds: { username: WRITER.username, password: 'wrong' } },
+      { script, creds: { username: WRITER.username, password: 'wrong-password-5e1f' } },
       ['--', 'tool'],
       'w.json',
     );
@@ -248,7 +249,17 @@ describe('the install step with a registry (CLI)', () => {
     expect(result('w.json').install).toMatchObject({ source: 'ran', registry: { pushed: false } });
     expect(warnings(wrong).join('\n')).toMatch(/could not be pulled from .*envs:install-amd64-/);
     expect(warnings(wrong).join('\n')).toMatch(/was not pushed to .*the build goes on/);
-    expect(wrong.stderr).not.toContain('wrong@'); // never the password
+    // Never the password, in the log or the result file.
+    expect(wrong.stdout + wrong.stderr + readFileSync(join(work, 'w.json'), 'utf8')).not.toContain(
+      'wrong-password-5e1f',
+    );
+    // A registry that does not answer at all: a warning too.
+    const closed = await run({ script: `${script}\necho closed`, host: '127.0.0.1:1' }, ['--', 'tool'], 'c.json');
+    expectOk(closed, 'unreachable registry');
+    expect(installRuns(closed)).toBe(1);
+    expect(warnings(closed).join('\n')).toMatch(
+      /could not be pulled from 127\.0\.0\.1:1\/envs:install-amd64-.*(connect|refused)/,
+    );
     const anonymous = await run({ script: `${script}\necho anonymous`, creds: null }, ['--', 'tool'], 'a.json');
     expectOk(anonymous, 'no credentials');
     expect(installRuns(anonymous)).toBe(1);
