@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '0029f90de03223e7';
+const BUNDLE_ID = '02b037b72ef6113e';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -67,6 +67,8 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
     timer.timings.install = Math.round(install.seconds * 10000) / 10;
     timer.timings.image = Math.round((timer.timings.image! - timer.timings.install) * 10) / 10;
   }
+  // A derived image pulled from the install registry: its pull is the run's pull.
+  if (install?.pullMs !== undefined) timer.timings.pull = (timer.timings.pull ?? 0) + install.pullMs;
   if (request.prepareOnly) {
     return {
       exitCode: 0,

@@ -157,6 +157,7 @@ function installResult(
     baseDigest: context.baseDigest,
     hash: context.hash,
     ...(ran ? { seconds: ran.seconds } : {}),
+    ...(source === 'registry' && tier?.pullMs !== undefined ? { pullMs: Math.round(tier.pullMs * 10) / 10 } : {}),
     ...(tier ? { registry: { reference: tier.reference, pushed: !!ran?.pushed, notes: tier.notes } } : {}),
     ...(tier?.warnings.length ? { warnings: tier.warnings } : {}),
   };

@@ -37,6 +37,8 @@ export interface InstallResult {
   hash: string;
   /** The install cell's run, when it ran. */
   seconds?: number;
+  /** The pull from the registry, when the image came from there (ms). */
+  pullMs?: number;
   /** The registry tier, when one was given: its tag for this key, what happened there, whether this run pushed. */
   registry?: { reference: string; pushed: boolean; notes: string[] };
   /** What the front end should say as a warning (a registry that failed: the build went on). */

@@ -25,6 +25,7 @@ import { registryHost, type RegistryOptions } from '../image/registry-auth.js';
 import { Store } from '../image/store.js';
 import { LAYOUT_TAG } from '../image/layout.js';
 import { UserError, errorMessage, show } from '../util/errors.js';
+import { now } from '../util/timing.js';
 import { which } from '../util/which.js';
 import { sha256Hex } from '../util/random.js';
 import { INSTALL_FORMAT, type InstallIdentity } from './key.js';
@@ -168,6 +169,8 @@ export interface RegistryTier {
   push(digest: string): Promise<boolean>;
   notes: string[];
   warnings: string[];
+  /** How long the pull took, lookups included (ms). */
+  pullMs?: number;
 }
 
 interface TierContext {
@@ -211,6 +214,7 @@ export const EROFS_SUFFIX = '-erofs';
 /** The EROFS image where there is one (mounted, or extracted, as from the Actions cache), else the runnable image. */
 async function pullDerived(context: TierContext): Promise<string | undefined> {
   const { tier } = context;
+  const start = now();
   try {
     const fromErofs = artifactZstd() ? await pullErofs(context) : undefined;
     return fromErofs ?? (await pullImage(context));
@@ -219,6 +223,8 @@ async function pullDerived(context: TierContext): Promise<string | undefined> {
       `the install step's image could not be pulled from ${tier.reference}, so the install runs: ${errorMessage(error)}`,
     );
     return undefined;
+  } finally {
+    tier.pullMs = now() - start;
   }
 }
 

@@ -117,6 +117,17 @@ const tags = () => {
     return [];
   }
 };
+/** The registry's digest of REPO:TAG (its Docker-Content-Digest), read with the writer's credentials. */
+async function manifestDigest(repo: string, tag: string): Promise<string> {
+  const response = await fetch(`http://${registry.host}/v2/${repo}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: {
+      Accept: 'application/vnd.oci.image.manifest.v1+json',
+      Authorization: `Basic ${Buffer.from(`${WRITER.username}:${WRITER.password}`).toString('base64')}`,
+    },
+  });
+  return response.headers.get('docker-content-digest') ?? `no digest (HTTP ${response.status})`;
+}
 const copyTag = (from: string, to: string) =>
   skopeo([
     'copy',
@@ -191,6 +202,13 @@ describe('the install step with a registry (CLI)', () => {
       expect(second.stdout).toBe('tool from the install step, script A, x86_64\n');
       expect(installRuns(second)).toBe(0);
       expect(result('r2.json').install).toMatchObject({ ran: false, source: 'registry', hash: r1.hash });
+      // Named by the artifact's own manifest digest, never by the digest its record claims.
+      const artifactDigest = await manifestDigest('envs', `${tag}-erofs`);
+      expect(result('r2.json').install.digest).toBe(artifactDigest);
+      expect(artifactDigest).not.toBe(r1.digest);
+      // The pull is the run's pull phase.
+      expect(result('r2.json').install.pullMs).toBeGreaterThan(0);
+      expect(result('r2.json').timings.pull).toBeGreaterThanOrEqual(result('r2.json').install.pullMs);
       expect(second.stderr).toContain(`install step pulled from ${registry.host}/envs:${tag} (not run)`);
       expect(result('r2.json').install.registry.notes).toEqual([
         `pulled the EROFS image from ${registry.host}/envs:${tag}-erofs`,

@@ -84,7 +84,8 @@ export async function pushErofsArtifact(options: {
 /**
  * Pull the artifact `digest` of `source` (its labels already checked by the caller) and put
  * its EROFS entry into `into`, checked against its record (size, every chunk's sha256) as an
- * Actions cache entry is. Returns the record (its digest names the image in the store).
+ * Actions cache entry is. Returns the record; its digest, the artifact's, names the image in
+ * the store.
  */
 export async function pullErofsArtifact(options: {
   source: ImageReference;
@@ -99,8 +100,13 @@ export async function pullErofsArtifact(options: {
   if (!zstd) throw new CellSetupError('zstd is not on PATH');
   const layout = join(temp, 'layout');
   await pullToLayout(options.source, options.digest, options.registry, layout, TAG);
-  const { record, layer } = await readArtifact(layout, options.digest);
-  if (record.arch !== arch.name) throw new CellSetupError(`the EROFS artifact is for ${record.arch}, not ${arch.name}`);
+  const read = await readArtifact(layout, options.digest);
+  if (read.record.arch !== arch.name)
+    throw new CellSetupError(`the EROFS artifact is for ${read.record.arch}, not ${arch.name}`);
+  // Named by the artifact's own manifest digest, which skopeo checked, never by the digest its
+  // record claims: a record may not plant an entry under another image's name in the store.
+  const record: ErofsRecord = { ...read.record, digest: options.digest };
+  const { layer } = read;
   // Staged as a store of its own, then taken in as the Actions cache's entries are.
   const staging = new Store(join(temp, 'staging'));
   const file = staging.erofsFile(arch, record.digest);
