@@ -392,6 +392,36 @@ describe('the install step with a registry (CLI)', () => {
     }
   });
 
+  it('prepare --install pulls the derived image and prints its rootfs, a directory (the EROFS image extracted)', async () => {
+    const script = `${INSTALL}\necho prepare`;
+    expectOk(await run({ script }, ['--', 'true']), 'push');
+    const fresh = tempDir('bc-ireg-prepare-');
+    try {
+      const prepared = await runCli(
+        [
+          'prepare',
+          '--state-dir',
+          fresh,
+          '--image',
+          `oci:${busybox}:amd64`,
+          '--install',
+          script,
+          ...registryFlags('envs'),
+          '--verbose',
+        ],
+        { env: WRITER_ENV },
+      );
+      expectOk(prepared, 'prepare');
+      expect(prepared.stderr).toContain('install step pulled from');
+      const [digest, rootfs] = prepared.stdout.trim().split(' ');
+      expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+      expect(readFileSync(join(rootfs!, 'bin', 'tool'), 'utf8')).toContain('script A');
+      expect(prepared.stderr).toMatch(/image: EROFS image .*extracted/);
+    } finally {
+      await removeDir(fresh);
+    }
+  });
+
   it('session start pulls the install step from the registry; the steps run on it', async () => {
     const pushed = await run({ script: `${INSTALL}\necho session` }, ['--', 'true']);
     expectOk(pushed, 'push');
