@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '02b037b72ef6113e';
+const BUNDLE_ID = '9519315ab59aa6a2';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

@@ -10,19 +10,12 @@ import { CellSetupError } from '../util/errors.js';
 import { dockerReferenceByDigest, type ImageReference } from './reference.js';
 import { secretsOf, withRegistryArgs, type RegistryOptions } from './registry-auth.js';
 
-export interface RemoteConfig {
-  architecture?: string;
-  labels: Record<string, string>;
-  /** The whole config blob, parsed (an artifact's config holds more than an image's). */
-  raw: Record<string, unknown>;
-}
-
-/** The config blob of `ref`'s manifest `digest`, an image's or an artifact's: one small blob, no layers. */
-export async function remoteConfig(
+/** The labels in the config blob of `ref`'s manifest `digest`, an image's or an artifact's: one small blob, no layers. */
+export async function remoteLabels(
   ref: ImageReference,
   digest: string,
   registry: RegistryOptions,
-): Promise<RemoteConfig> {
+): Promise<Record<string, string>> {
   const target = dockerReferenceByDigest(ref, digest);
   const raw = await withRegistryArgs(ref, registry, '--', (args) =>
     exec(tool('skopeo'), ['inspect', '--config', '--raw', ...args, target], `cannot read the config of ${target}`, {
@@ -30,7 +23,7 @@ export async function remoteConfig(
       dieWithParent: true,
     }),
   );
-  let config: { architecture?: unknown; config?: { Labels?: unknown } };
+  let config: { config?: { Labels?: unknown } } | null;
   try {
     config = JSON.parse(raw.stdout) as typeof config;
   } catch {
@@ -39,11 +32,7 @@ export async function remoteConfig(
   if (!config || typeof config !== 'object' || Array.isArray(config))
     throw new CellSetupError(`the config of ${target} is not an object: ${raw.stdout.slice(0, 120)}`);
   const labels = config.config?.Labels;
-  return {
-    ...(typeof config.architecture === 'string' ? { architecture: config.architecture } : {}),
-    labels: labels && typeof labels === 'object' ? stringEntries(labels as Record<string, unknown>) : {},
-    raw: config,
-  };
+  return labels && typeof labels === 'object' ? stringEntries(labels as Record<string, unknown>) : {};
 }
 
 /**

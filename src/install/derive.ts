@@ -102,7 +102,7 @@ export async function prepareDerived(options: {
     image,
     install: installResult(image, source, { hash, baseDigest: chosen.digest, tier, ran }),
   });
-  const find = () => findDerived(store, derived, install.cacheDir);
+  const find = () => findDerived(store, derived);
   const found = await find();
   if (found) return report(found, found.fromCache ? 'cache' : 'store');
   return withLock(
@@ -128,12 +128,8 @@ export async function prepareDerived(options: {
 }
 
 /** The derived image, when the store or the cache dir (the Actions cache's) has it. */
-async function findDerived(
-  store: Store,
-  derived: PrepareRequest,
-  cacheDir: string | undefined,
-): Promise<PreparedImage | undefined> {
-  const cache = cacheDir ? new Store(cacheDir) : undefined;
+async function findDerived(store: Store, derived: PrepareRequest): Promise<PreparedImage | undefined> {
+  const cache = derived.cacheDir ? new Store(derived.cacheDir) : undefined;
   const { arch } = derived;
   const record = (await store.readRef(derived.ref.full, arch)) ?? (await cache?.readRef(derived.ref.full, arch));
   if (!record) return undefined;

@@ -7,24 +7,14 @@
  */
 import { copyFile, link, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lazyCrypto } from '../util/builtins.js';
 import { LAYOUT_RECORD, type LayoutRecord } from '../image/store.js';
-import { BASE_TAG, LAYER_TYPE, LAYOUT_TAG, blobPath } from '../image/layout.js';
-
-const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+import { BASE_TAG, LAYER_TYPE, LAYOUT_TAG, MANIFEST_TYPE, blobPath, writeBlob, writeIndex } from '../image/layout.js';
 
 interface Descriptor {
   mediaType: string;
   digest: string;
   size: number;
   annotations?: Record<string, string>;
-}
-
-async function writeBlob(layout: string, content: string): Promise<{ digest: string; size: number }> {
-  const bytes = Buffer.from(content);
-  const digest = `sha256:${lazyCrypto().createHash('sha256').update(bytes).digest('hex')}`;
-  await writeFile(blobPath(layout, digest), bytes, { mode: 0o644 });
-  return { digest, size: bytes.length };
 }
 
 export interface DerivedLayout {
@@ -93,7 +83,6 @@ export async function writeDerivedLayout(options: {
     size: manifestBlob.size,
     annotations: { 'org.opencontainers.image.ref.name': LAYOUT_TAG },
   };
-  await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   // The base stays tagged too: a fresh machine unpacks it with umoci and the install's layer with
   // GNU tar (restore.ts). The image's own entry comes first.
   const base: Descriptor = {
@@ -102,7 +91,7 @@ export async function writeDerivedLayout(options: {
     size: baseDescriptor.size,
     annotations: { 'org.opencontainers.image.ref.name': BASE_TAG },
   };
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [descriptor, base] }));
+  await writeIndex(dir, [descriptor, base]);
   const record: LayoutRecord = {
     ...options.record,
     digest: manifestBlob.digest,

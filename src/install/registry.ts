@@ -17,7 +17,7 @@ import { archKey } from '../emulation/arch.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareImage, readImageConfig, resolveDigest, type PrepareRequest } from '../image/prepare.js';
-import { isNotFound, pushLayout, remoteConfig, type RemoteConfig } from '../image/remote.js';
+import { isNotFound, pushLayout, remoteLabels } from '../image/remote.js';
 import { artifactZstd, pullErofsArtifact, pushErofsArtifact } from '../image/erofs/artifact.js';
 import { writeErofsEntry } from '../image/erofs/entry.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
@@ -197,9 +197,8 @@ export function registryTier(options: {
   const tag = installTag(options.base.arch, options.labels[LABEL.key]!);
   const image = parseReference(`docker://${options.registry.repository}:${tag}`);
   const erofs = parseReference(`docker://${options.registry.repository}:${tag}${EROFS_SUFFIX}`);
-  const reference = image.full.slice('docker://'.length);
   const tier: RegistryTier = {
-    reference,
+    reference: named(image),
     notes: [],
     warnings: [],
     pull: () => pullDerived({ ...options, image, erofs, tier }),
@@ -228,43 +227,40 @@ async function pullDerived(context: TierContext): Promise<string | undefined> {
   }
 }
 
-/** The manifest digest of `ref` and its config's labels, or undefined when the tag is not there. */
-async function lookup(
-  context: TierContext,
-  ref: ImageReference,
-): Promise<{ digest: string; config: RemoteConfig } | undefined> {
+/** The manifest digest of `ref` when its labels name the key; undefined when the tag is not there or names another. */
+async function lookup(context: TierContext, ref: ImageReference): Promise<string | undefined> {
   let digest: string;
   try {
     digest = await resolveDigest(ref, context.base.arch, context.access);
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    context.tier.notes.push(`not in ${ref.full.slice('docker://'.length)}`);
+    context.tier.notes.push(`not in ${named(ref)}`);
     return undefined;
   }
-  const config = await remoteConfig(ref, digest, context.access);
-  const mismatch = labelMismatch(config.labels, context.labels);
-  if (!mismatch) return { digest, config };
-  context.tier.warnings.push(
-    `refused ${ref.full.slice('docker://'.length)} (${digest}): its labels name another install step (${mismatch})`,
-  );
+  const mismatch = labelMismatch(await remoteLabels(ref, digest, context.access), context.labels);
+  if (!mismatch) return digest;
+  context.tier.warnings.push(`refused ${named(ref)} (${digest}): its labels name another install step (${mismatch})`);
   return undefined;
 }
 
+/** REPO:TAG as a user names it (no transport). */
+const named = (ref: ImageReference) => ref.full.slice('docker://'.length);
+
 async function pullErofs(context: TierContext): Promise<string | undefined> {
   const { store, base, tier } = context;
-  const found = await lookup(context, context.erofs);
-  if (!found) return undefined;
+  const digest = await lookup(context, context.erofs);
+  if (!digest) return undefined;
   const temp = await store.tempDir('registry');
   try {
     const record = await pullErofsArtifact({
       source: context.erofs,
-      digest: found.digest,
+      digest,
       registry: context.access,
       arch: base.arch,
       into: store,
       temp,
     });
-    tier.notes.push(`pulled the EROFS image from ${context.erofs.full.slice('docker://'.length)}`);
+    tier.notes.push(`pulled the EROFS image from ${named(context.erofs)}`);
     return record.digest;
   } catch (error) {
     // The runnable image may still serve (it is unpacked instead).
@@ -278,20 +274,20 @@ async function pullErofs(context: TierContext): Promise<string | undefined> {
 /** The runnable image when its labels name the key: pulled into the store (layout and rootfs), as any image. */
 async function pullImage(context: TierContext): Promise<string | undefined> {
   const { store, base, tier } = context;
-  const found = await lookup(context, context.image);
-  if (!found) return undefined;
+  const digest = await lookup(context, context.image);
+  if (!digest) return undefined;
   // Copied by digest (every blob checked by skopeo) and unpacked into the store.
   await prepareImage(store, {
     ref: context.image,
     arch: base.arch,
     pull: 'missing',
     registry: context.access,
-    digest: found.digest,
+    digest,
     rootless: base.rootless,
     needLayout: true,
   });
   tier.notes.push(`pulled from ${tier.reference}`);
-  return found.digest;
+  return digest;
 }
 
 /** The runnable image, then its EROFS image where one can be had; only the first one's failure is a warning's matter. */
@@ -319,7 +315,7 @@ async function pushDerived(context: TierContext, digest: string): Promise<boolea
       registry: context.access,
       temp: join(temp, 'artifact'),
     });
-    tier.notes.push(`pushed the EROFS image to ${context.erofs.full.slice('docker://'.length)}`);
+    tier.notes.push(`pushed the EROFS image to ${named(context.erofs)}`);
   } catch (error) {
     tier.warnings.push(
       `the install step's EROFS image was not pushed (pulls unpack the image instead; the build goes on): ${errorMessage(error)}`,
@@ -332,19 +328,22 @@ async function pushDerived(context: TierContext, digest: string): Promise<boolea
 
 /**
  * A store holding the EROFS entry of `digest`: the cache dir's or the store's, else one made
- * here from the rootfs (never from a rootless one, whose files belong to the user). None, with
- * a note, where there is no mkfs.erofs or zstd.
+ * here from the rootfs with mkfs.erofs (never from a rootless one, whose files belong to the
+ * user). None, with a note saying why, where it cannot be had.
  */
 async function erofsEntry(context: TierContext, digest: string, temp: string): Promise<Store | undefined> {
-  const { store, base } = context;
-  const cache = context.cacheDir ? new Store(context.cacheDir) : undefined;
-  const mkfs = which('mkfs.erofs');
-  if (!artifactZstd() || (!mkfs && !(await store.readErofs(base.arch, digest)))) {
-    context.tier.notes.push('no EROFS image pushed: it needs mkfs.erofs and zstd on PATH');
+  const { store, base, tier } = context;
+  const skip = (why: string) => {
+    tier.notes.push(`no EROFS image pushed: ${why}`);
     return undefined;
-  }
+  };
+  if (!artifactZstd()) return skip('zstd is not on PATH');
+  const cache = context.cacheDir ? new Store(context.cacheDir) : undefined;
   for (const held of [cache, store]) if (held && (await held.readErofs(base.arch, digest))) return held;
-  if (base.rootless || !mkfs || !store.hasRootfs(base.arch, digest)) return undefined;
+  if (base.rootless) return skip("a rootless rootfs has the user's owners");
+  const mkfs = which('mkfs.erofs');
+  if (!mkfs) return skip('mkfs.erofs is not on PATH');
+  if (!store.hasRootfs(base.arch, digest)) return skip('the store has no rootfs to make it from');
   const made = new Store(join(temp, 'made'));
   const config = await readImageConfig(store.layoutDir(base.arch, digest));
   await writeErofsEntry(made, mkfs, store.rootfsDir(base.arch, digest), base.arch, digest, config);

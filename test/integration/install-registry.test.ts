@@ -57,6 +57,7 @@ function run(
     arch?: string;
     script?: string;
     host?: string;
+    repo?: string;
     push?: boolean;
     creds?: typeof WRITER | null;
   },
@@ -76,12 +77,7 @@ function run(
       arch,
       '--install',
       options.script ?? INSTALL,
-      '--install-registry',
-      `${options.host ?? registry.host}/envs`,
-      ...(options.push === false ? [] : ['--install-push']),
-      '--tls-verify',
-      'false',
-      ...(creds ? ['--registry-username', creds.username] : []),
+      ...registryFlags(options.repo ?? 'envs', { push: options.push !== false, host: options.host, creds }),
       ...(resultName ? ['--result-file', join(work, resultName)] : []),
       '--verbose',
       ...command,
@@ -90,16 +86,18 @@ function run(
   );
 }
 
-/** --install-registry HOST/REPO with the writer's name (the password in WRITER_ENV), as a user gives them. */
-const registryFlags = (repo: string, options: { push?: boolean } = {}) => [
-  '--install-registry',
-  `${registry.host}/${repo}`,
-  ...(options.push ? ['--install-push'] : []),
-  '--tls-verify',
-  'false',
-  '--registry-username',
-  WRITER.username,
-];
+/** --install-registry HOST/REPO with a user name (the writer's by default; its password in the environment), as a user gives them. */
+const registryFlags = (repo: string, options: { push?: boolean; host?: string; creds?: typeof WRITER | null } = {}) => {
+  const creds = options.creds === undefined ? WRITER : options.creds;
+  return [
+    '--install-registry',
+    `${options.host ?? registry.host}/${repo}`,
+    ...(options.push ? ['--install-push'] : []),
+    '--tls-verify',
+    'false',
+    ...(creds ? ['--registry-username', creds.username] : []),
+  ];
+};
 const WRITER_ENV = { ...process.env, BUILD_CELL_REGISTRY_PASSWORD: WRITER.password };
 
 /** The registry's tags of envs, and a tag's labels (skopeo, with the writer's credentials). */
@@ -321,24 +319,7 @@ describe('the install step with a registry (CLI)', () => {
     const pullFresh = async (name: string) => {
       const fresh = tempDir('bc-ireg-image-only-');
       try {
-        const pulled = await runCli(
-          [
-            'run',
-            '--state-dir',
-            fresh,
-            '--image',
-            `oci:${busybox}:amd64`,
-            '--install',
-            script,
-            ...registryFlags('image-only'),
-            '--result-file',
-            join(work, name),
-            '--verbose',
-            '--',
-            'tool',
-          ],
-          { env: WRITER_ENV },
-        );
+        const pulled = await run({ state: fresh, script, repo: 'image-only', push: false }, ['--', 'tool'], name);
         expectOk(pulled, name);
         expect(pulled.stdout).toBe('tool from the install step, script A, x86_64\n');
         expect(result(name).install).toMatchObject({ source: 'registry', ran: false });
@@ -616,31 +597,14 @@ describe('the action with install-registry', () => {
         base: { repo: { full_name: 'metalor/build-cell' } },
       },
     };
-    const run = await job(inputs(script), { runId: '711', runnerTemp: rt, eventName: 'pull_request', event });
-    expect(run.outputs['install-source']).toBe('ran');
-    expect(run.stdout).toContain(
+    const forked = await job(inputs(script), { runId: '711', runnerTemp: rt, eventName: 'pull_request', event });
+    expect(forked.outputs['install-source']).toBe('ran');
+    expect(forked.stdout).toContain(
       'no push after an install that runs (install-push auto: this run is for a pull request from a fork)',
     );
-    expect(run.summary).toMatch(/ran in \d+\.\d s, saved to the Actions cache, not pushed/);
+    expect(forked.summary).toMatch(/ran in \d+\.\d s, saved to the Actions cache, not pushed/);
     // The same key from the CLI (same script, shell and env names): the registry does not have it.
-    const check = await runCli(
-      [
-        'run',
-        '--state-dir',
-        state,
-        '--image',
-        `oci:${busybox}:amd64`,
-        '--install',
-        script,
-        ...registryFlags('action-envs'),
-        '--result-file',
-        join(work, 'fork.json'),
-        '--verbose',
-        '--',
-        'true',
-      ],
-      { env: WRITER_ENV },
-    );
+    const check = await run({ script, repo: 'action-envs', push: false }, ['--', 'true'], 'fork.json');
     expectOk(check, 'the CLI with the same key');
     expect(result('fork.json').install).toMatchObject({ source: 'ran', registry: { pushed: false } });
     expect(result('fork.json').install.registry.notes).toEqual([

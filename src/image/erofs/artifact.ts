@@ -1,34 +1,33 @@
 /**
  * An EROFS entry as an OCI artifact in a registry, beside the runnable image: one layer (the
  * image file, compressed with zstd) and a config that holds the entry's record and the labels
- * of the image it is, so that a puller reads both (remoteConfig) before anything large is
+ * of the image it is, so that a puller reads both (remoteLabels) before anything large is
  * downloaded. skopeo moves it as any manifest, every blob's digest checked; docker and podman
  * never see it (another tag). A fresh machine then mounts what it downloaded, as from the
  * Actions cache, instead of unpacking thousands of files.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArchInfo } from '../../emulation/arch.js';
 import { exec } from '../../util/exec.js';
 import { CellSetupError } from '../../util/errors.js';
 import { sha256File } from '../../util/fs.js';
 import { which } from '../../util/which.js';
-import { blobPath } from '../layout.js';
+import { MANIFEST_TYPE, blobPath, writeBlob, writeIndex } from '../layout.js';
 import type { ImageReference } from '../reference.js';
 import type { RegistryOptions } from '../registry-auth.js';
 import { pullToLayout, pushLayout } from '../remote.js';
 import { Store, type ErofsRecord } from '../store.js';
 import { takeErofsEntry } from './entry.js';
 
-export const ARTIFACT_TYPE = 'application/vnd.build-cell.erofs.v1';
+const ARTIFACT_TYPE = 'application/vnd.build-cell.erofs.v1';
 const CONFIG_TYPE = 'application/vnd.build-cell.erofs.config.v1+json';
 const LAYER_TYPE = 'application/vnd.build-cell.erofs.v1+zstd';
-const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 /** The config's field that holds the entry's record. */
-export const RECORD_FIELD = 'dev.build-cell.erofs';
+const RECORD_FIELD = 'dev.build-cell.erofs';
 const TAG = 'erofs';
 
-/** zstd on PATH (both directions need it), or why not. */
+/** zstd on PATH (both directions need it), or undefined. */
 export function artifactZstd(): string | undefined {
   return which('zstd');
 }
@@ -76,8 +75,7 @@ export async function pushErofsArtifact(options: {
     }),
   );
   const tagged = { mediaType: MANIFEST_TYPE, ...manifest, annotations: { 'org.opencontainers.image.ref.name': TAG } };
-  await writeFile(join(temp, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(join(temp, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [tagged] }));
+  await writeIndex(temp, [tagged]);
   await pushLayout(temp, TAG, options.target, options.registry);
 }
 
@@ -142,13 +140,6 @@ async function readArtifact(layout: string, digest: string): Promise<{ record: E
   )
     throw refuse('its config holds no record');
   return { record, layer: layer.digest };
-}
-
-async function writeBlob(layout: string, content: string): Promise<{ digest: string; size: number }> {
-  const bytes = Buffer.from(content);
-  const file = join(layout, 'blob.tmp');
-  await writeFile(file, bytes);
-  return moveToBlob(layout, file);
 }
 
 async function moveToBlob(layout: string, file: string): Promise<{ digest: string; size: number }> {
