@@ -7,7 +7,7 @@
  *   sessions     src/session/
  *   engine entry src/engine-entry.ts (privilege, signals, the request across sudo)
  *   engine       src/engine.ts, src/engine-cell.ts (a cell's lifecycle), src/engine-parts.ts, src/engine-types.ts
- *   phases       src/install/, src/cell/, src/write-back/
+ *   phases       src/install/, src/cell/, src/write-back/, src/store/ (the store's upkeep)
  *   resources    src/image/, src/tools/, src/privilege/, src/emulation/
  *   ground       src/cellspec/, src/github/, src/util/
  */
@@ -17,7 +17,7 @@ const LAYERS = [
   ['sessions', '^src/session/'],
   ['engine entry', '^src/engine-entry\\.ts$'],
   ['engine', '^src/engine(-types|-cell|-parts)?\\.ts$'],
-  ['phases', '^src/(install|cell|write-back)/'],
+  ['phases', '^src/(install|cell|write-back|store)/'],
   ['resources', '^src/(image|tools|privilege|emulation)/'],
   ['ground', '^src/(cellspec|github|util)/'],
 ];

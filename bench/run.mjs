@@ -50,6 +50,7 @@ import * as writeBack from './rows/10-write-back.mjs';
 import * as sessions from './rows/11-sessions.mjs';
 import * as emulation from './rows/12-emulation.mjs';
 import * as hostedRunner from './rows/13-hosted-runner.mjs';
+import * as storeCap from './rows/14-store-cap.mjs';
 
 /** The row groups, in table order; each runs when --only names any of its `rows` (or no --only). */
 const ROW_GROUPS = [
@@ -65,6 +66,7 @@ const ROW_GROUPS = [
   sessions, // 11: sessions
   emulation, // 12: which qemu to pin (per architecture, conformance, apt in arm64 bookworm and trixie)
   hostedRunner, // 13: a fresh hosted runner's main step through the action (warm Actions cache)
+  storeCap, // 14: the store's size cap on a persistent runner (a soak over 10 images)
 ];
 
 // ---------------------------------------------------------------------------------------------

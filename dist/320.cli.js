@@ -518,8 +518,8 @@ var promises_ = __webpack_require__(1455);
 var builtins = __webpack_require__(8060);
 // EXTERNAL MODULE: ./src/emulation/arch.ts
 var arch = __webpack_require__(9506);
-// EXTERNAL MODULE: ./src/engine-entry.ts + 20 modules
-var engine_entry = __webpack_require__(9502);
+// EXTERNAL MODULE: ./src/engine-entry.ts + 19 modules
+var engine_entry = __webpack_require__(9839);
 // EXTERNAL MODULE: ./src/install/key.ts
 var key = __webpack_require__(3368);
 // EXTERNAL MODULE: ./src/privilege/userns.ts

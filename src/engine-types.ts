@@ -11,6 +11,7 @@ import type { Owner } from './cell/finalize.js';
 import type { WriteBackResult } from './write-back/workspace.js';
 import type { InstallRequest, InstallResult } from './install/port.js';
 import type { CellSpecInput } from './cellspec/types.js';
+import type { CapReport } from './store/cap.js';
 
 export type { CellHooks } from './install/port.js';
 export type { CellSpecInput } from './cellspec/types.js';
@@ -57,6 +58,8 @@ export interface CellRequest {
   emulation?: EmulationMode;
   /** The qemu binary the caller resolved for the guest (--qemu, the action's tools), and which build it is; else PATH's. */
   qemu?: QemuSelection;
+  /** Bytes: after the run, the least recently used images are removed until the store fits (see store/cap.ts). */
+  storeMaxSize?: number;
 }
 
 export interface QemuSelection {
@@ -110,4 +113,6 @@ export interface CellRunResult {
   install?: InstallResult;
   /** What write-back applied, when asked for. */
   writeBack?: WriteBackResult;
+  /** The size cap after the run, when one was asked for; `warning` when it could not be applied. */
+  store?: Partial<CapReport> & { maxBytes: number; warning?: string };
 }

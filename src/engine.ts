@@ -14,19 +14,22 @@
 import { checkEmulation } from './emulation/setup.js';
 import { prepareImage, type PreparedImage, type PrepareRequest } from './image/prepare.js';
 import { Store } from './image/store.js';
+import { ImageHolds } from './image/usage.js';
+import { capStore } from './store/cap.js';
+import { dirname } from 'node:path';
 import { checkExportDestinations } from './cell/finalize.js';
 import { checkHostInputs, checkOutsideStateDir } from './cell/host-inputs.js';
 import { checkWriteBack } from './write-back/workspace.js';
-import { canonicalPrefix } from './cell/runtime-root.js';
+import { canonicalPrefix, prepareDirUnder } from './cell/runtime-root.js';
 import { prepareDerived } from './install/derive.js';
 import type { InstallResult } from './install/port.js';
 import { normalizeSpec, validateSpec } from './cellspec/validate.js';
 import type { BuildCellSpec } from './cellspec/types.js';
 import { phaseTimer } from './util/timing.js';
-import { UserError, show } from './util/errors.js';
+import { UserError, errorMessage, show } from './util/errors.js';
 import type { CellRequest, CellRunResult, Phase } from './engine-types.js';
 import { runCellOn } from './engine-cell.js';
-import { emulationOptions, emulationReport } from './engine-parts.js';
+import { emulationOptions, emulationReport, rootlessIds } from './engine-parts.js';
 
 export { CancelledError } from './engine-cell.js';
 export { newCellId } from './engine-parts.js';
@@ -48,6 +51,8 @@ export function validateRequest(request: CellRequest): BuildCellSpec {
   const spec: BuildCellSpec = { ...request.spec, root: pending, scratch: `${request.stateDir}/cells/pending` };
   validateSpec(spec);
   if (request.writeBack) checkWriteBack(spec);
+  if (request.storeMaxSize !== undefined && !(Number.isSafeInteger(request.storeMaxSize) && request.storeMaxSize > 0))
+    throw new UserError('storeMaxSize', `must be a positive number of bytes, got ${show(request.storeMaxSize)}`);
   return normalizeSpec(spec);
 }
 
@@ -59,8 +64,28 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   await checkExportDestinations(request.spec);
   const prefix = await canonicalPrefix(request.stateDir);
   await checkOutsideStateDir(request.spec, prefix);
+  // Every image this run uses is held until it ends (a prune keeps it), and its use marked.
+  const holds = new ImageHolds(request.rootLayer ? dirname(request.rootLayer) : undefined);
+  const store = new Store(prefix, holds);
+  try {
+    const result = await runOnStore(store, request, { importKinds, signal });
+    if (request.storeMaxSize === undefined) return result;
+    return { ...result, store: await applyCap(store, request.storeMaxSize, holds.entries()) };
+  } finally {
+    holds.release();
+  }
+}
+
+/** The image (and install step), then the cell on it, unless only the image was asked for. */
+async function runOnStore(
+  store: Store,
+  request: CellRequest,
+  options: { importKinds: Array<'dir' | 'file'>; signal?: AbortSignal },
+): Promise<CellRunResult> {
+  const { importKinds, signal } = options;
+  const prefix = store.stateDir;
   const timer = phaseTimer<Phase>();
-  const { image, install } = await timer.timed('image', () => imageWithInstall(prefix, request, signal));
+  const { image, install } = await timer.timed('image', () => imageWithInstall(store, request, signal));
   Object.assign(timer.timings, image.timings);
   if (install?.ran && install.seconds !== undefined) {
     // The install cell's own run is a phase of its own, not part of preparing the image.
@@ -70,6 +95,8 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
   // A derived image pulled from the install registry: its pull is the run's pull.
   if (install?.pullMs !== undefined) timer.timings.pull = (timer.timings.pull ?? 0) + install.pullMs;
   if (request.prepareOnly) {
+    // A session started without a command: its root layer is there from the start, and holds its image.
+    if (request.rootLayer) await prepareDirUnder(prefix, request.rootLayer, 'rootLayer');
     return {
       exitCode: 0,
       image,
@@ -88,11 +115,11 @@ export async function runBuildCell(request: CellRequest, signal?: AbortSignal): 
 
 /** The image a request's cell runs on: the image itself, or the derived image of its install step. */
 async function imageWithInstall(
-  prefix: string,
+  store: Store,
   request: CellRequest,
   signal?: AbortSignal,
 ): Promise<{ image: PreparedImage; install?: InstallResult }> {
-  const store = new Store(prefix);
+  const prefix = store.stateDir;
   const base: PrepareRequest = {
     ...request.image,
     rootless: process.getuid?.() !== 0,
@@ -125,4 +152,13 @@ async function imageWithInstall(
         { importKinds: [], signal, timer: phaseTimer<Phase>(), hooks },
       ),
   });
+}
+
+/** The size cap after a run, never the images it used; a failure is a warning, never the build's. */
+async function applyCap(store: Store, maxBytes: number, used: string[]): Promise<NonNullable<CellRunResult['store']>> {
+  try {
+    return await capStore(store, maxBytes, used, rootlessIds());
+  } catch (error) {
+    return { maxBytes, warning: `the store's size cap was not applied: ${errorMessage(error)}` };
+  }
 }

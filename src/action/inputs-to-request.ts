@@ -109,6 +109,7 @@ export function toCellRequest(inputs: ActionInputs, ctx: ActionContext): CellReq
     emulation: inputs.emulation,
     ...(ctx.qemu ? { qemu: ctx.qemu } : {}),
     stateDir: inputs.stateDir,
+    ...(inputs.storeMaxSize !== undefined ? { storeMaxSize: inputs.storeMaxSize } : {}),
     owner: ctx.owner,
     inheritImageEnv: true,
     image: {

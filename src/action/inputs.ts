@@ -88,6 +88,8 @@ export interface ActionInputs {
   emulation: EmulationMode;
   /** Which qemu build (7.2, 10.0, path); undefined: as `tools` says (PATH, then the 7.2 pin). */
   qemu?: QemuVersion;
+  /** store-max-size (bytes): after the run, the least recently used images go until the store fits. */
+  storeMaxSize?: number;
 }
 
 export const INPUT_NAMES = [
@@ -119,6 +121,7 @@ export const INPUT_NAMES = [
   'tools-source',
   'tools',
   'state-dir',
+  'store-max-size',
   'install',
   'install-key',
   'install-registry',
@@ -198,6 +201,7 @@ export function parseInputs(read: InputReader, env: NodeJS.ProcessEnv): ActionIn
     toolsSource: access.toolsSource,
     tools: oneOf(read('tools') || 'auto', TOOLS_MODES, 'tools'),
     stateDir: access.stateDir,
+    ...(access.storeMaxSize !== undefined ? { storeMaxSize: access.storeMaxSize } : {}),
   };
 }
 
@@ -324,7 +328,7 @@ function mountInputs(
 /** The artifact's name, registry access, the tools' source, qemu and the state dir. */
 function accessInputs(
   read: InputReader,
-): Pick<ActionInputs, 'artifactName' | 'registry' | 'toolsSource' | 'qemuCpu' | 'qemu' | 'stateDir'> {
+): Pick<ActionInputs, 'artifactName' | 'registry' | 'toolsSource' | 'qemuCpu' | 'qemu' | 'stateDir' | 'storeMaxSize'> {
   const artifactName = read('artifact-name').trim() || undefined;
   if (artifactName && /["<>|*?\r\n\\/:]/.test(artifactName)) {
     throw new UserError(
@@ -340,6 +344,7 @@ function accessInputs(
   const qemu = parseQemuVersion(read('qemu'), 'qemu');
   const stateDir = read('state-dir').trim() || '/var/lib/build-cell';
   if (!stateDir.startsWith('/')) throw new UserError('state-dir', `must be an absolute path, got ${show(stateDir)}`);
+  const storeMaxSize = optionalSize(blank(read('store-max-size')), 'store-max-size');
   return {
     artifactName,
     registry: { username, password, tlsVerify: bool(read('tls-verify') || 'true', 'tls-verify') },
@@ -347,6 +352,7 @@ function accessInputs(
     ...(qemuCpu ? { qemuCpu } : {}),
     ...(qemu ? { qemu } : {}),
     stateDir,
+    ...(storeMaxSize !== undefined ? { storeMaxSize } : {}),
   };
 }
 

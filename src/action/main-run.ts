@@ -37,6 +37,7 @@ import { getInputs, unknownInputs, type ActionInputs } from './inputs.js';
 import { holdsImage, restoreCache, saveCache } from './actions-cache.js';
 import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
+import { describeCap } from '../store/cap.js';
 import { STATE } from './state.js';
 import { describeInstall, installSource, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
 import { decideInstallPush } from './install-push.js';
@@ -356,6 +357,11 @@ function report(run: MainRun, result: CellRunResult): void {
     core.info(`image: ${result.image.how}`);
   }
   for (const warning of result.image.warnings ?? []) core.warning(warning);
+  if (result.store) {
+    summary.storeCap = describeCap(result.store);
+    if (result.store.warning) core.warning(result.store.warning);
+    else core.info(summary.storeCap);
+  }
   summary.exitCode = result.exitCode;
   summary.emulation = result.emulation;
   if (result.writeBack) reportWriteBack(summary, result.writeBack);

@@ -33,6 +33,8 @@ export interface SummaryData {
   imageCacheHit: boolean;
   /** How a restored image became the cell's root: an EROFS image mounted or extracted, and why. */
   imageRestore?: string;
+  /** What the store's size cap did after the run (store-max-size). */
+  storeCap?: string;
   /** The install step: ran (and its time), or reused from where. */
   install?: string;
   /** Where a fresh tool cache's pinned tools came from: the Actions cache, or the tools source. */
@@ -81,6 +83,7 @@ export function summaryRows(data: SummaryData): string[][] {
     ...(data.qemu ? [['qemu build', data.qemu]] : []),
     ['image cache', data.imageCacheHit ? 'hit' : 'miss'],
     ...(data.imageRestore ? [['image restore', data.imageRestore]] : []),
+    ...(data.storeCap ? [['store cap', data.storeCap]] : []),
     ...(data.tools ? [['tools', data.tools]] : []),
     ['privilege', data.privilege ?? '–'],
     ...(data.install ? [['install step', data.install]] : []),

@@ -20,25 +20,39 @@ export function cellOwnerFile(cleanup: CleanupPolicy): { name: string; content: 
   };
 }
 
+export interface CellOwner {
+  pid: number;
+  start?: string;
+  cleanup: string;
+}
+
+/** The owner record of a cell's scratch dir, if it has one. */
+export function readCellOwner(scratch: string): CellOwner | undefined {
+  try {
+    return JSON.parse(readFileSync(join(scratch, CELL_OWNER), 'utf8')) as CellOwner;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cells' scratch dirs, each with its owner record (undefined: none yet, or never written). */
+export function cellScratches(cellsDir: string): Array<{ dir: string; owner?: CellOwner }> {
+  let names: string[];
+  try {
+    names = readdirSync(cellsDir);
+  } catch {
+    return [];
+  }
+  return names.map((name) => ({ dir: join(cellsDir, name), owner: readCellOwner(join(cellsDir, name)) }));
+}
+
 /**
  * Scratch dirs of runs that were killed (SIGKILL, a crash) before their own cleanup: removed
  * when their policy was `always`, kept otherwise (the owner file names the policy).
  */
 export async function removeAbandonedCells(cellsDir: string, ids: RootlessIds | undefined): Promise<void> {
-  let names: string[];
-  try {
-    names = readdirSync(cellsDir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    let owner: { pid: number; start?: string; cleanup: string } | undefined;
-    try {
-      owner = JSON.parse(readFileSync(join(cellsDir, name, CELL_OWNER), 'utf8')) as typeof owner;
-    } catch {
-      owner = undefined;
-    }
+  for (const { dir, owner } of cellScratches(cellsDir)) {
     if (owner && owner.cleanup === 'always' && !ownerIsAlive(owner))
-      await removeScratch(join(cellsDir, name), ids).catch(() => undefined);
+      await removeScratch(dir, ids).catch(() => undefined);
   }
 }

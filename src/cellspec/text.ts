@@ -45,6 +45,21 @@ export function optionalSize(value: string | undefined, field: string): number |
   return bytes;
 }
 
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `30m`, `12h`, `7d`, `2w`, `1d12h` (s, m, h, d, w): milliseconds. */
+export function optionalDuration(value: string | undefined, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim().toLowerCase();
+  const parts = [...text.matchAll(/(\d+)([smhdw])/g)];
+  if (!text || parts.map((p) => p[0]).join('') !== text)
+    throw new UserError(
+      field,
+      `must be a duration such as 30m, 12h, 7d or 2w (units s, m, h, d, w), got ${show(value)}`,
+    );
+  return parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS[p[2]!]!, 0);
+}
+
 /** `HOST:CELL`: the cell path is the part after the last `:` that starts an absolute path. */
 export function hostToCell(value: string, field: string, cwd: string): { source: string; destination: string } {
   const at = value.lastIndexOf(':/');

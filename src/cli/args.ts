@@ -12,6 +12,7 @@ import { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize } from '
 import type { CliCommand, CliEnvironment } from './command.js';
 import { common, envEntry, installOption, parseRun, privilege, stateDir } from './run-args.js';
 import { parseSession } from './session-args.js';
+import { parseStore } from './store-args.js';
 import { IMAGE_OPTIONS, USAGE, parse } from './usage.js';
 
 export { bool, cellToHost, hostToCell, oneOf, optionalInt, optionalSize };
@@ -50,6 +51,8 @@ export function parseCli(argv: string[], environment: CliEnvironment): CliComman
     }
     case 'session':
       return parseSession(rest, environment);
+    case 'store':
+      return parseStore(rest, environment);
     case 'demo': {
       const values = parse(flags, {
         'state-dir': { type: 'string' },
@@ -64,6 +67,9 @@ export function parseCli(argv: string[], environment: CliEnvironment): CliComman
       };
     }
     default:
-      throw new UserError('command', `unknown command ${show(command)}: accepted are run, prepare, demo, session`);
+      throw new UserError(
+        'command',
+        `unknown command ${show(command)}: accepted are run, prepare, demo, session, store`,
+      );
   }
 }

@@ -63,6 +63,7 @@ export async function cellRequest(
     install: command.install ? cliInstallRequest(command.install, command.spec.env) : undefined,
     ...(command.writeBack ? { writeBack: true } : {}),
     ...(command.writeBackGit ? { writeBackGit: true } : {}),
+    ...(command.storeMaxSize !== undefined ? { storeMaxSize: command.storeMaxSize } : {}),
     ...(await emulationRequest(command, log)),
   };
 }

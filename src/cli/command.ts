@@ -23,6 +23,8 @@ export interface CommonOptions {
   qemu?: QemuVersion;
   /** --tools-source URL: the Debian archive a pinned qemu is downloaded from. */
   toolsSource?: string;
+  /** --store-max-size SIZE (bytes): the size cap applied after the run (see store/cap.ts). */
+  storeMaxSize?: number;
 }
 
 /** --install SCRIPT [--install-key K] [--install-registry REPO [--install-push]]: the cached install step (see src/install/derive.ts). */
@@ -74,6 +76,8 @@ export type CliCommand =
       resultFile?: string;
     }
   | { kind: 'session-end'; name: string; stateDir: string; verbose: boolean; exports: CellSpecInput['exports'] }
+  /** store list|prune|verify: the store's upkeep (see src/store/). */
+  | StoreCommand
   /** The runner's `shell: build-cell {0}` (through the shim the action puts on PATH). */
   | { kind: 'session-step'; sessions: string; name: string; script: string; verbose: boolean };
 
@@ -84,3 +88,18 @@ export interface CliEnvironment {
   /** Read the password for --registry-password-stdin. */
   readStdin?: () => string;
 }
+
+export type StoreCommand = {
+  kind: 'store';
+  action: 'list' | 'prune' | 'verify';
+  stateDir: string;
+  json: boolean;
+  verbose: boolean;
+  /** prune's conditions (see store/prune.ts). */
+  olderThanMs?: number;
+  maxBytes?: number;
+  all?: boolean;
+  dryRun?: boolean;
+  /** The arguments as given, for a run through sudo. */
+  argv: string[];
+};

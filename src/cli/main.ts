@@ -15,6 +15,7 @@ import type { CommonOptions } from './command.js';
 import { parseReference } from '../image/reference.js';
 import type { CellRequest, CellRunResult, CellSpecInput } from '../engine.js';
 import { reportInstall } from './report-install.js';
+import { describeCap } from '../store/cap.js';
 import { cliInstallRequest, userCacheDir } from './run-args.js';
 import { SCRIPT_PATH } from '../cellspec/types.js';
 import { BuildCellError, EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';
@@ -72,6 +73,8 @@ async function dispatch(argv: string[]): Promise<number> {
   )
     // Loaded only for sessions: their runner conventions (github/) are not a plain run's start-up.
     return (await import('./session.js')).runSessionCommand(command, log);
+  // Loaded only for the store's upkeep, never on a cell's start-up.
+  if (command.kind === 'store') return (await import('./store.js')).runStoreCommand(command, log);
   const privilege = privilegeFor(command, uid, log);
   switch (command.kind) {
     case 'prepare':
@@ -113,6 +116,7 @@ async function prepareCommand(
       owner: ownerFor(privilege),
       inheritImageEnv: true,
       prepareOnly: true,
+      ...(command.storeMaxSize !== undefined ? { storeMaxSize: command.storeMaxSize } : {}),
       // Only an install step runs a cell here, and so needs the emulation.
       ...(command.install
         ? { install: cliInstallRequest(command.install, command.env), ...(await emulationRequest(command, log)) }
@@ -127,6 +131,7 @@ async function prepareCommand(
   if (image.how) log(`image: ${image.how}`);
   if (install) reportInstall(install, log);
   else log(`resolved=${image.resolved} copied=${image.copied} unpacked=${image.unpacked}`);
+  reportCap(outcome.result, log);
   return 0;
 }
 
@@ -255,9 +260,19 @@ function report(result: CellRunResult, log: (m: string) => void): void {
   if (result.scratchPreserved) process.stderr.write(`build-cell: scratch preserved at ${result.scratch}\n`);
   for (const warning of result.image.warnings ?? []) process.stderr.write(`build-cell: warning: ${warning}\n`);
   if (result.image.how) log(`image: ${result.image.how}`);
+  reportCap(result, log);
   log(
     `image ${result.image.digest} (${result.arch}${result.emulation ? `, emulated: ${result.emulation}` : ''}); timings ms ${JSON.stringify(result.timings)}`,
   );
+}
+
+/** The size cap's doing: said when it removed something (or could not run), else in the verbose log. */
+function reportCap(result: Pick<CellRunResult, 'store'>, log: (m: string) => void): void {
+  const { store } = result;
+  if (!store) return;
+  if (store.warning) process.stderr.write(`build-cell: warning: ${store.warning}\n`);
+  else if (store.removed?.length) process.stderr.write(`build-cell: ${describeCap(store)}\n`);
+  else log(describeCap(store));
 }
 
 /**

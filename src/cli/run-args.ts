@@ -188,7 +188,14 @@ export function common(v: Record<string, unknown>, environment: CliEnvironment):
     verbose: !!v.verbose,
     ...qemuCpuOption(v['qemu-cpu'] as string | undefined),
     ...emulationOptions(v),
+    ...storeMaxSizeOption(v['store-max-size'] as string | undefined),
   };
+}
+
+/** --store-max-size SIZE: the size cap applied after the run (store/cap.ts). */
+function storeMaxSizeOption(value: string | undefined): { storeMaxSize?: number } {
+  const bytes = optionalSize(value, '--store-max-size');
+  return bytes === undefined ? {} : { storeMaxSize: bytes };
 }
 
 export function stateDir(value: string | undefined, environment: CliEnvironment): string {

@@ -12,7 +12,7 @@ export const USAGE = `Usage:
      [--cleanup always|preserve-on-failure|never] [--tls-verify true|false] [--pull missing|always|never]
      [--state-dir DIR] [--registry-username USER --registry-password-stdin | --authfile FILE]
      [--privilege auto|root|sudo|rootless] [--emulation auto|qemu] [--qemu 7.2|10.0|path] [--qemu-cpu MODEL]
-     [--tools-source URL] [--result-file FILE] [--verbose]
+     [--tools-source URL] [--result-file FILE] [--store-max-size SIZE] [--verbose]
      [--install 'SHELL SCRIPT' [--install-key STRING] [--install-registry REPO [--install-push]]]
      [--write-back [--write-back-git]] [--tmpfs CELLPATH[:size=SIZE]]...
      ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
@@ -25,7 +25,13 @@ export const USAGE = `Usage:
   build-cell session start [--name NAME] --image REF [run's flags] [( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )]
   build-cell session exec [--name NAME] [--state-dir DIR] [--env K=V]... ( --run 'SHELL SCRIPT' | -- EXECUTABLE [ARG...] )
   build-cell session end [--name NAME] [--state-dir DIR] [--export CELL:HOST]...
+  build-cell store list [--state-dir DIR] [--json]
+  build-cell store prune [--older-than DURATION] [--max-size SIZE] [--all] [--dry-run] [--state-dir DIR] [--json]
+  build-cell store verify [--state-dir DIR] [--json]
   build-cell --help | --version
+
+run, prepare and session start take --store-max-size SIZE: after the run, the least recently used images
+are removed until the store fits (never one in use). DURATION: 30m, 12h, 7d, 2w; SIZE: 512M, 20G.
 
 Exit code: the command's own; 128+N when it was killed by signal N; 125 when build-cell itself failed.`;
 
@@ -51,6 +57,7 @@ export const IMAGE_OPTIONS = {
   'tools-source': { type: 'string' },
   env: { type: 'string', multiple: true },
   cache: { type: 'string', multiple: true },
+  'store-max-size': { type: 'string' },
 } as const;
 
 export const RUN_OPTIONS = {

@@ -6,7 +6,7 @@
  *                 reuses the stored layout and rootfs.
  * pull "never":   only the store is used.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import type { Owner } from '../util/fs.js';
 import { now, phaseTimer } from '../util/timing.js';
@@ -125,6 +125,7 @@ export async function prepareImage(
   const { digest, resolved, known, resolveMs } = chosen ?? (await imageDigest(store, request));
   if (resolveMs !== undefined) timer.since('resolve', now() - resolveMs);
   const record = { reference: ref.full, arch: arch.name, digest, resolvedAt: new Date().toISOString() };
+  await holdImage(store, request, digest);
   // Warm fast path: a complete store entry is only ever renamed into place, so no lock is needed to use it.
   const hasLayout = !!(await store.readLayout(arch, digest));
   const ready = hasLayout && store.hasRootfs(arch, digest);
@@ -195,7 +196,7 @@ function fetchAndUnpack(
     }
     if (!store.hasRootfs(arch, digest)) {
       try {
-        await timed('unpack', () => unpackRootfs(store, layoutDir, store.rootfsDir(arch, digest), !!request.rootless));
+        await timed('unpack', () => unpackRootfs(store, { arch, digest }, !!request.rootless));
       } catch (error) {
         // A layout that cannot be unpacked must not be reused by the next run.
         await rm(layoutDir, { recursive: true, force: true });
@@ -207,9 +208,29 @@ function fetchAndUnpack(
   });
 }
 
-/** The lock of one image's store entries (layout, rootfs, EROFS image), whoever prepares it. */
-function withImageLock<T>(store: Store, request: PrepareRequest, digest: string, fn: () => Promise<T>): Promise<T> {
-  return withLock(store.lockDir(`image-${store.entryName(request.arch, digest)}`), fn, {
+/**
+ * Hold the image for this run (and mark its use), then wait out a lock held on it now: a
+ * prepare, or a prune that may be removing it. After that no prune removes it (it sees the
+ * hold), so what the caller then finds stays whole (see ./usage.ts). One existsSync when free.
+ */
+export async function holdImage(store: Store, request: Pick<PrepareRequest, 'arch' | 'ref'>, digest: string) {
+  store.useImage(request.arch, digest);
+  if (existsSync(imageLockDir(store, request.arch, digest)))
+    await withImageLock(store, request, digest, () => Promise.resolve());
+}
+
+export function imageLockDir(store: Store, arch: ArchInfo, digest: string): string {
+  return store.lockDir(`image-${store.entryName(arch, digest)}`);
+}
+
+/** The lock of one image's store entries (layout, rootfs, EROFS image), whoever prepares or prunes it. */
+function withImageLock<T>(
+  store: Store,
+  request: Pick<PrepareRequest, 'arch' | 'ref'>,
+  digest: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  return withLock(imageLockDir(store, request.arch, digest), fn, {
     what: `preparing ${request.ref.original}`,
   });
 }
@@ -356,7 +377,11 @@ async function copyLayout(store: Store, request: PrepareRequest, digest: string)
   }
 }
 
-type ImageConfigBlob = { architecture?: string; os?: string; config?: { Env?: string[]; WorkingDir?: string } };
+type ImageConfigBlob = {
+  architecture?: string;
+  os?: string;
+  config?: { Env?: string[]; WorkingDir?: string; Labels?: Record<string, string> };
+};
 
 /** The image config of a manifest; anything that is not an image manifest with a config and layers is refused. */
 async function readManifestConfig(layout: string, manifestDigest: string, what = layout): Promise<ImageConfigBlob> {
@@ -380,7 +405,12 @@ export async function readImageConfig(layout: string): Promise<ImageConfig> {
     manifests: Array<{ digest: string }>;
   };
   const config = await readManifestConfig(layout, index.manifests[0]!.digest);
-  return { env: config.config?.Env ?? [], workingDir: config.config?.WorkingDir || undefined };
+  const labels = Object.entries(config.config?.Labels ?? {}).filter(([name]) => name.startsWith('dev.build-cell.'));
+  return {
+    env: config.config?.Env ?? [],
+    workingDir: config.config?.WorkingDir || undefined,
+    ...(labels.length ? { labels: Object.fromEntries(labels) } : {}),
+  };
 }
 
 /** A single-platform image must actually be for the requested architecture. */
@@ -394,8 +424,9 @@ async function checkPlatform(layout: string, manifestDigest: string, request: Pr
   }
 }
 
-async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, rootless: boolean): Promise<void> {
+async function unpackRootfs(store: Store, image: { arch: ArchInfo; digest: string }, rootless: boolean): Promise<void> {
   const umoci = tool('umoci');
+  const layoutDir = store.layoutDir(image.arch, image.digest);
   const temp = await store.tempDir('rootfs');
   try {
     const target = join(temp, 'rootfs');
@@ -409,7 +440,7 @@ async function unpackRootfs(store: Store, layoutDir: string, rootfs: string, roo
       );
     }
     await writeRootSentinel(target, store.stateDir);
-    await store.commit(target, rootfs);
+    await store.commitRootfs(target, image.arch, image.digest);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }

@@ -9,13 +9,17 @@
  *   STATE/images/erofs/<arch>-<digest hex>.erofs       or its rootfs as one EROFS image (./erofs/),
  *   STATE/images/erofs/<arch>-<digest hex>.json          with what the engine needs of the image
  *   STATE/images/mounts/<arch>-<digest hex>/           where cells mount it (the sentinel alone)
+ *   STATE/images/used/<arch>-<digest hex>              its mtime: the image's last use (./usage.ts)
+ *   STATE/images/holds/<arch>-<digest hex>/<holder>    who uses it now (./usage.ts)
+ *   STATE/images/sizes/<part>-<arch>-<digest hex>.json  a part's disk usage (a rootfs's: when made)
  *   STATE/cells/<id>/                                  one cell's scratch
  *   STATE/locks/, STATE/tmp/
  */
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { ownerIsAlive } from '../util/lock.js';
 import { randomHex, sha256Hex } from '../util/random.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { diskUsage, usageToJson } from '../util/disk-usage.js';
 import { join } from 'node:path';
 import { archKey, type ArchInfo } from '../emulation/arch.js';
 
@@ -40,6 +44,8 @@ export interface LayoutRecord extends RefRecord {
 export interface ImageConfig {
   env: string[];
   workingDir?: string;
+  /** Its build-cell labels (a derived image's install key and base: install/registry.ts). */
+  labels?: Record<string, string>;
 }
 
 /** What an EROFS entry carries besides the image: checked before the kernel ever sees the file. */
@@ -55,8 +61,42 @@ export interface ErofsRecord {
   chunkSha256: string[];
 }
 
+/** The parts an image may have in the store. */
+export type EntryPart = 'layout' | 'rootfs' | 'erofs' | 'mount';
+export const ENTRY_PARTS: readonly EntryPart[] = ['layout', 'rootfs', 'erofs', 'mount'];
+
+/**
+ * A part's disk usage (util/disk-usage.ts), for the inode of its top directory. `made`: a
+ * rootfs's entry count when it was made (what `store verify` checks it against); `stale`: a
+ * hard link to it was made since (a derived image), so which inodes are shared has changed.
+ */
+export interface SizeRecord extends ReturnType<typeof usageToJson> {
+  ino: number;
+  made?: number;
+  stale?: boolean;
+}
+
+/** An entry's name back into its arch key and digest: `arm-v7-<hex>` is arm-v7's. */
+export function parseEntryName(name: string): { archKey: string; digest: string } | undefined {
+  const match = /^([a-z0-9]+(?:-v\d+)?)-([a-f0-9]{64})$/.exec(name);
+  return match ? { archKey: match[1]!, digest: `sha256:${match[2]}` } : undefined;
+}
+
+/** Records each use of an image (./usage.ts): the engine's store has one, a staging store none. */
+export interface UseRecorder {
+  use(store: Store, entry: string): void;
+}
+
 export class Store {
-  constructor(readonly stateDir: string) {}
+  constructor(
+    readonly stateDir: string,
+    readonly uses?: UseRecorder,
+  ) {}
+
+  /** Hold the image for this run and mark its use, before looking at its entry (see ./usage.ts). */
+  useImage(arch: ArchInfo, digest: string): void {
+    this.uses?.use(this, this.entryName(arch, digest));
+  }
 
   get imagesDir() {
     return join(this.stateDir, 'images');
@@ -118,6 +158,32 @@ export class Store {
     return join(this.imagesDir, 'mounts', this.entryName(arch, digest));
   }
 
+  /** The file whose mtime is the image's last use. */
+  usedFile(entry: string): string {
+    return join(this.imagesDir, 'used', entry);
+  }
+
+  /** One file per holder of the image (a running engine process, a session). */
+  holdsDir(entry: string): string {
+    return join(this.imagesDir, 'holds', entry);
+  }
+
+  /** The recorded disk usage of one part of an image (its entry count is a rootfs's completeness check). */
+  sizeFile(part: EntryPart, entry: string): string {
+    return join(this.imagesDir, 'sizes', `${part}-${entry}.json`);
+  }
+
+  /** The paths of an image's parts in the store (the EROFS entry is its image file and record). */
+  partPaths(entry: string): Record<EntryPart, string[]> {
+    const images = this.imagesDir;
+    return {
+      layout: [join(images, 'layouts', entry)],
+      rootfs: [join(images, 'rootfs', entry)],
+      erofs: [join(images, 'erofs', `${entry}.erofs`), join(images, 'erofs', `${entry}.json`)],
+      mount: [join(images, 'mounts', entry)],
+    };
+  }
+
   /** The record of an EROFS entry whose image file is there (the record is written last). */
   async readErofs(arch: ArchInfo, digest: string): Promise<ErofsRecord | undefined> {
     const record = await readJson<ErofsRecord>(this.erofsRecordFile(arch, digest));
@@ -166,15 +232,45 @@ export class Store {
     return dir;
   }
 
-  /** Move a finished temporary entry into place; if another process won the race, keep theirs. */
-  async commit(tempPath: string, finalPath: string): Promise<void> {
+  /** Move a finished temporary entry into place; if another process won the race, keep theirs (false). */
+  async commit(tempPath: string, finalPath: string): Promise<boolean> {
     await mkdir(join(finalPath, '..'), { recursive: true });
     try {
       await rename(tempPath, finalPath);
+      return true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
       await rm(tempPath, { recursive: true, force: true });
+      return false;
+    }
+  }
+
+  /**
+   * Move a finished rootfs into place with its size record: the entry count that
+   * `build-cell store verify` checks a rootfs against (a half-removed one has lost entries).
+   */
+  async commitRootfs(tempPath: string, arch: ArchInfo, digest: string): Promise<void> {
+    const usage = diskUsage(tempPath);
+    const { ino } = statSync(tempPath);
+    if (await this.commit(tempPath, this.rootfsDir(arch, digest)))
+      await this.writeSize('rootfs', this.entryName(arch, digest), { ino, made: usage.entries, ...usageToJson(usage) });
+  }
+
+  async readSize(part: EntryPart, entry: string): Promise<SizeRecord | undefined> {
+    return readJson<SizeRecord>(this.sizeFile(part, entry));
+  }
+
+  async writeSize(part: EntryPart, entry: string, record: SizeRecord): Promise<void> {
+    await writeAtomic(this.sizeFile(part, entry), JSON.stringify(record));
+  }
+
+  /** An image's files gained hard links (a derived image was made from it): its usage is counted again. */
+  async staleSizes(arch: ArchInfo, digest: string): Promise<void> {
+    const entry = this.entryName(arch, digest);
+    for (const part of ['layout', 'rootfs'] as const) {
+      const record = await this.readSize(part, entry);
+      if (record && !record.stale) await this.writeSize(part, entry, { ...record, stale: true });
     }
   }
 }

@@ -18,7 +18,7 @@ import { scriptCommand, type CellSpecInput } from '../cellspec/types.js';
 import { CellSetupError } from '../util/errors.js';
 import { withLock } from '../util/lock.js';
 import { now } from '../util/timing.js';
-import { imageDigest, prepareImage, type PreparedImage, type PrepareRequest } from '../image/prepare.js';
+import { holdImage, imageDigest, prepareImage, type PreparedImage, type PrepareRequest } from '../image/prepare.js';
 import { Store } from '../image/store.js';
 import type { ArchInfo } from '../emulation/arch.js';
 import type { InstallCellRunner, InstallRequest, InstallResult } from './port.js';
@@ -133,6 +133,8 @@ async function findDerived(store: Store, derived: PrepareRequest): Promise<Prepa
   const { arch } = derived;
   const record = (await store.readRef(derived.ref.full, arch)) ?? (await cache?.readRef(derived.ref.full, arch));
   if (!record) return undefined;
+  // Held, then looked at (see image/usage.ts): a prune either keeps it or is done when we look.
+  await holdImage(store, derived, record.digest);
   const has = async (where: Store | undefined) =>
     !!where && (!!(await where.readLayout(arch, record.digest)) || !!(await where.readErofs(arch, record.digest)));
   if (!(await has(store)) && !(await has(cache))) return undefined;
@@ -208,9 +210,12 @@ async function runInstall(
           target: rootfs,
           prefix: store.stateDir,
         });
-        // The layout first: a rootfs is only used with its layout (see prepareImage's warm path).
+        // Held before it is there (no prune takes it before this run uses it); the layout first:
+        // a rootfs is only used with its layout (see prepareImage's warm path).
+        store.useImage(arch, written.digest);
         await store.commit(layoutDir, store.layoutDir(arch, written.digest));
-        await store.commit(rootfs, store.rootfsDir(arch, written.digest));
+        await store.commitRootfs(rootfs, arch, written.digest);
+        await store.staleSizes(arch, base.digest);
         digest = written.digest;
       } finally {
         await rm(temp, { recursive: true, force: true });

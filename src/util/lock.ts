@@ -63,13 +63,25 @@ export async function acquireLock(
       continue;
     }
     if (Date.now() > deadline) {
-      throw new CellSetupError(
+      throw new LockBusyError(
         `timed out waiting for the lock ${lockDir}${options.what ? ` (${options.what})` : ''}; if no other build-cell is running, remove it`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
+
+/** The lock if it is free (or stale) now; undefined when a live owner holds it. */
+export async function tryLock(lockDir: string): Promise<(() => Promise<void>) | undefined> {
+  try {
+    return await acquireLock(lockDir, { timeoutMs: 0 });
+  } catch (error) {
+    if (error instanceof LockBusyError) return undefined;
+    throw error;
+  }
+}
+
+class LockBusyError extends CellSetupError {}
 
 /**
  * Remove a stale lock. Two waiters may both see the same dead owner: the takeover itself is

@@ -164,6 +164,32 @@ describe('the action', () => {
     expect(run.summary).toContain('emulated');
   });
 
+  it('with store-max-size, removes the least recently used images after the run, never the one it used', async () => {
+    const state = fresh('bc-action-state-');
+    const first = await action({
+      image: `oci:${layout}:amd64`,
+      run: 'true',
+      'image-cache': 'false',
+      'state-dir': state,
+    });
+    expect(first.mainCode, first.stdout + first.stderr).toBe(0);
+    const capped = await action({
+      image: `oci:${layout}:arm64`,
+      arch: 'arm64',
+      run: 'true',
+      'image-cache': 'false',
+      'state-dir': state,
+      'store-max-size': '1M',
+    });
+    expect(capped.mainCode, capped.stdout + capped.stderr).toBe(0);
+    expect(capped.stdout).toMatch(/store cap 1 MB: images \d+ MB -> \d+ MB, removed oci:.*:amd64 \(amd64/);
+    expect(capped.summary).toContain('store cap');
+    expect(readdirSync(join(state, 'images', 'rootfs'))).toEqual([expect.stringMatching(/^arm64-/)]);
+    const bad = await action({ image: `oci:${layout}:amd64`, run: 'true', 'store-max-size': 'half' });
+    expect(bad.mainCode).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toMatch(/store-max-size: must be a size of at least 1M/);
+  });
+
   it('emulates the qemu-cpu model asked for, says so in the summary, and rejects one qemu does not know before anything runs', async () => {
     const ok = await action({
       image: `oci:${layout}:arm64`,

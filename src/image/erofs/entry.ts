@@ -40,13 +40,11 @@ export async function writeErofsEntry(
  * the sha256 of every chunk): a cut or altered entry never reaches the kernel.
  */
 export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, digest: string): Promise<ErofsRecord> {
-  const record = await from.readErofs(arch, digest);
+  // Held before it is there: no prune removes it before the run that takes it uses it.
+  into.useImage(arch, digest);
   const source = from.erofsFile(arch, digest);
-  if (!record || record.arch !== arch.name || !validConfig(record.config) || !validDigests(record))
-    throw new ErofsEntryError(`the EROFS entry ${source} has no usable record for ${arch.name} ${digest}`);
-  const size = (await stat(source)).size;
-  if (size !== record.bytes)
-    throw new ErofsEntryError(`the EROFS image ${source} has ${size} bytes, its record says ${record.bytes}`);
+  const record = checkRecord(await from.readErofs(arch, digest), source, arch, digest);
+  const size = await checkSize(source, record);
   const temp = await into.tempDir('erofs');
   try {
     // Checked where it will be used: what is checked is what the kernel reads. Moved where the
@@ -58,12 +56,7 @@ export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, d
     });
     // A loop device's setup flushes the file's dirty pages first (about 0.3 s for a 345 MB image
     // just restored): flushed here, beside the digest check, they no longer hold up the mount.
-    const [digests] = await Promise.all([chunkDigests(copy, size, record.chunkBytes), flushToDisk(copy)]);
-    const bad = digests.findIndex((hex, i) => hex !== record.chunkSha256[i]);
-    if (bad >= 0)
-      throw new ErofsEntryError(
-        `the EROFS image ${source} has sha256 ${digests[bad]} in chunk ${bad} (bytes from ${bad * record.chunkBytes}), its record says ${record.chunkSha256[bad]}`,
-      );
+    await Promise.all([checkChunks(copy, size, record, source), flushToDisk(copy)]);
     const file = into.erofsFile(arch, digest);
     await mkdir(join(file, '..'), { recursive: true });
     await rename(copy, file);
@@ -72,6 +65,42 @@ export async function takeErofsEntry(from: Store, into: Store, arch: ArchInfo, d
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/** What is wrong with an EROFS entry of the store (`store verify`): undefined when it is whole. */
+export async function erofsEntryProblem(store: Store, arch: ArchInfo, digest: string): Promise<string | undefined> {
+  const file = store.erofsFile(arch, digest);
+  try {
+    const record = checkRecord(await store.readErofs(arch, digest), file, arch, digest);
+    await checkChunks(file, await checkSize(file, record), record, file);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ErofsEntryError) return error.message;
+    throw error;
+  }
+}
+
+function checkRecord(record: ErofsRecord | undefined, source: string, arch: ArchInfo, digest: string): ErofsRecord {
+  if (!record || record.arch !== arch.name || !validConfig(record.config) || !validDigests(record))
+    throw new ErofsEntryError(`the EROFS entry ${source} has no usable record for ${arch.name} ${digest}`);
+  return record;
+}
+
+async function checkSize(source: string, record: ErofsRecord): Promise<number> {
+  const size = (await stat(source)).size;
+  if (size !== record.bytes)
+    throw new ErofsEntryError(`the EROFS image ${source} has ${size} bytes, its record says ${record.bytes}`);
+  return size;
+}
+
+/** Every chunk's sha256 as the record says (`file` is where the bytes are, `source` what the message names). */
+async function checkChunks(file: string, size: number, record: ErofsRecord, source: string): Promise<void> {
+  const digests = await chunkDigests(file, size, record.chunkBytes);
+  const bad = digests.findIndex((hex, i) => hex !== record.chunkSha256[i]);
+  if (bad >= 0)
+    throw new ErofsEntryError(
+      `the EROFS image ${source} has sha256 ${digests[bad]} in chunk ${bad} (bytes from ${bad * record.chunkBytes}), its record says ${record.chunkSha256[bad]}`,
+    );
 }
 
 async function flushToDisk(path: string): Promise<void> {

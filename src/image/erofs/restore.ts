@@ -78,18 +78,23 @@ export async function fromErofs(
     const how = `EROFS image ${path.why}`;
     return { image: { rootfs: mountPoint, mount: { file, options: path.mount }, config, how, fromCache }, warnings };
   }
-  await extractInto(store, file, rootfs, use.rootless);
+  await extractInto(store, file, { arch, digest }, use.rootless);
   return { image: { rootfs, config, how: `EROFS image ${path.why}`, fromCache }, warnings };
 }
 
 /** Extract the image into the store's rootfs dir (through a temporary name), with its sentinel. */
-async function extractInto(store: Store, file: string, rootfs: string, rootless: boolean): Promise<void> {
+async function extractInto(
+  store: Store,
+  file: string,
+  image: { arch: ArchInfo; digest: string },
+  rootless: boolean,
+): Promise<void> {
   const temp = await store.tempDir('rootfs');
   try {
     const target = join(temp, 'rootfs');
     await extractErofs(file, target, { owners: !rootless, userXattrsOnly: rootless });
     await writeRootSentinel(target, store.stateDir);
-    await store.commit(target, rootfs);
+    await store.commitRootfs(target, image.arch, image.digest);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }

@@ -1,0 +1,231 @@
+/**
+ * What the store holds (`build-cell store list`, and what prune, verify and the cap choose
+ * from): one row per image, with the references and install keys that name it, its base when
+ * it is derived, its parts, its disk usage (hard links once), its last use and its holders.
+ */
+import { readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ENTRY_PARTS,
+  parseEntryName,
+  type EntryPart,
+  type ErofsRecord,
+  type RefRecord,
+  type Store,
+} from '../image/store.js';
+import { ARCHES, archKey, resolveArch, type ArchInfo } from '../emulation/arch.js';
+import { lastUsed, liveHolders, type Holder } from '../image/usage.js';
+import { addUsage, diskUsage, emptyUsage, usageFromJson, usageToJson, type DiskUsage } from '../util/disk-usage.js';
+import { blobPath } from '../image/layout.js';
+
+const INSTALL_PREFIX = 'build-cell-install:';
+const BASE_LABEL = 'dev.build-cell.install.base-digest';
+
+export interface StoreImage {
+  /** The entry's name in the store: ARCH-HEX. */
+  entry: string;
+  arch: string;
+  digest: string;
+  parts: EntryPart[];
+  /** The references whose last resolution named it. */
+  references: string[];
+  /** The install steps (their key hashes) whose derived image it is. */
+  installKeys: string[];
+  /** A derived image's base (its manifest digest). */
+  base?: string;
+  /** Its disk usage, each inode once; `unique`: what removing it frees (no other image shares it). */
+  bytes: number;
+  unique: number;
+  /** When it was last used (ms since the epoch; never marked: when it was made). */
+  lastUsed: number;
+  holders: Holder[];
+  /** Its inodes, for the totals (not printed). */
+  usage: DiskUsage;
+}
+
+export interface StoreInventory {
+  stateDir: string;
+  images: StoreImage[];
+  /** All images together, each inode once. */
+  bytes: number;
+  /** The filesystem the store is on. */
+  filesystem: { size: number; free: number };
+}
+
+/** The store's images, least recently used first. `sizes: false` skips the disk usage (all zero). */
+export async function readInventory(store: Store, options: { sizes?: boolean } = {}): Promise<StoreInventory> {
+  const refs = readRefs(store);
+  const images: StoreImage[] = [];
+  for (const entry of entryNames(store)) {
+    const parsed = parseEntryName(entry)!;
+    const paths = store.partPaths(entry);
+    const parts = ENTRY_PARTS.filter((part) => paths[part].some(exists));
+    const named = refs.filter((r) => r.entry === entry);
+    images.push({
+      entry,
+      arch: entryArch(entry)?.name ?? parsed.archKey,
+      digest: parsed.digest,
+      parts,
+      references: named.filter((r) => !r.reference.startsWith(INSTALL_PREFIX)).map((r) => r.reference),
+      installKeys: named.filter((r) => r.reference.startsWith(INSTALL_PREFIX)).map((r) => r.reference.slice(19)),
+      ...baseOf(store, entry),
+      bytes: 0,
+      unique: 0,
+      lastUsed: lastUsed(store, entry, madeAt(paths, parts)),
+      holders: liveHolders(store, entry),
+      usage: options.sizes === false ? emptyUsage() : await imageUsage(store, entry, parts),
+    });
+  }
+  images.sort((a, b) => a.lastUsed - b.lastUsed);
+  const bytes = countBytes(images);
+  const fs = statfsSync(store.stateDir);
+  return {
+    stateDir: store.stateDir,
+    images,
+    bytes,
+    filesystem: { size: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize },
+  };
+}
+
+/** Every image with a part in the store (an entry's marks or holds alone are not an image). */
+function entryNames(store: Store): string[] {
+  const names = new Set<string>();
+  for (const dir of ['layouts', 'rootfs', 'erofs', 'mounts']) {
+    for (const name of listDir(join(store.imagesDir, dir))) {
+      const entry = name.replace(/\.(erofs|json)$/, '');
+      if (parseEntryName(entry)) names.add(entry);
+    }
+  }
+  return [...names];
+}
+
+/** The ref records, each with the entry its digest names. */
+export function readRefs(store: Store): Array<RefRecord & { entry: string; file: string }> {
+  const dir = join(store.imagesDir, 'refs');
+  const refs: Array<RefRecord & { entry: string; file: string }> = [];
+  for (const name of listDir(dir)) {
+    if (!name.endsWith('.json')) continue;
+    const file = join(dir, name);
+    const record = readJson<RefRecord>(file);
+    const arch = record && tryArch(record.arch);
+    if (!record || !arch || typeof record.digest !== 'string') continue;
+    refs.push({ ...record, entry: store.entryName(arch, record.digest), file });
+  }
+  return refs;
+}
+
+/** Set the sizes from the usages: `bytes` each image's own, `unique` the inodes no other image has. */
+function countBytes(images: StoreImage[]): number {
+  const owners = new Map<string, number>();
+  for (const image of images)
+    for (const inode of image.usage.shared.keys()) owners.set(inode, (owners.get(inode) ?? 0) + 1);
+  const all = emptyUsage();
+  for (const image of images) {
+    const { usage } = image;
+    image.bytes = usage.bytes;
+    image.unique = usage.bytes;
+    for (const [inode, size] of usage.shared) {
+      image.bytes += size;
+      if (owners.get(inode) === 1) image.unique += size;
+    }
+    addUsage(all, usage);
+  }
+  let total = all.bytes;
+  for (const size of all.shared.values()) total += size;
+  return total;
+}
+
+/** An image's usage: its parts', a layout's and a rootfs's from their size records while those hold. */
+async function imageUsage(store: Store, entry: string, parts: EntryPart[]): Promise<DiskUsage> {
+  const paths = store.partPaths(entry);
+  const usage = emptyUsage();
+  for (const part of parts) {
+    if (part === 'layout' || part === 'rootfs')
+      addUsage(usage, await recordedUsage(store, part, entry, paths[part][0]!));
+    else for (const path of paths[part]) diskUsage(path, usage);
+  }
+  return usage;
+}
+
+/** A directory's usage from its size record when the record is for it (same inode) and not stale; else walked, and recorded. */
+export async function recordedUsage(store: Store, part: EntryPart, entry: string, dir: string): Promise<DiskUsage> {
+  const record = await store.readSize(part, entry);
+  const ino = statSync(dir).ino;
+  const usage = record?.ino === ino && !record.stale ? usageFromJson(record) : undefined;
+  if (usage) return usage;
+  const walked = diskUsage(dir);
+  const made = record?.ino === ino ? record.made : undefined;
+  // Best effort: a store this user may not write (root's, read by `list`) is walked each time.
+  await store
+    .writeSize(part, entry, { ino, ...(made !== undefined ? { made } : {}), ...usageToJson(walked) })
+    .catch(() => undefined);
+  return walked;
+}
+
+/** A derived image's base, from its layout's config labels or its EROFS record's. */
+function baseOf(store: Store, entry: string): { base?: string } {
+  const layout = store.partPaths(entry).layout[0]!;
+  try {
+    const index = readJson<{ manifests: Array<{ digest: string }> }>(join(layout, 'index.json'));
+    const manifest = readJson<{ config: { digest: string } }>(blobPath(layout, index!.manifests[0]!.digest));
+    const config = readJson<{ config?: { Labels?: Record<string, string> } }>(
+      blobPath(layout, manifest!.config.digest),
+    );
+    const base = config?.config?.Labels?.[BASE_LABEL];
+    if (base) return { base };
+  } catch {
+    // No layout: an EROFS entry's record may say.
+  }
+  const record = readJson<ErofsRecord>(store.partPaths(entry).erofs[1]!);
+  const base = record?.config.labels?.[BASE_LABEL];
+  return base ? { base } : {};
+}
+
+/** When the image was made: its oldest part's mtime (a committed part is renamed into place whole). */
+function madeAt(paths: Record<EntryPart, string[]>, parts: EntryPart[]): number {
+  const times = parts.flatMap((part) => paths[part].map((p) => mtime(p)).filter((t) => t > 0));
+  return times.length ? Math.min(...times) : 0;
+}
+
+/** The arch of an entry (its name starts with the arch key). */
+export function entryArch(entry: string): ArchInfo | undefined {
+  const key = parseEntryName(entry)?.archKey;
+  return ARCHES.find((a) => archKey(a) === key);
+}
+
+function tryArch(name: string) {
+  try {
+    return resolveArch(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A directory's names; none when it is missing. */
+export function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function exists(path: string): boolean {
+  return mtime(path) > 0;
+}
+
+function mtime(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
