@@ -32,15 +32,13 @@ export function optionalInt(value: string | undefined, field: string, what: stri
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
 /** `512M`, `2G`, `1048576` (bytes); K/M/G/T are binary units, case-insensitive, optional trailing B/iB. */
-export function optionalSize(value: string | undefined, field: string): number | undefined {
+export function optionalSize(value: string | undefined, field: string, minimum = 1024 * 1024): number | undefined {
   if (value === undefined) return undefined;
   const match = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(value.trim());
   const bytes = match ? Number(match[1]) * UNITS[match[2]!.toLowerCase()]! : NaN;
-  if (!match || !Number.isSafeInteger(bytes) || bytes < 1024 * 1024) {
-    throw new UserError(
-      field,
-      `must be a size of at least 1M such as 512M or 2G (units K, M, G, T), got ${show(value)}`,
-    );
+  if (!match || !Number.isSafeInteger(bytes) || bytes < minimum) {
+    const least = minimum === 1024 * 1024 ? 'of at least 1M ' : '';
+    throw new UserError(field, `must be a size ${least}such as 512M or 2G (units K, M, G, T), got ${show(value)}`);
   }
   return bytes;
 }

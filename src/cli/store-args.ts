@@ -26,7 +26,8 @@ export function parseStore([action, ...flags]: string[], environment: CliEnviron
   const v = parse(flags, action === 'prune' ? PRUNE : COMMON);
   if (v.help) return { kind: 'help', text: USAGE };
   const olderThanMs = optionalDuration(v['older-than'] as string | undefined, '--older-than');
-  const maxBytes = optionalSize(v['max-size'] as string | undefined, '--max-size');
+  // 0 is allowed: every image not in use, as --all.
+  const maxBytes = optionalSize(v['max-size'] as string | undefined, '--max-size', 0);
   if (v.all && (olderThanMs !== undefined || maxBytes !== undefined))
     throw new UserError('--all', 'removes every image not in use: it takes neither --older-than nor --max-size');
   return {

@@ -4,7 +4,7 @@
  * it is derived, its parts, its disk usage (hard links once), its last use and its holders.
  */
 import { readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   ENTRY_PARTS,
   parseEntryName,
@@ -78,13 +78,18 @@ export async function readInventory(store: Store, options: { sizes?: boolean } =
   }
   images.sort((a, b) => a.lastUsed - b.lastUsed);
   const bytes = countBytes(images);
-  const fs = statfsSync(store.stateDir);
+  const fs = statfsSync(existingParent(store.stateDir));
   return {
     stateDir: store.stateDir,
     images,
     bytes,
     filesystem: { size: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize },
   };
+}
+
+/** The state dir, or its nearest parent that exists (a store not made yet is on that filesystem). */
+function existingParent(dir: string): string {
+  for (let at = dir; ; at = dirname(at)) if (mtime(at) > 0 || at === dirname(at)) return at;
 }
 
 /** Every image with a part in the store (an entry's marks or holds alone are not an image). */

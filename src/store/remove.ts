@@ -19,7 +19,7 @@ export type RemoveOutcome = { removed: true } | { removed: false; why: string };
 
 export async function removeImage(store: Store, entry: string, ids?: RootlessIds): Promise<RemoveOutcome> {
   const release = await tryLock(store.lockDir(`image-${entry}`));
-  if (!release) return { removed: false, why: 'being prepared now' };
+  if (!release) return { removed: false, why: 'locked: being prepared or removed by another run now' };
   let aside: string;
   try {
     const holders = liveHolders(store, entry);

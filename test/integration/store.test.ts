@@ -216,6 +216,10 @@ describe('build-cell store prune', () => {
       expect(result.stderr).toMatch(field);
     }
     expect((await store(['tidy'])).stderr).toMatch(/unknown store command "tidy": accepted are list, prune, verify/);
+    // A store not made yet is an empty one, on its parent's filesystem; nothing is created.
+    const empty = await list();
+    expect(empty.images).toEqual([]);
+    expect(empty.free).toBeGreaterThan(0);
     expect(existsSync(state)).toBe(false);
   });
 });

@@ -67,7 +67,8 @@ describe('parseCli: store', () => {
     expectUserError(() => cli(['store']), 'store', 'accepted are list, prune, verify');
     expectUserError(() => cli(['store', 'clean']), 'store', '"clean"');
     expectUserError(() => cli(['store', 'prune', '--all', '--max-size', '1G']), '--all', 'neither --older-than');
-    expectUserError(() => cli(['store', 'prune', '--max-size', '10']), '--max-size', 'at least 1M');
+    expectUserError(() => cli(['store', 'prune', '--max-size', 'ten']), '--max-size', 'such as 512M');
+    expect(cli(['store', 'prune', '--max-size', '0'])).toMatchObject({ maxBytes: 0 });
     expectUserError(() => cli(['store', 'list', '--all']), 'arguments', "Unknown option '--all'");
   });
 
