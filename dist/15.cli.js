@@ -173,6 +173,7 @@ function inventoryJson(inventory) {
             entry: image.entry,
         })),
         total: inventory.bytes,
+        ...(inventory.stateDirBytes !== undefined ? { stateDirBytes: inventory.stateDirBytes } : {}),
         free: inventory.filesystem.free,
         filesystemSize: inventory.filesystem.size,
     };
@@ -193,7 +194,8 @@ function inventoryTable(inventory) {
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     const lines = rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  '));
     const { filesystem } = inventory;
-    lines.push(`total ${formatBytes(inventory.bytes)} in ${inventory.images.length} image(s) (hard links counted once); ${formatBytes(filesystem.free)} free of ${formatBytes(filesystem.size)} on the filesystem of ${inventory.stateDir}`);
+    const whole = inventory.stateDirBytes !== undefined ? ` (the state dir: ${formatBytes(inventory.stateDirBytes)})` : '';
+    lines.push(`total ${formatBytes(inventory.bytes)} in ${inventory.images.length} image(s), hard links counted once${whole}; ${formatBytes(filesystem.free)} free of ${formatBytes(filesystem.size)} on the filesystem of ${inventory.stateDir}`);
     return `${lines.join('\n')}\n`;
 }
 
@@ -219,7 +221,7 @@ async function runStoreCommand(command, log) {
     const ids = process.getuid?.() !== 0 ? (0,userns/* probeUserns */.nD)().ids : undefined;
     switch (command.action) {
         case 'list':
-            return print(command, await (0,inventory/* readInventory */.zw)(store), listText, inventoryJson);
+            return print(command, await (0,inventory/* readInventory */.zw)(store, { whole: true }), listText, inventoryJson);
         case 'prune': {
             const { olderThanMs, maxBytes, all, dryRun } = command;
             return print(command, await (0,prune/* pruneStore */.I9)(store, { olderThanMs, maxBytes, all, dryRun, ids }), pruneText);

@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '4effe8b6a5d59ec3';
+const BUNDLE_ID = '5feff970a66b9fbc';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

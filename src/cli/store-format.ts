@@ -46,6 +46,7 @@ export function inventoryJson(inventory: StoreInventory) {
       entry: image.entry,
     })),
     total: inventory.bytes,
+    ...(inventory.stateDirBytes !== undefined ? { stateDirBytes: inventory.stateDirBytes } : {}),
     free: inventory.filesystem.free,
     filesystemSize: inventory.filesystem.size,
   };
@@ -67,8 +68,10 @@ export function inventoryTable(inventory: StoreInventory): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
   const { filesystem } = inventory;
+  const whole =
+    inventory.stateDirBytes !== undefined ? ` (the state dir: ${formatBytes(inventory.stateDirBytes)})` : '';
   lines.push(
-    `total ${formatBytes(inventory.bytes)} in ${inventory.images.length} image(s) (hard links counted once); ${formatBytes(filesystem.free)} free of ${formatBytes(filesystem.size)} on the filesystem of ${inventory.stateDir}`,
+    `total ${formatBytes(inventory.bytes)} in ${inventory.images.length} image(s), hard links counted once${whole}; ${formatBytes(filesystem.free)} free of ${formatBytes(filesystem.size)} on the filesystem of ${inventory.stateDir}`,
   );
   return `${lines.join('\n')}\n`;
 }

@@ -20,7 +20,7 @@ export async function runStoreCommand(command: StoreCommand, log: (m: string) =>
   const ids = process.getuid?.() !== 0 ? probeUserns().ids : undefined;
   switch (command.action) {
     case 'list':
-      return print(command, await readInventory(store), listText, inventoryJson);
+      return print(command, await readInventory(store, { whole: true }), listText, inventoryJson);
     case 'prune': {
       const { olderThanMs, maxBytes, all, dryRun } = command;
       return print(command, await pruneStore(store, { olderThanMs, maxBytes, all, dryRun, ids }), pruneText);

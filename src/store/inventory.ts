@@ -15,7 +15,16 @@ import {
 } from '../image/store.js';
 import { ARCHES, archKey, resolveArch, type ArchInfo } from '../emulation/arch.js';
 import { lastUsed, liveHolders, type Holder } from '../image/usage.js';
-import { addUsage, diskUsage, emptyUsage, usageFromJson, usageToJson, type DiskUsage } from '../util/disk-usage.js';
+import {
+  addUsage,
+  diskUsage,
+  emptyUsage,
+  ownUsage,
+  usageBytes,
+  usageFromJson,
+  usageToJson,
+  type DiskUsage,
+} from '../util/disk-usage.js';
 import { blobPath } from '../image/layout.js';
 
 const INSTALL_PREFIX = 'build-cell-install:';
@@ -50,10 +59,15 @@ export interface StoreInventory {
   bytes: number;
   /** The filesystem the store is on. */
   filesystem: { size: number; free: number };
+  /** The whole state dir as `du -s` counts it (images, cells' scratch, sessions, records), when asked for. */
+  stateDirBytes?: number;
 }
 
 /** The store's images, least recently used first. `sizes: false` skips the disk usage (all zero). */
-export async function readInventory(store: Store, options: { sizes?: boolean } = {}): Promise<StoreInventory> {
+export async function readInventory(
+  store: Store,
+  options: { sizes?: boolean; whole?: boolean } = {},
+): Promise<StoreInventory> {
   const refs = readRefs(store);
   const images: StoreImage[] = [];
   for (const entry of entryNames(store)) {
@@ -77,13 +91,14 @@ export async function readInventory(store: Store, options: { sizes?: boolean } =
     });
   }
   images.sort((a, b) => a.lastUsed - b.lastUsed);
-  const bytes = countBytes(images);
+  const all = countBytes(images);
   const fs = statfsSync(existingParent(store.stateDir));
   return {
     stateDir: store.stateDir,
     images,
-    bytes,
+    bytes: usageBytes(all),
     filesystem: { size: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize },
+    ...(options.whole ? { stateDirBytes: usageBytes(restOfStateDir(store, addUsage(emptyUsage(), all))) } : {}),
   };
 }
 
@@ -119,8 +134,32 @@ export function readRefs(store: Store): Array<RefRecord & { entry: string; file:
   return refs;
 }
 
-/** Set the sizes from the usages: `bytes` each image's own, `unique` the inodes no other image has. */
-function countBytes(images: StoreImage[]): number {
+/**
+ * Everything of the state dir but the images' parts (counted already, in `into`): the dirs
+ * themselves, cells' scratch, sessions, records and temporaries, walked.
+ */
+function restOfStateDir(store: Store, into: DiskUsage): DiskUsage {
+  const partDirs = new Set(['layouts', 'rootfs', 'erofs', 'mounts']);
+  const isPart = (name: string) => !!parseEntryName(name.replace(/\.(erofs|json)$/, ''));
+  ownUsage(store.stateDir, into);
+  for (const name of listDir(store.stateDir)) {
+    if (name !== 'images') diskUsage(join(store.stateDir, name), into);
+  }
+  ownUsage(store.imagesDir, into);
+  for (const name of listDir(store.imagesDir)) {
+    const dir = join(store.imagesDir, name);
+    if (!partDirs.has(name)) {
+      diskUsage(dir, into);
+      continue;
+    }
+    ownUsage(dir, into);
+    for (const child of listDir(dir)) if (!isPart(child)) diskUsage(join(dir, child), into);
+  }
+  return into;
+}
+
+/** Set the sizes from the usages: `bytes` each image's own, `unique` the inodes no other image has; returns all of them. */
+function countBytes(images: StoreImage[]): DiskUsage {
   const owners = new Map<string, number>();
   for (const image of images)
     for (const inode of image.usage.shared.keys()) owners.set(inode, (owners.get(inode) ?? 0) + 1);
@@ -135,9 +174,7 @@ function countBytes(images: StoreImage[]): number {
     }
     addUsage(all, usage);
   }
-  let total = all.bytes;
-  for (const size of all.shared.values()) total += size;
-  return total;
+  return all;
 }
 
 /** An image's usage: its parts', a layout's and a rootfs's from their size records while those hold. */

@@ -34,6 +34,16 @@ export function diskUsage(path: string, into: DiskUsage = emptyUsage()): DiskUsa
   return into;
 }
 
+/** The usage of `path` itself (a directory without what it holds). */
+export function ownUsage(path: string, into: DiskUsage): DiskUsage {
+  try {
+    count(lstatSync(path), into);
+  } catch {
+    // Gone: nothing to count.
+  }
+  return into;
+}
+
 function walk(dir: string, into: DiskUsage): void {
   let names: string[];
   try {
