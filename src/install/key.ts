@@ -73,6 +73,13 @@ export function installHash(parts: InstallKeyParts): string {
  * resolved to (STATE/images/refs) and its layout and rootfs are an image's like any other.
  * Never pulled: only the store and the Actions cache dir hold it.
  */
+/** How the store names an install step's derived image: this, then the key's hash. */
+export const INSTALL_REFERENCE_PREFIX = 'build-cell-install:';
+
 export function installReference(hash: string): ImageReference {
-  return { original: `install step ${hash.slice(0, 12)}`, full: `build-cell-install:${hash}`, transport: 'oci' };
+  return {
+    original: `install step ${hash.slice(0, 12)}`,
+    full: `${INSTALL_REFERENCE_PREFIX}${hash}`,
+    transport: 'oci',
+  };
 }

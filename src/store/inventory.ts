@@ -26,9 +26,11 @@ import {
   type DiskUsage,
 } from '../util/disk-usage.js';
 import { blobPath } from '../image/layout.js';
+import { INSTALL_REFERENCE_PREFIX } from '../install/key.js';
+import { LABEL } from '../install/registry.js';
 
-const INSTALL_PREFIX = 'build-cell-install:';
-const BASE_LABEL = 'dev.build-cell.install.base-digest';
+const INSTALL_PREFIX = INSTALL_REFERENCE_PREFIX;
+const BASE_LABEL = LABEL.base;
 
 export interface StoreImage {
   /** The entry's name in the store: ARCH-HEX. */
@@ -81,7 +83,9 @@ export async function readInventory(
       digest: parsed.digest,
       parts,
       references: named.filter((r) => !r.reference.startsWith(INSTALL_PREFIX)).map((r) => r.reference),
-      installKeys: named.filter((r) => r.reference.startsWith(INSTALL_PREFIX)).map((r) => r.reference.slice(19)),
+      installKeys: named
+        .filter((r) => r.reference.startsWith(INSTALL_PREFIX))
+        .map((r) => r.reference.slice(INSTALL_PREFIX.length)),
       ...baseOf(store, entry),
       bytes: 0,
       unique: 0,

@@ -125,14 +125,13 @@ export async function pruneStore(store: Store, options: PruneOptions): Promise<P
     const held = inventory.images.find((i) => i.entry === image.entry && i.holders.length);
     if (held) report.kept.push({ entry: held.entry, why: `in use by ${held.holders.map(describeHolder).join(', ')}` });
   }
-  for (const image of chosen) {
-    const outcome = options.dryRun ? { removed: true as const } : await removeImage(store, image.entry, options.ids);
-    if (!outcome.removed) {
-      report.kept.push({ entry: image.entry, why: outcome.why });
-      continue;
-    }
-    const bytes = shrink.remove(image);
-    report.removed.push(prunedImage(image, bytes));
+  await removeEach(store, chosen, { report, shrink, options });
+  // An image chosen for the size but locked meanwhile: the next least recently used ones instead.
+  const { maxBytes } = options;
+  if (maxBytes !== undefined && shrink.total() > maxBytes) {
+    const tried = new Set(chosen);
+    const more = choosePrune(inventory, { ...options, all: true }).filter((i) => !tried.has(i));
+    await removeEach(store, more, { report, shrink, options, until: maxBytes });
   }
   if (!options.imagesOnly) {
     report.cells = await deadCells(store, options);
@@ -144,6 +143,24 @@ export async function pruneStore(store: Store, options: PruneOptions): Promise<P
     report.removed.reduce((sum, i) => sum + i.bytes, 0) +
     [...report.cells, ...report.temporaries].reduce((sum, c) => sum + c.bytes, 0);
   return report;
+}
+
+/** Remove images in order (until the total fits in `until`, when given), each said in the report. */
+async function removeEach(
+  store: Store,
+  images: StoreImage[],
+  context: { report: PruneReport; shrink: ReturnType<typeof freeing>; options: PruneOptions; until?: number },
+): Promise<void> {
+  const { report, shrink, options, until } = context;
+  for (const image of images) {
+    if (until !== undefined && shrink.total() <= until) return;
+    const outcome = options.dryRun ? { removed: true as const } : await removeImage(store, image.entry, options.ids);
+    if (!outcome.removed) {
+      report.kept.push({ entry: image.entry, why: outcome.why });
+      continue;
+    }
+    report.removed.push(prunedImage(image, shrink.remove(image)));
+  }
 }
 
 function prunedImage(image: StoreImage, bytes: number): PrunedImage {

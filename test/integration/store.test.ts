@@ -196,6 +196,21 @@ describe('build-cell store prune', () => {
     expectOk(await run(['--image', image('arm'), '--arch', 'arm', '--', '/bin/true']), 'after prune');
   });
 
+  it('by size, takes the next least recently used image when one is locked (being prepared)', async () => {
+    for (const arch of ['amd64', 'arm64', 'arm'])
+      expectOk(await run(['--image', image(arch), '--arch', arch, '--', '/bin/true']), arch);
+    const [oldest, middle, newest] = (await list()).images;
+    // The oldest is being prepared by a live process (this one): its lock is taken.
+    const lock = join(state, 'locks', `image-${oldest!.entry}.lock`);
+    mkdirSync(lock, { recursive: true });
+    writeFileSync(join(lock, 'owner'), JSON.stringify({ pid: process.pid }));
+    const pruned = await prune(['--max-size', String(newest!.size + oldest!.size)]);
+    expect(pruned.kept).toEqual([{ entry: oldest!.entry, why: expect.stringMatching(/^locked/) }]);
+    expect(pruned.removed.map((i) => i.digest)).toEqual([middle!.digest]);
+    await removeDir(lock);
+    expect((await list()).images.map((i) => i.digest)).toEqual([oldest!.digest, newest!.digest]);
+  });
+
   it('takes the scratch of dead cells and stale temporaries, and says so', async () => {
     const kept = await run(['--image', image('amd64'), '--cleanup', 'never', '--', '/bin/true']);
     expectOk(kept, 'kept scratch');
