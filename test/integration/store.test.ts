@@ -289,7 +289,7 @@ describe('prune beside running cells and sessions', () => {
     const session = (args: string[]) => runCli(['session', ...args, '--name', 'held', '--state-dir', state]);
     // Started without a command: only its image prepared, held by its root layer from then on.
     expectOk(await session(['start', '--image', image('arm64'), '--arch', 'arm64']), 'start');
-    const cell = run(['--image', image('amd64'), '--', '/bin/sh', '-c', 'sleep 3; echo done']);
+    const cell = run(['--image', image('amd64'), '--', '/bin/sh', '-c', 'sleep 8; echo done']);
     let listing = await list();
     for (let i = 0; i < 100 && !listing.images.find((l) => l.arch === 'amd64')?.inUse; i++) {
       await new Promise((r) => setTimeout(r, 50));
@@ -321,7 +321,7 @@ describe('prune beside running cells and sessions', () => {
       // Every tenth an install step's derived image (found by its key, or made again).
       const install = i % 10 === 0 ? ['--install', 'touch /raced'] : [];
       const prepare = runCli(['prepare', '--image', image('amd64'), '--state-dir', state, ...install]);
-      await new Promise((r) => setTimeout(r, (i % 7) * 10));
+      await new Promise((r) => setTimeout(r, (i % 5) * 100));
       const pruned = await prune(['--all']);
       removedSome += pruned.removed.length;
       expectOk(await prepare, `prepare #${i + 1}`);
