@@ -19,7 +19,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { wrap } = require('node:module');
 
-const BUNDLE_ID = '3c950b713629ca84';
+const BUNDLE_ID = 'ce5cca49ba91886c';
 const bundle = path.join(__dirname, 'cli.bundle.js');
 
 /**

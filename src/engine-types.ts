@@ -11,7 +11,7 @@ import type { Owner } from './cell/finalize.js';
 import type { WriteBackResult } from './write-back/workspace.js';
 import type { InstallRequest, InstallResult } from './install/port.js';
 import type { CellSpecInput } from './cellspec/types.js';
-import type { CapReport } from './store/cap.js';
+import type { CapReport } from './store/cap-report.js';
 
 export type { CellHooks } from './install/port.js';
 export type { CellSpecInput } from './cellspec/types.js';

@@ -15,7 +15,6 @@ import { checkEmulation } from './emulation/setup.js';
 import { prepareImage, type PreparedImage, type PrepareRequest } from './image/prepare.js';
 import { Store } from './image/store.js';
 import { ImageHolds } from './image/usage.js';
-import { capStore } from './store/cap.js';
 import { dirname } from 'node:path';
 import { checkExportDestinations } from './cell/finalize.js';
 import { checkHostInputs, checkOutsideStateDir } from './cell/host-inputs.js';
@@ -157,6 +156,8 @@ async function imageWithInstall(
 /** The size cap after a run, never the images it used; a failure is a warning, never the build's. */
 async function applyCap(store: Store, maxBytes: number, used: string[]): Promise<NonNullable<CellRunResult['store']>> {
   try {
+    // Loaded only for a run with a cap: the store's upkeep is no part of a warm cell's start-up.
+    const { capStore } = await import('./store/cap.js');
     return await capStore(store, maxBytes, used, rootlessIds());
   } catch (error) {
     return { maxBytes, warning: `the store's size cap was not applied: ${errorMessage(error)}` };

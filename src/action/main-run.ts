@@ -37,7 +37,7 @@ import { getInputs, unknownInputs, type ActionInputs } from './inputs.js';
 import { holdsImage, restoreCache, saveCache } from './actions-cache.js';
 import { uploadExports } from './artifact.js';
 import { writeSummary, type ActionPhase, type SummaryData } from './summary.js';
-import { describeCap } from '../store/cap.js';
+import { describeCap } from '../store/cap-report.js';
 import { STATE } from './state.js';
 import { describeInstall, installSource, restoreInstall, saveInstall, type InstallCache } from './install-cache.js';
 import { decideInstallPush } from './install-push.js';

@@ -15,7 +15,7 @@ import type { CommonOptions } from './command.js';
 import { parseReference } from '../image/reference.js';
 import type { CellRequest, CellRunResult, CellSpecInput } from '../engine.js';
 import { reportInstall } from './report-install.js';
-import { describeCap } from '../store/cap.js';
+import { describeCap } from '../store/cap-report.js';
 import { cliInstallRequest, userCacheDir } from './run-args.js';
 import { SCRIPT_PATH } from '../cellspec/types.js';
 import { BuildCellError, EXIT_BUILD_CELL_ERROR, UserError, errorMessage } from '../util/errors.js';

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Store } from '../image/store.js';
 import { probeUserns } from '../privilege/userns.js';
-import { readInventory, type StoreInventory } from '../store/inventory.js';
+import { readInventory } from '../store/inventory.js';
 import { pruneStore, type PruneReport } from '../store/prune.js';
 import { verifyStore, type VerifyReport } from '../store/verify.js';
 import { CellSetupError } from '../util/errors.js';
@@ -20,7 +20,7 @@ export async function runStoreCommand(command: StoreCommand, log: (m: string) =>
   const ids = process.getuid?.() !== 0 ? probeUserns().ids : undefined;
   switch (command.action) {
     case 'list':
-      return print(command, await readInventory(store, { whole: true }), listText, inventoryJson);
+      return print(command, await readInventory(store, { whole: true }), inventoryTable, inventoryJson);
     case 'prune': {
       const { olderThanMs, maxBytes, all, dryRun } = command;
       return print(command, await pruneStore(store, { olderThanMs, maxBytes, all, dryRun, ids }), pruneText);
@@ -58,10 +58,6 @@ function throughSudo(command: StoreCommand, log: (m: string) => void): number {
       `the store ${command.stateDir} is root's, and sudo -n could not run build-cell: ${result.error?.message ?? `signal ${result.signal}`}`,
     );
   return result.status;
-}
-
-function listText(inventory: StoreInventory): string {
-  return inventoryTable(inventory);
 }
 
 function pruneText(report: PruneReport): string {

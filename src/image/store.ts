@@ -76,6 +76,15 @@ export interface SizeRecord extends ReturnType<typeof usageToJson> {
   stale?: boolean;
 }
 
+/** The directories of STATE/images that hold image parts, each file or dir in them named by its entry. */
+export const PART_DIRS = ['layouts', 'rootfs', 'erofs', 'mounts'] as const;
+
+/** The entry a name in a part dir belongs to (an EROFS image and its record are ENTRY.erofs, ENTRY.json), if any. */
+export function entryOfPartName(name: string): string | undefined {
+  const entry = name.replace(/\.(erofs|json)$/, '');
+  return parseEntryName(entry) ? entry : undefined;
+}
+
 /** An entry's name back into its arch key and digest: `arm-v7-<hex>` is arm-v7's. */
 export function parseEntryName(name: string): { archKey: string; digest: string } | undefined {
   const match = /^([a-z0-9]+(?:-v\d+)?)-([a-f0-9]{64})$/.exec(name);
@@ -219,10 +228,23 @@ export class Store {
 
   /** Remove temporary entries of runs that died (their PID is in the name). */
   async removeStaleTemps(): Promise<void> {
-    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
-      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
-      if (pid && !ownerIsAlive({ pid })) await rm(join(this.tmpDir, name), { recursive: true, force: true });
+    for (const path of await this.staleTemps()) await rm(path, { recursive: true, force: true });
+  }
+
+  /** Temporary entries under STATE/tmp of runs that died (tempDir names them `PREFIX-PID-HEX`). */
+  async staleTemps(): Promise<string[]> {
+    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    return names.filter((name) => isDead(/^[a-z]+-(\d+)-/.exec(name)?.[1])).map((name) => join(this.tmpDir, name));
+  }
+
+  /** Half-written records of runs that died (writeAtomic's `FILE.PID.HEX.tmp`) beside the refs, EROFS records and sizes. */
+  async staleRecordTemps(): Promise<string[]> {
+    const stale: string[] = [];
+    for (const dir of ['refs', 'erofs', 'sizes'].map((d) => join(this.imagesDir, d))) {
+      for (const name of await readdir(dir).catch(() => [] as string[]))
+        if (isDead(/\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1])) stale.push(join(dir, name));
     }
+    return stale;
   }
 
   /** A fresh directory under STATE/tmp, to be renamed into place. */
@@ -273,6 +295,11 @@ export class Store {
       if (record && !record.stale) await this.writeSize(part, entry, { ...record, stale: true });
     }
   }
+}
+
+/** A PID (from a temporary's name) whose process is gone. */
+function isDead(pid: string | undefined): boolean {
+  return !!pid && !ownerIsAlive({ pid: Number(pid) });
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

@@ -7,9 +7,10 @@ import { readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   ENTRY_PARTS,
+  PART_DIRS,
+  entryOfPartName,
   parseEntryName,
   type EntryPart,
-  type ErofsRecord,
   type RefRecord,
   type Store,
 } from '../image/store.js';
@@ -25,7 +26,7 @@ import {
   usageToJson,
   type DiskUsage,
 } from '../util/disk-usage.js';
-import { blobPath } from '../image/layout.js';
+import { readImageConfig } from '../image/prepare.js';
 import { INSTALL_REFERENCE_PREFIX } from '../install/key.js';
 import { LABEL } from '../install/registry.js';
 
@@ -86,7 +87,7 @@ export async function readInventory(
       installKeys: named
         .filter((r) => r.reference.startsWith(INSTALL_PREFIX))
         .map((r) => r.reference.slice(INSTALL_PREFIX.length)),
-      ...baseOf(store, entry),
+      ...(await baseOf(store, entry, parts)),
       bytes: 0,
       unique: 0,
       lastUsed: lastUsed(store, entry, madeAt(paths, parts)),
@@ -114,10 +115,10 @@ function existingParent(dir: string): string {
 /** Every image with a part in the store (an entry's marks or holds alone are not an image). */
 function entryNames(store: Store): string[] {
   const names = new Set<string>();
-  for (const dir of ['layouts', 'rootfs', 'erofs', 'mounts']) {
+  for (const dir of PART_DIRS) {
     for (const name of listDir(join(store.imagesDir, dir))) {
-      const entry = name.replace(/\.(erofs|json)$/, '');
-      if (parseEntryName(entry)) names.add(entry);
+      const entry = entryOfPartName(name);
+      if (entry) names.add(entry);
     }
   }
   return [...names];
@@ -143,8 +144,7 @@ export function readRefs(store: Store): Array<RefRecord & { entry: string; file:
  * themselves, cells' scratch, sessions, records and temporaries, walked.
  */
 function restOfStateDir(store: Store, into: DiskUsage): DiskUsage {
-  const partDirs = new Set(['layouts', 'rootfs', 'erofs', 'mounts']);
-  const isPart = (name: string) => !!parseEntryName(name.replace(/\.(erofs|json)$/, ''));
+  const partDirs = new Set<string>(PART_DIRS);
   ownUsage(store.stateDir, into);
   for (const name of listDir(store.stateDir)) {
     if (name !== 'images') diskUsage(join(store.stateDir, name), into);
@@ -157,16 +157,14 @@ function restOfStateDir(store: Store, into: DiskUsage): DiskUsage {
       continue;
     }
     ownUsage(dir, into);
-    for (const child of listDir(dir)) if (!isPart(child)) diskUsage(join(dir, child), into);
+    for (const child of listDir(dir)) if (!entryOfPartName(child)) diskUsage(join(dir, child), into);
   }
   return into;
 }
 
 /** Set the sizes from the usages: `bytes` each image's own, `unique` the inodes no other image has; returns all of them. */
 function countBytes(images: StoreImage[]): DiskUsage {
-  const owners = new Map<string, number>();
-  for (const image of images)
-    for (const inode of image.usage.shared.keys()) owners.set(inode, (owners.get(inode) ?? 0) + 1);
+  const owners = inodeOwners(images);
   const all = emptyUsage();
   for (const image of images) {
     const { usage } = image;
@@ -179,6 +177,14 @@ function countBytes(images: StoreImage[]): DiskUsage {
     addUsage(all, usage);
   }
   return all;
+}
+
+/** How many of the images have each shared inode. */
+export function inodeOwners(images: StoreImage[]): Map<string, number> {
+  const owners = new Map<string, number>();
+  for (const image of images)
+    for (const inode of image.usage.shared.keys()) owners.set(inode, (owners.get(inode) ?? 0) + 1);
+  return owners;
 }
 
 /** An image's usage: its parts', a layout's and a rootfs's from their size records while those hold. */
@@ -194,7 +200,7 @@ async function imageUsage(store: Store, entry: string, parts: EntryPart[]): Prom
 }
 
 /** A directory's usage from its size record when the record is for it (same inode) and not stale; else walked, and recorded. */
-export async function recordedUsage(store: Store, part: EntryPart, entry: string, dir: string): Promise<DiskUsage> {
+async function recordedUsage(store: Store, part: EntryPart, entry: string, dir: string): Promise<DiskUsage> {
   const record = await store.readSize(part, entry);
   const ino = statSync(dir).ino;
   const usage = record?.ino === ino && !record.stale ? usageFromJson(record) : undefined;
@@ -208,22 +214,14 @@ export async function recordedUsage(store: Store, part: EntryPart, entry: string
   return walked;
 }
 
-/** A derived image's base, from its layout's config labels or its EROFS record's. */
-function baseOf(store: Store, entry: string): { base?: string } {
-  const layout = store.partPaths(entry).layout[0]!;
-  try {
-    const index = readJson<{ manifests: Array<{ digest: string }> }>(join(layout, 'index.json'));
-    const manifest = readJson<{ config: { digest: string } }>(blobPath(layout, index!.manifests[0]!.digest));
-    const config = readJson<{ config?: { Labels?: Record<string, string> } }>(
-      blobPath(layout, manifest!.config.digest),
-    );
-    const base = config?.config?.Labels?.[BASE_LABEL];
-    if (base) return { base };
-  } catch {
-    // No layout: an EROFS entry's record may say.
-  }
-  const record = readJson<ErofsRecord>(store.partPaths(entry).erofs[1]!);
-  const base = record?.config.labels?.[BASE_LABEL];
+/** A derived image's base, from its layout's config labels, else its EROFS record's. */
+async function baseOf(store: Store, entry: string, parts: EntryPart[]): Promise<{ base?: string }> {
+  const fromLayout = parts.includes('layout')
+    ? await readImageConfig(store.partPaths(entry).layout[0]!).catch(() => undefined)
+    : undefined;
+  const arch = entryArch(entry);
+  const fromErofs = arch ? (await store.readErofs(arch, parseEntryName(entry)!.digest))?.config : undefined;
+  const base = fromLayout?.labels?.[BASE_LABEL] ?? fromErofs?.labels?.[BASE_LABEL];
   return base ? { base } : {};
 }
 

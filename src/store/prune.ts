@@ -8,7 +8,7 @@
  *   --all           every image not in use
  *   (none)          the images no reference names any more (a tag that moved on)
  */
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeScratch } from '../cell/stage.js';
 import { cellScratches } from '../cell/cell-owner.js';
@@ -16,8 +16,8 @@ import { ENTRY_PARTS, parseEntryName, type Store } from '../image/store.js';
 import { liveHolders } from '../image/usage.js';
 import type { RootlessIds } from '../privilege/userns.js';
 import { diskUsage, usageBytes } from '../util/disk-usage.js';
-import { ownerIsAlive } from '../util/lock.js';
-import { listDir, readInventory, readRefs, type StoreImage, type StoreInventory } from './inventory.js';
+import { lockIsStale, ownerIsAlive } from '../util/lock.js';
+import { inodeOwners, listDir, readInventory, readRefs, type StoreImage, type StoreInventory } from './inventory.js';
 import { describeHolder, removeImage } from './remove.js';
 
 export interface PruneOptions {
@@ -85,9 +85,7 @@ export function choosePrune(inventory: StoreInventory, options: PruneOptions): S
 
 /** The images' total as images are taken away: a shared inode goes with the last image that has it. */
 export function freeing(inventory: StoreInventory) {
-  const owners = new Map<string, number>();
-  for (const image of inventory.images)
-    for (const inode of image.usage.shared.keys()) owners.set(inode, (owners.get(inode) ?? 0) + 1);
+  const owners = inodeOwners(inventory.images);
   let total = inventory.bytes;
   return {
     total: () => total,
@@ -135,7 +133,7 @@ export async function pruneStore(store: Store, options: PruneOptions): Promise<P
   }
   if (!options.imagesOnly) {
     report.cells = await deadCells(store, options);
-    report.temporaries = staleTemporaries(store, options);
+    report.temporaries = await staleTemporaries(store, options);
     if (!options.dryRun) removeOrphanRecords(store, options.now ?? Date.now());
   }
   report.after = shrink.total();
@@ -177,36 +175,25 @@ async function deadCells(store: Store, options: PruneOptions): Promise<PruneRepo
   const now = options.now ?? Date.now();
   const dead: PruneReport['cells'] = [];
   for (const { dir, owner } of cellScratches(store.cellsDir)) {
-    const usage = diskUsage(dir);
     if (owner ? ownerIsAlive(owner) : now - mtimeOf(dir) < 86_400_000) continue;
+    const bytes = usageBytes(diskUsage(dir));
     if (!options.dryRun) await removeScratch(dir, options.ids);
-    dead.push({ dir, bytes: usageBytes(usage) });
+    dead.push({ dir, bytes });
   }
   return dead;
 }
 
-/** Temporaries of runs that died (their PID in the name): STATE/tmp/*, records' `*.PID.HEX.tmp`, and stale locks. */
-function staleTemporaries(store: Store, options: PruneOptions): PruneReport['temporaries'] {
-  const stale: PruneReport['temporaries'] = [];
-  const take = (path: string) => {
-    stale.push({ path, bytes: usageBytes(diskUsage(path)) });
+/** Temporaries of runs that died: STATE/tmp entries, half-written records, and stale locks. */
+async function staleTemporaries(store: Store, options: PruneOptions): Promise<PruneReport['temporaries']> {
+  const locks = listDir(store.locksDir).map((name) => join(store.locksDir, name));
+  const staleLocks: string[] = [];
+  for (const lock of locks) if (await lockIsStale(lock)) staleLocks.push(lock);
+  const paths = [...(await store.staleTemps()), ...(await store.staleRecordTemps()), ...staleLocks];
+  return paths.map((path) => {
+    const bytes = usageBytes(diskUsage(path));
     if (!options.dryRun) rmSync(path, { recursive: true, force: true });
-  };
-  for (const name of listDir(store.tmpDir)) {
-    const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
-    if (pid && !ownerIsAlive({ pid })) take(join(store.tmpDir, name));
-  }
-  for (const dir of ['refs', 'erofs', 'sizes'].map((d) => join(store.imagesDir, d))) {
-    for (const name of listDir(dir)) {
-      const pid = Number(/\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1]);
-      if (pid && !ownerIsAlive({ pid })) take(join(dir, name));
-    }
-  }
-  for (const name of listDir(store.locksDir)) {
-    const owner = readOwner(join(store.locksDir, name, 'owner'));
-    if (owner && !ownerIsAlive(owner)) take(join(store.locksDir, name));
-  }
-  return stale;
+    return { path, bytes };
+  });
 }
 
 /**
@@ -224,14 +211,6 @@ function removeOrphanRecords(store: Store, now: number): void {
     const entry = /^(?:layout|rootfs|erofs|mount)-(.+)\.json$/.exec(name)?.[1];
     const file = join(store.imagesDir, 'sizes', name);
     if (entry && parseEntryName(entry) && gone(entry, file)) rmSync(file, { force: true });
-  }
-}
-
-function readOwner(file: string): { pid: number; start?: string } | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as { pid: number; start?: string };
-  } catch {
-    return undefined;
   }
 }
 

@@ -83,6 +83,11 @@ export async function tryLock(lockDir: string): Promise<(() => Promise<void>) | 
 
 class LockBusyError extends CellSetupError {}
 
+/** A lock whose owner is gone (or that never got one, and is old): what acquireLock would take over. */
+export function lockIsStale(lockDir: string): Promise<boolean> {
+  return isStale(lockDir, join(lockDir, 'owner'));
+}
+
 /**
  * Remove a stale lock. Two waiters may both see the same dead owner: the takeover itself is
  * exclusive, and the lock is removed only if it still names that dead owner.

@@ -51,6 +51,11 @@ export function runCli(args: string[], options: RunCliOptions = {}): Promise<Cli
   });
 }
 
+/** The run succeeded; if not, the message names it and ends with the tails of its output. */
+export function expectOk(r: CliResult, what: string): void {
+  expect(r.code, `${what}\n--- stdout:\n${r.stdout.slice(-3000)}\n--- stderr:\n${r.stderr.slice(-3000)}`).toBe(0);
+}
+
 export function tempDir(prefix = 'bc-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

@@ -19,6 +19,7 @@ import {
   tempDir,
   type CliResult,
   type HostSnapshot,
+  expectOk,
 } from '../helpers/cli.js';
 import { busyboxLayout, DEBIAN_TAG, debianLayout, node24Binary } from '../helpers/fixtures.js';
 import { podman } from '../helpers/podman.js';
@@ -44,8 +45,6 @@ const INSTALL = [
 ].join('\n');
 const SCRIPT_B = INSTALL.replace('script A', 'script B');
 
-const expectOk = (r: CliResult, what: string) =>
-  expect(r.code, `${what}\n--- stdout:\n${r.stdout.slice(-3000)}\n--- stderr:\n${r.stderr.slice(-3000)}`).toBe(0);
 const result = (name: string) => JSON.parse(readFileSync(join(work, name), 'utf8'));
 const installRuns = (r: CliResult) => (r.stderr.match(/install step ran in/g) ?? []).length;
 const warnings = (r: CliResult) => r.stderr.split('\n').filter((l) => l.startsWith('build-cell: warning:'));

@@ -17,6 +17,7 @@ import {
   tempDir,
   type CliResult,
   type HostSnapshot,
+  expectOk,
 } from '../helpers/cli.js';
 import { pushLayout, startRegistry, type Registry } from '../helpers/registry.js';
 import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
@@ -27,8 +28,6 @@ let state: string;
 let work: string;
 let before: HostSnapshot;
 
-const expectOk = (r: CliResult, what: string) =>
-  expect(r.code, `${what}\n--- stdout:\n${r.stdout.slice(-3000)}\n--- stderr:\n${r.stderr.slice(-3000)}`).toBe(0);
 const run = (args: string[], resultFile?: string) =>
   runCli(['run', '--state-dir', state, ...(resultFile ? ['--result-file', join(work, resultFile)] : []), ...args]);
 const result = (name: string) => JSON.parse(readFileSync(join(work, name), 'utf8'));

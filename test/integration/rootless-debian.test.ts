@@ -16,8 +16,8 @@ import {
   runCli,
   snapshotHost,
   tempDir,
-  type CliResult,
   type HostSnapshot,
+  expectOk,
 } from '../helpers/cli.js';
 import { createUser, layoutForUser, removeUser } from '../helpers/users.js';
 
@@ -33,8 +33,6 @@ const asUser = (args: string[]) =>
     cwd: home,
     env: { PATH: process.env.PATH, HOME: home },
   });
-const expectOk = (r: CliResult, what: string) =>
-  expect(r.code, `${what}\n--- stdout:\n${r.stdout.slice(-3000)}\n--- stderr:\n${r.stderr.slice(-3000)}`).toBe(0);
 const notOwned = (dir: string) => execFileSync('find', [dir, '-not', '-user', USER], { encoding: 'utf8' }).trim();
 /** The user's ranges, as useradd gave them (or a fresh one): the tests take them away and back. */
 const subIds = (op: '--add' | '--del') =>

@@ -9,13 +9,12 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { hostCheckedWork, removeDir, runCli, tempDir, type CliResult, type RunCliOptions } from '../helpers/cli.js';
+import { hostCheckedWork, removeDir, runCli, tempDir, type RunCliOptions, expectOk } from '../helpers/cli.js';
 import { layoutForUser, sudoAndPlainUsers, uidOf } from '../helpers/users.js';
 
 let layout: string;
 let state: string;
 let work: string;
-const expectOk = (r: CliResult, what: string) => expect(r.code, `${what}\n${r.stdout}\n${r.stderr}`).toBe(0);
 
 beforeAll(async () => {
   layout = await busyboxLayout();

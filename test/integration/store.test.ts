@@ -10,13 +10,12 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFile
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { hostCheckedWork, removeDir, runCli, type CliResult, type RunCliOptions } from '../helpers/cli.js';
+import { hostCheckedWork, removeDir, runCli, type RunCliOptions, expectOk } from '../helpers/cli.js';
 import { layoutForUser, sudoAndPlainUsers } from '../helpers/users.js';
 
 let layout: string;
 let state: string;
 let work: string;
-const expectOk = (r: CliResult, what: string) => expect(r.code, `${what}\n${r.stdout}\n${r.stderr}`).toBe(0);
 
 beforeAll(async () => {
   layout = await busyboxLayout();

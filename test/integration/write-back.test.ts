@@ -18,7 +18,7 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxLayout } from '../helpers/fixtures.js';
-import { hostCheckedWork, onSmallDisk, removeDir, runCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { hostCheckedWork, onSmallDisk, removeDir, runCli, tempDir, expectOk } from '../helpers/cli.js';
 import { layoutForUser, sudoAndPlainUsers, uidOf } from '../helpers/users.js';
 
 let layout: string;
@@ -26,7 +26,6 @@ let state: string;
 let work: string;
 const image = () => ['--image', `oci:${layout}:amd64`];
 const run = (args: string[]) => runCli(['run', '--state-dir', state, ...image(), ...args]);
-const expectOk = (r: CliResult, what: string) => expect(r.code, `${what}\n${r.stdout}\n${r.stderr}`).toBe(0);
 /** A tree as path -> 'dir' | 'file CONTENT' | 'link TARGET'. */
 function tree(dir: string, prefix = ''): Record<string, string> {
   const out: Record<string, string> = {};

@@ -13,7 +13,7 @@ import { parseEntryName, Store } from '../../src/image/store.js';
 import { ImageHolds, lastUsed, liveHolders } from '../../src/image/usage.js';
 import { choosePrune, freeing } from '../../src/store/prune.js';
 import type { StoreImage, StoreInventory } from '../../src/store/inventory.js';
-import { describeCap } from '../../src/store/cap.js';
+import { describeCap } from '../../src/store/cap-report.js';
 import { formatBytes, imageName } from '../../src/cli/store-format.js';
 import { addUsage, diskUsage, emptyUsage, usageBytes } from '../../src/util/disk-usage.js';
 import { parseInputs } from '../../src/action/inputs.js';
